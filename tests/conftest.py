@@ -1,0 +1,44 @@
+"""Shared fixtures: the real-data mirror, a real HTTP server on 127.0.0.1, Neo4j settings."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MIRROR = Path(os.environ.get("CINEGRAPH_MIRROR", ROOT.parent / "shared" / "data" / "mirror"))
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The real MovieLens + IMDb mirror of ../shared/data; tests needing it skip where it is absent."""
+    if not (MIRROR / "movielens" / "ml-latest-small.zip").exists():
+        pytest.skip(f"real-data mirror not found at {MIRROR} (set CINEGRAPH_MIRROR)")
+    return MIRROR
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture
+def http_dir(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Serve a fresh directory over HTTP on 127.0.0.1; yields (base_url, directory)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()
