@@ -1,0 +1,186 @@
+"""The evaluation harness every model goes through, and the record of one training run.
+
+Ranking is full: each user's scores over all movies, minus the movies the user has a RATED edge
+for in the model input (``data.seen_edges``: training positives and non-positive ratings; they
+can never be held-out positives), top-K taken per user. Metrics for K in ``ks`` are reported for
+all users and for three slices, by suffix:
+
+* ``_cold_users``: users with at most ``COLD_USER_MAX`` training positives;
+* ``_long_tail``: held-out positives whose movie has at most ``LONG_TAIL_MAX`` training positives;
+* ``_cold_items``: held-out positives whose movie has no training positive at all.
+
+A slice keeps the full ranking and filters the ground truth; users without ground truth in the
+slice are left out of its averages (NaN when the slice is empty).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from models.data import PreparedData
+from models.metrics import RankingMetrics, classification_metrics
+
+log = logging.getLogger(__name__)
+
+COLD_USER_MAX = 5  # users with <= this many training positives are cold
+LONG_TAIL_MAX = 5  # movies with <= this many training positives are long-tail
+SLICES = ("", "_cold_users", "_long_tail", "_cold_items")
+MONITOR = "ndcg@20"  # validation metric for early stopping and model selection
+
+
+@dataclass
+class RunResult:
+    """One model trained with one seed: test and validation metrics, curve, cost."""
+
+    name: str
+    seed: int
+    metrics: dict[str, float]  # test split
+    valid_metrics: dict[str, float]  # validation split, at the selected epoch
+    history: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
+    epoch_seconds: float = 0.0  # mean wall seconds per training epoch
+    peak_mem_mb: float = 0.0  # see peak_memory_mb
+    config: dict[str, Any] = field(default_factory=dict)  # the model's config, as saved
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def peak_memory_mb(device: torch.device | str) -> float:
+    """Peak memory in MiB: CUDA allocator peak on a GPU, else the process's peak RSS (a process
+    high-water mark, so on CPU it only grows across runs in one process)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def _slice_masks(data: PreparedData, truth: Tensor) -> dict[str, Tensor]:
+    """For each slice, which ground-truth pairs ``[2, G]`` it keeps."""
+    train = data.train_edges.cpu()
+    user_count = torch.bincount(train[0], minlength=data.num_users)
+    item_count = torch.bincount(train[1], minlength=data.num_movies)
+    return {
+        "": torch.ones(truth.size(1), dtype=torch.bool),
+        "_cold_users": user_count[truth[0]] <= COLD_USER_MAX,
+        "_long_tail": item_count[truth[1]] <= LONG_TAIL_MAX,
+        "_cold_items": item_count[truth[1]] == 0,
+    }
+
+
+@torch.no_grad()
+def evaluate_ranking(
+    score_fn: Callable[[Tensor], Tensor],
+    data: PreparedData,
+    split: str,
+    ks: tuple[int, ...] = (10, 20),
+    batch_size: int = 1024,
+) -> dict[str, float]:
+    """Full-ranking metrics of ``split`` ("valid" or "test"), e.g. ``ndcg@20``,
+    ``recall@10_cold_items``.
+
+    Args:
+        score_fn: user indices ``[B]`` -> scores ``[B, num_movies]`` (higher is better).
+        data: the prepared data the model was trained on.
+        split: which held-out positives are the ground truth.
+        ks: cut-offs (default: ``(10, 20)``).
+        batch_size: users scored at once (default: ``1024``).
+    """
+    truth = data.edges(split).cpu()  # [2, G]
+    slice_masks = _slice_masks(data, truth)
+    seen = data.seen_edges.cpu()  # [2, S]
+    users = truth[0].unique()
+    meters = {name: RankingMetrics(ks) for name in SLICES}
+    row_of = torch.full((data.num_users,), -1, dtype=torch.long)
+    k = min(max(ks), data.num_movies)
+    for batch in users.split(batch_size):
+        B = batch.numel()
+        row_of[batch] = torch.arange(B)
+        scores = score_fn(batch).detach().float().cpu()  # [B, num_movies]
+        if scores.shape != (B, data.num_movies):
+            raise ValueError(f"score_fn returned {tuple(scores.shape)}, want {(B, data.num_movies)}")
+        in_batch = row_of[seen[0]] >= 0
+        scores[row_of[seen[0, in_batch]], seen[1, in_batch]] = float("-inf")
+        top = scores.topk(k, dim=1).indices  # [B, k]
+        if k < max(ks):  # fewer movies than the cut-off: pad with an index no truth holds
+            top = torch.cat([top, top.new_full((B, max(ks) - k), data.num_movies)], dim=1)
+        t_in = row_of[truth[0]] >= 0
+        for name, meter in meters.items():
+            keep = t_in & slice_masks[name]
+            meter.update(top, torch.stack([row_of[truth[0, keep]], truth[1, keep]]))
+        row_of[batch] = -1
+    out = {}
+    for name, meter in meters.items():
+        out.update({f"{metric}{name}": value for metric, value in meter.compute().items()})
+        log.debug("%s slice %r: %d users", split, name, meter.num_users)
+    return out
+
+
+@torch.no_grad()
+def evaluate_classification(logits: Tensor, data: PreparedData, split: str) -> dict[str, float]:
+    """``micro_f1``, ``macro_f1`` and ``map`` of genre logits ``[num_movies, num_genres]`` on the
+    movies of ``split``."""
+    mask = data.genre_masks[split].to(logits.device)
+    return classification_metrics(logits[mask].float().cpu(), data.genre_labels[mask.cpu()].cpu())
+
+
+def train_with_early_stopping(
+    model: torch.nn.Module,
+    train_epoch: Callable[[], float],
+    score_fn: Callable[[Tensor], Tensor],
+    data: PreparedData,
+    *,
+    name: str,
+    seed: int,
+    device: torch.device | str,
+    max_epochs: int,
+    patience: int,
+    eval_every: int = 1,
+    config: dict[str, Any] | None = None,
+) -> RunResult:
+    """Run ``train_epoch`` (returns the mean loss) until validation ``ndcg@20`` stops improving
+    for ``patience`` evaluations, restore the best weights, then evaluate valid and test."""
+    best, best_state, bad = float("-inf"), copy.deepcopy(model.state_dict()), 0
+    history: list[dict[str, float]] = []
+    seconds: list[float] = []
+    for epoch in range(1, max_epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        loss = train_epoch()
+        seconds.append(time.perf_counter() - t0)
+        row = {"epoch": epoch, "loss": float(loss), "seconds": seconds[-1]}
+        if epoch % eval_every == 0 or epoch == max_epochs:
+            model.eval()
+            score = evaluate_ranking(score_fn, data, "valid", ks=(20,))[MONITOR]
+            row[f"valid_{MONITOR}"] = score
+            if score > best:
+                best, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
+            else:
+                bad += 1
+            log.info("%s epoch %d: loss %.4f, valid %s %.4f", name, epoch, loss, MONITOR, score)
+        history.append(row)
+        if bad >= patience:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    return RunResult(
+        name=name,
+        seed=seed,
+        metrics=evaluate_ranking(score_fn, data, "test"),
+        valid_metrics=evaluate_ranking(score_fn, data, "valid"),
+        history=history,
+        epoch_seconds=sum(seconds) / max(len(seconds), 1),
+        peak_mem_mb=peak_memory_mb(device),
+        config=config or {},
+    )
