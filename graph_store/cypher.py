@@ -1,0 +1,196 @@
+"""Run the ready-made ``queries/*.cypher`` files (or any Cypher file) with parameters.
+
+A query file is plain Cypher that also pastes into Neo4j Browser. Its header comments declare the
+parameters with example values in Browser syntax (``// :param movie_id => 1``); those values are
+the defaults here, ``--param name=value`` overrides them, and an undeclared name is refused.
+Queries run in READ transactions, so a file cannot change the graph.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import neo4j
+from neo4j.graph import Node, Path as GraphPath, Relationship
+
+from graph_store import schema
+from graph_store.errors import CinegraphError
+
+log = logging.getLogger(__name__)
+
+QUERIES_DIR = Path(__file__).resolve().parent / "queries"
+_PARAM_LINE = re.compile(r"^\s*//\s*:param\s+(\w+)\s*=>\s*(.+?)\s*;?\s*$")
+_PARAM_USE = re.compile(r"\$(\w+)")
+_STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+@dataclass(frozen=True)
+class CypherFile:
+    """One query file: its statement, the parameters it uses and their declared defaults."""
+
+    path: Path
+    text: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def parameters(self) -> set[str]:
+        """Every ``$name`` the statement uses (comments and string literals excluded)."""
+        code = "\n".join(line.split("//", 1)[0] for line in self.text.splitlines())
+        return set(_PARAM_USE.findall(_STRING_LITERAL.sub("''", code)))
+
+
+def parse_value(text: str) -> Any:
+    """A parameter value as typed on the command line: int, float, null, true/false, a quoted
+    string (quotes removed, so ``'"42"'`` stays a string), else the text itself."""
+    text = text.strip()
+    if text == "null":
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["name=value", ...]`` -> ``{name: parsed value}``."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise CinegraphError(f"--param {pair!r}: expected name=value")
+        params[name.strip()] = parse_value(value)
+    return params
+
+
+def available_queries() -> list[str]:
+    """Names of the bundled query files."""
+    return sorted(p.stem for p in QUERIES_DIR.glob("*.cypher"))
+
+
+def load_query(name_or_path: str | Path) -> CypherFile:
+    """A bundled query by name (``also_rated``) or any ``.cypher`` file by path."""
+    path = Path(name_or_path)
+    if not path.exists():
+        path = QUERIES_DIR / f"{Path(name_or_path).stem}.cypher"
+    if not path.is_file():
+        raise CinegraphError(
+            f"{name_or_path}: no such Cypher file or bundled query "
+            f"(bundled: {', '.join(available_queries())})"
+        )
+    raw = path.read_text(encoding="utf-8")
+    defaults = {}
+    for line in raw.splitlines():
+        if m := _PARAM_LINE.match(line):
+            defaults[m.group(1)] = parse_value(m.group(2))
+    statement = raw.strip().rstrip(";").strip()
+    if not statement:
+        raise CinegraphError(f"{path}: the file holds no statement")
+    return CypherFile(path=path, text=statement, defaults=defaults)
+
+
+def resolve_params(query: CypherFile, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults overridden by ``given``; refuses names the query does not use, and parameters
+    it uses that have neither a default nor a value."""
+    used = query.parameters
+    unknown = sorted(set(given) - used)
+    if unknown:
+        raise CinegraphError(
+            f"{query.path.name}: unknown parameter(s) {unknown}; it takes {sorted(used)}"
+        )
+    params = {k: v for k, v in query.defaults.items() if k in used} | dict(given)
+    missing = sorted(used - set(params))
+    if missing:
+        raise CinegraphError(f"{query.path.name}: missing parameter(s) {missing}")
+    return params
+
+
+def run_query(
+    driver: neo4j.Driver,
+    query: CypherFile,
+    params: Mapping[str, Any] | None = None,
+    *,
+    database: str = "neo4j",
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Run a query file in a READ transaction; returns ``(column names, rows)``."""
+    resolved = resolve_params(query, params or {})
+    log.debug("running %s with %s", query.name, resolved)
+    try:
+        records, _, keys = driver.execute_query(
+            query.text, resolved, routing_=neo4j.RoutingControl.READ, database_=database
+        )
+    except neo4j.exceptions.ClientError as exc:
+        raise CinegraphError(f"{query.path.name}: {exc.message}") from exc
+    return list(keys), [dict(record.items()) for record in records]
+
+
+def _node_text(node: Node) -> str:
+    label = sorted(node.labels)[0] if node.labels else ""
+    try:
+        key = node.get(schema.node_type(label).key)
+    except KeyError:
+        key = node.element_id
+    name = node.get("title") or node.get("name")
+    suffix = f" {json.dumps(name, ensure_ascii=False)}" if name and name != key else ""
+    return f"(:{label} {key}{suffix})"
+
+
+def format_value(value: Any) -> str:
+    """A compact one-line rendering: nodes by label and key, paths as arrows, floats to 4 digits."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, Node):
+        return _node_text(value)
+    if isinstance(value, Relationship):
+        return f"[:{value.type}]"
+    if isinstance(value, GraphPath):
+        parts = [_node_text(value.start_node)]
+        current = value.start_node
+        for rel in value.relationships:
+            forward = rel.start_node.element_id == current.element_id
+            current = rel.end_node if forward else rel.start_node
+            arrow = f"-[:{rel.type}]->" if forward else f"<-[:{rel.type}]-"
+            parts += [arrow, _node_text(current)]
+        return "".join(parts)
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return str(value)
+
+
+def format_table(keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    """An aligned text table with a row count, for the terminal."""
+    cells = [[format_value(row[k]) for k in keys] for row in rows]
+    widths = [max([len(k), *(len(r[i]) for r in cells)]) for i, k in enumerate(keys)]
+    line = lambda values: " | ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    out = [line(keys), "-+-".join("-" * w for w in widths)]
+    out += [line(r) for r in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def run_cypher_file(
+    driver: neo4j.Driver, file: str | Path, params: Sequence[str] = (), *, database: str = "neo4j"
+) -> str:
+    """What ``cinegraph cypher FILE --param k=v`` prints: the query's result as a table."""
+    query = load_query(file)
+    keys, rows = run_query(driver, query, parse_params(params), database=database)
+    return format_table(keys, rows)
