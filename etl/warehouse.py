@@ -1,0 +1,88 @@
+"""The DuckDB adapter: connect, register Arrow, execute steps, drop. No ETL logic lives here
+(Splink's ``DuckDBAPI``); the SQL comes from pure step functions in :mod:`etl.staging` and
+:mod:`etl.snapshot`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import duckdb
+import pyarrow as pa
+
+from graph_store.errors import CinegraphError
+
+log = logging.getLogger(__name__)
+
+
+class Step(NamedTuple):
+    """One SQL step: ``CREATE OR REPLACE TABLE output AS sql`` (write disposition: replace)."""
+
+    sql: str
+    output: str
+    params: Mapping[str, object] = {}
+    source: Path | None = None  # the file the step reads, named in a read error
+
+
+def connect(
+    path: Path, *, memory_limit: str = "8GB", threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open (or create) the warehouse file with bounded memory; spills go next to the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spill = path.parent / f"{path.stem}.tmp"
+    spill.mkdir(exist_ok=True)
+    con = duckdb.connect(str(path))
+    con.execute("SET memory_limit = ?", [memory_limit])
+    con.execute("SET temp_directory = ?", [str(spill)])
+    con.execute("SET preserve_insertion_order = true")
+    if threads is not None:
+        con.execute("SET threads = ?", [threads])
+    return con
+
+
+def register_arrow(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """Expose an Arrow table to SQL as a view called ``name``."""
+    con.register(name, table)
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
+        ).fetchone()[0]
+    )
+
+
+def run_steps(
+    con: duckdb.DuckDBPyConnection, steps: Iterable[Step], *, drop: Iterable[str] = ()
+) -> None:
+    """Run the steps and drop the ``drop`` tables in ONE transaction, so a failure leaves every
+    table as it was before (atomic replace of a whole stage)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name in drop:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+        for step in steps:
+            log.debug("step %s", step.output)
+            try:
+                con.execute(f"CREATE OR REPLACE TABLE {step.output} AS {step.sql}", dict(step.params))
+            except duckdb.Error as exc:
+                if step.source is None:
+                    raise
+                reason = str(exc).splitlines()[0]
+                raise CinegraphError(f"{step.source}: cannot read: {reason}") from exc
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def drop_tables(con: duckdb.DuckDBPyConnection, names: Iterable[str]) -> None:
+    for name in names:
+        con.execute(f"DROP TABLE IF EXISTS {name}")

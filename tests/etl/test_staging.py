@@ -1,0 +1,280 @@
+"""Staging on tiny files written in the official formats, hostile ones included."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from etl import staging, warehouse
+from graph_store.errors import CinegraphError
+
+IMDB_ROWS = {
+    "title.basics": [
+        "tconst\ttitleType\tprimaryTitle\toriginalTitle\tisAdult\tstartYear\tendYear\truntimeMinutes\tgenres",
+        "tt0000001\tmovie\tThe \"Great\" Escape\tThe \"Great\" Escape\t0\t1963\t\\N\t172\tAdventure,War",
+        "tt0000002\tshort\t\"Quoted\tStart\t0\t\\N\t\\N\t\\N\t\\N",
+        "tt0000003\ttvSeries\tA Series\tA Series\t0\t1990\t1995\t30\tDrama",
+        "tt0000004\tmovie\tBad Runtime\tBad Runtime\t0\t2001\t\\N\tninety\tDrama",
+        "tt0000005\ttvEpisode\tAn Episode\tAn Episode\t0\t1991\t\\N\t30\tDrama",
+    ],
+    "title.ratings": [
+        "tconst\taverageRating\tnumVotes",
+        "tt0000001\t8.2\t250000",
+        "tt0000003\t7.0\t100",
+        "tt0114709\t8.3\t1000000",
+    ],
+    "title.principals": [
+        "tconst\tordering\tnconst\tcategory\tjob\tcharacters",
+        "tt0000001\t1\tnm0000001\tactor\t\\N\t[\"Hilts \\\"The Cooler King\\\"\"]",
+        "tt0000001\t2\tnm0000002\tdirector\t\\N\t\\N",
+        "tt0000003\t1\tnm0000003\tactor\t\\N\t[\"Someone\"]",
+    ],
+    "title.crew": [
+        "tconst\tdirectors\twriters",
+        "tt0000001\tnm0000002\tnm0000004,nm0000005",
+        "tt0000002\t\\N\t\\N",
+        "tt0000003\tnm0000003\t\\N",
+    ],
+    "name.basics": [
+        "nconst\tprimaryName\tbirthYear\tdeathYear\tprimaryProfession\tknownForTitles",
+        "nm0000001\tSteve McQueen\t1930\t1980\tactor,producer\ttt0000001",
+        "nm0000002\tJohn Sturges\t1910\t1992\tdirector\t\\N",
+        "nm0000003\tSeries Person\t\\N\t\\N\t\\N\ttt0000003",
+        "nm0000004\tWriter One\t\\N\t\\N\twriter\t\\N",
+        "nm0000005\tWriter \"Two\"\t\\N\t\\N\t\\N\t\\N",
+        "nm0000006\tLinked Only\t\\N\t\\N\tactor\ttt0114709",
+    ],
+}
+
+
+def write_imdb(folder: Path, rows: dict[str, list[str]] = IMDB_ROWS) -> dict[str, Path | None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path | None] = dict.fromkeys(staging.IMDB_FILES)
+    for name, lines in rows.items():
+        path = folder / f"{name}.tsv.gz"
+        path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+        files[name] = path
+    return files
+
+
+def write_ml_csv(folder: Path, *, crlf: bool = True, extra_ratings: list[str] = ()) -> Path:
+    """ml-latest style CSVs; movies.csv with CRLF line ends, quoted titles and a bad row."""
+    folder.mkdir(parents=True, exist_ok=True)
+    eol = "\r\n" if crlf else "\n"
+    movies = [
+        "movieId,title,genres",
+        '1,"Great Escape, The (1963)",Adventure|War',
+        "2,Toy Story (1995),Animation|Children's|Comedy",
+        "3,Babylon 5,(no genres listed)",
+        "4,Sunset Blvd. (a.k.a. Sunset Boulevard) (1950),Drama|Film-Noir",
+        'x5,"Bad id (2000)",Drama',
+    ]
+    (folder / "movies.csv").write_bytes((eol.join(movies) + eol).encode())
+    ratings = ["userId,movieId,rating,timestamp", "1,1,4.5,964982703", "1,2,3.0,964982704",
+               "2,1,5.0,964982705", "2,4,0.5,964982706", *extra_ratings]  # fmt: skip
+    (folder / "ratings.csv").write_text("\n".join(ratings) + "\n")
+    tags = ["userId,movieId,tag,timestamp", '1,1,"motorcycle, jump",1445714994',
+            '2,2,"said ""to infinity""",1445714995', "3,99,orphan,1445714996"]  # fmt: skip
+    (folder / "tags.csv").write_text("\n".join(tags) + "\n")
+    links = ["movieId,imdbId,tmdbId", "1,0000001,5925", "2,114709,862", "3,,", "4,0000004,"]
+    (folder / "links.csv").write_text("\n".join(links) + "\n")
+    return folder
+
+
+BAD_RATINGS = ["1,3,7.0,964982707", "1,abc,4.0,964982708", "1,2,4.0", "3,999,4.0,964982709"]
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    c = warehouse.connect(tmp_path / "wh" / "warehouse.duckdb", memory_limit="1GB")
+    yield c
+    c.close()
+
+
+def stage(con: duckdb.DuckDBPyConnection, ml: Path, imdb: dict[str, Path | None]) -> staging.StageReport:
+    """Stage with no reject limit: the fixtures are hostile on purpose."""
+    return staging.stage(con, ml, imdb, max_reject_fraction=1.0)
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
+    return con.execute(sql).fetchall()
+
+
+def test_csv_variant_and_imdb(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    ml = write_ml_csv(tmp_path / "ml", extra_ratings=BAD_RATINGS)
+    report = stage(con, ml, write_imdb(tmp_path / "imdb"))
+
+    assert report.ml_format == "csv"
+    assert rows(con, "SELECT movie_id, name, year, genres FROM stg_ml_movies ORDER BY movie_id") == [
+        (1, "Great Escape, The", 1963, ["Adventure", "War"]),
+        (2, "Toy Story", 1995, ["Animation", "Children's", "Comedy"]),
+        (3, "Babylon 5", None, []),
+        (4, "Sunset Blvd. (a.k.a. Sunset Boulevard)", 1950, ["Drama", "Film-Noir"]),
+    ]
+    assert rows(con, "SELECT tag FROM stg_ml_tags ORDER BY tag") == [
+        ("motorcycle, jump",), ('said "to infinity"',)]  # fmt: skip
+    assert rows(con, "SELECT * FROM stg_ml_links ORDER BY movie_id") == [
+        (1, "tt0000001"), (2, "tt0114709"), (4, "tt0000004")]  # fmt: skip
+    assert report.rows["ratings.csv"] == 4
+    # Every bad row is in rejects with its reason; reader rejects carry the line number.
+    got = rows(con, "SELECT file, line, reason FROM rejects ORDER BY file, line, reason")
+    assert [(f, r) for f, _, r in got if f == "ratings.csv"] == [
+        ("ratings.csv", "cast movie_id"), ("ratings.csv", "missing columns timestamp"),
+        ("ratings.csv", "rating out of range"), ("ratings.csv", "unknown movie_id")]  # fmt: skip
+    assert ("ratings.csv", 7, "cast movie_id") in got
+    assert ("movies.csv", 6, "cast movie_id") in got
+    assert ("tags.csv", None, "unknown movie_id") in got
+    assert ("links.csv", None, "missing value") in got
+    assert report.rejects == {"movies.csv": 1, "ratings.csv": 4, "tags.csv": 1, "links.csv": 1,
+                              "title.basics.tsv.gz": 1, "title.ratings.tsv.gz": 0,
+                              "title.principals.tsv.gz": 0, "title.crew.tsv.gz": 0,
+                              "name.basics.tsv.gz": 0}  # fmt: skip
+    assert report.reject_fraction("ratings.csv") == pytest.approx(4 / 8)
+
+    # IMDb: stray quotes survive, \N is NULL, only film-like types, unparsable runtime rejected.
+    assert rows(con, "SELECT * FROM stg_imdb_titles ORDER BY tconst") == [
+        ("tt0000001", "movie", 'The "Great" Escape', 'The "Great" Escape', False, 1963, 172,
+         ["Adventure", "War"]),
+        ("tt0000002", "short", '"Quoted', "Start", False, None, None, None),
+    ]  # fmt: skip
+    # Semi-joins keep what touches a staged title or a MovieLens link, nothing else.
+    assert rows(con, "SELECT tconst FROM stg_imdb_ratings ORDER BY 1") == [("tt0000001",), ("tt0114709",)]
+    assert rows(con, "SELECT nconst, characters FROM stg_imdb_principals ORDER BY ordering") == [
+        ("nm0000001", ['Hilts "The Cooler King"']), ("nm0000002", None)]  # fmt: skip
+    assert rows(con, "SELECT * FROM stg_imdb_crew ORDER BY role, nconst") == [
+        ("tt0000001", "nm0000002", "directors"), ("tt0000001", "nm0000004", "writers"),
+        ("tt0000001", "nm0000005", "writers")]  # fmt: skip
+    assert rows(con, "SELECT nconst FROM stg_imdb_names ORDER BY 1") == [
+        (f"nm000000{i}",) for i in (1, 2, 4, 5, 6)]  # fmt: skip
+    assert not warehouse.table_exists(con, "stg_imdb_akas")
+    assert not warehouse.table_exists(con, "raw_ml_ratings")
+
+
+def test_reject_fraction_fails_with_file_named(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    ml = write_ml_csv(tmp_path / "ml", extra_ratings=BAD_RATINGS)
+    with pytest.raises(CinegraphError, match=r"ratings\.csv 50\.00%") as err:
+        staging.stage(con, ml, write_imdb(tmp_path / "imdb"), max_reject_fraction=0.3)
+    assert "movies.csv" not in str(err.value) and "\n" not in str(err.value)
+    # The staged tables stay for inspection.
+    assert warehouse.count(con, "rejects") == 8
+
+
+def test_ml_1m_latin1(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    ml = tmp_path / "ml-1m"
+    ml.mkdir()
+    (ml / "movies.dat").write_bytes(
+        "1::Toy Story (1995)::Animation|Children's|Comedy\n"
+        "2::Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)::Comedy|Romance\n"
+        '3::"Quoted" Film (1999)::Drama\n'.encode("latin-1")
+    )
+    (ml / "ratings.dat").write_text("1::1::5::978300760\n1::2::3::978302109\n2::3::4::978301968\n")
+    (ml / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n")
+    stage(con, ml, write_imdb(tmp_path / "imdb"))
+    assert rows(con, "SELECT name, year FROM stg_ml_movies WHERE movie_id IN (2, 3) ORDER BY 1") == [
+        ('"Quoted" Film', 1999), ("Amélie (Fabuleux destin d'Amélie Poulain, Le)", 2001)]  # fmt: skip
+    assert rows(con, "SELECT * FROM stg_ml_users ORDER BY user_id") == [
+        (1, "F", 1, "K-12 student", "48067"), (2, "M", 56, "self-employed", "70072")]  # fmt: skip
+    assert warehouse.count(con, "stg_ml_ratings") == 3
+    assert warehouse.count(con, "stg_ml_tags") == 0
+    assert not warehouse.table_exists(con, "stg_ml_links")
+
+
+def test_ml_100k(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    ml = tmp_path / "ml-100k"
+    ml.mkdir()
+    flags = lambda *on: "|".join("1" if i in on else "0" for i in range(19))  # noqa: E731
+    (ml / "u.item").write_bytes(
+        (f"1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?Toy%20Story%20(1995)|{flags(3, 4, 5)}\n"
+         f"267|unknown||||{flags(0)}\n"
+         f"2|Cité des enfants perdus, La (1995)|01-Jan-1995|||{flags(8, 15)}\n").encode("latin-1")
+    )  # fmt: skip
+    (ml / "u.data").write_text("196\t1\t3\t881250949\n186\t2\t3\t891717742\n196\t3\t1\t881250950\n")
+    (ml / "u.user").write_text("196|49|M|writer|55105\n186|39|F|executive|00000\n")
+    stage(con, ml, write_imdb(tmp_path / "imdb"))
+    assert rows(con, "SELECT movie_id, name, year, genres FROM stg_ml_movies ORDER BY movie_id") == [
+        (1, "Toy Story", 1995, ["Animation", "Children's", "Comedy"]),
+        (2, "Cité des enfants perdus, La", 1995, ["Drama", "Sci-Fi"]),
+        (267, "unknown", None, []),
+    ]  # fmt: skip
+    assert rows(con, "SELECT line, reason FROM rejects WHERE file = 'u.data'") == [(None, "unknown movie_id")]
+    assert rows(con, "SELECT occupation FROM stg_ml_users ORDER BY user_id") == [("executive",), ("writer",)]
+
+
+def _truncated_gzip(path: Path) -> None:
+    body = "tconst\taverageRating\tnumVotes\n" + "".join(
+        f"tt{i:07d}\t{i % 10}.5\t{i * 7919 % 100003}\n" for i in range(200_000))  # fmt: skip
+    data = gzip.compress(body.encode())
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    ("target", "damage", "message"),
+    [
+        ("ml/ratings.csv", lambda p: p.write_bytes(b""), "ratings.csv: empty file"),
+        ("ml/movies.csv", lambda p: p.write_text("id,title,genres\n1,A (1990),Drama\n"),
+         "movies.csv: wrong header 'id,title,genres'"),
+        ("imdb/name.basics.tsv.gz", lambda p: p.write_bytes(gzip.compress(b"nconst\tname\n")),
+         "name.basics.tsv.gz: wrong header"),
+        ("imdb/title.crew.tsv.gz", lambda p: p.write_bytes(gzip.compress(b"")),
+         "title.crew.tsv.gz: empty file"),
+        ("imdb/title.ratings.tsv.gz", _truncated_gzip, "title.ratings.tsv.gz: cannot read"),
+    ],
+)  # fmt: skip
+def test_bad_file_is_one_line_error_and_keeps_previous_tables(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, target: str, damage, message: str
+) -> None:
+    ml, imdb = write_ml_csv(tmp_path / "ml"), write_imdb(tmp_path / "imdb")
+    stage(con, ml, imdb)
+    before = rows(con, "SELECT * FROM stg_imdb_ratings ORDER BY tconst")
+    damage(tmp_path / target)
+    with pytest.raises(CinegraphError, match=message) as err:
+        stage(con, ml, imdb)
+    assert "\n" not in str(err.value)
+    assert rows(con, "SELECT * FROM stg_imdb_ratings ORDER BY tconst") == before
+    assert warehouse.count(con, "stg_ml_ratings") == 4
+
+
+def test_rerun_replaces_tables_of_another_variant(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    imdb = write_imdb(tmp_path / "imdb")
+    stage(con, write_ml_csv(tmp_path / "ml"), imdb)
+    assert warehouse.table_exists(con, "stg_ml_links")
+    ml = tmp_path / "ml-1m"
+    ml.mkdir()
+    (ml / "movies.dat").write_text("1::Toy Story (1995)::Animation\n")
+    (ml / "ratings.dat").write_text("1::1::5::978300760\n")
+    (ml / "users.dat").write_text("1::F::1::10::48067\n")
+    stage(con, ml, imdb)
+    assert not warehouse.table_exists(con, "stg_ml_links")
+    assert warehouse.count(con, "stg_ml_movies") == 1
+    # Without links, only film-like titles drive the semi-joins.
+    assert rows(con, "SELECT tconst FROM stg_imdb_ratings") == [("tt0000001",)]
+
+
+def test_missing_required_imdb_file(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    imdb = write_imdb(tmp_path / "imdb")
+    imdb["name.basics"] = None
+    with pytest.raises(CinegraphError, match="name.basics.tsv.gz: required"):
+        staging.stage(con, write_ml_csv(tmp_path / "ml"), imdb)
+
+
+@pytest.mark.parametrize(
+    ("title", "name", "year"),
+    [
+        ("Shawshank Redemption, The (1994)", "Shawshank Redemption, The", 1994),
+        ("Babylon 5 (1994-1998)", "Babylon 5", 1994),
+        ("Fawlty Towers (1975–1979) ", "Fawlty Towers", 1975),
+        ("Black Mirror", "Black Mirror", None),
+        ("1984 (1956)", "1984", 1956),
+    ],
+)
+def test_movie_title_step(con: duckdb.DuckDBPyConnection, title: str, name: str, year: int | None) -> None:
+    """The checked movies step alone, on a hand-made raw table."""
+    con.execute("CREATE TABLE raw_ml_movies AS SELECT 1::BIGINT AS movie_id, ? AS title, "
+                "'Drama|(no genres listed)' AS genres", [title])  # fmt: skip
+    steps, _, _, _ = staging.ml_steps(Path("unused"), "csv")
+    (movies,) = [s for s in steps if s.output == "stg_ml_movies"]
+    warehouse.run_steps(con, [movies])
+    assert rows(con, "SELECT name, year, genres FROM stg_ml_movies") == [(name, year, ["Drama"])]
