@@ -207,6 +207,13 @@ CREW_EDGES: dict[str, EdgeType] = {"directors": DIRECTED, "writers": WROTE}
 # Edges that come from IMDb; dropping them gives the MovieLens-only graph of the ablation.
 IMDB_EDGE_TYPES: tuple[EdgeType, ...] = tuple(e for e in EDGE_TYPES if PERSON in (e.src, e.dst))
 
+# Properties the models read (models/data.py): rating strength, time, node features.
+RATING, TIMESTAMP = "rating", "timestamp"  # of RATED
+MOVIELENS_MOVIE_FEATURES = ("year",)  # of MOVIE, kept in the MovieLens-only ablation
+IMDB_MOVIE_FEATURES = ("runtime", "num_votes", "imdb_rating")  # of MOVIE
+USER_CATEGORICAL_FEATURES = ("gender", "occupation")  # of USER, one-hot
+USER_NUMERIC_FEATURES = ("age",)  # of USER
+
 # --- graph-only types (written by loads and training runs, never part of a snapshot) ----------
 
 SNAPSHOT = NodeType(

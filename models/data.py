@@ -42,13 +42,19 @@ from graph_store.schema import (
     EDGE_TYPES,
     GENRE,
     IMDB_EDGE_TYPES,
+    IMDB_MOVIE_FEATURES,
     IN_GENRE,
     MOVIE,
+    MOVIELENS_MOVIE_FEATURES,
     NODE_TYPES,
     PERSON,
     RATED,
+    RATING,
     TAGGED,
+    TIMESTAMP,
     USER,
+    USER_CATEGORICAL_FEATURES,
+    USER_NUMERIC_FEATURES,
     EdgeType,
 )
 
@@ -56,13 +62,7 @@ log = logging.getLogger(__name__)
 
 NO_GENRES = "(no genres listed)"  # MovieLens placeholder, never a class
 SPLITS = ("train", "valid", "test")
-# Movie properties turned into features; the IMDb ones are dropped by include_imdb=False.
-MOVIELENS_MOVIE_FEATURES = ("year",)
-IMDB_MOVIE_FEATURES = ("runtime", "num_votes", "imdb_rating")
-LOG_SCALED = ("num_votes",)
-# User demographics (ml-100k, ml-1m): categorical ones one-hot, numeric ones standardised.
-USER_CATEGORICAL = ("gender", "occupation")
-USER_NUMERIC = ("age",)
+LOG_SCALED = (IMDB_MOVIE_FEATURES[1],)  # vote counts enter as log1p
 
 
 class DataConfig(BaseModel):
@@ -200,7 +200,7 @@ def _user_features(table: pa.Table | None, num_users: int) -> Tensor:
     """One-hot gender/occupation and standardised age where present; [num_users, 0] otherwise."""
     parts: list[Tensor] = []
     if table is not None:
-        for name in USER_CATEGORICAL:
+        for name in USER_CATEGORICAL_FEATURES:
             if name not in table.column_names or table.column(name).null_count == table.num_rows:
                 continue
             values = table.column(name).to_pylist()
@@ -213,7 +213,7 @@ def _user_features(table: pa.Table | None, num_users: int) -> Tensor:
         numeric = [
             torch.tensor(table.column(n).cast(pa.float64()).to_numpy(zero_copy_only=False))
             .float()
-            for n in USER_NUMERIC
+            for n in USER_NUMERIC_FEATURES
             if n in table.column_names and table.column(n).null_count < table.num_rows
         ]
         if numeric:
@@ -239,7 +239,7 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
     """Build the leak-free model input and the seeded splits from snapshot tables."""
     if RATED.rel not in tables or tables[RATED.rel].num_rows == 0:
         raise CinegraphError(f"tables: no {RATED.rel} edges, nothing to recommend from")
-    missing = {"rating", "timestamp"} - set(tables[RATED.rel].column_names)
+    missing = {RATING, TIMESTAMP} - set(tables[RATED.rel].column_names)
     if missing:
         raise CinegraphError(f"tables: {RATED.rel} lacks columns {sorted(missing)}")
     tables = _without_no_genres(tables)
@@ -254,14 +254,14 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
 
     # --- recommendation split -------------------------------------------------------------
     rated = graph[RATED.triplet]
-    rating = rated.rating
+    rating = rated[RATING]
     positive = (rating >= config.positive_threshold).numpy()
     pos_index = rated.edge_index[:, torch.from_numpy(positive)]  # [2, P]
     users = pos_index[0].numpy()
     if config.split == "random":
         order = rec_rng.random(users.size)
     else:
-        ts = np.nan_to_num(rated.timestamp.numpy()[positive].astype(np.float64), nan=-np.inf)
+        ts = np.nan_to_num(rated[TIMESTAMP].numpy()[positive].astype(np.float64), nan=-np.inf)
         order = np.empty(users.size, dtype=np.int64)  # time rank, ties broken by movie index
         order[np.lexsort((pos_index[1].numpy(), ts))] = np.arange(users.size)
     labels = torch.from_numpy(_split_per_user(users, order, config.valid_frac, config.test_frac))
@@ -278,7 +278,7 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
         graph, TAGGED, torch.from_numpy(~np.isin(_pair_keys(tagged.edge_index, num_movies), held_out))
     )
     rated = graph[RATED.triplet]
-    train_weight = rated.rating / float(pc.max(tables[RATED.rel].column("rating")).as_py())
+    train_weight = rated[RATING] / float(pc.max(tables[RATED.rel].column(RATING)).as_py())
     rated.edge_weight = train_weight
     graph[RATED.reverse_triplet].edge_weight = train_weight
 
