@@ -1,0 +1,89 @@
+package cinegraph;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+
+import org.neo4j.configuration.GraphDatabaseSettings;
+import org.neo4j.configuration.connectors.BoltConnector;
+import org.neo4j.configuration.connectors.BoltConnectorInternalSettings;
+import org.neo4j.configuration.helpers.SocketAddress;
+import org.neo4j.dbms.api.DatabaseManagementService;
+import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
+import org.neo4j.graphdb.GraphDatabaseService;
+import org.neo4j.graphdb.Result;
+import org.neo4j.graphdb.Transaction;
+
+/**
+ * Neo4j Community embedded with a Bolt connector on 127.0.0.1, for cinegraph's tests and local use.
+ *
+ * <p>Usage: {@code java -Xmx.. -cp target/classes:target/lib/* cinegraph.EmbeddedNeo4j HOME PORT PAGECACHE_MB}.
+ * Auth is always on. The password of user {@code neo4j} is read from the environment variable
+ * {@code NEO4J_PASSWORD} (never from argv, which other users can see) and set on first start, while
+ * the built-in default still requires a change. SIGTERM runs a shutdown hook that stops the
+ * database cleanly. One line {@code READY bolt://...} on stdout marks the server as started.
+ */
+public final class EmbeddedNeo4j {
+    private EmbeddedNeo4j() {}
+
+    public static void main(String[] args) throws InterruptedException {
+        if (args.length != 3) {
+            System.err.println("usage: EmbeddedNeo4j HOME PORT PAGECACHE_MB");
+            System.exit(2);
+        }
+        Path home = Path.of(args[0]).toAbsolutePath();
+        int port = Integer.parseInt(args[1]);
+        long pageCacheBytes = Long.parseLong(args[2]) * 1024L * 1024L;
+        String password = System.getenv("NEO4J_PASSWORD");
+        if (password == null || password.length() < 8) {
+            System.err.println("NEO4J_PASSWORD must be set to at least 8 characters");
+            System.exit(2);
+        }
+
+        DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(home)
+                .setConfig(BoltConnector.enabled, true)
+                .setConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
+                .setConfig(GraphDatabaseSettings.auth_enabled, true)
+                .setConfig(GraphDatabaseSettings.pagecache_memory, pageCacheBytes)
+                .setConfig(GraphDatabaseSettings.shutdown_transaction_end_timeout, Duration.ofSeconds(5))
+                // keep a test or laptop install small: transaction logs are pruned to ~100 MB
+                .setConfig(GraphDatabaseSettings.keep_logical_logs, "100M size")
+                // close idle Bolt connections at once on shutdown instead of waiting 5 s twice
+                .setConfig(BoltConnectorInternalSettings.connection_shutdown_wait_time, Duration.ofSeconds(0))
+                .setConfig(BoltConnectorInternalSettings.thread_pool_shutdown_wait_time, Duration.ofSeconds(1))
+                .build();
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            System.out.println("STOPPING");
+            dbms.shutdown();
+            System.out.println("STOPPED");
+            stopped.countDown();
+        }, "neo4j-shutdown"));
+
+        setInitialPassword(dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME), password);
+        System.out.println("READY bolt://127.0.0.1:" + port);
+        System.out.flush();
+        stopped.await();
+    }
+
+    /** Set the neo4j user's password only while it still requires a change (the first start). */
+    private static void setInitialPassword(GraphDatabaseService system, String password) {
+        boolean changeRequired;
+        try (Transaction tx = system.beginTx(); Result users = tx.execute("SHOW USERS")) {
+            changeRequired = false;
+            while (users.hasNext()) {
+                Map<String, Object> row = users.next();
+                if ("neo4j".equals(row.get("user")) && Boolean.TRUE.equals(row.get("passwordChangeRequired"))) {
+                    changeRequired = true;
+                }
+            }
+            tx.commit();
+        }
+        if (changeRequired) {
+            system.executeTransactionally(
+                    "ALTER USER neo4j SET PASSWORD $password CHANGE NOT REQUIRED", Map.of("password", password));
+            System.out.println("initial password of user neo4j set from NEO4J_PASSWORD");
+        }
+    }
+}

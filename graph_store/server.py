@@ -1,0 +1,244 @@
+"""A real Neo4j without Docker: build the embedded server of ``neo4j_server/`` once, run it in the
+background under a home directory, wait until Bolt answers, and stop it cleanly.
+
+Home layout: ``HOME/neo4j.pid`` (pid and port of the running JVM), ``HOME/neo4j.log`` (its stdout and
+stderr), ``HOME/db/`` (Neo4j's own data and logs, kept across restarts).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from graph_store.errors import CinegraphError
+
+log = logging.getLogger(__name__)
+
+SERVER_DIR = Path(__file__).resolve().parent / "neo4j_server"
+MAIN_CLASS = "cinegraph.EmbeddedNeo4j"
+PID_FILE, LOG_FILE, DB_DIR = "neo4j.pid", "neo4j.log", "db"
+HOST = "127.0.0.1"
+DEFAULT_PORT = 7687
+DEFAULT_HEAP_MB = 1024
+DEFAULT_PAGECACHE_MB = 512
+MIN_PASSWORD_LENGTH = 8  # Neo4j 5's dbms.security.auth_minimum_password_length
+_BOLT_MAGIC = b"\x60\x60\xb0\x17"
+# Four version proposals, each 00 <range> <minor> <major>: 5.8 down to 5.0, 4.4 down to 4.2, none, none.
+_BOLT_VERSIONS = struct.pack(">4I", 0x00080805, 0x00020404, 0, 0)
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    home: Path
+    running: bool
+    pid: int | None = None
+    port: int | None = None
+
+    @property
+    def uri(self) -> str | None:
+        return f"bolt://{HOST}:{self.port}" if self.port is not None else None
+
+    def describe(self) -> str:
+        if not self.running:
+            return f"neo4j: not running (home {self.home})"
+        return f"neo4j: running, pid {self.pid}, {self.uri} (home {self.home})"
+
+
+def build(server_dir: Path = SERVER_DIR, *, force: bool = False) -> str:
+    """Compile the server and copy its dependencies with Maven, unless the output is newer than
+    pom.xml and every Java source; returns the ``java -cp`` classpath."""
+    target = server_dir / "target"
+    stamp = target / ".build-stamp"
+    sources = [server_dir / "pom.xml", *sorted((server_dir / "src").rglob("*.java"))]
+    classpath = os.pathsep.join([str(target / "classes"), str(target / "lib" / "*")])
+    if not force and stamp.exists():
+        newest = max(p.stat().st_mtime for p in sources)
+        if stamp.stat().st_mtime >= newest:
+            return classpath
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise CinegraphError("mvn not found on PATH: Maven 3.8+ and Java 17 are needed to build Neo4j")
+    log.info("building the embedded Neo4j server with Maven (the first build downloads ~130 MB)")
+    proc = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(server_dir / "pom.xml"), "package", "-DskipTests"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+        raise CinegraphError(f"{server_dir / 'pom.xml'}: Maven build failed: {' | '.join(tail)}")
+    stamp.touch()
+    return classpath
+
+
+def status(home: Path) -> ServerStatus:
+    """What the pidfile says, checked against the live process (a stale pidfile means not running)."""
+    home = Path(home).resolve()
+    pid_path = home / PID_FILE
+    if not pid_path.exists():
+        return ServerStatus(home, running=False)
+    try:
+        state = json.loads(pid_path.read_text())
+        pid, port = int(state["pid"]), int(state["port"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CinegraphError(f"{pid_path}: unreadable pidfile ({exc}); delete it if no server runs") from exc
+    if not _is_our_server(pid, home):
+        return ServerStatus(home, running=False)
+    return ServerStatus(home, running=True, pid=pid, port=port)
+
+
+def start(
+    home: Path,
+    port: int = DEFAULT_PORT,
+    *,
+    password: str,
+    heap_mb: int = DEFAULT_HEAP_MB,
+    pagecache_mb: int = DEFAULT_PAGECACHE_MB,
+    timeout: float = 180.0,
+) -> ServerStatus:
+    """Start Neo4j under ``home`` on 127.0.0.1:``port`` and wait until Bolt answers.
+
+    Idempotent: a server already running under ``home`` on the same port is returned as is. The
+    password reaches the JVM through its environment only, never its command line.
+    """
+    home = Path(home).resolve()
+    current = status(home)
+    if current.running:
+        if current.port != port:
+            raise CinegraphError(
+                f"--home {home}: a server already runs there on port {current.port}, not {port}; stop it first"
+            )
+        return current
+    if not password:
+        raise CinegraphError("NEO4J_PASSWORD is not set: export the password the server should require")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise CinegraphError(f"NEO4J_PASSWORD must have at least {MIN_PASSWORD_LENGTH} characters")
+    _check_port_free(port)
+    classpath = build()
+    java = shutil.which("java")
+    if java is None:
+        raise CinegraphError("java not found on PATH: Java 17 is needed to run Neo4j")
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / LOG_FILE
+    cmd = [
+        java,
+        f"-Xms{heap_mb}m",
+        f"-Xmx{heap_mb}m",
+        "-XX:+UseG1GC",
+        "-XX:+ExitOnOutOfMemoryError",
+        "-cp",
+        classpath,
+        MAIN_CLASS,
+        str(home / DB_DIR),
+        str(port),
+        str(pagecache_mb),
+    ]
+    env = {**os.environ, "NEO4J_PASSWORD": password}
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(
+            cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, start_new_session=True,
+        )
+    (home / PID_FILE).write_text(json.dumps({"pid": proc.pid, "port": port}))
+    log.info("started Neo4j (pid %d), waiting for Bolt on %s:%d", proc.pid, HOST, port)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            (home / PID_FILE).unlink(missing_ok=True)
+            raise CinegraphError(
+                f"Neo4j exited with status {proc.returncode} during start; see {log_path} "
+                f"and {home / DB_DIR / 'logs' / 'debug.log'}"
+            )
+        if _bolt_answers(port):
+            result = ServerStatus(home, running=True, pid=proc.pid, port=port)
+            log.info("Neo4j ready at %s", result.uri)
+            return result
+        time.sleep(0.5)
+    _terminate(proc.pid, timeout=30.0)
+    (home / PID_FILE).unlink(missing_ok=True)
+    raise CinegraphError(f"Neo4j did not answer on {HOST}:{port} within {timeout:.0f}s; see {log_path}")
+
+
+def stop(home: Path, *, timeout: float = 60.0) -> bool:
+    """SIGTERM the server (its shutdown hook closes the store cleanly) and wait for it to exit.
+    Returns False when nothing was running."""
+    home = Path(home).resolve()
+    current = status(home)
+    if not current.running or current.pid is None:
+        (home / PID_FILE).unlink(missing_ok=True)  # a stale pidfile from a crash or reboot
+        return False
+    _terminate(current.pid, timeout=timeout)
+    (home / PID_FILE).unlink(missing_ok=True)
+    log.info("Neo4j (pid %d) stopped", current.pid)
+    return True
+
+
+def _terminate(pid: int, *, timeout: float) -> None:
+    """SIGTERM, wait, and SIGKILL only if the shutdown hook hangs past ``timeout``."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            log.warning("Neo4j (pid %d) ignored SIGTERM for %.0fs; killing it", pid, timeout)
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10.0
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs; reaps it first when it is our own child (a test's server)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _is_our_server(pid: int, home: Path) -> bool:
+    """The pid is alive and is our JVM for this home (pids get reused after a reboot)."""
+    if not _alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return MAIN_CLASS.encode() in cmdline and str(home / DB_DIR).encode() in cmdline
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CinegraphError(
+                    f"--port {port}: {HOST}:{port} is already in use by another process; choose another port"
+                ) from exc
+            raise CinegraphError(f"--port {port}: cannot bind {HOST}:{port}: {exc.strerror}") from exc
+
+
+def _bolt_answers(port: int) -> bool:
+    """A Bolt handshake (magic + version proposals) gets a version back: the server accepts clients."""
+    try:
+        with socket.create_connection((HOST, port), timeout=2.0) as sock:
+            sock.sendall(_BOLT_MAGIC + _BOLT_VERSIONS)
+            reply = sock.recv(4)
+    except OSError:
+        return False
+    return len(reply) == 4 and reply != b"\x00\x00\x00\x00"
