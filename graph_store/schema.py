@@ -37,6 +37,7 @@ class Property:
     name: str
     type: pa.DataType
     doc: str = ""
+    indexed: bool = False  # a Neo4j range index for lookups by this property
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class EdgeType:
     dst: NodeType
     properties: tuple[Property, ...] = ()
     doc: str = ""
+    # Properties that, with (src, dst), identify one relationship: the loader MERGEs on them and
+    # syncs incrementally by them. Empty: at most one relationship per (src, dst).
+    identity: tuple[str, ...] = ()
 
     @property
     def triplet(self) -> EdgeTriplet:
@@ -106,9 +110,9 @@ MOVIE = NodeType(
     key="movie_id",
     key_type=pa.int64(),
     properties=(
-        Property("title", pa.string(), "MovieLens title without the year"),
+        Property("title", pa.string(), "MovieLens title without the year", indexed=True),
         Property("year", pa.int32(), "year parsed from the MovieLens title"),
-        Property("tconst", pa.string(), "matched IMDb title id, null when unmatched"),
+        Property("tconst", pa.string(), "matched IMDb title id, null when unmatched", indexed=True),
         Property("imdb_title", pa.string(), "IMDb primaryTitle"),
         Property("title_type", pa.string(), "IMDb titleType"),
         Property("start_year", pa.int32(), "IMDb startYear"),
@@ -127,7 +131,7 @@ PERSON = NodeType(
     key="nconst",
     key_type=pa.string(),
     properties=(
-        Property("name", pa.string(), "IMDb primaryName"),
+        Property("name", pa.string(), "IMDb primaryName", indexed=True),
         Property("birth_year", pa.int32()),
         Property("death_year", pa.int32()),
         Property("professions", pa.list_(pa.string()), "IMDb primaryProfession"),
@@ -151,6 +155,7 @@ TAGGED = EdgeType(
     MOVIE,
     (Property("tag", pa.string()), Property("timestamp", pa.int64(), "unix seconds")),
     doc="One row per (user, movie, tag); a user may tag a movie several times.",
+    identity=("tag",),
 )
 IN_GENRE = EdgeType("IN_GENRE", MOVIE, GENRE)
 ACTED_IN = EdgeType(
@@ -171,6 +176,7 @@ WORKED_ON = EdgeType(
     MOVIE,
     (Property("category", pa.string(), "IMDb principal category"),),
     doc="Any other principal category (production designer, casting director, ...).",
+    identity=("category",),
 )
 KNOWN_FOR = EdgeType("KNOWN_FOR", PERSON, MOVIE, doc="name.basics knownForTitles")
 
@@ -284,6 +290,16 @@ def constraint_statements() -> list[str]:
         f"CREATE CONSTRAINT {n.label.lower()}_{n.key} IF NOT EXISTS "
         f"FOR (x:{n.label}) REQUIRE x.{n.key} IS UNIQUE"
         for n in (*NODE_TYPES, SNAPSHOT)
+    ]
+
+
+def index_statements() -> list[str]:
+    """One range index per ``indexed`` node property (lookups by IMDb id, title, name), idempotent."""
+    return [
+        f"CREATE INDEX {n.label.lower()}_{p.name} IF NOT EXISTS FOR (x:{n.label}) ON (x.{p.name})"
+        for n in NODE_TYPES
+        for p in n.properties
+        if p.indexed
     ]
 
 
