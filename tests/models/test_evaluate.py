@@ -1,0 +1,111 @@
+"""models/evaluate.py: full ranking with training items excluded, slices, classification, RunResult."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from models.data import DataConfig, prepare_data
+from models.evaluate import (
+    COLD_USER_MAX,
+    LONG_TAIL_MAX,
+    RunResult,
+    evaluate_classification,
+    evaluate_ranking,
+)
+
+
+def _reference(scores: torch.Tensor, data, split: str, k: int) -> dict[str, float]:
+    """A plain per-user loop: the second code path the harness must agree with."""
+    seen: dict[int, set[int]] = {}
+    for u, m in data.seen_edges.t().tolist():
+        seen.setdefault(u, set()).add(m)
+    user_n = torch.bincount(data.train_edges[0], minlength=data.num_users)
+    item_n = torch.bincount(data.train_edges[1], minlength=data.num_movies)
+    keep = {
+        "": lambda u, m: True,
+        "_cold_users": lambda u, m: user_n[u] <= COLD_USER_MAX,
+        "_long_tail": lambda u, m: item_n[m] <= LONG_TAIL_MAX,
+        "_cold_items": lambda u, m: item_n[m] == 0,
+    }
+    truth: dict[int, list[int]] = {}
+    for u, m in data.edges(split).t().tolist():
+        truth.setdefault(u, []).append(m)
+    out = {}
+    for name, pred in keep.items():
+        rows = []
+        for u, items in truth.items():
+            rel = {m for m in items if pred(u, m)}
+            if not rel:
+                continue
+            ranked = [m for m in scores[u].argsort(descending=True).tolist() if m not in seen.get(u, ())]
+            hits = [m in rel for m in ranked[:k]]
+            first = next((i for i, h in enumerate(hits) if h), None)
+            dcg = sum(1 / math.log2(i + 2) for i, h in enumerate(hits) if h)
+            idcg = sum(1 / math.log2(i + 2) for i in range(min(len(rel), k)))
+            rows.append((sum(hits) / len(rel), dcg / idcg, sum(hits) / k, float(any(hits)),
+                         0.0 if first is None else 1 / (first + 1)))
+        for j, metric in enumerate(["recall", "ndcg", "precision", "hit_rate", "mrr"]):
+            out[f"{metric}@{k}{name}"] = sum(r[j] for r in rows) / len(rows) if rows else float("nan")
+    return out
+
+
+@pytest.mark.parametrize("threshold", [4.0, 5.0])
+@pytest.mark.parametrize("split", ["valid", "test"])
+def test_harness_agrees_with_a_per_user_loop(tiny_tables, threshold: float, split: str) -> None:
+    data = prepare_data(tiny_tables, DataConfig(positive_threshold=threshold), seed=0)
+    scores = torch.rand(data.num_users, data.num_movies, generator=torch.Generator().manual_seed(5))
+    out = evaluate_ranking(lambda u: scores[u], data, split, ks=(10, 20), batch_size=7)
+    for k in (10, 20):
+        for name, value in _reference(scores, data, split, k).items():
+            if math.isnan(value):
+                assert math.isnan(out[name]), name
+            else:
+                assert out[name] == pytest.approx(value, abs=1e-5), name
+    if threshold == 5.0:  # few positives per user: every slice is populated
+        assert not any(math.isnan(v) for v in out.values())
+
+
+def test_training_items_are_never_recommended(tiny_tables) -> None:
+    data = prepare_data(tiny_tables, DataConfig(), seed=0)
+    truth = data.test_edges
+    # seen items score highest, test positives next: a perfect ranking once seen ones are removed
+    scores = torch.zeros(data.num_users, data.num_movies)
+    scores[truth[0], truth[1]] = 1.0
+    scores[data.seen_edges[0], data.seen_edges[1]] = 10.0
+    out = evaluate_ranking(lambda u: scores[u], data, "test")
+    assert out["recall@10"] == out["ndcg@20"] == out["hit_rate@10"] == out["mrr@20"] == 1.0
+    assert out["precision@10"] == pytest.approx(1 / 10)  # one test positive per user
+    scores[truth[0], truth[1]] = -1.0
+    assert evaluate_ranking(lambda u: scores[u], data, "test")["recall@20"] == 0.0
+
+
+def test_metric_names_and_bad_score_shape(tiny_tables) -> None:
+    data = prepare_data(tiny_tables, DataConfig(), seed=0)
+    out = evaluate_ranking(lambda u: torch.zeros(u.numel(), data.num_movies), data, "valid")
+    assert len(out) == 5 * 2 * 4
+    assert {"ndcg@20", "recall@10", "mrr@20", "ndcg@20_cold_items", "hit_rate@10_long_tail",
+            "precision@20_cold_users"} <= set(out)
+    with pytest.raises(ValueError, match="score_fn returned"):
+        evaluate_ranking(lambda u: torch.zeros(u.numel(), 3), data, "valid")
+    with pytest.raises(ValueError, match="split='train2'"):
+        evaluate_ranking(lambda u: torch.zeros(u.numel(), data.num_movies), data, "train2")
+
+
+def test_classification_uses_the_split_movies_only(tiny_tables) -> None:
+    data = prepare_data(tiny_tables, DataConfig(), seed=0)
+    logits = data.genre_labels * 4 - 2  # perfect on every movie ...
+    test = data.genre_masks["test"]
+    logits[~test] = -logits[~test]  # ... then wrong outside the test split
+    assert evaluate_classification(logits, data, "test") == {"micro_f1": 1.0, "macro_f1": 1.0, "map": 1.0}
+    assert evaluate_classification(logits, data, "valid")["micro_f1"] == 0.0
+
+
+def test_run_result_to_dict_is_json() -> None:
+    r = RunResult("popularity", 0, {"ndcg@20": 0.1}, {"ndcg@20": 0.2}, [{"epoch": 1, "loss": 0.5}], 0.01, 12.0)
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d == {"name": "popularity", "seed": 0, "metrics": {"ndcg@20": 0.1}, "valid_metrics": {"ndcg@20": 0.2},
+                 "history": [{"epoch": 1, "loss": 0.5}], "epoch_seconds": 0.01, "peak_mem_mb": 12.0, "config": {}}
