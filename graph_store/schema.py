@@ -37,7 +37,9 @@ class Property:
     name: str
     type: pa.DataType
     doc: str = ""
-    indexed: bool = False  # a Neo4j range index for lookups by this property
+    # Neo4j index for lookups by this property: "RANGE" (exact, values up to ~8 kB) or "TEXT"
+    # (CONTAINS / STARTS WITH searches, values up to 32 kB); None for no index.
+    index: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,9 @@ MOVIE = NodeType(
     key="movie_id",
     key_type=pa.int64(),
     properties=(
-        Property("title", pa.string(), "MovieLens title without the year", indexed=True),
+        Property("title", pa.string(), "MovieLens title without the year", index="TEXT"),
         Property("year", pa.int32(), "year parsed from the MovieLens title"),
-        Property("tconst", pa.string(), "matched IMDb title id, null when unmatched", indexed=True),
+        Property("tconst", pa.string(), "matched IMDb title id, null when unmatched", index="RANGE"),
         Property("imdb_title", pa.string(), "IMDb primaryTitle"),
         Property("title_type", pa.string(), "IMDb titleType"),
         Property("start_year", pa.int32(), "IMDb startYear"),
@@ -131,7 +133,7 @@ PERSON = NodeType(
     key="nconst",
     key_type=pa.string(),
     properties=(
-        Property("name", pa.string(), "IMDb primaryName", indexed=True),
+        Property("name", pa.string(), "IMDb primaryName", index="TEXT"),
         Property("birth_year", pa.int32()),
         Property("death_year", pa.int32()),
         Property("professions", pa.list_(pa.string()), "IMDb primaryProfession"),
@@ -294,12 +296,12 @@ def constraint_statements() -> list[str]:
 
 
 def index_statements() -> list[str]:
-    """One range index per ``indexed`` node property (lookups by IMDb id, title, name), idempotent."""
+    """One index per node property with an ``index`` kind (lookups by IMDb id, title, name), idempotent."""
     return [
-        f"CREATE INDEX {n.label.lower()}_{p.name} IF NOT EXISTS FOR (x:{n.label}) ON (x.{p.name})"
+        f"CREATE {p.index} INDEX {n.label.lower()}_{p.name} IF NOT EXISTS FOR (x:{n.label}) ON (x.{p.name})"
         for n in NODE_TYPES
         for p in n.properties
-        if p.indexed
+        if p.index is not None
     ]
 
 
