@@ -157,7 +157,7 @@ TAGGED = EdgeType(
     MOVIE,
     (Property("tag", pa.string()), Property("timestamp", pa.int64(), "unix seconds")),
     doc="One row per (user, movie, tag); a user may tag a movie several times.",
-    identity=("tag",),
+    identity=("tag", "timestamp"),
 )
 IN_GENRE = EdgeType("IN_GENRE", MOVIE, GENRE)
 ACTED_IN = EdgeType(
@@ -165,6 +165,8 @@ ACTED_IN = EdgeType(
     PERSON,
     MOVIE,
     (Property("characters", pa.list_(pa.string())), Property("ordering", pa.int32())),
+    doc="title.principals rows; one person may have two (e.g. actor and self), told apart by ordering.",
+    identity=("ordering",),
 )
 DIRECTED = EdgeType("DIRECTED", PERSON, MOVIE)
 WROTE = EdgeType("WROTE", PERSON, MOVIE)
