@@ -1,0 +1,489 @@
+"""Match MovieLens movies to IMDb titles: block in DuckDB, score blocks with rapidfuzz, decide in SQL.
+
+Plan (each SQL step is built by a pure function returning a :class:`Step`):
+
+    stg_ml_movies --parse--> match_movies, match_queries (block = year, or -movie_id when undated)
+    stg_imdb_titles (+ stg_imdb_akas) --> match_candidate_titles --> match_needed_titles
+    match_title_norms (normalised in Python) --> match_blocks (block, norm, tconsts)
+    rapidfuzz cdist per block --> match_pairs --> match_scored --> match_fuzzy
+    match_fuzzy + links + overrides --> match_decisions (replace, one row per movie)
+
+A candidate ranks by fuzzy score minus a title-type penalty and a per-year penalty; near-ties are
+settled by IMDb votes (real dumps hold many same-year homonyms). A match needs the score threshold
+and a margin over the best candidate with a *different* title; failing the margin sends the movie
+to the review file. Overrides always win.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+from rapidfuzz import fuzz, process
+
+from etl.titles import colon_parts, normalize, parse_title, query_strings, title_key
+from etl.warehouse import Step, drop_tables, register_arrow, run_steps
+from graph_store.errors import CinegraphError
+
+log = logging.getLogger(__name__)
+
+_SCORERS = {"ratio": fuzz.ratio, "token_sort_ratio": fuzz.token_sort_ratio}
+_TCONST_RE = re.compile(r"^tt\d{7,}$")
+# Working tables of one run, dropped at its end; only match_decisions stays (replace).
+INTERMEDIATE_TABLES = ("match_movies", "match_queries", "match_overrides", "match_candidate_titles",
+                       "match_candidate_info", "match_needed_titles", "match_title_norms", "match_blocks",
+                       "match_pairs", "match_scored", "match_fuzzy", "match_links", "match_outcome",
+                       "match_review", "match_evaluation_counts")
+REVIEW_COLUMNS = ["movie_id", "ml_title", "ml_year", "rank", "tconst", "imdb_title", "start_year",
+                  "title_type", "num_votes", "score"]
+
+
+class MatchConfig(BaseModel):
+    """How titles are matched; every field has a default that meets the bar on the real mirror."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["links", "fuzzy"] = "links"  # links: trust links.csv where it resolves
+    threshold: float = Field(90.0, ge=0, le=100)  # minimum fuzzy score (0-100) for a match
+    margin: float = Field(4.0, ge=0)  # winner must beat the best differently-titled candidate by this
+    year_tolerance: int = Field(1, ge=0)  # candidates may start this many years off the ML year
+    year_penalty: float = Field(1.0, ge=0)  # ranking points lost per year off
+    type_penalty: dict[str, float] = {"movie": 0.0, "tvMovie": 1.0, "video": 1.0}  # by title_type
+    other_type_penalty: float = 2.0  # for title types not listed above (short, tvSpecial, ...)
+    derived_penalty: float = Field(5.0, ge=0)  # score lost when only a colon half matched
+    tie_window: float = Field(1.5, ge=0)  # candidates this close in rank are near-ties: votes decide
+    homonym_vote_ratio: float = Field(0.5, ge=0)  # a near-tie with this share of the winner's votes: review
+    scorer: Literal["ratio", "token_sort_ratio"] = "ratio"  # rapidfuzz scorer on normalised titles
+    max_cells: int = Field(20_000_000, ge=1)  # cdist cells per chunk: bounds memory
+    workers: int = -1  # rapidfuzz threads (-1: all cores)
+
+
+class Evaluation(BaseModel):
+    """Fuzzy matching scored against links.csv over the linked movies."""
+
+    precision: float
+    recall: float
+    f1: float
+    truth_pairs: int
+
+
+class MatchReport(BaseModel):
+    mode: Literal["links", "fuzzy"]
+    matched: int
+    unmatched: int
+    review: int
+    evaluation: Evaluation | None
+
+
+# ---------------------------------------------------------------- SQL steps (pure functions)
+
+
+def candidate_titles_sql(with_akas: bool) -> Step:
+    """Every spelling of every staged title: primary, original and (when staged) a.k.a. titles."""
+    akas = ("UNION SELECT a.tconst, a.title FROM stg_imdb_akas a SEMI JOIN stg_imdb_titles t "
+            "ON a.tconst = t.tconst WHERE a.title IS NOT NULL") if with_akas else ""
+    sql = f"""
+        SELECT tconst, primary_title AS title FROM stg_imdb_titles WHERE primary_title IS NOT NULL
+        UNION SELECT tconst, original_title FROM stg_imdb_titles WHERE original_title IS NOT NULL
+        {akas}"""
+    return Step(sql, "match_candidate_titles")
+
+
+def candidate_info_sql() -> Step:
+    """Type, start year and votes per staged title (votes 0 when unrated)."""
+    sql = """
+        SELECT t.tconst, t.title_type, t.start_year, coalesce(r.num_votes, 0) AS num_votes
+        FROM stg_imdb_titles t LEFT JOIN stg_imdb_ratings r ON r.tconst = t.tconst"""
+    return Step(sql, "match_candidate_info")
+
+
+def needed_titles_sql(year_tolerance: int, all_titles: bool) -> Step:
+    """Distinct candidate spellings worth normalising: those within reach of some ML year, or all of
+    them when an undated movie must be blocked by title key."""
+    where = "" if all_titles else """
+        WHERE EXISTS (SELECT 1 FROM match_movies m WHERE m.year IS NOT NULL
+                      AND i.start_year BETWEEN m.year - $tol AND m.year + $tol)"""
+    sql = f"""
+        SELECT DISTINCT c.title FROM match_candidate_titles c
+        JOIN match_candidate_info i ON i.tconst = c.tconst {where}"""
+    return Step(sql, "match_needed_titles", {} if all_titles else {"tol": year_tolerance})
+
+
+def blocks_sql(year_tolerance: int) -> Step:
+    """Candidates per block: titles starting within ±tol of each ML year, and for undated movies
+    (block -movie_id) the titles sharing one of their normalised keys. Equal spellings collapse
+    into one row carrying all their tconsts, so each is scored once."""
+    sql = """
+        WITH spelled AS (
+            SELECT c.tconst, i.start_year, n.norm, n.key, n.derived FROM match_candidate_titles c
+            JOIN match_title_norms n ON n.title = c.title
+            JOIN match_candidate_info i ON i.tconst = c.tconst WHERE n.norm <> ''),
+        years AS (SELECT DISTINCT year FROM match_movies WHERE year IS NOT NULL),
+        pairs AS (
+            SELECT y.year AS block, s.tconst, s.norm, s.derived FROM years y
+            JOIN spelled s ON s.start_year BETWEEN y.year - $tol AND y.year + $tol
+            UNION
+            SELECT q.block, s.tconst, s.norm, s.derived FROM match_queries q
+            JOIN spelled s ON s.key = q.key WHERE q.block < 0)
+        SELECT block, norm, derived, list(DISTINCT tconst ORDER BY tconst) AS tconsts
+        FROM pairs GROUP BY block, norm, derived ORDER BY block, norm, derived"""
+    return Step(sql, "match_blocks", {"tol": year_tolerance})
+
+
+def scored_sql(config: MatchConfig) -> Step:
+    """Best score per (movie, title), the spelling it came from, and the rank score that orders
+    candidates: fuzzy score minus title-type and year-distance penalties."""
+    sql = """
+        WITH pairs AS (
+            SELECT movie_id, unnest(tconsts) AS tconst, norm, score FROM match_pairs),
+        best AS (
+            SELECT movie_id, tconst, max(score) AS score, arg_max(norm, score) AS matched
+            FROM pairs GROUP BY movie_id, tconst)
+        SELECT b.movie_id, b.tconst, b.score, b.matched, i.title_type, i.start_year, i.num_votes,
+               b.score
+               - coalesce(list_extract($pen_values, list_position($pen_types, i.title_type)), $pen_other)
+               - $year_penalty * coalesce(abs(i.start_year - m.year), 0) AS rank_score
+        FROM best b JOIN match_candidate_info i ON i.tconst = b.tconst
+        JOIN match_movies m ON m.movie_id = b.movie_id"""
+    params = {"pen_types": list(config.type_penalty), "pen_values": list(config.type_penalty.values()),
+              "pen_other": config.other_type_penalty, "year_penalty": config.year_penalty}
+    return Step(sql, "match_scored", params)
+
+
+def fuzzy_sql(config: MatchConfig) -> Step:
+    """One fuzzy verdict per scored movie: 'match', 'review' or 'none'.
+
+    The winner is the most-voted among near-ties of the top rank score; the runner-up is the best
+    candidate with a different (normalised) title, and the margin is taken on rank scores (a short
+    from the next year is a weaker rival than a feature from the same one). A same-title near-tie holding a comparable share
+    of votes is a homonym we cannot tell apart, so it goes to review as well."""
+    sql = """
+        WITH ranked AS (
+            SELECT *, max(rank_score) OVER (PARTITION BY movie_id) AS top FROM match_scored),
+        ties AS (
+            SELECT *, row_number() OVER (PARTITION BY movie_id
+                                         ORDER BY num_votes DESC, rank_score DESC, tconst) AS pick
+            FROM ranked WHERE rank_score >= top - $tie_window),
+        win AS (SELECT * FROM ties WHERE pick = 1),
+        second AS (SELECT movie_id, num_votes AS second_votes FROM ties WHERE pick = 2),
+        runner AS (
+            SELECT r.movie_id, max(r.score) AS runner_up, max(r.rank_score) AS runner_up_rank FROM ranked r
+            JOIN win w ON w.movie_id = r.movie_id AND r.matched <> w.matched GROUP BY r.movie_id)
+        SELECT w.movie_id, w.tconst, w.score, ru.runner_up AS runner_up_score,
+               CASE WHEN w.score < $threshold THEN 'none'
+                    WHEN w.rank_score - coalesce(ru.runner_up_rank, 0) < $margin THEN 'review'
+                    WHEN s.second_votes >= $vote_ratio * w.num_votes THEN 'review'
+                    ELSE 'match' END AS status
+        FROM win w LEFT JOIN runner ru ON ru.movie_id = w.movie_id
+        LEFT JOIN second s ON s.movie_id = w.movie_id"""
+    params = {"tie_window": config.tie_window, "threshold": config.threshold,
+              "margin": config.margin, "vote_ratio": config.homonym_vote_ratio}
+    return Step(sql, "match_fuzzy", params)
+
+
+def links_sql() -> Step:
+    """links.csv rows whose tconst is a staged title (one per movie)."""
+    sql = """
+        SELECT l.movie_id, min(l.tconst) AS tconst FROM stg_ml_links l
+        SEMI JOIN stg_imdb_titles t ON t.tconst = l.tconst GROUP BY l.movie_id"""
+    return Step(sql, "match_links")
+
+
+def decisions_sql(use_links: bool) -> Step:
+    """One row per movie: override, else link (links mode), else a fuzzy match, else none."""
+    link_join = "LEFT JOIN match_links l ON l.movie_id = m.movie_id" if use_links else \
+        "LEFT JOIN (SELECT NULL::BIGINT AS movie_id, NULL::VARCHAR AS tconst) l ON false"
+    sql = f"""
+        SELECT m.movie_id,
+               CASE WHEN o.movie_id IS NOT NULL THEN o.tconst
+                    WHEN l.movie_id IS NOT NULL THEN l.tconst
+                    WHEN f.status = 'match' THEN f.tconst END AS tconst,
+               f.score::DOUBLE AS score, f.runner_up_score::DOUBLE AS runner_up_score,
+               CASE WHEN o.movie_id IS NOT NULL THEN 'override'
+                    WHEN l.movie_id IS NOT NULL THEN 'link'
+                    WHEN f.status = 'match' THEN 'fuzzy' ELSE 'none' END AS method,
+               f.status = 'review' AND o.movie_id IS NULL AND l.movie_id IS NULL AS needs_review
+        FROM match_movies m LEFT JOIN match_fuzzy f ON f.movie_id = m.movie_id
+        {link_join}
+        LEFT JOIN match_overrides o ON o.movie_id = m.movie_id
+        ORDER BY m.movie_id"""
+    return Step(sql, "match_outcome")
+
+
+def evaluation_sql() -> Step:
+    """Fuzzy verdicts against links.csv over linked movies: matches made, correct ones, truth pairs."""
+    sql = """
+        WITH linked AS (SELECT DISTINCT movie_id, tconst FROM stg_ml_links WHERE tconst IS NOT NULL),
+        made AS (SELECT f.movie_id, f.tconst FROM match_fuzzy f
+                 WHERE f.status = 'match' AND f.movie_id IN (SELECT movie_id FROM linked))
+        SELECT (SELECT count(*) FROM made) AS made,
+               (SELECT count(*) FROM made JOIN linked l
+                  ON l.movie_id = made.movie_id AND l.tconst = made.tconst) AS correct,
+               (SELECT count(DISTINCT movie_id) FROM match_links) AS truth_pairs"""
+    return Step(sql, "match_evaluation_counts")
+
+
+def review_sql(top_n: int = 5) -> Step:
+    """The best few candidates of every movie sent to review, for a person to settle."""
+    sql = """
+        SELECT o.movie_id, m.title AS ml_title, m.year AS ml_year,
+               row_number() OVER (PARTITION BY o.movie_id ORDER BY s.rank_score DESC, s.num_votes DESC,
+                                  s.tconst) AS rank,
+               s.tconst, t.primary_title AS imdb_title, s.start_year, s.title_type, s.num_votes,
+               round(s.score, 2) AS score
+        FROM match_outcome o JOIN match_movies m ON m.movie_id = o.movie_id
+        JOIN match_scored s ON s.movie_id = o.movie_id JOIN stg_imdb_titles t ON t.tconst = s.tconst
+        WHERE o.needs_review QUALIFY rank <= $top_n ORDER BY o.movie_id, rank"""
+    return Step(sql, "match_review", {"top_n": top_n})
+
+
+# ---------------------------------------------------------------- Python stages
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Like ``warehouse.table_exists`` but fetches to the end: DuckDB 2 refuses ``register`` while a
+    result is left half-read."""
+    query = "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary"
+    return con.execute(query, [name]).fetchall()[0][0] > 0
+
+
+def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """Copy an Arrow table into table ``name`` (a registered view would pin Python memory)."""
+    register_arrow(con, "_match_arrow", table)
+    try:
+        run_steps(con, [Step("SELECT * FROM _match_arrow", name)])
+    finally:
+        con.unregister("_match_arrow")
+
+
+def _stage_movies(con: duckdb.DuckDBPyConnection) -> int:
+    """Parse every MovieLens title into match_movies and its query spellings into match_queries."""
+    ids, titles, years = con.execute("SELECT movie_id, title, year FROM stg_ml_movies").fetchnumpy().values()
+    m_year: list[int | None] = []
+    q_block: list[int] = []
+    q_movie: list[int] = []
+    q_norm: list[str] = []
+    q_key: list[str] = []
+    q_derived: list[bool] = []
+    for movie_id, title, staged_year in zip(ids.tolist(), titles.tolist(), years.tolist()):
+        parsed = parse_title(title or "")
+        year = parsed.year if parsed.year is not None else staged_year
+        year = None if year is None or year != year else int(year)  # masked/NaN -> None
+        m_year.append(year)
+        for norm, derived in query_strings(title or ""):
+            q_block.append(year if year is not None else -movie_id)
+            q_movie.append(movie_id)
+            q_norm.append(norm)
+            q_key.append(title_key(norm))
+            q_derived.append(derived)
+    _register(con, "match_movies", pa.table({"movie_id": pa.array(ids.tolist(), pa.int64()),
+                                             "title": pa.array(titles.tolist(), pa.string()),
+                                             "year": pa.array(m_year, pa.int32())}))
+    _register(con, "match_queries", pa.table({"block": pa.array(q_block, pa.int64()),
+                                              "movie_id": pa.array(q_movie, pa.int64()),
+                                              "norm": pa.array(q_norm, pa.string()),
+                                              "key": pa.array(q_key, pa.string()),
+                                              "derived": pa.array(q_derived, pa.bool_())}))
+    return sum(1 for y in m_year if y is None)
+
+
+def _stage_title_norms(con: duckdb.DuckDBPyConnection) -> None:
+    """Normalise each needed candidate spelling once, with the same functions the queries used
+    (plus its long colon halves, flagged derived)."""
+    out_title: list[str] = []
+    out_norm: list[str] = []
+    out_derived: list[bool] = []
+    for title in con.execute("SELECT title FROM match_needed_titles").fetchnumpy()["title"].tolist():
+        out_title.append(title)
+        out_norm.append(normalize(title))
+        out_derived.append(False)
+        for part in colon_parts(title):
+            out_title.append(title)
+            out_norm.append(part)
+            out_derived.append(True)
+    _register(con, "match_title_norms", pa.table({"title": pa.array(out_title, pa.string()),
+                                                  "norm": pa.array(out_norm, pa.string()),
+                                                  "key": pa.array([title_key(n) for n in out_norm], pa.string()),
+                                                  "derived": pa.array(out_derived, pa.bool_())}))
+    normalize.cache_clear()
+
+
+def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> int:
+    """Score each block's queries against its candidates with one ``process.cdist`` call per chunk
+    and keep the cells at or above ``threshold - margin`` (a lower score can neither win nor
+    threaten a winner) as match_pairs. A pair involving a derived (colon-half) spelling loses
+    ``derived_penalty``, so a full-title match always outranks it."""
+    scorer = _SCORERS[config.scorer]
+    cutoff = max(config.threshold - config.margin, 0.0)
+    queries = con.sql("SELECT block, movie_id, norm, derived FROM match_queries ORDER BY block").to_arrow_table()
+    blocks = con.sql("SELECT block, norm, derived, tconsts FROM match_blocks ORDER BY block").to_arrow_table()
+    q_block = queries["block"].to_numpy()
+    q_movie = queries["movie_id"].to_numpy()
+    q_norm = queries["norm"].to_pylist()
+    q_derived = queries["derived"].to_numpy(zero_copy_only=False)
+    b_derived = blocks["derived"].to_numpy(zero_copy_only=False)
+    b_block = blocks["block"].to_numpy()
+    b_norm = blocks["norm"].to_pylist()
+    hit_movie: list[np.ndarray] = []
+    hit_cand: list[np.ndarray] = []
+    hit_score: list[np.ndarray] = []
+    starts = np.flatnonzero(np.r_[True, q_block[1:] != q_block[:-1]]) if len(q_block) else np.array([], int)
+    ends = np.r_[starts[1:], len(q_block)]
+    for qs, qe in zip(starts.tolist(), ends.tolist()):
+        block = q_block[qs]
+        cs, ce = np.searchsorted(b_block, block, "left"), np.searchsorted(b_block, block, "right")
+        if cs == ce:
+            continue
+        choices = b_norm[cs:ce]
+        rows = max(1, config.max_cells // len(choices))
+        for r0 in range(qs, qe, rows):
+            r1 = min(r0 + rows, qe)
+            scores = process.cdist(q_norm[r0:r1], choices, scorer=scorer, processor=None,
+                                   score_cutoff=cutoff, dtype=np.float32, workers=config.workers)
+            qi, ci = np.nonzero(scores)
+            score = scores[qi, ci] - config.derived_penalty * (q_derived[r0:r1][qi] | b_derived[cs:ce][ci])
+            keep = score >= cutoff
+            hit_movie.append(q_movie[r0:r1][qi[keep]])
+            hit_cand.append(ci[keep] + cs)
+            hit_score.append(score[keep])
+    cand = np.concatenate(hit_cand) if hit_cand else np.array([], np.int64)
+    pairs = pa.table({
+        "movie_id": pa.array(np.concatenate(hit_movie) if hit_movie else [], pa.int64()),
+        "norm": blocks["norm"].take(pa.array(cand, pa.int64())),
+        "tconsts": blocks["tconsts"].take(pa.array(cand, pa.int64())),
+        "score": pa.array(np.concatenate(hit_score) if hit_score else [], pa.float64()),
+    })
+    _register(con, "match_pairs", pairs)
+    return len(pairs)
+
+
+def read_overrides(con: duckdb.DuckDBPyConnection, path: Path) -> pa.Table:
+    """Read and fully validate a ``movieId,tconst`` overrides CSV (empty tconst = force no match);
+    raise one CinegraphError listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CinegraphError(f"overrides file {path}: cannot read it ({exc})") from exc
+    rows = list(csv.reader(text.splitlines()))
+    if not rows or [c.strip() for c in rows[0]] != ["movieId", "tconst"]:
+        raise CinegraphError(f"overrides file {path}: header must be 'movieId,tconst'")
+    problems: list[str] = []
+    movie_ids: list[int] = []
+    tconsts: list[str | None] = []
+    lines: list[int] = []
+    seen: dict[int, int] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != 2:
+            problems.append(f"line {line}: expected 2 fields, got {len(row)}")
+            continue
+        raw_id, tconst = row[0].strip(), row[1].strip()
+        if not raw_id.isdigit():
+            problems.append(f"line {line}: movieId {raw_id!r} is not an integer")
+            continue
+        if tconst and not _TCONST_RE.match(tconst):
+            problems.append(f"line {line}: tconst {tconst!r} is not like 'tt0114709'")
+            continue
+        movie_id = int(raw_id)
+        if movie_id in seen:
+            problems.append(f"line {line}: movieId {movie_id} already given on line {seen[movie_id]}")
+            continue
+        seen[movie_id] = line
+        movie_ids.append(movie_id)
+        tconsts.append(tconst or None)
+        lines.append(line)
+    table = pa.table({"movie_id": pa.array(movie_ids, pa.int64()), "tconst": pa.array(tconsts, pa.string()),
+                      "line": pa.array(lines, pa.int64())})
+    con.register("_match_overrides_in", table)
+    try:
+        unknown = con.execute("""
+            SELECT o.line, o.movie_id, o.tconst, m.movie_id IS NULL AS no_movie,
+                   o.tconst IS NOT NULL AND t.tconst IS NULL AS no_title
+            FROM _match_overrides_in o LEFT JOIN stg_ml_movies m ON m.movie_id = o.movie_id
+            LEFT JOIN (SELECT DISTINCT tconst FROM stg_imdb_titles) t ON t.tconst = o.tconst
+            WHERE m.movie_id IS NULL OR (o.tconst IS NOT NULL AND t.tconst IS NULL)""").fetchall()
+    finally:
+        con.unregister("_match_overrides_in")
+    for line, movie_id, tconst, no_movie, no_title in unknown:
+        if no_movie:
+            problems.append(f"line {line}: movieId {movie_id} is not a staged movie")
+        if no_title:
+            problems.append(f"line {line}: tconst {tconst} is not a staged IMDb title")
+    if problems:
+        problems.sort(key=lambda p: int(p.split(":")[0].split()[1]))
+        raise CinegraphError(f"overrides file {path}: {len(problems)} problem(s): " + "; ".join(problems))
+    return table.drop_columns(["line"])
+
+
+def _write_review(con: duckdb.DuckDBPyConnection, review_path: Path) -> int:
+    """Write the review CSV (header only when nothing is ambiguous) aside, then rename it in."""
+    run_steps(con, [review_sql()])
+    rows = con.execute(f"SELECT {', '.join(REVIEW_COLUMNS)} FROM match_review").fetchall()
+    review_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = review_path.with_name(review_path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(REVIEW_COLUMNS)
+        writer.writerows(rows)
+    os.replace(tmp, review_path)
+    return len({r[0] for r in rows})
+
+
+def _evaluate(con: duckdb.DuckDBPyConnection) -> Evaluation:
+    run_steps(con, [evaluation_sql()])
+    made, correct, truth = con.execute("SELECT made, correct, truth_pairs FROM match_evaluation_counts").fetchall()[0]
+    return evaluation_from_counts(made, correct, truth)
+
+
+def evaluation_from_counts(made: int, correct: int, truth_pairs: int) -> Evaluation:
+    """Precision over matches made, recall over truth pairs, and their harmonic mean (0 when undefined)."""
+    precision = correct / made if made else 0.0
+    recall = correct / truth_pairs if truth_pairs else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Evaluation(precision=precision, recall=recall, f1=f1, truth_pairs=truth_pairs)
+
+
+def match_titles(con: duckdb.DuckDBPyConnection, config: MatchConfig, *, review_path: Path,
+                 overrides_path: Path | None = None) -> MatchReport:
+    """Decide an IMDb title (or none) for every staged MovieLens movie; replace ``match_decisions``,
+    write ambiguous cases to ``review_path``, and score fuzzy matching against links when staged."""
+    for table in ("stg_ml_movies", "stg_imdb_titles", "stg_imdb_ratings"):
+        if not _table_exists(con, table):
+            raise CinegraphError(f"warehouse: table {table} is missing; run staging first")
+    has_links = _table_exists(con, "stg_ml_links")
+    overrides = (read_overrides(con, overrides_path) if overrides_path is not None else
+                 pa.table({"movie_id": pa.array([], pa.int64()), "tconst": pa.array([], pa.string())}))
+    _register(con, "match_overrides", overrides)
+
+    undated = _stage_movies(con)
+    run_steps(con, [candidate_titles_sql(_table_exists(con, "stg_imdb_akas")), candidate_info_sql(),
+                    needed_titles_sql(config.year_tolerance, all_titles=undated > 0)])
+    _stage_title_norms(con)
+    run_steps(con, [blocks_sql(config.year_tolerance)])
+    n_pairs = _score_blocks(con, config)
+    log.info("scored %d candidate pairs (%d undated movies blocked by title key)", n_pairs, undated)
+    steps = [scored_sql(config), fuzzy_sql(config)]
+    if has_links:
+        steps.append(links_sql())
+    steps.append(decisions_sql(use_links=has_links and config.mode == "links"))
+    run_steps(con, steps)
+    run_steps(con, [Step("SELECT movie_id, tconst, score, runner_up_score, method FROM match_outcome",
+                         "match_decisions")])
+
+    review = _write_review(con, review_path)
+    evaluation = _evaluate(con) if has_links else None
+    matched, total = con.execute("SELECT count(tconst), count(*) FROM match_decisions").fetchall()[0]
+    report = MatchReport(mode=config.mode, matched=matched, unmatched=total - matched, review=review,
+                         evaluation=evaluation)
+    drop_tables(con, INTERMEDIATE_TABLES)
+    log.info("match: %s", report.model_dump())
+    return report
