@@ -66,7 +66,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Download:
-    """A file now on disk at ``path``: fetched (``downloaded``) or confirmed by a 304 (``not_modified``)."""
+    """A file now on disk at ``path``: ``downloaded``, or ``not_modified`` (confirmed by a 304)."""
 
     path: Path
     status: str
@@ -206,6 +206,7 @@ def download(
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(f".{dest.name}.part")
+    part.unlink(missing_ok=True)  # left by a killed process: its version is unknown, never resume it
     conditional = state.validators(url) if dest.is_file() else {}
     # Validator of the response that began the partial file: sent as If-Range on resume so that a
     # file changed upstream between two attempts is restarted, not spliced.
@@ -278,7 +279,8 @@ def _receive(
         match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
         if not match or int(match.group(1)) != offset:
             part.unlink(missing_ok=True)
-            raise _Truncated(f"206 with Content-Range {resp.headers.get('Content-Range')!r}, asked {offset}")
+            got = resp.headers.get("Content-Range")
+            raise _Truncated(f"206 with Content-Range {got!r} when asked for byte {offset} on")
         with part.open("rb") as f:
             while chunk := f.read(_CHUNK):
                 sha.update(chunk)

@@ -49,7 +49,9 @@ def unsafe_entries(members: list[zipfile.ZipInfo], max_bytes: int) -> list[str]:
     return problems
 
 
-def extract_zip(zip_path: Path, dest: Path, *, zip_sha256: str, max_bytes: int = DEFAULT_MAX_EXTRACT_BYTES) -> Path:
+def extract_zip(
+    zip_path: Path, dest: Path, *, zip_sha256: str, max_bytes: int = DEFAULT_MAX_EXTRACT_BYTES
+) -> Path:
     """Extract ``zip_path`` so that ``dest`` holds its data files, and return ``dest``.
 
     A zip with a single top folder (``ml-100k/u.data``) has that folder's content placed at
@@ -62,13 +64,17 @@ def extract_zip(zip_path: Path, dest: Path, *, zip_sha256: str, max_bytes: int =
         log.info("%s: already extracted from this archive", dest)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for pattern in (f".{dest.name}.*.extracting", f".{dest.name}.old-*"):  # left by a killed run
+        for stale in dest.parent.glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
     try:
         with zipfile.ZipFile(zip_path) as zf:
             members = zf.infolist()
             problems = unsafe_entries(members, max_bytes)
             if problems:
                 more = f" (+{len(problems) - _MAX_LISTED} more)" if len(problems) > _MAX_LISTED else ""
-                raise CinegraphError(f"{zip_path}: unsafe archive: {'; '.join(problems[:_MAX_LISTED])}{more}")
+                listed = "; ".join(problems[:_MAX_LISTED])
+                raise CinegraphError(f"{zip_path}: unsafe archive: {listed}{more}")
             tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
             try:
                 for info in members:

@@ -22,13 +22,17 @@ BODY = bytes(range(256)) * 4096  # 1 MiB: several read chunks
 @dataclass
 class Script:
     """What the server does next: ``fail`` statuses are answered first, one per request, then
-    ``truncate`` cuts the next bodies after so many bytes; ``ranges`` turns on 206 answers."""
+    ``truncate`` cuts the next bodies after so many bytes; ``ranges`` turns on 206 answers,
+    ``fail_ranged`` answers the next ranged requests with these statuses, ``misrange`` makes a 206
+    start at byte 0 whatever was asked."""
 
     files: dict[str, bytes] = field(default_factory=dict)
     fail: list[int] = field(default_factory=list)
     truncate: list[int] = field(default_factory=list)
     ranges: bool = True
     etag: bool = True
+    fail_ranged: list[int] = field(default_factory=list)
+    misrange: bool = False
     requests: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -55,8 +59,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         start, status = 0, 200
         wanted = self.headers.get("Range", "")
+        if wanted and script.fail_ranged:
+            self.send_error(script.fail_ranged.pop(0))
+            return
         if script.ranges and wanted.startswith("bytes=") and self.headers.get("If-Range", etag) == etag:
-            start, status = int(wanted[6:].rstrip("-")), 206
+            start, status = (0 if script.misrange else int(wanted[6:].rstrip("-"))), 206
         self.send_response(status)
         if script.etag:
             self.send_header("ETag", etag)
@@ -84,7 +91,8 @@ def server() -> Iterator[tuple[str, Script]]:
 
 
 def _get(url: str, dest: Path, **kwargs: object) -> Download:
-    return download(url, dest, FetchState(dest.parent / "state.json"), progress=False, retry=FAST, **kwargs)
+    state = FetchState(dest.parent / "state.json")
+    return download(url, dest, state, progress=False, retry=FAST, **kwargs)  # type: ignore[arg-type]
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -137,7 +145,7 @@ def test_truncated_transfer_resumes_with_range(server: tuple[str, Script], tmp_p
     assert second["If-Range"].startswith('"')  # resumes only the same version of the file
 
 
-def test_truncated_transfer_restarts_when_server_ignores_range(server: tuple[str, Script], tmp_path: Path) -> None:
+def test_truncated_transfer_restarts_without_range(server: tuple[str, Script], tmp_path: Path) -> None:
     base, script = server
     script.files["/f.bin"] = BODY
     script.ranges = False
@@ -146,6 +154,20 @@ def test_truncated_transfer_restarts_when_server_ignores_range(server: tuple[str
     assert (tmp_path / "f.bin").read_bytes() == BODY
     assert got.md5 == hashlib.md5(BODY).hexdigest()
     assert len(script.requests) == 3
+
+
+@pytest.mark.parametrize("script_change", [{"fail_ranged": [416]}, {"misrange": True}])
+def test_unusable_range_answer_restarts_from_zero(
+    server: tuple[str, Script], tmp_path: Path, script_change: dict[str, object]
+) -> None:
+    base, script = server
+    script.files["/f.bin"] = BODY
+    script.truncate = [300_000]
+    for key, value in script_change.items():
+        setattr(script, key, value)
+    got = _get(f"{base}/f.bin", tmp_path / "f.bin")
+    assert (tmp_path / "f.bin").read_bytes() == BODY and got.bytes == len(BODY)
+    assert ["Range" in r for r in script.requests] == [False, True, False]
 
 
 def test_truncated_every_time_leaves_nothing(server: tuple[str, Script], tmp_path: Path) -> None:
@@ -171,7 +193,7 @@ def test_conditional_get_with_etag(server: tuple[str, Script], tmp_path: Path) -
     assert third.status == "downloaded" and (tmp_path / "f.bin").read_bytes() == BODY[::-1]
 
 
-def test_conditional_get_skipped_when_the_file_is_gone(server: tuple[str, Script], tmp_path: Path) -> None:
+def test_unconditional_when_the_file_is_gone(server: tuple[str, Script], tmp_path: Path) -> None:
     base, script = server
     script.files["/f.bin"] = BODY
     _get(f"{base}/f.bin", tmp_path / "f.bin")
@@ -187,13 +209,14 @@ def test_md5_mismatch_removes_the_partial_file_and_keeps_the_old_one(
     base, script = server
     (tmp_path / "f.bin").write_bytes(b"previous version")
     script.files["/f.bin"] = BODY
-    with pytest.raises(CinegraphError, match=r"^f\.bin: md5 [0-9a-f]{32} does not match the published 0{32}"):
+    message = r"^f\.bin: md5 [0-9a-f]{32} does not match the published 0{32}"
+    with pytest.raises(CinegraphError, match=message):
         _get(f"{base}/f.bin", tmp_path / "f.bin", expected_md5="0" * 32)
     assert _leftovers(tmp_path) == ["f.bin"]
     assert (tmp_path / "f.bin").read_bytes() == b"previous version"
 
 
-def test_not_modified_file_failing_md5_is_downloaded_again(server: tuple[str, Script], tmp_path: Path) -> None:
+def test_not_modified_but_corrupt_is_downloaded_again(server: tuple[str, Script], tmp_path: Path) -> None:
     base, script = server
     script.files["/f.bin"] = BODY
     _get(f"{base}/f.bin", tmp_path / "f.bin")
@@ -212,7 +235,9 @@ def test_connection_refused_is_retried_then_reported(tmp_path: Path) -> None:
     assert _leftovers(tmp_path) == []
 
 
-def test_progress_bar_reports_to_stderr(server: tuple[str, Script], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_reports_to_stderr(
+    server: tuple[str, Script], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base, script = server
     script.files["/f.bin"] = BODY
     download(f"{base}/f.bin", tmp_path / "f.bin", FetchState(tmp_path / "state.json"), retry=FAST)
