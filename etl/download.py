@@ -217,8 +217,9 @@ def download(
         headers: dict[str, str] = {}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-            if_range = began_with.get("etag") or began_with.get("last_modified")
-            if if_range and not if_range.startswith("W/"):
+            etag = began_with.get("etag")  # If-Range takes a strong ETag or a date, never a weak tag
+            if_range = etag if etag and not etag.startswith("W/") else began_with.get("last_modified")
+            if if_range:
                 headers["If-Range"] = if_range
         elif conditional:
             if "etag" in conditional:
