@@ -82,6 +82,7 @@ class HTTPStatusError(CinegraphError):
         super().__init__(f"{url}: HTTP {status} {reason}".rstrip())
         self.url = url
         self.status = status
+        self.reason = reason
 
 
 class _Truncated(Exception):

@@ -168,25 +168,33 @@ def fetch_movielens(
 def fetch_imdb(
     raw_dir: Path, base: str, *, progress: bool = True, retry: RetryPolicy = RetryPolicy()
 ) -> dict[str, FetchResult]:
-    """Fetch the IMDb dataset files (conditional GET for remote ones, in place for local ones).
+    """Fetch every IMDb dataset file (see ``fetch_imdb_file``), keyed like ``IMDB_FILES``."""
+    return {key: fetch_imdb_file(key, raw_dir, base, progress=progress, retry=retry)
+            for key in IMDB_FILES}
+
+
+def fetch_imdb_file(
+    key: str, raw_dir: Path, base: str, *, progress: bool = True, retry: RetryPolicy = RetryPolicy()
+) -> FetchResult:
+    """One IMDb dataset file: used in place from a local base, else brought up to date in
+    ``raw_dir/imdb`` with a conditional GET.
 
     A missing required file raises ``CinegraphError`` naming its URL or path; a missing optional
     one is logged and reported with status ``missing``.
     """
+    if key not in IMDB_FILES:
+        raise CinegraphError(f"IMDb file {key!r}: unknown, expected one of {', '.join(IMDB_FILES)}")
+    name, required = f"{key}.tsv.gz", IMDB_FILES[key]
     source = _parse_base(base)
     imdb_dir = _raw_subdir(raw_dir, "imdb")
     state = FetchState(raw_dir / STATE_FILE)
-    results: dict[str, FetchResult] = {}
-    for key, required in IMDB_FILES.items():
-        name = f"{key}.tsv.gz"
-        if isinstance(source, Path):
-            results[key] = _imdb_local(source / name, required, state)
-        else:
-            url = f"{source}/{name}"
-            results[key] = _imdb_remote(url, imdb_dir / name, required, state, progress, retry)
-        log.info("%s: %s (%d bytes)", name, results[key].status, results[key].bytes)
+    if isinstance(source, Path):
+        result = _imdb_local(source / name, required, state)
+    else:
+        result = _imdb_remote(f"{source}/{name}", imdb_dir / name, required, state, progress, retry)
     state.save()
-    return results
+    log.info("%s: %s (%d bytes)", name, result.status, result.bytes)
+    return result
 
 
 def _imdb_local(path: Path, required: bool, state: FetchState) -> FetchResult:
@@ -205,7 +213,7 @@ def _imdb_remote(
         got = download(url, dest, state, progress=progress, retry=retry)
     except HTTPStatusError as exc:
         if required:
-            raise CinegraphError(f"{url}: required IMDb file unavailable (HTTP {exc.status})") from None
+            raise HTTPStatusError(url, exc.status, f"{exc.reason} (a required IMDb file)") from None
         if exc.status not in (404, 410):
             raise
         return _missing(dest.name, url, f"HTTP {exc.status}")

@@ -23,9 +23,9 @@ LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
 @dataclass
 class Script:
     """What the server does next: ``fail`` statuses are answered first, one per request, then
-    ``truncate`` cuts the next bodies after so many bytes; ``ranges`` turns on 206 answers,
-    ``weak`` sends a weak ETag plus Last-Modified, ``fail_ranged`` answers the next ranged requests with these statuses, ``misrange`` makes a 206
-    start at byte 0 whatever was asked."""
+    ``truncate`` cuts the next bodies after so many bytes. ``ranges`` turns on 206 answers,
+    ``fail_ranged`` answers the next ranged requests with these statuses, ``misrange`` makes a 206
+    start at byte 0 whatever was asked; ``weak`` sends a weak ETag plus Last-Modified."""
 
     files: dict[str, bytes] = field(default_factory=dict)
     fail: list[int] = field(default_factory=list)
@@ -136,7 +136,9 @@ def test_client_errors_are_raised_at_once(server: tuple[str, Script], tmp_path: 
 
 
 @pytest.mark.parametrize("weak", [False, True])
-def test_truncated_transfer_resumes_with_range(server: tuple[str, Script], tmp_path: Path, weak: bool) -> None:
+def test_truncated_transfer_resumes_with_range(
+    server: tuple[str, Script], tmp_path: Path, weak: bool
+) -> None:
     base, script = server
     script.files["/f.bin"] = BODY
     script.weak = weak

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from etl.download import RetryPolicy
+from etl.download import HTTPStatusError, RetryPolicy
 from etl.sources import (
     IMDB_BASE,
     IMDB_FILES,
     FetchResult,
     MOVIELENS_BASE,
     fetch_imdb,
+    fetch_imdb_file,
     fetch_movielens,
     parse_md5,
     resolve_bases,
@@ -283,7 +284,7 @@ def test_imdb_required_file_absent_over_http(
 ) -> None:
     base, root = http_dir
     _write_imdb(root, [n for n in IMDB_TSV if n != required])
-    message = rf"^{base}/imdb/{required}\.tsv\.gz: required IMDb file unavailable \(HTTP 404\)"
+    message = rf"^{base}/imdb/{required}\.tsv\.gz: HTTP 404 File not found \(a required IMDb file\)$"
     with pytest.raises(CinegraphError, match=message):
         fetch_imdb(tmp_path / "raw", f"{base}/imdb", progress=False, retry=FAST)
 
@@ -322,7 +323,7 @@ def forbidding_dir(tmp_path: Path) -> Iterator[tuple[str, Path, set[str]]]:
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        ("/imdb/title.basics.tsv.gz", r"title\.basics\.tsv\.gz: required IMDb file unavailable \(HTTP 403\)"),
+        ("/imdb/title.basics.tsv.gz", r"title\.basics\.tsv\.gz: HTTP 403 Forbidden \(a required IMDb file\)"),
         ("/imdb/title.ratings.tsv.gz", r"title\.ratings\.tsv\.gz: HTTP 403"),  # optional, but not "absent"
     ],
 )
@@ -332,8 +333,9 @@ def test_imdb_client_error_is_not_mistaken_for_absence(
     base, root, forbidden = forbidding_dir
     _write_imdb(root)
     forbidden.add(path)
-    with pytest.raises(CinegraphError, match=message):
+    with pytest.raises(HTTPStatusError, match=message) as info:  # the status is kept for retry policies
         fetch_imdb(tmp_path / "raw", f"{base}/imdb", progress=False, retry=FAST)
+    assert info.value.status == 403
     assert not list((tmp_path / "raw" / "imdb").glob(".*part"))
 
 
@@ -347,6 +349,15 @@ def test_imdb_local_files_are_used_in_place(tmp_path: Path) -> None:
         assert r.sha256 == _sha256(served / r.name)
     assert results["title.crew"].status == "missing" and results["title.crew"].path is None
     assert _listing(raw / "imdb") == []  # nothing copied
+
+
+def test_imdb_one_file_at_a_time(http_dir: tuple[str, Path], tmp_path: Path) -> None:
+    base, root = http_dir
+    _write_imdb(root, ["title.ratings"])
+    got = fetch_imdb_file("title.ratings", tmp_path / "raw", f"{base}/imdb", progress=False, retry=FAST)
+    assert (got.status, got.path) == ("downloaded", tmp_path / "raw" / "imdb" / "title.ratings.tsv.gz")
+    with pytest.raises(CinegraphError, match=r"IMDb file 'title.episode': unknown, expected one of"):
+        fetch_imdb_file("title.episode", tmp_path / "raw", f"{base}/imdb")
 
 
 def test_imdb_local_required_file_absent(tmp_path: Path) -> None:
