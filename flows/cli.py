@@ -25,12 +25,68 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pagecache-mb", type=int, default=512, help="Neo4j page cache")
     p.set_defaults(func=_cmd_neo4j)
 
+    p = sub.add_parser("cypher", help="run a Cypher file or bundled query (graph_store/queries) as a table")
+    p.add_argument("file", help="a .cypher path or a bundled query name, e.g. also_rated")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="query parameter (int, float, null, true/false or text); repeatable")
+    p.add_argument("--database", default="neo4j")
+    p.set_defaults(func=_cmd_cypher)
+
+    p = sub.add_parser("export", help="export a filtered subgraph from Neo4j as a snapshot folder")
+    p.add_argument("--out", type=Path, required=True, help="folder to write (replaced whole)")
+    p.add_argument("--min-user-ratings", type=int, default=0, help="drop users with fewer kept ratings")
+    p.add_argument("--rating-after", type=int, default=None, help="keep ratings at or after (unix s)")
+    p.add_argument("--rating-before", type=int, default=None, help="keep ratings before (unix s)")
+    p.add_argument("--year-min", type=int, default=None, help="first movie year kept")
+    p.add_argument("--year-max", type=int, default=None, help="last movie year kept")
+    p.add_argument("--node-types", default=None, help="comma-separated labels (default: all)")
+    p.add_argument("--edge-types", default=None, help="comma-separated relationship types (default: all)")
+    p.add_argument("--database", default="neo4j")
+    p.set_defaults(func=_cmd_export)
+
     p = sub.add_parser("load", help="load a snapshot into Neo4j (NEO4J_URI/NEO4J_USER/NEO4J_PASSWORD)")
     p.add_argument("--snapshot", type=Path, required=True, help="snapshot directory (manifest.json)")
     p.add_argument("--batch-size", type=int, default=None, help="rows per UNWIND transaction")
     p.add_argument("--database", default="neo4j")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_load)
+
+    p = sub.add_parser("etl", help="fetch MovieLens + IMDb, stage in DuckDB, match titles, write the snapshot")
+    _etl_arguments(p)
+    p.set_defaults(func=_cmd_etl)
+
+    p = sub.add_parser("demo", help="run the ETL on a small variant and print counts and match quality")
+    _etl_arguments(p)
+    p.set_defaults(func=_cmd_etl)
+
+
+def _etl_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--variant", default="ml-latest-small", help="MovieLens variant (ml-latest-small, ml-1m, ...)")
+    p.add_argument("--mirror", default=None, help="local mirror directory or URL (default: $CINEGRAPH_MIRROR)")
+    p.add_argument("--match", choices=["links", "fuzzy"], default="links", help="title matching mode")
+    p.add_argument("--overrides", type=Path, default=None, help="CSV movieId -> tconst (or none)")
+    p.add_argument("--out", type=Path, default=Path("out"), help="output folder (snapshot/ goes inside)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _cmd_etl(args: argparse.Namespace) -> int:
+    import os
+
+    from pydantic import ValidationError
+
+    from etl.config import EtlConfig
+    from etl.match import MatchConfig
+    from etl.pipeline import run_etl, summarize
+
+    try:
+        config = EtlConfig(
+            variant=args.variant, out=args.out, mirror=args.mirror or os.environ.get("CINEGRAPH_MIRROR"),
+            match=MatchConfig(mode=args.match), overrides=args.overrides, progress=not args.no_progress,
+        )
+    except ValidationError as exc:
+        raise CinegraphError("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
+    print(summarize(run_etl(config)))
+    return 0
 
 
 def _cmd_neo4j(args: argparse.Namespace) -> int:
@@ -50,6 +106,36 @@ def _cmd_neo4j(args: argparse.Namespace) -> int:
         state = server.status(args.home)
     print(state.describe())
     return 0 if state.running or args.action == "stop" else 3
+
+
+def _cmd_cypher(args: argparse.Namespace) -> int:
+    from graph_store.connection import open_driver, settings_from_env
+    from graph_store.cypher import run_cypher_file
+
+    with open_driver(settings_from_env()) as driver:
+        print(run_cypher_file(driver, args.file, args.param, database=args.database))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from graph_store.connection import open_driver, settings_from_env
+    from graph_store.export import ExportFilter, export_snapshot
+
+    fields = ["min_user_ratings", "rating_after", "rating_before", "year_min", "year_max"]
+    given = {name: getattr(args, name) for name in fields}
+    for name in ("node_types", "edge_types"):
+        if getattr(args, name):
+            given[name] = tuple(s.strip() for s in getattr(args, name).split(",") if s.strip())
+    try:
+        flt = ExportFilter(**given)
+    except ValidationError as exc:
+        raise CinegraphError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from exc
+    with open_driver(settings_from_env()) as driver:
+        counts = export_snapshot(driver, args.out, flt, database=args.database)
+    print(f"exported to {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
 
 
 def _cmd_load(args: argparse.Namespace) -> int:

@@ -23,6 +23,19 @@ def mirror() -> Path:
     return MIRROR
 
 
+@pytest.fixture(scope="session")
+def real_snapshot(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ETL run once per session on the real mirror (ml-latest-small, links mode); returns
+    the snapshot directory (its parent holds warehouse.duckdb and match_review.csv)."""
+    from etl.config import EtlConfig
+    from etl.match import MatchConfig
+    from etl.pipeline import run_etl
+
+    out = tmp_path_factory.mktemp("real-etl")
+    config = EtlConfig(mirror=str(mirror), out=out, match=MatchConfig(mode="links"), progress=False)
+    return run_etl(config).snapshot
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
