@@ -37,6 +37,7 @@ def connect(
     con.execute("SET memory_limit = ?", [memory_limit])
     con.execute("SET temp_directory = ?", [str(spill)])
     con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")  # library code does not print
     if threads is not None:
         con.execute("SET threads = ?", [threads])
     return con
