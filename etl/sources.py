@@ -53,22 +53,19 @@ class FetchResult:
     sha256: str | None
 
 
-def _is_url(text: str) -> bool:
-    return urllib.parse.urlsplit(text).scheme.lower() in ("http", "https")
-
-
-def _parse_base(base: str) -> str | Path:
-    """An http(s) base URL without trailing slash, or an existing local directory."""
+def _parse_base(base: str, what: str = "base") -> str | Path:
+    """An http(s) base URL without trailing slash, or an existing local directory (a path or a
+    file:// URL)."""
     scheme = urllib.parse.urlsplit(base).scheme.lower()
     if scheme in ("http", "https"):
         return base.rstrip("/")
     if scheme == "file":
         base = urllib.request.url2pathname(urllib.parse.urlsplit(base).path)
     elif len(scheme) > 1:  # one letter is a Windows drive
-        raise CinegraphError(f"base {base!r}: only http(s) URLs and local directories are supported")
+        raise CinegraphError(f"{what} {base!r}: only http(s) URLs and local directories are supported")
     path = Path(base).expanduser()
     if not path.is_dir():
-        raise CinegraphError(f"base {base}: not a directory")
+        raise CinegraphError(f"{what} {base}: not a directory")
     return path
 
 
@@ -77,16 +74,13 @@ def resolve_bases(
 ) -> tuple[str, str]:
     """(MovieLens base, IMDb base): an explicit base wins, then the mirror (a directory or an
     http(s) URL of the mirror layout), then the official sites."""
-    if mirror is None:
+    root = None if mirror is None else _parse_base(str(mirror), "mirror")
+    if root is None:
         ml, imdb = MOVIELENS_BASE, IMDB_BASE
-    elif _is_url(str(mirror)):
-        root = str(mirror).rstrip("/")
-        ml, imdb = f"{root}/movielens", f"{root}/imdb"
+    elif isinstance(root, Path):
+        ml, imdb = str(root / "movielens"), str(root / "imdb")
     else:
-        root_dir = Path(mirror).expanduser()
-        if not root_dir.is_dir():
-            raise CinegraphError(f"mirror {mirror}: not a directory")
-        ml, imdb = str(root_dir / "movielens"), str(root_dir / "imdb")
+        ml, imdb = f"{root}/movielens", f"{root}/imdb"
     ml, imdb = movielens_base or ml, imdb_base or imdb
     for base in (ml, imdb):
         _parse_base(base)

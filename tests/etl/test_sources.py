@@ -107,6 +107,7 @@ def test_resolve_bases_local_mirror_and_explicit_override(tmp_path: Path) -> Non
         resolve_bases(tmp_path, None, None)
     (tmp_path / "imdb").mkdir()
     assert resolve_bases(tmp_path, None, None) == (str(tmp_path / "movielens"), str(tmp_path / "imdb"))
+    assert resolve_bases(tmp_path.as_uri(), None, None) == (str(tmp_path / "movielens"), str(tmp_path / "imdb"))
     assert resolve_bases(str(tmp_path), None, "https://imdb.example") == (
         str(tmp_path / "movielens"), "https://imdb.example",
     )
@@ -116,6 +117,7 @@ def test_resolve_bases_local_mirror_and_explicit_override(tmp_path: Path) -> Non
     ("mirror", "ml", "imdb", "message"),
     [
         ("/no/such/mirror", None, None, "mirror /no/such/mirror: not a directory"),
+        ("s3://bucket/mirror", None, None, "mirror 's3://bucket/mirror': only http\\(s\\) URLs"),
         (None, "ftp://example.org/ml", None, "only http\\(s\\) URLs and local directories"),
         (None, None, "/no/such/imdb", "base /no/such/imdb: not a directory"),
     ],
