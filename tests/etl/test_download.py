@@ -178,6 +178,15 @@ def test_unusable_range_answer_restarts_from_zero(
     assert ["Range" in r for r in script.requests] == [False, True, False]
 
 
+def test_partial_file_of_a_killed_run_is_not_resumed(server: tuple[str, Script], tmp_path: Path) -> None:
+    base, script = server
+    script.files["/f.bin"] = BODY
+    (tmp_path / ".f.bin.part").write_bytes(b"some other version")
+    _get(f"{base}/f.bin", tmp_path / "f.bin")
+    assert (tmp_path / "f.bin").read_bytes() == BODY
+    assert "Range" not in script.requests[0] and _leftovers(tmp_path) == ["f.bin"]
+
+
 def test_truncated_every_time_leaves_nothing(server: tuple[str, Script], tmp_path: Path) -> None:
     base, script = server
     script.files["/f.bin"] = BODY
