@@ -70,6 +70,8 @@ def extract_zip(
     try:
         with zipfile.ZipFile(zip_path) as zf:
             members = zf.infolist()
+            if all(info.is_dir() for info in members):
+                raise CinegraphError(f"{zip_path}: the archive holds no files")
             problems = unsafe_entries(members, max_bytes)
             if problems:
                 more = f" (+{len(problems) - _MAX_LISTED} more)" if len(problems) > _MAX_LISTED else ""

@@ -114,6 +114,14 @@ def test_corrupt_or_empty_archive(tmp_path: Path, content: bytes) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.zip"]
 
 
+@pytest.mark.parametrize("entries", [[], [("ml-x/", b"")]])
+def test_archive_without_files(tmp_path: Path, entries: list[tuple[str, bytes]]) -> None:
+    sha = _zip(tmp_path / "v.zip", entries)
+    with pytest.raises(CinegraphError, match=r"v\.zip: the archive holds no files"):
+        _extract(tmp_path / "v.zip", sha, tmp_path / "ml-x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.zip"]
+
+
 def test_bad_crc_leaves_nothing(tmp_path: Path) -> None:
     _zip(tmp_path / "v.zip", [("ml-x/movies.csv", MOVIES * 50)])
     data = bytearray((tmp_path / "v.zip").read_bytes())
