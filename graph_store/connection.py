@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from neo4j import Driver, GraphDatabase
 from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired
@@ -33,11 +34,14 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Neo4jSettings:
 
 
 @contextmanager
-def open_driver(settings: Neo4jSettings, *, verify: bool = True) -> Iterator[Driver]:
+def open_driver(settings: Neo4jSettings, *, verify: bool = True, **config: Any) -> Iterator[Driver]:
     """``with open_driver(settings) as driver:`` — connectivity and auth are checked up front, and a
-    lost server or rejected login anywhere inside the block becomes a one-line CinegraphError."""
+    lost server or rejected login anywhere inside the block becomes a one-line CinegraphError.
+    ``config`` goes to the driver (e.g. ``max_transaction_retry_time``). Server notifications are
+    off by default: the schema's types legitimately do not exist yet in an empty graph."""
+    config.setdefault("notifications_min_severity", "OFF")
     try:
-        driver = GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password))
+        driver = GraphDatabase.driver(settings.uri, auth=(settings.user, settings.password), **config)
     except ValueError as exc:  # the driver's answer to a malformed URI
         raise CinegraphError(f"{URI_VAR}={settings.uri!r}: {_first_line(exc)}") from exc
     try:

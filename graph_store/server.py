@@ -28,6 +28,7 @@ SERVER_DIR = Path(__file__).resolve().parent / "neo4j_server"
 MAIN_CLASS = "cinegraph.EmbeddedNeo4j"
 PID_FILE, LOG_FILE, DB_DIR = "neo4j.pid", "neo4j.log", "db"
 HOST = "127.0.0.1"
+READY_MARKER = b"READY bolt://"  # printed by EmbeddedNeo4j.java when it accepts clients
 DEFAULT_PORT = 7687
 DEFAULT_HEAP_MB = 1024
 DEFAULT_PAGECACHE_MB = 512
@@ -145,6 +146,7 @@ def start(
         str(pagecache_mb),
     ]
     env = {**os.environ, "NEO4J_PASSWORD": password}
+    log_offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(
             cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -160,7 +162,7 @@ def start(
                 f"Neo4j exited with status {proc.returncode} during start; see {log_path} "
                 f"and {home / DB_DIR / 'logs' / 'debug.log'}"
             )
-        if _bolt_answers(port):
+        if _ready_logged(log_path, log_offset) and _bolt_answers(port):
             result = ServerStatus(home, running=True, pid=proc.pid, port=port)
             log.info("Neo4j ready at %s", result.uri)
             return result
@@ -223,6 +225,8 @@ def _is_our_server(pid: int, home: Path) -> bool:
 
 def _check_port_free(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like Neo4j's own listener: a port held only by TIME_WAIT sockets (after a crash) is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError as exc:
@@ -231,6 +235,13 @@ def _check_port_free(port: int) -> None:
                     f"--port {port}: {HOST}:{port} is already in use by another process; choose another port"
                 ) from exc
             raise CinegraphError(f"--port {port}: cannot bind {HOST}:{port}: {exc.strerror}") from exc
+
+
+def _ready_logged(log_path: Path, offset: int) -> bool:
+    """The JVM prints READY once the initial password is set; Bolt alone answers a moment earlier."""
+    with open(log_path, "rb") as f:
+        f.seek(offset)
+        return any(line.startswith(READY_MARKER) for line in f)
 
 
 def _bolt_answers(port: int) -> bool:

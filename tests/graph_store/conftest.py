@@ -1,0 +1,51 @@
+"""Neo4j fixtures: the shared test server (NEO4J_* from `make test`), a wiped database per test, a
+private server for tests that stop or kill it. Snapshot builders live in ``neo4j_testing.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from neo4j import Driver
+
+from graph_store import server
+from graph_store.connection import Neo4jSettings, open_driver, settings_from_env
+from graph_store.errors import CinegraphError
+from tests.graph_store.neo4j_testing import PRIVATE_PASSWORD, free_port, small_tables, wipe, write_test_snapshot
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings() -> Neo4jSettings:
+    try:
+        return settings_from_env()
+    except CinegraphError:
+        pytest.skip("NEO4J_PASSWORD not set: `make test` starts Neo4j and exports NEO4J_URI/USER/PASSWORD")
+
+
+@pytest.fixture(scope="session")
+def neo4j_driver(neo4j_settings: Neo4jSettings) -> Iterator[Driver]:
+    with open_driver(neo4j_settings) as driver:
+        yield driver
+
+
+@pytest.fixture
+def graph(neo4j_driver: Driver) -> Iterator[Driver]:
+    """The shared server's driver on an empty database, emptied again afterwards for the next test."""
+    wipe(neo4j_driver)
+    yield neo4j_driver
+    wipe(neo4j_driver)
+
+
+@pytest.fixture(scope="session")
+def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.ServerStatus]:
+    """A server of our own (own home, port and password) for tests that stop, kill or lock it out."""
+    home = tmp_path_factory.mktemp("neo4j-private")
+    state = server.start(home, free_port(), password=PRIVATE_PASSWORD, heap_mb=512, pagecache_mb=128)
+    yield state
+    server.stop(home)
+
+
+@pytest.fixture
+def small_snapshot(tmp_path: Path) -> Path:
+    return write_test_snapshot(tmp_path / "snapshot", small_tables())
