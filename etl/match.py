@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 _SCORERS = {"ratio": fuzz.ratio, "token_sort_ratio": fuzz.token_sort_ratio}
 _TCONST_RE = re.compile(r"^tt\d{7,}$")
-# Working tables of one run, dropped at its end; only match_decisions stays (replace).
+# Working tables of one run, TEMP (in memory, not written to the warehouse file) and dropped at its
+# end; only match_decisions is a warehouse table (write disposition: replace).
 INTERMEDIATE_TABLES = ("match_movies", "match_queries", "match_overrides", "match_candidate_titles",
                        "match_candidate_info", "match_needed_titles", "match_title_norms", "match_blocks",
                        "match_pairs", "match_scored", "match_fuzzy", "match_links", "match_outcome",
@@ -123,18 +124,18 @@ def blocks_sql(year_tolerance: int) -> Step:
     into one row carrying all their tconsts, so each is scored once."""
     sql = """
         WITH spelled AS (
-            SELECT c.tconst, i.start_year, n.norm, n.key, n.derived FROM match_candidate_titles c
+            SELECT DISTINCT c.tconst, i.start_year, n.norm, n.key, n.derived FROM match_candidate_titles c
             JOIN match_title_norms n ON n.title = c.title
             JOIN match_candidate_info i ON i.tconst = c.tconst WHERE n.norm <> ''),
         years AS (SELECT DISTINCT year FROM match_movies WHERE year IS NOT NULL),
         pairs AS (
-            SELECT y.year AS block, s.tconst, s.norm, s.derived FROM years y
-            JOIN spelled s ON s.start_year BETWEEN y.year - $tol AND y.year + $tol
-            UNION
-            SELECT q.block, s.tconst, s.norm, s.derived FROM match_queries q
+            SELECT s.start_year + o.offset AS block, s.tconst, s.norm, s.derived
+            FROM spelled s CROSS JOIN (SELECT unnest(range(-$tol, $tol + 1)) AS offset) o
+            SEMI JOIN years y ON y.year = s.start_year + o.offset
+            UNION ALL
+            SELECT DISTINCT q.block, s.tconst, s.norm, s.derived FROM match_queries q
             JOIN spelled s ON s.key = q.key WHERE q.block < 0)
-        SELECT block, norm, derived, list(DISTINCT tconst ORDER BY tconst) AS tconsts
-        FROM pairs GROUP BY block, norm, derived ORDER BY block, norm, derived"""
+        SELECT block, norm, derived, list(tconst) AS tconsts FROM pairs GROUP BY block, norm, derived"""
     return Step(sql, "match_blocks", {"tol": year_tolerance})
 
 
@@ -145,7 +146,7 @@ def scored_sql(config: MatchConfig) -> Step:
         WITH pairs AS (
             SELECT movie_id, unnest(tconsts) AS tconst, norm, score FROM match_pairs),
         best AS (
-            SELECT movie_id, tconst, max(score) AS score, arg_max(norm, score) AS matched
+            SELECT movie_id, tconst, max(score) AS score, first(norm ORDER BY score DESC, norm) AS matched
             FROM pairs GROUP BY movie_id, tconst)
         SELECT b.movie_id, b.tconst, b.score, b.matched, i.title_type, i.start_year, i.num_votes,
                b.score
@@ -248,6 +249,13 @@ def review_sql(top_n: int = 5) -> Step:
 # ---------------------------------------------------------------- Python stages
 
 
+def _run_temp(con: duckdb.DuckDBPyConnection, steps: list[Step]) -> None:
+    """Run working steps into TEMP tables: ``warehouse.run_steps`` writes durable tables, and
+    writing every intermediate to the warehouse file costs more than the matching itself."""
+    for step in steps:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {step.output} AS {step.sql}", dict(step.params))
+
+
 def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Like ``warehouse.table_exists`` but fetches to the end: DuckDB 2 refuses ``register`` while a
     result is left half-read."""
@@ -259,7 +267,7 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Non
     """Copy an Arrow table into table ``name`` (a registered view would pin Python memory)."""
     register_arrow(con, "_match_arrow", table)
     try:
-        run_steps(con, [Step("SELECT * FROM _match_arrow", name)])
+        _run_temp(con, [Step("SELECT * FROM _match_arrow", name)])
     finally:
         con.unregister("_match_arrow")
 
@@ -316,31 +324,47 @@ def _stage_title_norms(con: duckdb.DuckDBPyConnection) -> None:
     normalize.cache_clear()
 
 
+def length_window(length: int, cutoff: float) -> tuple[int, int]:
+    """Candidate lengths that can reach ``cutoff`` against a query of ``length`` characters:
+    ratio = 100 * (1 - indel / (la + lb)) and indel >= |la - lb| bound it by 200 * min / (la + lb)."""
+    if cutoff <= 0:
+        return 0, 1 << 30
+    low = int(np.ceil(length * cutoff / (200 - cutoff) - 1e-9))
+    high = int(np.floor(length * (200 - cutoff) / cutoff + 1e-9)) if cutoff < 200 else length
+    return low, high
+
+
 def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> int:
-    """Score each block's queries against its candidates with one ``process.cdist`` call per chunk
-    and keep the cells at or above ``threshold - margin`` (a lower score can neither win nor
-    threaten a winner) as match_pairs. A pair involving a derived (colon-half) spelling loses
-    ``derived_penalty``, so a full-title match always outranks it."""
+    """Score each block's queries against its candidates with ``process.cdist`` and keep the cells
+    at or above ``threshold - margin`` (a lower score can neither win nor threaten a winner) as
+    match_pairs. Queries of one length meet only the candidate lengths that can reach that cutoff
+    (an exact bound, a few times fewer cells). A pair involving a derived (colon-half) spelling
+    loses ``derived_penalty``, so a full-title match always outranks it."""
     scorer = _SCORERS[config.scorer]
     cutoff = max(config.threshold - config.margin, 0.0)
-    queries = con.sql("SELECT block, movie_id, norm, derived FROM match_queries ORDER BY block").to_arrow_table()
-    blocks = con.sql("SELECT block, norm, derived, tconsts FROM match_blocks ORDER BY block").to_arrow_table()
-    q_block = queries["block"].to_numpy()
-    q_movie = queries["movie_id"].to_numpy()
-    q_norm = queries["norm"].to_pylist()
+    queries = con.sql("SELECT block, length(norm) AS len, movie_id, norm, derived FROM match_queries "
+                      "ORDER BY block, len, movie_id").to_arrow_table()
+    blocks = con.sql("SELECT block, length(norm) AS len, norm, derived, tconsts FROM match_blocks "
+                     "ORDER BY block, len, norm, derived").to_arrow_table()
+    q_block, q_len = queries["block"].to_numpy(), queries["len"].to_numpy()
+    q_movie, q_norm = queries["movie_id"].to_numpy(), queries["norm"].to_pylist()
     q_derived = queries["derived"].to_numpy(zero_copy_only=False)
+    b_block, b_len, b_norm = blocks["block"].to_numpy(), blocks["len"].to_numpy(), blocks["norm"].to_pylist()
     b_derived = blocks["derived"].to_numpy(zero_copy_only=False)
-    b_block = blocks["block"].to_numpy()
-    b_norm = blocks["norm"].to_pylist()
     hit_movie: list[np.ndarray] = []
     hit_cand: list[np.ndarray] = []
     hit_score: list[np.ndarray] = []
-    starts = np.flatnonzero(np.r_[True, q_block[1:] != q_block[:-1]]) if len(q_block) else np.array([], int)
-    ends = np.r_[starts[1:], len(q_block)]
+    # One group per (block, query length); queries are sorted that way.
+    key_change = np.r_[True, (q_block[1:] != q_block[:-1]) | (q_len[1:] != q_len[:-1])] if len(q_block) else []
+    starts = np.flatnonzero(key_change)
+    ends = np.r_[starts[1:], len(q_block)].astype(int)
     for qs, qe in zip(starts.tolist(), ends.tolist()):
         block = q_block[qs]
-        cs, ce = np.searchsorted(b_block, block, "left"), np.searchsorted(b_block, block, "right")
-        if cs == ce:
+        bs, be = np.searchsorted(b_block, block, "left"), np.searchsorted(b_block, block, "right")
+        low, high = length_window(int(q_len[qs]), cutoff)
+        cs = bs + int(np.searchsorted(b_len[bs:be], low, "left"))
+        ce = bs + int(np.searchsorted(b_len[bs:be], high, "right"))
+        if cs >= ce:
             continue
         choices = b_norm[cs:ce]
         rows = max(1, config.max_cells // len(choices))
@@ -354,11 +378,11 @@ def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> int:
             hit_movie.append(q_movie[r0:r1][qi[keep]])
             hit_cand.append(ci[keep] + cs)
             hit_score.append(score[keep])
-    cand = np.concatenate(hit_cand) if hit_cand else np.array([], np.int64)
+    cand = pa.array(np.concatenate(hit_cand) if hit_cand else [], pa.int64())
     pairs = pa.table({
         "movie_id": pa.array(np.concatenate(hit_movie) if hit_movie else [], pa.int64()),
-        "norm": blocks["norm"].take(pa.array(cand, pa.int64())),
-        "tconsts": blocks["tconsts"].take(pa.array(cand, pa.int64())),
+        "norm": blocks["norm"].take(cand),
+        "tconsts": blocks["tconsts"].take(cand),
         "score": pa.array(np.concatenate(hit_score) if hit_score else [], pa.float64()),
     })
     _register(con, "match_pairs", pairs)
@@ -426,7 +450,7 @@ def read_overrides(con: duckdb.DuckDBPyConnection, path: Path) -> pa.Table:
 
 def _write_review(con: duckdb.DuckDBPyConnection, review_path: Path) -> int:
     """Write the review CSV (header only when nothing is ambiguous) aside, then rename it in."""
-    run_steps(con, [review_sql()])
+    _run_temp(con, [review_sql()])
     rows = con.execute(f"SELECT {', '.join(REVIEW_COLUMNS)} FROM match_review").fetchall()
     review_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = review_path.with_name(review_path.name + ".tmp")
@@ -439,7 +463,7 @@ def _write_review(con: duckdb.DuckDBPyConnection, review_path: Path) -> int:
 
 
 def _evaluate(con: duckdb.DuckDBPyConnection) -> Evaluation:
-    run_steps(con, [evaluation_sql()])
+    _run_temp(con, [evaluation_sql()])
     made, correct, truth = con.execute("SELECT made, correct, truth_pairs FROM match_evaluation_counts").fetchall()[0]
     return evaluation_from_counts(made, correct, truth)
 
@@ -465,17 +489,17 @@ def match_titles(con: duckdb.DuckDBPyConnection, config: MatchConfig, *, review_
     _register(con, "match_overrides", overrides)
 
     undated = _stage_movies(con)
-    run_steps(con, [candidate_titles_sql(_table_exists(con, "stg_imdb_akas")), candidate_info_sql(),
+    _run_temp(con, [candidate_titles_sql(_table_exists(con, "stg_imdb_akas")), candidate_info_sql(),
                     needed_titles_sql(config.year_tolerance, all_titles=undated > 0)])
     _stage_title_norms(con)
-    run_steps(con, [blocks_sql(config.year_tolerance)])
+    _run_temp(con, [blocks_sql(config.year_tolerance)])
     n_pairs = _score_blocks(con, config)
     log.info("scored %d candidate pairs (%d undated movies blocked by title key)", n_pairs, undated)
     steps = [scored_sql(config), fuzzy_sql(config)]
     if has_links:
         steps.append(links_sql())
     steps.append(decisions_sql(use_links=has_links and config.mode == "links"))
-    run_steps(con, steps)
+    _run_temp(con, steps)
     run_steps(con, [Step("SELECT movie_id, tconst, score, runner_up_score, method FROM match_outcome",
                          "match_decisions")])
 

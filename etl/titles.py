@@ -40,7 +40,9 @@ _FOLD = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "ae", "ø": "o", "Ø": "o",
                        "ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "þ": "th", "Þ": "th", "ð": "d",
                        "ı": "i"})
 _ASCII_FOLD = str.maketrans({"&": " and ", "+": " and ", **{ch: None for ch in _APOSTROPHES}})
-_NON_ALNUM_RE = re.compile(r"[^0-9a-z]+")
+_NON_ALNUM_RE = re.compile(r"[\W_]+")
+# Combining marks NFKD splits off accented letters (é -> e + U+0301).
+_COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 # Elided articles written with a space ("L' Assedio") join their word, as in "L'assedio".
 _ELISION_RE = re.compile(r"\b(l|d|qu|un|dell|dall|nell|sull|all)['’]\s+")
 # Sequel numerals: "Part II" and "Part 2" must meet. Single letters (i, v, x) are words too often.
@@ -126,8 +128,7 @@ def normalize(text: str) -> str:
     """Fold a title to the comparison form: ASCII, casefolded, no punctuation, "&" -> "and",
     sequel numerals as digits, single spaces. Apostrophes vanish ("Suez'illa" == "Suezilla")."""
     if not text.isascii():
-        text = unicodedata.normalize("NFKD", text.translate(_FOLD))
-        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+        text = _COMBINING_RE.sub("", unicodedata.normalize("NFKD", text.translate(_FOLD)))
     text = text.casefold()
     if "'" in text or "’" in text:
         text = _ELISION_RE.sub(r"\1", text)

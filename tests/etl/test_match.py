@@ -241,8 +241,10 @@ def test_candidate_and_block_steps(con: duckdb.DuckDBPyConnection, tmp_path: Pat
     assert sorted(con.execute("SELECT title FROM match_needed_titles").fetchall()) == [("HEAT",), ("Heat",), ("Hitze",)]
     match._stage_title_norms(con)
     warehouse.run_steps(con, [match.blocks_sql(1)])
-    assert con.execute("SELECT block, norm, derived, tconsts FROM match_blocks").fetchall() == [
+    assert con.execute("SELECT block, norm, derived, list_sort(tconsts) FROM match_blocks ORDER BY norm").fetchall() == [
         (1995, "heat", False, ["tt01", "tt02"]), (1995, "hitze", False, ["tt01"])]
+    assert match.length_window(10, 86) == (8, 13)  # 200*8/18 = 88.9 >= 86 > 200*7/17 = 82.4
+    assert match.length_window(10, 0) == (0, 1 << 30)
 
 
 def test_rerun_is_identical(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
@@ -279,3 +281,20 @@ def test_bar_on_real_mirror(mirror: Path, tmp_path: Path) -> None:
         assert methods["link"] == 584
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("cutoff", [50.0, 86.0, 95.0])
+def test_length_window_never_drops_a_reachable_pair(cutoff: float) -> None:
+    """The length pruning agrees with brute force: every pair scoring >= cutoff lies in the window."""
+    import random
+
+    from rapidfuzz import fuzz
+
+    rng = random.Random(3)
+    words = ["heat", "the", "night", "of", "colour", "color", "a", "la", "strada", "2"]
+    titles = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 5))) for _ in range(300)]
+    for a in titles[:60]:
+        low, high = match.length_window(len(a), cutoff)
+        for b in titles:
+            if fuzz.ratio(a, b) >= cutoff:
+                assert low <= len(b) <= high

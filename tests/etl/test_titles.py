@@ -69,6 +69,7 @@ def test_normalize_form() -> None:
     assert normalize("  Amélie -- (Le Fabuleux Destin d'Amélie Poulain)!  ") == \
         "amelie le fabuleux destin damelie poulain"
     assert title_key(normalize("Babylon 5")) == "babylon5"
+    assert normalize("Иван Грозный — Часть II") == "иван грозныи часть 2"  # other scripts survive (folded)
 
 
 def test_colon_parts_skip_short_halves() -> None:
