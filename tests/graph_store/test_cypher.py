@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
+import duckdb
+import neo4j
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from graph_store import schema
@@ -16,8 +21,11 @@ from graph_store.cypher import (
     parse_params,
     parse_value,
     resolve_params,
+    run_query,
 )
 from graph_store.errors import CinegraphError
+from graph_store.snapshot_io import read_snapshot
+from tests.graph_store.real_graph import _wiped_at_session_end, real_graph  # noqa: F401  (fixtures)
 
 QUERY_FILES = sorted(QUERIES_DIR.glob("*.cypher"))
 
@@ -133,3 +141,144 @@ def test_load_query_from_path_and_missing_parameter(tmp_path: Path) -> None:
 def test_format_table() -> None:
     text = format_table(["a", "bb"], [{"a": 1, "bb": 2.34567}, {"a": None, "bb": ["x", "y"]}])
     assert text.splitlines() == ["a | bb", "--+-------", "1 | 2.346", "  | [x, y]", "(2 rows)"]
+
+
+# --- each query on the real sample -------------------------------------------------------------
+
+
+
+def real_sample(test):  # noqa: ANN001, ANN201
+    """Mark a test that needs the test Neo4j holding the real sample."""
+    for mark in (pytest.mark.neo4j, pytest.mark.slow, pytest.mark.realdata):
+        test = mark(test)
+    return test
+
+PERSON_EDGES = [e for e in schema.EDGE_TYPES if e.src == schema.PERSON and e.dst == schema.MOVIE]
+
+
+@pytest.fixture(scope="module")
+def tables(real_snapshot: Path) -> dict[str, pa.Table]:
+    return read_snapshot(real_snapshot)
+
+
+@pytest.fixture(scope="module")
+def duck(tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    for name, table in tables.items():
+        con.register(name, table)
+    return con
+
+
+def _run(driver: neo4j.Driver, name: str, **params: object) -> list[dict]:
+    return run_query(driver, load_query(name), params)[1]
+
+
+def _person_links(tables: dict[str, pa.Table]) -> list[tuple[str, str, int]]:
+    """(rel, nconst, movie_id) for every Person -> Movie edge of the snapshot."""
+    return [
+        (et.rel, s, d)
+        for et in PERSON_EDGES
+        for s, d in zip(tables[et.rel].column("src").to_pylist(), tables[et.rel].column("dst").to_pylist())
+    ]
+
+
+@real_sample
+def test_movie_neighbourhood(real_graph: neo4j.Driver, tables) -> None:
+    links = _person_links(tables)
+    movie, _ = Counter(m for _, _, m in links).most_common(1)[0]
+    expected = {("Person", rel, n) for rel, n, m in links if m == movie}
+    genres = tables["IN_GENRE"]
+    expected |= {
+        ("Genre", "IN_GENRE", g)
+        for m, g in zip(genres.column("src").to_pylist(), genres.column("dst").to_pylist())
+        if m == movie
+    }
+    rows = _run(real_graph, "movie_neighbourhood", movie_id=movie, limit=1000)
+    assert {(r["kind"], r["relationship"], r["key"]) for r in rows} == expected
+    assert len(rows) == len(expected) and len({r["movie"] for r in rows}) == 1
+    assert _run(real_graph, "movie_neighbourhood", movie_id=-1) == []
+
+
+@real_sample
+def test_connecting_people(real_graph: neo4j.Driver, tables) -> None:
+    people_of: dict[int, set[str]] = {}
+    for _, n, m in _person_links(tables):
+        people_of.setdefault(m, set()).add(n)
+    movies = sorted(people_of)
+    a, b = next((a, b) for a in movies for b in movies if a < b and people_of[a] & people_of[b])
+    rows = _run(real_graph, "connecting_people", movie_a=a, movie_b=b, limit=1000)
+    assert rows and all(r["hops"] == 1 and len(r["people"]) == 1 for r in rows)
+    got = {n["nconst"] for r in rows for n in r["path"].nodes if "Person" in n.labels}
+    assert got == people_of[a] & people_of[b]
+    unlinked = next(m for m in tables["Movie"].column("movie_id").to_pylist() if m not in people_of)
+    assert _run(real_graph, "connecting_people", movie_a=a, movie_b=unlinked) == []
+
+
+ALSO_RATED_SQL = """
+SELECT dst AS movie_id, count(DISTINCT src) AS users, avg(rating) AS avg_rating
+FROM RATED
+WHERE rating >= $min_rating AND dst <> $movie_id
+  AND src IN (SELECT src FROM RATED WHERE dst = $movie_id AND rating >= $min_rating)
+GROUP BY dst ORDER BY users DESC, avg_rating DESC, movie_id LIMIT $limit
+"""
+
+
+@real_sample
+@pytest.mark.parametrize(("movie_id", "min_rating"), [(1, 4.0), (318, 4.5)])
+def test_also_rated(real_graph: neo4j.Driver, duck, movie_id: int, min_rating: float) -> None:
+    params = {"movie_id": movie_id, "min_rating": min_rating, "limit": 10}
+    expected = duck.execute(ALSO_RATED_SQL, params).fetchall()
+    rows = _run(real_graph, "also_rated", **params)
+    assert len(rows) == 10
+    assert [(r["movie_id"], r["users"]) for r in rows] == [(m, u) for m, u, _ in expected]
+    assert [r["avg_rating"] for r in rows] == pytest.approx([a for _, _, a in expected])
+
+
+FILMOGRAPHY_SQL = """
+SELECT d.dst AS movie_id, count(r.src) AS ratings, avg(r.rating) AS avg_rating
+FROM DIRECTED d LEFT JOIN RATED r ON r.dst = d.dst
+WHERE d.src = $nconst GROUP BY d.dst ORDER BY d.dst
+"""
+
+
+@real_sample
+def test_director_filmography(real_graph: neo4j.Driver, tables, duck) -> None:
+    director, films = Counter(tables["DIRECTED"].column("src").to_pylist()).most_common(1)[0]
+    expected = duck.execute(FILMOGRAPHY_SQL, {"nconst": director}).fetchall()
+    rows = _run(real_graph, "director_filmography", director=director)
+    assert len(rows) == films == len(expected)
+    assert sorted((r["movie_id"], r["ratings"]) for r in rows) == [(m, n) for m, n, _ in expected]
+    by_movie = {r["movie_id"]: r["avg_rating"] for r in rows}
+    assert [by_movie[m] for m, _, _ in expected] == pytest.approx([a for _, _, a in expected], nan_ok=True)
+    years = [r["year"] for r in rows]
+    assert years == sorted(years, key=lambda y: (y is None, y))
+    name = rows[0]["director"]
+    same_name = tables["Person"].filter(pc.equal(tables["Person"].column("name"), name))
+    if same_name.num_rows == 1:
+        assert _run(real_graph, "director_filmography", director=name) == rows
+
+
+GENRE_PAIRS_SQL = """
+SELECT a.dst AS genre_a, b.dst AS genre_b, count(*) AS movies
+FROM IN_GENRE a JOIN IN_GENRE b ON a.src = b.src AND a.dst < b.dst
+GROUP BY 1, 2 ORDER BY movies DESC, genre_a, genre_b LIMIT 20
+"""
+
+
+@real_sample
+def test_genre_cooccurrence(real_graph: neo4j.Driver, duck) -> None:
+    rows = _run(real_graph, "genre_cooccurrence", limit=20)
+    assert [(r["genre_a"], r["genre_b"], r["movies"]) for r in rows] == duck.execute(GENRE_PAIRS_SQL).fetchall()
+    assert rows[0]["movies"] > 1000  # Comedy + Drama, Comedy + Romance, ... on ml-latest-small
+
+
+@real_sample
+def test_cypher_cli(real_graph: neo4j.Driver, capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import main
+
+    assert main(["cypher", "genre_cooccurrence", "--param", "limit=3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split(" | ") == ["genre_a", "genre_b", "movies"] and out[-1] == "(3 rows)"
+    assert main(["cypher", "also_rated", "--param", "film=1"]) == 2
+    assert "unknown parameter(s) ['film']" in capsys.readouterr().err
+

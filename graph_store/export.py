@@ -1,0 +1,410 @@
+"""Export a parameterised subgraph from Neo4j into snapshot-layout Arrow tables and HeteroData.
+
+The same :class:`ExportFilter` runs two ways: as streamed Cypher against Neo4j
+(:func:`export_tables`) and as SQL over a snapshot in DuckDB (:func:`filter_snapshot`). Both return
+``{label | rel: pa.Table}`` with the schema's Arrow schemas, nodes sorted by key and edges by
+their columns, so the two paths can be compared table for table, and
+:func:`graph_store.pyg.build_hetero_data` turns either into the training graph.
+
+What a filter keeps, in this order:
+
+1. Movies whose ``year`` lies in ``[year_min, year_max]`` (a movie without a year is dropped as
+   soon as either bound is set).
+2. Ratings with ``rating_after <= timestamp < rating_before`` on those movies.
+3. Users with at least ``min_user_ratings`` of those ratings (all users when it is 0).
+4. Edges of an included type whose User and Movie ends are kept (RATED: the ratings of step 2).
+5. Genres and people linked to a kept movie by an included edge.
+
+Only included node types get a table; an edge type is included only with both its end types.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import neo4j
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch_geometric.data import HeteroData
+
+from graph_store import schema
+from graph_store.errors import CinegraphError
+from graph_store.pyg import build_hetero_data
+from graph_store.schema import DST, MOVIE, RATED, SRC, USER, EdgeType, NodeType
+from graph_store.snapshot_io import read_snapshot
+
+log = logging.getLogger(__name__)
+
+# Node types filtered by the rules above; the others are kept when an included edge reaches them.
+_FILTERED: tuple[NodeType, ...] = (USER, MOVIE)
+
+
+class ExportFilter(BaseModel):
+    """Which subgraph to export. Field names match the train flow's subgraph parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_user_ratings: int = Field(0, ge=0, description="drop users with fewer kept ratings")
+    rating_after: int | None = Field(None, description="keep ratings at or after (unix seconds)")
+    rating_before: int | None = Field(None, description="keep ratings before (unix seconds)")
+    year_min: int | None = Field(None, description="first movie year kept")
+    year_max: int | None = Field(None, description="last movie year kept")
+    node_types: tuple[str, ...] = Field(
+        tuple(n.label for n in schema.NODE_TYPES), description="node labels to include"
+    )
+    edge_types: tuple[str, ...] | None = Field(
+        None, description="relationship types to include (default: all between included nodes)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ExportFilter:
+        problems = []
+        labels = {n.label for n in schema.NODE_TYPES}
+        rels = {e.rel: e for e in schema.EDGE_TYPES}
+        problems += [f"unknown node type {n!r}" for n in self.node_types if n not in labels]
+        problems += [f"unknown edge type {e!r}" for e in self.edge_types or () if e not in rels]
+        for rel in self.edge_types or ():
+            if rel in rels:
+                need = {rels[rel].src.label, rels[rel].dst.label} - set(self.node_types)
+                if need:
+                    problems.append(f"edge type {rel} needs node type(s) {sorted(need)}")
+        if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
+            problems.append(f"year_min={self.year_min} > year_max={self.year_max}")
+        if (
+            self.rating_after is not None
+            and self.rating_before is not None
+            and self.rating_after >= self.rating_before
+        ):
+            problems.append(
+                f"rating_after={self.rating_after} >= rating_before={self.rating_before}"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def selected_node_types(self) -> tuple[NodeType, ...]:
+        return tuple(n for n in schema.NODE_TYPES if n.label in self.node_types)
+
+    @property
+    def selected_edge_types(self) -> tuple[EdgeType, ...]:
+        if self.edge_types is None:
+            labels = set(self.node_types)
+            return tuple(e for e in schema.EDGE_TYPES if {e.src.label, e.dst.label} <= labels)
+        return tuple(e for e in schema.EDGE_TYPES if e.rel in self.edge_types)
+
+    def params(self) -> dict[str, Any]:
+        """The scalar bounds as query parameters (Cypher ``$name`` and DuckDB ``$name`` alike)."""
+        return {
+            "year_min": self.year_min,
+            "year_max": self.year_max,
+            "rating_after": self.rating_after,
+            "rating_before": self.rating_before,
+            "min_user_ratings": self.min_user_ratings,
+        }
+
+
+def sort_table(table: pa.Table) -> pa.Table:
+    """Canonical row order: by every scalar column, left to right (key or src, dst first)."""
+    keys = [
+        (f.name, "ascending")
+        for f in table.schema
+        if not pa.types.is_list(f.type) and not pa.types.is_large_list(f.type)
+    ]
+    return table.sort_by(keys)
+
+
+def _linked_types(flt: ExportFilter) -> dict[str, list[tuple[EdgeType, str]]]:
+    """For each included unfiltered node type, the included edges (and the side) that reach it."""
+    out: dict[str, list[tuple[EdgeType, str]]] = {}
+    for nt in flt.selected_node_types:
+        if nt in _FILTERED:
+            continue
+        out[nt.label] = [
+            (et, side)
+            for et in flt.selected_edge_types
+            for side, end in ((SRC, et.src), (DST, et.dst))
+            if end == nt
+        ]
+    return out
+
+
+# --- Neo4j -----------------------------------------------------------------------------------
+
+_MOVIE_PRED = (
+    "($year_min IS NULL OR {m}.year >= $year_min) AND ($year_max IS NULL OR {m}.year <= $year_max)"
+)
+_WINDOW_PRED = (
+    "($rating_after IS NULL OR {r}.timestamp >= $rating_after) "
+    "AND ($rating_before IS NULL OR {r}.timestamp < $rating_before)"
+)
+
+
+def _returns(var: str, columns: Iterable[str], names: Iterable[str] | None = None) -> str:
+    names = list(columns) if names is None else list(names)
+    return ", ".join(f"{var}.{c} AS {n}" for c, n in zip(columns, names))
+
+
+def _movie_nodes_cypher() -> str:
+    m = MOVIE
+    return (
+        f"MATCH (m:{m.label}) WHERE {_MOVIE_PRED.format(m='m')} "
+        f"RETURN {_returns('m', m.columns)}"
+    )
+
+
+def _user_nodes_cypher() -> str:
+    return (
+        f"MATCH (u:{USER.label}) WHERE $min_user_ratings = 0 OR COUNT {{ "
+        f"MATCH (u)-[r:{RATED.rel}]->(m:{MOVIE.label}) "
+        f"WHERE {_MOVIE_PRED.format(m='m')} AND {_WINDOW_PRED.format(r='r')} "
+        f"}} >= $min_user_ratings RETURN {_returns('u', USER.columns)}"
+    )
+
+
+def _nodes_by_key_cypher(nt: NodeType) -> str:
+    return (
+        f"UNWIND $ids AS id MATCH (n:{nt.label} {{{nt.key}: id}}) "
+        f"RETURN {_returns('n', nt.columns)}"
+    )
+
+
+def _edges_cypher(et: EdgeType) -> tuple[str, str]:
+    """The edge query and which id list it unwinds: users for user edges, else movies."""
+    anchor = USER if USER in (et.src, et.dst) else MOVIE
+    side = "s" if et.src == anchor else "d"
+    conds = []
+    for var, end in (("s", et.src), ("d", et.dst)):
+        if end == MOVIE:
+            conds.append(_MOVIE_PRED.format(m=var))
+    if et == RATED:
+        conds.append(_WINDOW_PRED.format(r="r"))
+    anchor_node = f"({side}:{anchor.label} {{{anchor.key}: id}})"
+    src = anchor_node if side == "s" else f"(s:{et.src.label})"
+    dst = anchor_node if side == "d" else f"(d:{et.dst.label})"
+    where = f" WHERE {' AND '.join(conds)}" if conds else ""
+    props = [p.name for p in et.properties]
+    returns = f"s.{et.src.key} AS {SRC}, d.{et.dst.key} AS {DST}"
+    if props:
+        returns += ", " + _returns("r", props)
+    cypher = f"UNWIND $ids AS id MATCH {src}-[r:{et.rel}]->{dst}{where} RETURN {returns}"
+    return cypher, anchor.label
+
+
+def _stream(
+    session: neo4j.Session, cypher: str, params: dict[str, Any], arrow: pa.Schema, batch_size: int
+) -> pa.Table:
+    """Run a read query and build its Arrow table batch by batch as records stream in."""
+
+    def work(tx: neo4j.ManagedTransaction) -> pa.Table:
+        batches, rows = [], []
+        for record in tx.run(cypher, params):
+            rows.append(record.values())
+            if len(rows) >= batch_size:
+                batches.append(_batch(rows, arrow))
+                rows = []
+        if rows:
+            batches.append(_batch(rows, arrow))
+        return pa.Table.from_batches(batches, schema=arrow)
+
+    return session.execute_read(work)
+
+
+def _batch(rows: list[list[Any]], arrow: pa.Schema) -> pa.RecordBatch:
+    columns = list(zip(*rows))
+    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, arrow)]
+    return pa.RecordBatch.from_arrays(arrays, schema=arrow)
+
+
+def export_tables(
+    driver: neo4j.Driver,
+    flt: ExportFilter | None = None,
+    *,
+    database: str = "neo4j",
+    batch_size: int = 10_000,
+) -> dict[str, pa.Table]:
+    """Stream the filtered subgraph out of Neo4j into snapshot-layout tables (see module doc)."""
+    flt = flt or ExportFilter()
+    params = flt.params()
+    tables: dict[str, pa.Table] = {}
+    started = time.perf_counter()
+    with driver.session(
+        database=database, default_access_mode=neo4j.READ_ACCESS, fetch_size=batch_size
+    ) as session:
+        movies = _stream(session, _movie_nodes_cypher(), params, MOVIE.arrow_schema(), batch_size)
+        users = _stream(session, _user_nodes_cypher(), params, USER.arrow_schema(), batch_size)
+        ids = {
+            USER.label: users.column(USER.key).to_pylist(),
+            MOVIE.label: movies.column(MOVIE.key).to_pylist(),
+        }
+        for nt, table in ((USER, users), (MOVIE, movies)):
+            if nt in flt.selected_node_types:
+                tables[nt.label] = table
+        for et in flt.selected_edge_types:
+            cypher, anchor = _edges_cypher(et)
+            tables[et.rel] = _stream(
+                session, cypher, params | {"ids": ids[anchor]}, et.arrow_schema(), batch_size
+            )
+        for label, reached_by in _linked_types(flt).items():
+            nt = schema.node_type(label)
+            keys = pa.chunked_array(
+                [tables[et.rel].column(side) for et, side in reached_by], type=nt.key_type
+            ).unique()
+            tables[label] = _stream(
+                session, _nodes_by_key_cypher(nt), {"ids": keys.to_pylist()}, nt.arrow_schema(),
+                batch_size,
+            )
+    rows = sum(t.num_rows for t in tables.values())
+    log.info("exported %d rows in %.1fs", rows, time.perf_counter() - started)
+    return {name: sort_table(t) for name, t in tables.items()}
+
+
+def export_hetero_data(
+    driver: neo4j.Driver, flt: ExportFilter | None = None, *, database: str = "neo4j"
+) -> tuple[HeteroData, dict[str, list], dict[str, pa.Table]]:
+    """Export and build the HeteroData (with id maps) of the selected types; also returns the
+    tables so callers can keep string properties."""
+    flt = flt or ExportFilter()
+    tables = export_tables(driver, flt, database=database)
+    data, id_maps = build_hetero_data(
+        tables, node_types=flt.selected_node_types, edge_types=flt.selected_edge_types
+    )
+    return data, id_maps, tables
+
+
+# --- DuckDB over a snapshot -------------------------------------------------------------------
+
+
+def _snapshot_sql(flt: ExportFilter) -> list[tuple[str, str]]:
+    """``(sql, output table)`` steps applying the filter to registered ``t_<name>`` tables."""
+    m, u, r = MOVIE, USER, RATED
+    movie_pred = _MOVIE_PRED.format(m="m")
+    window = _WINDOW_PRED.format(r="r")
+    steps = [
+        (f"SELECT m.* FROM t_{m.label} m WHERE {movie_pred}", f"snap_{m.label}"),
+        (
+            f"SELECT r.* FROM t_{r.rel} r JOIN snap_{m.label} m ON r.{DST} = m.{m.key} "
+            f"WHERE {window}",
+            "snap_kept_ratings",
+        ),
+        (
+            f"SELECT u.* FROM t_{u.label} u LEFT JOIN (SELECT {SRC}, count(*) AS n "
+            f"FROM snap_kept_ratings GROUP BY {SRC}) c ON c.{SRC} = u.{u.key} "
+            "WHERE $min_user_ratings = 0 OR coalesce(c.n, 0) >= $min_user_ratings",
+            f"snap_{u.label}",
+        ),
+    ]
+    for et in flt.selected_edge_types:
+        source = "snap_kept_ratings" if et == RATED else f"t_{et.rel}"
+        conds = [
+            f"{side} IN (SELECT {end.key} FROM snap_{end.label})"
+            for side, end in ((SRC, et.src), (DST, et.dst))
+            if end in _FILTERED
+        ]
+        where = f" WHERE {' AND '.join(conds)}" if conds else ""
+        steps.append((f"SELECT * FROM {source}{where}", f"snap_{et.rel}"))
+    for label, reached_by in _linked_types(flt).items():
+        nt = schema.node_type(label)
+        reach = " UNION ".join(f"SELECT {side} FROM snap_{et.rel}" for et, side in reached_by)
+        where = f"{nt.key} IN ({reach})" if reach else "false"
+        steps.append((f"SELECT * FROM t_{label} WHERE {where}", f"snap_{label}"))
+    return steps
+
+
+def filter_snapshot(snapshot_dir: Path, flt: ExportFilter | None = None) -> dict[str, pa.Table]:
+    """Apply the filter to a snapshot folder with DuckDB; same layout and order as
+    :func:`export_tables`, so the two can be compared."""
+    flt = flt or ExportFilter()
+    source = read_snapshot(Path(snapshot_dir))
+    con = duckdb.connect()
+    try:
+        for nt in schema.NODE_TYPES:
+            con.register(f"t_{nt.label}", source.get(nt.label, nt.arrow_schema().empty_table()))
+        for et in schema.EDGE_TYPES:
+            con.register(f"t_{et.rel}", source.get(et.rel, et.arrow_schema().empty_table()))
+        params = flt.params()
+        for sql, table in _snapshot_sql(flt):
+            used = {k: v for k, v in params.items() if f"${k}" in sql}
+            con.execute(f"CREATE TEMP TABLE {table} AS {sql}", used)
+        out = {}
+        for item in (*flt.selected_node_types, *flt.selected_edge_types):
+            name = item.label if isinstance(item, NodeType) else item.rel
+            arrow = item.arrow_schema()
+            table = con.sql(f"SELECT {', '.join(arrow.names)} FROM snap_{name}").to_arrow_table()
+            out[name] = sort_table(table.cast(arrow))
+        return out
+    finally:
+        con.close()
+
+
+# --- writing an export as a snapshot folder ---------------------------------------------------
+
+
+def write_snapshot(tables: dict[str, pa.Table], out_dir: Path, *, origin: dict[str, Any]) -> Path:
+    """Write exported tables as a snapshot folder (nodes/, edges/, manifest.json) that training
+    reads like an ETL snapshot; types not exported get empty tables so every reader finds the
+    full layout, and ``manifest["export"]`` records where it came from. Written aside and
+    swapped in whole."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        counts: dict[str, dict[str, int]] = {"nodes": {}, "edges": {}}
+        for kind, items, path in (
+            ("nodes", [(n.label, n.arrow_schema()) for n in schema.NODE_TYPES], schema.node_path),
+            ("edges", [(e.rel, e.arrow_schema()) for e in schema.EDGE_TYPES], schema.edge_path),
+        ):
+            for name, arrow in items:
+                table = tables.get(name, arrow.empty_table())
+                _write_parquet(table, tmp / path(name))
+                counts[kind][name] = table.num_rows
+        manifest = {
+            "schema_version": schema.SCHEMA_VERSION,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "sources": [],
+            "counts": counts,
+            "rejects": {},
+            "match": None,
+            "export": origin,
+        }
+        (tmp / schema.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote export snapshot %s: %s", out_dir, counts)
+    return out_dir
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+
+
+def export_snapshot(
+    driver: neo4j.Driver, out_dir: Path, flt: ExportFilter | None = None, *, database: str = "neo4j"
+) -> dict[str, int]:
+    """``cinegraph export``: export the filtered subgraph and write it as a snapshot folder;
+    returns the row count per table."""
+    flt = flt or ExportFilter()
+    tables = export_tables(driver, flt, database=database)
+    write_snapshot(tables, out_dir, origin={"database": database, "filter": flt.model_dump()})
+    return {name: t.num_rows for name, t in tables.items()}

@@ -1,0 +1,238 @@
+"""Write a training run's outputs back into the graph: top-K recommendations and movie embeddings.
+
+Both writers are safe to re-run: a run's RECOMMENDED edges are deleted before its new ones are
+written (so a re-run replaces, never duplicates), each batch MERGEs on the matched endpoints and
+the run id (so a transaction the driver retries writes nothing twice), and embeddings are set on
+the movie nodes, with the vector index rebuilt only when the dimension changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import neo4j
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from graph_store.errors import CinegraphError
+from graph_store.schema import (
+    MOVIE,
+    MOVIE_EMBEDDING_INDEX,
+    MOVIE_EMBEDDING_PROPERTY,
+    RECOMMENDED,
+    USER,
+)
+
+log = logging.getLogger(__name__)
+
+REC_COLUMNS = ("user_id", "movie_id", "score", "rank")
+
+_DELETE_RUN = (
+    f"MATCH (:{USER.label})-[r:{RECOMMENDED.rel} {{run_id: $run_id}}]->(:{MOVIE.label}) "
+    "WITH r LIMIT $batch DELETE r RETURN count(*) AS deleted"
+)
+_WRITE_RECS = (
+    f"UNWIND $rows AS row "
+    f"MATCH (u:{USER.label} {{{USER.key}: row.user_id}}) "
+    f"MATCH (m:{MOVIE.label} {{{MOVIE.key}: row.movie_id}}) "
+    f"MERGE (u)-[r:{RECOMMENDED.rel} {{run_id: $run_id}}]->(m) "
+    "SET r.score = row.score, r.rank = row.rank, r.model = $model "
+    "RETURN count(r) AS written"
+)
+RUN_ID_INDEX = f"{RECOMMENDED.rel.lower()}_run_id"  # speeds up replacing a run's edges
+
+_RUN_INDEX = (
+    f"CREATE INDEX {RUN_ID_INDEX} IF NOT EXISTS "
+    f"FOR ()-[r:{RECOMMENDED.rel}]-() ON (r.run_id)"
+)
+_MISSING_KEYS = (
+    "UNWIND $ids AS id WITH id WHERE NOT EXISTS {{ MATCH (:{label} {{{key}: id}}) }} "
+    "RETURN collect(id) AS missing"
+)
+_SET_EMBEDDINGS = (
+    f"UNWIND $rows AS row MATCH (m:{MOVIE.label} {{{MOVIE.key}: row.movie_id}}) "
+    "CALL db.create.setNodeVectorProperty(m, $property, row.embedding) "
+    "RETURN count(m) AS written"
+)
+_CLEAR_OTHER_EMBEDDINGS = (
+    f"MATCH (m:{MOVIE.label}) WHERE m.{MOVIE_EMBEDDING_PROPERTY} IS NOT NULL "
+    f"AND NOT m.{MOVIE.key} IN $ids "
+    f"WITH m LIMIT $batch REMOVE m.{MOVIE_EMBEDDING_PROPERTY} RETURN count(m) AS cleared"
+)
+_INDEX_DIMENSIONS = (
+    "SHOW VECTOR INDEXES YIELD name, options WHERE name = $name "
+    "RETURN options.indexConfig['vector.dimensions'] AS dimensions"
+)
+
+
+def _rows(recs: pa.Table | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Recommendation rows as plain dicts with typed values, validated all at once."""
+    table = recs if isinstance(recs, pa.Table) else pa.Table.from_pylist(list(recs))
+    missing = [c for c in REC_COLUMNS if c not in table.column_names]
+    if missing:
+        raise CinegraphError(
+            f"recommendations: missing column(s) {missing}; expected {list(REC_COLUMNS)}"
+        )
+    table = table.select(list(REC_COLUMNS))
+    problems = [f"{c}: {table.column(c).null_count} nulls" for c in REC_COLUMNS if table.column(c).null_count]
+    pairs = table.group_by(["user_id", "movie_id"]).aggregate([("rank", "count")])
+    dup = pc.sum(pc.greater(pairs.column("rank_count"), 1)).as_py() or 0
+    if dup:
+        problems.append(f"{dup} (user_id, movie_id) pairs appear more than once")
+    if problems:
+        raise CinegraphError("recommendations: " + "; ".join(problems))
+    return [
+        {"user_id": int(u), "movie_id": int(m), "score": float(s), "rank": int(r)}
+        for u, m, s, r in zip(*(table.column(c).to_pylist() for c in REC_COLUMNS))
+    ]
+
+
+def _check_keys_exist(
+    session: neo4j.Session, what: str, label: str, key: str, ids: Iterable[int]
+) -> None:
+    query = _MISSING_KEYS.format(label=label, key=key)
+    record = session.execute_read(lambda tx: tx.run(query, ids=sorted(set(ids))).single())
+    missing = record["missing"] if record else []
+    if missing:
+        raise CinegraphError(
+            f"{what}: {len(missing)} {label} id(s) not in the graph, e.g. {missing[:5]}"
+        )
+
+
+def _delete_in_batches(session: neo4j.Session, query: str, params: dict[str, Any], batch: int) -> int:
+    total = 0
+    while True:
+        n = session.execute_write(
+            lambda tx: tx.run(query, params | {"batch": batch}).single(strict=True)[0]
+        )
+        total += n
+        if n == 0:
+            return total
+
+
+def delete_recommendations(
+    driver: neo4j.Driver, *, run_id: str, database: str = "neo4j", batch_size: int = 10_000
+) -> int:
+    """Remove every RECOMMENDED edge of a run; returns how many were removed."""
+    with driver.session(database=database) as session:
+        return _delete_in_batches(session, _DELETE_RUN, {"run_id": run_id}, batch_size)
+
+
+def write_recommendations(
+    driver: neo4j.Driver,
+    recs: pa.Table | Sequence[Mapping[str, Any]],
+    *,
+    run_id: str,
+    model: str,
+    database: str = "neo4j",
+    batch_size: int = 10_000,
+) -> int:
+    """Replace a run's top-K as ``(:User)-[:RECOMMENDED {score, rank, model, run_id}]->(:Movie)``.
+
+    Args:
+        recs: rows with ``user_id``, ``movie_id``, ``score``, ``rank`` (a table or dicts).
+        run_id: the training run; its previous edges are removed first.
+        model: the model name stored on each edge.
+
+    Returns:
+        The number of edges written (one per row).
+
+    Raises:
+        CinegraphError: missing columns, nulls, a repeated (user, movie) pair, or ids absent
+            from the graph (checked before anything is written).
+    """
+    if not run_id:
+        raise CinegraphError("run_id must be a non-empty string")
+    rows = _rows(recs)
+    driver.execute_query(_RUN_INDEX, database_=database)
+    with driver.session(database=database) as session:
+        _check_keys_exist(session, "recommendations", USER.label, USER.key, (r["user_id"] for r in rows))
+        _check_keys_exist(session, "recommendations", MOVIE.label, MOVIE.key, (r["movie_id"] for r in rows))
+        removed = _delete_in_batches(session, _DELETE_RUN, {"run_id": run_id}, batch_size)
+        written = 0
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            written += session.execute_write(
+                lambda tx: tx.run(_WRITE_RECS, rows=chunk, run_id=run_id, model=model).single(
+                    strict=True
+                )[0]
+            )
+    log.info("run %s: replaced %d RECOMMENDED edges with %d", run_id, removed, written)
+    return written
+
+
+def ensure_vector_index(driver: neo4j.Driver, dimensions: int, *, database: str = "neo4j") -> None:
+    """Create the cosine vector index on movie embeddings, recreating it when the dimension
+    differs; waits until it is online. Quantization is off: a few thousand movies fit easily,
+    and scores stay the exact cosine."""
+    if dimensions < 1:
+        raise CinegraphError(f"embedding dimension {dimensions} must be positive")
+    records, _, _ = driver.execute_query(
+        _INDEX_DIMENSIONS, name=MOVIE_EMBEDDING_INDEX, database_=database
+    )
+    if records and records[0]["dimensions"] != dimensions:
+        log.info("dropping vector index %s (dimension %s)", MOVIE_EMBEDDING_INDEX, records[0][0])
+        driver.execute_query(f"DROP INDEX {MOVIE_EMBEDDING_INDEX} IF EXISTS", database_=database)
+    # Index options take no parameters; `dimensions` is a checked int.
+    driver.execute_query(
+        f"CREATE VECTOR INDEX {MOVIE_EMBEDDING_INDEX} IF NOT EXISTS "
+        f"FOR (m:{MOVIE.label}) ON m.{MOVIE_EMBEDDING_PROPERTY} "
+        f"OPTIONS {{indexConfig: {{`vector.dimensions`: {int(dimensions)}, "
+        "`vector.similarity_function`: 'cosine', `vector.quantization.enabled`: false}}",
+        database_=database,
+    )
+    driver.execute_query(
+        "CALL db.awaitIndex($name, 300)", name=MOVIE_EMBEDDING_INDEX, database_=database
+    )
+
+
+def write_movie_embeddings(
+    driver: neo4j.Driver,
+    movie_ids: Sequence[int],
+    embeddings: np.ndarray,
+    *,
+    database: str = "neo4j",
+    batch_size: int = 2_000,
+) -> int:
+    """Store one embedding per movie as its vector property and index it for similarity search.
+
+    Movies not in ``movie_ids`` lose any embedding of an earlier run, so the index only ever
+    holds one run's vectors. Returns the number of movies written.
+
+    Raises:
+        CinegraphError: shape mismatch, non-finite values, repeated or unknown movie ids.
+    """
+    emb = np.asarray(embeddings, dtype=np.float32)
+    ids = [int(i) for i in movie_ids]
+    problems = []
+    if emb.ndim != 2:
+        problems.append(f"embeddings must be 2-D [movies, dim], got shape {emb.shape}")
+    elif emb.shape[0] != len(ids):
+        problems.append(f"{emb.shape[0]} embeddings for {len(ids)} movie ids")
+    if len(set(ids)) != len(ids):
+        problems.append(f"{len(ids) - len(set(ids))} repeated movie ids")
+    if emb.size and not np.isfinite(emb).all():
+        problems.append("embeddings hold NaN or infinite values")
+    if problems:
+        raise CinegraphError("movie embeddings: " + "; ".join(problems))
+    with driver.session(database=database) as session:
+        _check_keys_exist(session, "movie embeddings", MOVIE.label, MOVIE.key, ids)
+    ensure_vector_index(driver, emb.shape[1], database=database)
+    written = 0
+    with driver.session(database=database) as session:
+        for start in range(0, len(ids), batch_size):
+            chunk = [
+                {"movie_id": i, "embedding": v.tolist()}
+                for i, v in zip(ids[start : start + batch_size], emb[start : start + batch_size])
+            ]
+            written += session.execute_write(
+                lambda tx: tx.run(
+                    _SET_EMBEDDINGS, rows=chunk, property=MOVIE_EMBEDDING_PROPERTY
+                ).single(strict=True)[0]
+            )
+        cleared = _delete_in_batches(session, _CLEAR_OTHER_EMBEDDINGS, {"ids": ids}, batch_size)
+    log.info("wrote %d movie embeddings (dim %d), cleared %d stale", written, emb.shape[1], cleared)
+    return written
