@@ -3,8 +3,10 @@
 The loader is a sync, not an append: for each node label and relationship type it reads what the
 graph holds (keys, and the schema's properties), compares it with the snapshot table and then
 
-* upserts the rows that are new or changed, ``UNWIND $rows`` in batches, with ``MERGE`` on the
-  constrained node key and, for relationships, on (src, dst, ``EdgeType.identity``);
+* writes the rows that are new or changed, ``UNWIND $rows`` in batches: nodes with ``MERGE`` on
+  the constrained key; relationships the graph lacks with ``CREATE`` (the diff proved them absent;
+  the driver never retries a commit whose outcome is unknown), changed ones with ``MERGE`` on
+  (src, dst, ``EdgeType.identity``);
 * deletes, in batches, the relationships and then the nodes that are no longer in the snapshot
   (and any duplicate relationship with the same identity).
 
@@ -88,6 +90,15 @@ def _edge_upsert(et: EdgeType) -> LiteralString:
     )
 
 
+def _edge_create(et: EdgeType) -> LiteralString:
+    return _q(
+        f"UNWIND $rows AS row "
+        f"MATCH (s:{et.src.label} {{{et.src.key}: row.{SRC}}}) "
+        f"MATCH (d:{et.dst.label} {{{et.dst.key}: row.{DST}}}) "
+        f"CREATE (s)-[r:{et.rel}]->(d) SET r = row.props"
+    )
+
+
 def _edge_read(et: EdgeType) -> LiteralString:
     props = ", ".join(f".{p.name}" for p in et.properties)
     projection = f"r {{{props}}}" if props else "{}"
@@ -114,6 +125,7 @@ NODE_READ = {nt.label: _node_read(nt) for nt in NODE_TYPES}
 NODE_DELETE = {nt.label: _node_delete(nt) for nt in NODE_TYPES}
 NODE_COUNT = {nt.label: _count_nodes(nt) for nt in NODE_TYPES}
 EDGE_UPSERT = {et.rel: _edge_upsert(et) for et in EDGE_TYPES}
+EDGE_CREATE = {et.rel: _edge_create(et) for et in EDGE_TYPES}
 EDGE_READ = {et.rel: _edge_read(et) for et in EDGE_TYPES}
 EDGE_DELETE = {et.rel: _edge_delete(et) for et in EDGE_TYPES}
 EDGE_COUNT = {et.rel: _count_edges(et) for et in EDGE_TYPES}
@@ -137,6 +149,7 @@ class TypeSync:
     unchanged: int = 0
     collapsed: int = 0  # snapshot rows that repeated an identity
     total: int = 0  # count in the graph afterwards
+    seconds: float = 0.0  # reading, diffing and writing this type
 
 
 @dataclass
@@ -150,11 +163,13 @@ class LoadReport:
 
     def summary(self) -> str:
         lines = [f"snapshot {self.snapshot_id} -> database {self.database!r} in {self.seconds:.1f}s"]
-        header = f"  {'type':<14}{'total':>10}{'upserted':>10}{'deleted':>10}{'unchanged':>11}"
+        header = f"  {'type':<14}{'total':>10}{'upserted':>10}{'deleted':>10}{'unchanged':>11}{'seconds':>9}"
         lines.append(header)
         for name, s in [*self.nodes.items(), *self.edges.items()]:
             note = f"  ({s.collapsed} duplicate rows collapsed)" if s.collapsed else ""
-            lines.append(f"  {name:<14}{s.total:>10}{s.upserted:>10}{s.deleted:>10}{s.unchanged:>11}{note}")
+            lines.append(
+                f"  {name:<14}{s.total:>10}{s.upserted:>10}{s.deleted:>10}{s.unchanged:>11}{s.seconds:>9.2f}{note}"
+            )
         return "\n".join(lines)
 
 
@@ -261,6 +276,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def _sync_nodes(writer: _BatchWriter, nt: NodeType, table: pa.Table) -> TypeSync:
+    started = time.perf_counter()
     rows = table.to_pylist()
     held = {r["key"]: r["props"] for r in writer.read(NODE_READ[nt.label])}
     names = [p.name for p in nt.properties]
@@ -270,19 +286,23 @@ def _sync_nodes(writer: _BatchWriter, nt: NodeType, table: pa.Table) -> TypeSync
     ]
     writer.write(NODE_UPSERT[nt.label], "rows", changed, f"upsert {nt.label}")
     log.info("%s: %d upserted, %d unchanged", nt.label, len(changed), len(rows) - len(changed))
-    return TypeSync(upserted=len(changed), unchanged=len(rows) - len(changed))
+    return TypeSync(upserted=len(changed), unchanged=len(rows) - len(changed),
+                    seconds=time.perf_counter() - started)
 
 
 def _delete_vanished_nodes(writer: _BatchWriter, nt: NodeType, table: pa.Table, sync: TypeSync) -> None:
+    started = time.perf_counter()
     wanted = set(table.column(nt.key).to_pylist())
     vanished = [r["key"] for r in writer.read(NODE_READ[nt.label]) if r["key"] not in wanted]
     writer.write(NODE_DELETE[nt.label], "keys", vanished, f"delete {nt.label}")
     sync.deleted = len(vanished)
+    sync.seconds += time.perf_counter() - started
     if vanished:
         log.info("%s: %d vanished nodes deleted", nt.label, len(vanished))
 
 
 def _sync_edges(writer: _BatchWriter, et: EdgeType, table: pa.Table) -> TypeSync:
+    started = time.perf_counter()
     names = [p.name for p in et.properties]
     wanted: dict[Identity, dict[str, Any]] = {}
     for row in table.to_pylist():
@@ -301,17 +321,21 @@ def _sync_edges(writer: _BatchWriter, et: EdgeType, table: pa.Table) -> TypeSync
         else:
             held[key] = r["props"]
 
-    changed = [
-        {SRC: row[SRC], DST: row[DST], **{n: row[n] for n in et.identity}, "props": {n: row[n] for n in names}}
-        for key, row in wanted.items()
-        if key not in held or held[key] != {n: row[n] for n in names}
-    ]
-    writer.write(EDGE_UPSERT[et.rel], "rows", changed, f"upsert {et.rel}")
+    new, changed = [], []
+    for key, row in wanted.items():
+        props = {n: row[n] for n in names}
+        if key not in held:
+            new.append({SRC: row[SRC], DST: row[DST], "props": props})
+        elif held[key] != props:
+            changed.append({SRC: row[SRC], DST: row[DST], **{n: row[n] for n in et.identity}, "props": props})
     writer.write(EDGE_DELETE[et.rel], "ids", duplicates, f"delete {et.rel}")
-    log.info("%s: %d upserted, %d deleted, %d unchanged", et.rel, len(changed), len(duplicates),
-             len(wanted) - len(changed))
-    return TypeSync(upserted=len(changed), deleted=len(duplicates), unchanged=len(wanted) - len(changed),
-                    collapsed=collapsed)
+    writer.write(EDGE_UPSERT[et.rel], "rows", changed, f"update {et.rel}")
+    writer.write(EDGE_CREATE[et.rel], "rows", new, f"create {et.rel}")
+    written = len(new) + len(changed)
+    log.info("%s: %d created, %d updated, %d deleted, %d unchanged", et.rel, len(new), len(changed),
+             len(duplicates), len(wanted) - written)
+    return TypeSync(upserted=written, deleted=len(duplicates), unchanged=len(wanted) - written,
+                    collapsed=collapsed, seconds=time.perf_counter() - started)
 
 
 # --- validation -------------------------------------------------------------------------------
