@@ -200,6 +200,8 @@ def _terminate(pid: int, *, timeout: float) -> None:
 
 def _alive(pid: int) -> bool:
     """True while ``pid`` runs; reaps it first when it is our own child (a test's server)."""
+    if pid <= 1:  # never let a corrupt pidfile turn waitpid/kill into "any process"
+        return False
     try:
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False

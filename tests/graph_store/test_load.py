@@ -175,8 +175,9 @@ def test_load_resumes_after_the_server_is_killed(private_server: server.ServerSt
                                     ).records[0]["n"] < 2_000:
             assert time.monotonic() < deadline and loader.is_alive(), "load ended before the kill"
             time.sleep(0.05)
-    assert private_server.pid is not None
-    os.kill(server.status(private_server.home).pid or -1, signal.SIGKILL)
+    running = server.status(private_server.home)
+    assert running.running and running.pid is not None and running.pid > 1
+    os.kill(running.pid, signal.SIGKILL)
     loader.join(timeout=120)
     assert not loader.is_alive()
     assert errors and isinstance(errors[0], CinegraphError), errors
