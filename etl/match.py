@@ -56,12 +56,12 @@ class MatchConfig(BaseModel):
     threshold: float = Field(90.0, ge=0, le=100)  # minimum fuzzy score (0-100) for a match
     margin: float = Field(4.0, ge=0)  # winner must beat the best differently-titled candidate by this
     year_tolerance: int = Field(1, ge=0)  # candidates may start this many years off the ML year
-    year_penalty: float = Field(1.0, ge=0)  # ranking points lost per year off
+    year_penalty: float = Field(2.0, ge=0)  # ranking points lost per year off
     type_penalty: dict[str, float] = {"movie": 0.0, "tvMovie": 1.0, "video": 1.0}  # by title_type
-    other_type_penalty: float = 2.0  # for title types not listed above (short, tvSpecial, ...)
+    other_type_penalty: float = 4.0  # for title types not listed above (short, tvSpecial, ...)
     derived_penalty: float = Field(5.0, ge=0)  # score lost when only a colon half matched
-    tie_window: float = Field(1.5, ge=0)  # candidates this close in rank are near-ties: votes decide
-    homonym_vote_ratio: float = Field(0.5, ge=0)  # a near-tie with this share of the winner's votes: review
+    vote_weight: float = Field(1.0, ge=0)  # ranking points per tenfold IMDb votes: popular homonyms win
+    tie_window: float = Field(0.5, ge=0)  # another title ranked this close (even a homonym): review
     scorer: Literal["ratio", "token_sort_ratio"] = "ratio"  # rapidfuzz scorer on normalised titles
     max_cells: int = Field(20_000_000, ge=1)  # cdist cells per chunk: bounds memory
     workers: int = -1  # rapidfuzz threads (-1: all cores)
@@ -141,7 +141,8 @@ def blocks_sql(year_tolerance: int) -> Step:
 
 def scored_sql(config: MatchConfig) -> Step:
     """Best score per (movie, title), the spelling it came from, and the rank score that orders
-    candidates: fuzzy score minus title-type and year-distance penalties."""
+    candidates: fuzzy score minus title-type and year-distance penalties plus a bonus per tenfold
+    IMDb votes, so among same-title homonyms the film people rate wins unless it is further off."""
     sql = """
         WITH pairs AS (
             SELECT movie_id, unnest(tconsts) AS tconst, norm, score FROM match_pairs),
@@ -151,42 +152,41 @@ def scored_sql(config: MatchConfig) -> Step:
         SELECT b.movie_id, b.tconst, b.score, b.matched, i.title_type, i.start_year, i.num_votes,
                b.score
                - coalesce(list_extract($pen_values, list_position($pen_types, i.title_type)), $pen_other)
-               - $year_penalty * coalesce(abs(i.start_year - m.year), 0) AS rank_score
+               - $year_penalty * coalesce(abs(i.start_year - m.year), 0)
+               + $vote_weight * log10(1 + i.num_votes) AS rank_score
         FROM best b JOIN match_candidate_info i ON i.tconst = b.tconst
         JOIN match_movies m ON m.movie_id = b.movie_id"""
     params = {"pen_types": list(config.type_penalty), "pen_values": list(config.type_penalty.values()),
-              "pen_other": config.other_type_penalty, "year_penalty": config.year_penalty}
+              "pen_other": config.other_type_penalty, "year_penalty": config.year_penalty,
+              "vote_weight": config.vote_weight}
     return Step(sql, "match_scored", params)
 
 
 def fuzzy_sql(config: MatchConfig) -> Step:
     """One fuzzy verdict per scored movie: 'match', 'review' or 'none'.
 
-    The winner is the most-voted among near-ties of the top rank score; the runner-up is the best
-    candidate with a different (normalised) title, and the margin is taken on rank scores (a short
-    from the next year is a weaker rival than a feature from the same one). A same-title near-tie holding a comparable share
-    of votes is a homonym we cannot tell apart, so it goes to review as well."""
+    The winner has the top rank score and must reach the score threshold. It must beat the best
+    candidate with a different (normalised) title by ``margin`` and every other title, homonyms
+    included, by ``tie_window`` (rank scores both: a short from the next year is a weaker rival
+    than a feature from the same one); otherwise a person decides from the review file."""
     sql = """
         WITH ranked AS (
-            SELECT *, max(rank_score) OVER (PARTITION BY movie_id) AS top FROM match_scored),
-        ties AS (
             SELECT *, row_number() OVER (PARTITION BY movie_id
-                                         ORDER BY num_votes DESC, rank_score DESC, tconst) AS pick
-            FROM ranked WHERE rank_score >= top - $tie_window),
-        win AS (SELECT * FROM ties WHERE pick = 1),
-        second AS (SELECT movie_id, num_votes AS second_votes FROM ties WHERE pick = 2),
+                                         ORDER BY rank_score DESC, num_votes DESC, tconst) AS pick
+            FROM match_scored),
+        win AS (SELECT * FROM ranked WHERE pick = 1),
+        rival AS (SELECT movie_id, rank_score AS rival_rank FROM ranked WHERE pick = 2),
         runner AS (
             SELECT r.movie_id, max(r.score) AS runner_up, max(r.rank_score) AS runner_up_rank FROM ranked r
             JOIN win w ON w.movie_id = r.movie_id AND r.matched <> w.matched GROUP BY r.movie_id)
         SELECT w.movie_id, w.tconst, w.score, ru.runner_up AS runner_up_score,
                CASE WHEN w.score < $threshold THEN 'none'
-                    WHEN w.rank_score - coalesce(ru.runner_up_rank, 0) < $margin THEN 'review'
-                    WHEN s.second_votes >= $vote_ratio * w.num_votes THEN 'review'
+                    WHEN w.rank_score - coalesce(ru.runner_up_rank, -1e9) < $margin THEN 'review'
+                    WHEN w.rank_score - coalesce(rv.rival_rank, -1e9) < $tie_window THEN 'review'
                     ELSE 'match' END AS status
         FROM win w LEFT JOIN runner ru ON ru.movie_id = w.movie_id
-        LEFT JOIN second s ON s.movie_id = w.movie_id"""
-    params = {"tie_window": config.tie_window, "threshold": config.threshold,
-              "margin": config.margin, "vote_ratio": config.homonym_vote_ratio}
+        LEFT JOIN rival rv ON rv.movie_id = w.movie_id"""
+    params = {"tie_window": config.tie_window, "threshold": config.threshold, "margin": config.margin}
     return Step(sql, "match_fuzzy", params)
 
 

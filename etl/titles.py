@@ -30,6 +30,13 @@ ARTICLES: frozenset[str] = frozenset(
     }
 )
 
+# Articles dropped from the front of the comparison form, so "The Creature from the Black Lagoon"
+# meets "Creature from the Black Lagoon"; elided ones ("l'", "d'") are already glued to their word.
+_LEADING_ARTICLES: frozenset[str] = frozenset(
+    {"the", "a", "an", "le", "la", "les", "der", "die", "das", "ein", "eine", "el", "los", "las", "il",
+     "lo", "gli", "un", "une", "una", "uno", "het", "een", "den", "det"}
+)
+
 # A trailing year: "(1995)", "(2006–2007)", "(2006-)", "(1995 )"; the first year counts.
 _YEAR_RE = re.compile(r"\s*\(\s*(\d{4})\s*(?:[-–—]\s*(?:\d{4})?\s*)?\)\s*$")
 _AKA_RE = re.compile(r"^(?:a\.?k\.?a\.?|also known as)\s*:?\s+", re.IGNORECASE)
@@ -125,15 +132,18 @@ def parse_title(raw: str) -> ParsedTitle:
 
 @lru_cache(maxsize=1 << 20)
 def normalize(text: str) -> str:
-    """Fold a title to the comparison form: ASCII, casefolded, no punctuation, "&" -> "and",
-    sequel numerals as digits, single spaces. Apostrophes vanish ("Suez'illa" == "Suezilla")."""
+    """Fold a title to the comparison form: accents stripped, casefolded, no punctuation,
+    "&" -> "and", sequel numerals as digits, no leading article, single spaces. Apostrophes vanish
+    ("Suez'illa" == "Suezilla")."""
     if not text.isascii():
         text = _COMBINING_RE.sub("", unicodedata.normalize("NFKD", text.translate(_FOLD)))
     text = text.casefold()
     if "'" in text or "’" in text:
         text = _ELISION_RE.sub(r"\1", text)
-    words = _NON_ALNUM_RE.sub(" ", text.translate(_ASCII_FOLD)).split()
-    return " ".join(_ROMAN.get(w, w) for w in words)
+    words = [_ROMAN.get(w, w) for w in _NON_ALNUM_RE.sub(" ", text.translate(_ASCII_FOLD)).split()]
+    if len(words) > 1 and words[0] in _LEADING_ARTICLES:
+        del words[0]
+    return " ".join(words)
 
 
 def title_key(norm: str) -> str:

@@ -53,6 +53,8 @@ def test_split_year(raw: str, rest: str, year: int | None) -> None:
         ("Die Straße", "Die Strasse"),
         ("Alien³", "Alien3"),
         ("M. Hulot’s Holiday", "M Hulots  Holiday"),
+        ("The Creature from the Black Lagoon", "Creature from the Black Lagoon"),  # leading article
+        ("La Strada", "Strada"),
     ],
 )
 def test_normalize_agrees(a: str, b: str) -> None:
@@ -60,7 +62,7 @@ def test_normalize_agrees(a: str, b: str) -> None:
 
 
 @pytest.mark.parametrize(("a", "b"), [("V for Vendetta", "5 for Vendetta"), ("I, Robot", "1 Robot"),
-                                      ("Rocky", "Rocky 2")])
+                                      ("Rocky", "Rocky 2"), ("The", "A")])
 def test_normalize_keeps_apart(a: str, b: str) -> None:
     assert normalize(a) != normalize(b)
 
@@ -74,14 +76,14 @@ def test_normalize_form() -> None:
 
 def test_colon_parts_skip_short_halves() -> None:
     assert colon_parts("Sherlock Holmes: Dressed to Kill") == ["dressed to kill"]
-    assert colon_parts("A Woman of Paris: A Drama of Fate") == ["a woman of paris", "a drama of fate"]
+    assert colon_parts("A Woman of Paris: A Drama of Fate") == ["woman of paris", "drama of fate"]
     assert colon_parts("Alien: Resurrection") == []
     assert colon_parts("Heat") == []
 
 
 def test_query_strings_main_first_then_alternates_then_derived() -> None:
     got = query_strings("Sherlock Holmes: The Woman in Green (a.k.a. Woman in Green, The) (1945)")
-    assert got == [("sherlock holmes the woman in green", False), ("the woman in green", False)]
+    assert got == [("sherlock holmes the woman in green", False), ("woman in green", False)]
     assert query_strings("Seven (a.k.a. Se7en) (1995)") == [("seven", False), ("se7en", False)]
     assert query_strings("Sherlock Holmes: Dressed to Kill (1946)") == [
         ("sherlock holmes dressed to kill", False), ("dressed to kill", True)]
