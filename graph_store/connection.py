@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neo4j import Driver, GraphDatabase
-from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired
+from neo4j.exceptions import AuthError, ClientError, ServiceUnavailable, SessionExpired
 
 from graph_store.errors import CinegraphError
 
 URI_VAR, USER_VAR, PASSWORD_VAR = "NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD"
+_DATABASE_NOT_FOUND = "Neo.ClientError.Database.DatabaseNotFound"
 DEFAULT_URI, DEFAULT_USER = "bolt://127.0.0.1:7687", "neo4j"
 
 
@@ -58,6 +59,10 @@ def open_driver(settings: Neo4jSettings, *, verify: bool = True, **config: Any) 
             f"cannot reach Neo4j at {settings.uri} ({_first_line(exc)}); is it running? "
             "(cinegraph neo4j start, or docker compose up neo4j)"
         ) from exc
+    except ClientError as exc:
+        if exc.code != _DATABASE_NOT_FOUND:
+            raise
+        raise CinegraphError(f"Neo4j at {settings.uri}: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: BaseException) -> str:

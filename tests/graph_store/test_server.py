@@ -95,6 +95,13 @@ def test_server_down_is_one_line() -> None:
     assert f"cannot reach Neo4j at {uri}" in _one_line(info)
 
 
+def test_unknown_database_is_one_line(neo4j_settings: Neo4jSettings) -> None:
+    with pytest.raises(CinegraphError) as info:
+        with open_driver(neo4j_settings) as driver:
+            driver.execute_query("RETURN 1", database_="no_such_database")
+    assert "no_such_database" in _one_line(info)
+
+
 def test_settings_from_env() -> None:
     with pytest.raises(CinegraphError, match="NEO4J_PASSWORD is not set"):
         settings_from_env({})
