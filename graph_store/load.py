@@ -3,10 +3,10 @@
 The loader is a sync, not an append: for each node label and relationship type it reads what the
 graph holds (keys, and the schema's properties), compares it with the snapshot table and then
 
-* writes the rows that are new or changed, ``UNWIND $rows`` in batches: nodes with ``MERGE`` on
-  the constrained key; relationships the graph lacks with ``CREATE`` (the diff proved them absent;
-  the driver never retries a commit whose outcome is unknown), changed ones with ``MERGE`` on
-  (src, dst, ``EdgeType.identity``);
+* writes the rows that are new or changed, ``UNWIND $rows`` in batches: what the graph lacks with
+  ``CREATE`` (the diff proved it absent, the uniqueness constraints guard node keys, and the driver
+  never retries a commit whose outcome is unknown); changed nodes with ``MERGE`` on the constrained
+  key, changed relationships with ``MERGE`` on (src, dst, ``EdgeType.identity``);
 * deletes, in batches, the relationships and then the nodes that are no longer in the snapshot
   (and any duplicate relationship with the same identity).
 
@@ -65,6 +65,10 @@ def _node_upsert(nt: NodeType) -> LiteralString:
     return _q(f"UNWIND $rows AS row MERGE (n:{nt.label} {{{nt.key}: row.{nt.key}}}) SET n += row")
 
 
+def _node_create(nt: NodeType) -> LiteralString:
+    return _q(f"UNWIND $rows AS row CREATE (n:{nt.label}) SET n = row")
+
+
 def _node_read(nt: NodeType) -> LiteralString:
     props = ", ".join(f".{p.name}" for p in nt.properties)
     projection = f"n {{{props}}}" if props else "{}"
@@ -121,6 +125,7 @@ def _count_edges(et: EdgeType) -> LiteralString:
 
 
 NODE_UPSERT = {nt.label: _node_upsert(nt) for nt in NODE_TYPES}
+NODE_CREATE = {nt.label: _node_create(nt) for nt in NODE_TYPES}
 NODE_READ = {nt.label: _node_read(nt) for nt in NODE_TYPES}
 NODE_DELETE = {nt.label: _node_delete(nt) for nt in NODE_TYPES}
 NODE_COUNT = {nt.label: _count_nodes(nt) for nt in NODE_TYPES}
@@ -280,14 +285,13 @@ def _sync_nodes(writer: _BatchWriter, nt: NodeType, table: pa.Table) -> TypeSync
     rows = table.to_pylist()
     held = {r["key"]: r["props"] for r in writer.read(NODE_READ[nt.label])}
     names = [p.name for p in nt.properties]
-    changed = [
-        row for row in rows
-        if row[nt.key] not in held or held[row[nt.key]] != {n: row[n] for n in names}
-    ]
-    writer.write(NODE_UPSERT[nt.label], "rows", changed, f"upsert {nt.label}")
-    log.info("%s: %d upserted, %d unchanged", nt.label, len(changed), len(rows) - len(changed))
-    return TypeSync(upserted=len(changed), unchanged=len(rows) - len(changed),
-                    seconds=time.perf_counter() - started)
+    new = [row for row in rows if row[nt.key] not in held]
+    changed = [row for row in rows if row[nt.key] in held and held[row[nt.key]] != {n: row[n] for n in names}]
+    writer.write(NODE_UPSERT[nt.label], "rows", changed, f"update {nt.label}")
+    writer.write(NODE_CREATE[nt.label], "rows", new, f"create {nt.label}")
+    written = len(new) + len(changed)
+    log.info("%s: %d created, %d updated, %d unchanged", nt.label, len(new), len(changed), len(rows) - written)
+    return TypeSync(upserted=written, unchanged=len(rows) - written, seconds=time.perf_counter() - started)
 
 
 def _delete_vanished_nodes(writer: _BatchWriter, nt: NodeType, table: pa.Table, sync: TypeSync) -> None:
