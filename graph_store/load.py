@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, LiteralString, cast
 
 import pyarrow as pa
-from neo4j import Driver, ManagedTransaction
+from neo4j import Driver, ManagedTransaction, RoutingControl
 from tqdm import tqdm
 
 from graph_store import schema
@@ -222,12 +222,13 @@ def load_snapshot(
         driver.execute_query(SNAPSHOT_CLEAR, database_=database)
 
     writer = _BatchWriter(driver, database, batch_size, progress)
+    vanished: dict[str, list[Any]] = {}
     for nt in NODE_TYPES:
-        report.nodes[nt.label] = _sync_nodes(writer, nt, tables[nt.label])
+        report.nodes[nt.label], vanished[nt.label] = _sync_nodes(writer, nt, tables[nt.label])
     for et in EDGE_TYPES:
         report.edges[et.rel] = _sync_edges(writer, et, tables[et.rel])
-    for nt in reversed(NODE_TYPES):
-        _delete_vanished_nodes(writer, nt, tables[nt.label], report.nodes[nt.label])
+    for nt in reversed(NODE_TYPES):  # after the edges, so DETACH only meets edges of vanished nodes
+        _delete_nodes(writer, nt, vanished[nt.label], report.nodes[nt.label])
 
     for nt in NODE_TYPES:
         report.nodes[nt.label].total = driver.execute_query(NODE_COUNT[nt.label], database_=database).records[0]["n"]
@@ -250,13 +251,14 @@ def load_snapshot(
 
 
 class _BatchWriter:
-    """Runs one templated statement over row batches, one idempotent write transaction each."""
+    """Runs one templated statement over row batches, one write transaction each (which the driver
+    retries only when it did not commit)."""
 
     def __init__(self, driver: Driver, database: str, batch_size: int, progress: bool) -> None:
         self.driver, self.database, self.batch_size, self.progress = driver, database, batch_size, progress
 
     def read(self, query: LiteralString) -> list[dict[str, Any]]:
-        records, _, _ = self.driver.execute_query(query, database_=self.database)
+        records, _, _ = self.driver.execute_query(query, database_=self.database, routing_=RoutingControl.READ)
         return [r.data() for r in records]
 
     def write(self, query: LiteralString, param: str, items: Sequence[Any], desc: str) -> None:
@@ -280,7 +282,8 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[i : i + size]
 
 
-def _sync_nodes(writer: _BatchWriter, nt: NodeType, table: pa.Table) -> TypeSync:
+def _sync_nodes(writer: _BatchWriter, nt: NodeType, table: pa.Table) -> tuple[TypeSync, list[Any]]:
+    """Create and update; returns the keys the graph holds but the snapshot lacks, to delete last."""
     started = time.perf_counter()
     rows = table.to_pylist()
     held = {r["key"]: r["props"] for r in writer.read(NODE_READ[nt.label])}
@@ -291,13 +294,13 @@ def _sync_nodes(writer: _BatchWriter, nt: NodeType, table: pa.Table) -> TypeSync
     writer.write(NODE_CREATE[nt.label], "rows", new, f"create {nt.label}")
     written = len(new) + len(changed)
     log.info("%s: %d created, %d updated, %d unchanged", nt.label, len(new), len(changed), len(rows) - written)
-    return TypeSync(upserted=written, unchanged=len(rows) - written, seconds=time.perf_counter() - started)
+    wanted = {row[nt.key] for row in rows}
+    vanished = [key for key in held if key not in wanted]
+    return TypeSync(upserted=written, unchanged=len(rows) - written, seconds=time.perf_counter() - started), vanished
 
 
-def _delete_vanished_nodes(writer: _BatchWriter, nt: NodeType, table: pa.Table, sync: TypeSync) -> None:
+def _delete_nodes(writer: _BatchWriter, nt: NodeType, vanished: list[Any], sync: TypeSync) -> None:
     started = time.perf_counter()
-    wanted = set(table.column(nt.key).to_pylist())
-    vanished = [r["key"] for r in writer.read(NODE_READ[nt.label]) if r["key"] not in wanted]
     writer.write(NODE_DELETE[nt.label], "keys", vanished, f"delete {nt.label}")
     sync.deleted = len(vanished)
     sync.seconds += time.perf_counter() - started
