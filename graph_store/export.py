@@ -180,49 +180,87 @@ def _nodes_by_key_cypher(nt: NodeType) -> str:
     )
 
 
-def _edges_cypher(et: EdgeType) -> tuple[str, str]:
-    """The edge query and which id list it unwinds: users for user edges, else movies."""
+def _edges_cypher(et: EdgeType) -> tuple[str, str, bool]:
+    """The edge query, the label whose ids it unwinds (users for user edges, else movies) and
+    whether that anchor is the source.
+
+    One record per anchor node, with its edges as parallel lists (other end key, then each
+    property): decoding a few lists is several times faster in the Python driver than one record
+    per edge. Rows are collected as lists, so null properties keep their place.
+    """
     anchor = USER if USER in (et.src, et.dst) else MOVIE
-    side = "s" if et.src == anchor else "d"
-    conds = []
-    for var, end in (("s", et.src), ("d", et.dst)):
-        if end == MOVIE:
-            conds.append(_MOVIE_PRED.format(m=var))
+    anchor_is_src = et.src == anchor
+    a, o = ("s", "d") if anchor_is_src else ("d", "s")
+    other = et.dst if anchor_is_src else et.src
+    conds = [_MOVIE_PRED.format(m=var) for var, end in ((a, anchor), (o, other)) if end == MOVIE]
     if et == RATED:
         conds.append(_WINDOW_PRED.format(r="r"))
-    anchor_node = f"({side}:{anchor.label} {{{anchor.key}: id}})"
-    src = anchor_node if side == "s" else f"(s:{et.src.label})"
-    dst = anchor_node if side == "d" else f"(d:{et.dst.label})"
+    anchor_node = f"({a}:{anchor.label} {{{anchor.key}: id}})"
+    other_node = f"({o}:{other.label})"
+    src, dst = (anchor_node, other_node) if anchor_is_src else (other_node, anchor_node)
     where = f" WHERE {' AND '.join(conds)}" if conds else ""
-    props = [p.name for p in et.properties]
-    returns = f"s.{et.src.key} AS {SRC}, d.{et.dst.key} AS {DST}"
-    if props:
-        returns += ", " + _returns("r", props)
-    cypher = f"UNWIND $ids AS id MATCH {src}-[r:{et.rel}]->{dst}{where} RETURN {returns}"
-    return cypher, anchor.label
+    values = [f"{o}.{other.key}", *(f"r.{p.name}" for p in et.properties)]
+    columns = ", ".join(f"[x IN rows | x[{i}]] AS c{i}" for i in range(len(values)))
+    cypher = (
+        f"UNWIND $ids AS id MATCH {src}-[r:{et.rel}]->{dst}{where} "
+        f"WITH {a}, collect([{', '.join(values)}]) AS rows "
+        f"RETURN {a}.{anchor.key} AS anchor, {columns}"
+    )
+    return cypher, anchor.label, anchor_is_src
 
 
 def _stream(
     session: neo4j.Session, cypher: str, params: dict[str, Any], arrow: pa.Schema, batch_size: int
 ) -> pa.Table:
-    """Run a read query and build its Arrow table batch by batch as records stream in."""
+    """Run a read query returning one row per record and build its Arrow table batch by batch
+    as records stream in."""
 
     def work(tx: neo4j.ManagedTransaction) -> pa.Table:
         batches, rows = [], []
         for record in tx.run(cypher, params):
             rows.append(record.values())
             if len(rows) >= batch_size:
-                batches.append(_batch(rows, arrow))
+                batches.append(_batch(list(zip(*rows)), arrow))
                 rows = []
         if rows:
-            batches.append(_batch(rows, arrow))
+            batches.append(_batch(list(zip(*rows)), arrow))
         return pa.Table.from_batches(batches, schema=arrow)
 
     return session.execute_read(work)
 
 
-def _batch(rows: list[list[Any]], arrow: pa.Schema) -> pa.RecordBatch:
-    columns = list(zip(*rows))
+def _stream_edges(
+    session: neo4j.Session,
+    et: EdgeType,
+    params: dict[str, Any],
+    ids: list[Any],
+    batch_size: int,
+) -> pa.Table:
+    """Stream an edge type's per-anchor records (see :func:`_edges_cypher`) into its table."""
+    cypher, _, anchor_is_src = _edges_cypher(et)
+    arrow = et.arrow_schema()
+
+    def work(tx: neo4j.ManagedTransaction) -> pa.Table:
+        batches: list[pa.RecordBatch] = []
+        columns: list[list[Any]] = [[] for _ in arrow]
+        for record in tx.run(cypher, params | {"ids": ids}):
+            anchor, other, *props = record.values()
+            anchors = [anchor] * len(other)
+            columns[0].extend(anchors if anchor_is_src else other)
+            columns[1].extend(other if anchor_is_src else anchors)
+            for column, values in zip(columns[2:], props):
+                column.extend(values)
+            if len(columns[0]) >= batch_size:
+                batches.append(_batch(columns, arrow))
+                columns = [[] for _ in arrow]
+        if columns[0]:
+            batches.append(_batch(columns, arrow))
+        return pa.Table.from_batches(batches, schema=arrow)
+
+    return session.execute_read(work)
+
+
+def _batch(columns: list[Any], arrow: pa.Schema) -> pa.RecordBatch:
     arrays = [pa.array(col, type=f.type) for col, f in zip(columns, arrow)]
     return pa.RecordBatch.from_arrays(arrays, schema=arrow)
 
@@ -252,10 +290,8 @@ def export_tables(
             if nt in flt.selected_node_types:
                 tables[nt.label] = table
         for et in flt.selected_edge_types:
-            cypher, anchor = _edges_cypher(et)
-            tables[et.rel] = _stream(
-                session, cypher, params | {"ids": ids[anchor]}, et.arrow_schema(), batch_size
-            )
+            anchor = _edges_cypher(et)[1]
+            tables[et.rel] = _stream_edges(session, et, params, ids[anchor], batch_size)
         for label, reached_by in _linked_types(flt).items():
             nt = schema.node_type(label)
             keys = pa.chunked_array(
