@@ -119,9 +119,9 @@ def needed_titles_sql(year_tolerance: int, all_titles: bool) -> Step:
 
 
 def blocks_sql(year_tolerance: int) -> Step:
-    """Candidates per block: titles starting within ±tol of each ML year, and for undated movies
-    (block -movie_id) the titles sharing one of their normalised keys. Equal spellings collapse
-    into one row carrying all their tconsts, so each is scored once."""
+    """Candidates per block: titles starting within ±tol of each ML year (an equi-join on
+    start_year + offset), and for undated movies (block -movie_id) the titles sharing one of their
+    normalised keys."""
     sql = """
         WITH spelled AS (
             SELECT DISTINCT c.tconst, i.start_year, n.norm, n.key, n.derived FROM match_candidate_titles c
@@ -135,7 +135,7 @@ def blocks_sql(year_tolerance: int) -> Step:
             UNION ALL
             SELECT DISTINCT q.block, s.tconst, s.norm, s.derived FROM match_queries q
             JOIN spelled s ON s.key = q.key WHERE q.block < 0)
-        SELECT block, norm, derived, list(tconst) AS tconsts FROM pairs GROUP BY block, norm, derived"""
+        SELECT block, norm, derived, tconst FROM pairs"""
     return Step(sql, "match_blocks", {"tol": year_tolerance})
 
 
@@ -144,11 +144,9 @@ def scored_sql(config: MatchConfig) -> Step:
     candidates: fuzzy score minus title-type and year-distance penalties plus a bonus per tenfold
     IMDb votes, so among same-title homonyms the film people rate wins unless it is further off."""
     sql = """
-        WITH pairs AS (
-            SELECT movie_id, unnest(tconsts) AS tconst, norm, score FROM match_pairs),
-        best AS (
+        WITH best AS (
             SELECT movie_id, tconst, max(score) AS score, first(norm ORDER BY score DESC, norm) AS matched
-            FROM pairs GROUP BY movie_id, tconst)
+            FROM match_pairs GROUP BY movie_id, tconst)
         SELECT b.movie_id, b.tconst, b.score, b.matched, i.title_type, i.start_year, i.num_votes,
                b.score
                - coalesce(list_extract($pen_values, list_position($pen_types, i.title_type)), $pen_other)
@@ -334,7 +332,7 @@ def length_window(length: int, cutoff: float) -> tuple[int, int]:
     return low, high
 
 
-def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> int:
+def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> None:
     """Score each block's queries against its candidates with ``process.cdist`` and keep the cells
     at or above ``threshold - margin`` (a lower score can neither win nor threaten a winner) as
     match_pairs. Queries of one length meet only the candidate lengths that can reach that cutoff
@@ -344,8 +342,8 @@ def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> int:
     cutoff = max(config.threshold - config.margin, 0.0)
     queries = con.sql("SELECT block, length(norm) AS len, movie_id, norm, derived FROM match_queries "
                       "ORDER BY block, len, movie_id").to_arrow_table()
-    blocks = con.sql("SELECT block, length(norm) AS len, norm, derived, tconsts FROM match_blocks "
-                     "ORDER BY block, len, norm, derived").to_arrow_table()
+    blocks = con.sql("SELECT block, length(norm) AS len, norm, derived, tconst FROM match_blocks "
+                     "ORDER BY block, len, norm, tconst, derived").to_arrow_table()
     q_block, q_len = queries["block"].to_numpy(), queries["len"].to_numpy()
     q_movie, q_norm = queries["movie_id"].to_numpy(), queries["norm"].to_pylist()
     q_derived = queries["derived"].to_numpy(zero_copy_only=False)
@@ -354,6 +352,7 @@ def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> int:
     hit_movie: list[np.ndarray] = []
     hit_cand: list[np.ndarray] = []
     hit_score: list[np.ndarray] = []
+    cells = 0
     # One group per (block, query length); queries are sorted that way.
     key_change = np.r_[True, (q_block[1:] != q_block[:-1]) | (q_len[1:] != q_len[:-1])] if len(q_block) else []
     starts = np.flatnonzero(key_change)
@@ -370,10 +369,14 @@ def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> int:
         rows = max(1, config.max_cells // len(choices))
         for r0 in range(qs, qe, rows):
             r1 = min(r0 + rows, qe)
-            scores = process.cdist(q_norm[r0:r1], choices, scorer=scorer, processor=None,
-                                   score_cutoff=cutoff, dtype=np.float32, workers=config.workers)
-            qi, ci = np.nonzero(scores)
-            score = scores[qi, ci] - config.derived_penalty * (q_derived[r0:r1][qi] | b_derived[cs:ce][ci])
+            # uint8 cells (a quarter of the memory to scan); the few hits are rescored exactly.
+            cells += (r1 - r0) * len(choices)
+            hits = process.cdist(q_norm[r0:r1], choices, scorer=scorer, processor=None,
+                                 score_cutoff=cutoff, dtype=np.uint8, workers=config.workers)
+            qi, ci = np.nonzero(hits)
+            exact = process.cpdist([q_norm[r0 + i] for i in qi.tolist()], [choices[i] for i in ci.tolist()],
+                                   scorer=scorer, processor=None, score_cutoff=0, dtype=np.float64)
+            score = exact - config.derived_penalty * (q_derived[r0:r1][qi] | b_derived[cs:ce][ci])
             keep = score >= cutoff
             hit_movie.append(q_movie[r0:r1][qi[keep]])
             hit_cand.append(ci[keep] + cs)
@@ -382,11 +385,11 @@ def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> int:
     pairs = pa.table({
         "movie_id": pa.array(np.concatenate(hit_movie) if hit_movie else [], pa.int64()),
         "norm": blocks["norm"].take(cand),
-        "tconsts": blocks["tconsts"].take(cand),
+        "tconst": blocks["tconst"].take(cand),
         "score": pa.array(np.concatenate(hit_score) if hit_score else [], pa.float64()),
     })
     _register(con, "match_pairs", pairs)
-    return len(pairs)
+    log.info("scored %d cells in %d blocks, kept %d pairs", cells, len(np.unique(q_block)), len(pairs))
 
 
 def read_overrides(con: duckdb.DuckDBPyConnection, path: Path) -> pa.Table:
@@ -493,8 +496,8 @@ def match_titles(con: duckdb.DuckDBPyConnection, config: MatchConfig, *, review_
                     needed_titles_sql(config.year_tolerance, all_titles=undated > 0)])
     _stage_title_norms(con)
     _run_temp(con, [blocks_sql(config.year_tolerance)])
-    n_pairs = _score_blocks(con, config)
-    log.info("scored %d candidate pairs (%d undated movies blocked by title key)", n_pairs, undated)
+    _score_blocks(con, config)
+    log.debug("%d undated movies blocked by title key", undated)
     steps = [scored_sql(config), fuzzy_sql(config)]
     if has_links:
         steps.append(links_sql())
