@@ -1,0 +1,179 @@
+"""Fusion of the two branches: bidirectional cross-attention with residual gating (or concatenation),
+then the recommendation and genre heads of the fine-tuned model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from models.gcn_branch import MultiTaskGCN, bpr_loss
+from models.hgt_branch import MultiTaskHGT
+
+FusionMode = Literal["cross_attention", "concat"]
+
+
+class CrossAttentionFusion(nn.Module):
+    r"""Bidirectional multi-head cross-attention between the two branches' views of one node, after
+    `"Attention Is All You Need" <https://arxiv.org/abs/1706.03762>`_, with a residual gate.
+
+    The attention sequence of a node is the stack of its layer views in each branch: the GCN's
+    :math:`L_g + 1` propagation depths (own embedding, 1-hop, 2-hop, ...) and the HGT's
+    :math:`L_h + 1` semantic depths. Each GCN view queries the HGT views of the same node and vice
+    versa, so a node chooses which depth of the other latent space to borrow from. Attending over
+    graph neighbourhoods instead would cost :math:`O(|\mathcal{E}|)` per layer on top of both
+    encoders and repeat what their message passing already did; views keep fusion :math:`O(N T^2)`.
+
+    .. math::
+        \mathbf{c}_a = \overline{\mathrm{MHA}(A, B, B)}, \qquad
+        \mathbf{g}_a = \sigma(\mathbf{W}_a [\bar{\mathbf{a}} \,\|\, \mathbf{c}_a] + \mathbf{b}_a),
+        \qquad \tilde{\mathbf{a}} = \bar{\mathbf{a}} + \mathbf{g}_a \odot \mathbf{c}_a,
+
+    symmetrically for :math:`\tilde{\mathbf{b}}`, and the fused embedding is
+    :math:`[\tilde{\mathbf{a}} \,\|\, \tilde{\mathbf{b}}]` (bars are means over views). The
+    attention output projections start at zero, so fine-tuning starts from the pretrained branches.
+    With ``mode="concat"`` the fused embedding is :math:`[\bar{\mathbf{a}} \,\|\, \bar{\mathbf{b}}]`.
+
+    Args:
+        dim (int): Embedding size :math:`D` of both branches.
+        heads (int, optional): Attention heads. (default: :obj:`4`)
+        dropout (float, optional): Attention dropout. (default: :obj:`0.1`)
+        mode (str, optional): ``"cross_attention"`` or ``"concat"``. (default: ``"cross_attention"``)
+
+    Shapes:
+        - **input:** views :math:`(N, T_a, D)` and :math:`(N, T_b, D)`
+        - **output:** fused :math:`(N, 2D)`
+    """
+
+    def __init__(
+        self, dim: int, heads: int = 4, dropout: float = 0.1, mode: FusionMode = "cross_attention"
+    ) -> None:
+        super().__init__()
+        if mode not in ("cross_attention", "concat"):
+            raise ValueError(f"mode={mode!r} is not 'cross_attention' or 'concat'")
+        if dim % heads != 0:
+            raise ValueError(f"dim={dim} is not divisible by heads={heads}")
+        self.dim, self.heads, self.mode = dim, heads, mode
+        if mode == "cross_attention":
+            self.a_to_b = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+            self.b_to_a = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+            self.gate_a = nn.Linear(2 * dim, dim)
+            self.gate_b = nn.Linear(2 * dim, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.mode == "cross_attention":
+            for attn in (self.a_to_b, self.b_to_a):
+                attn._reset_parameters()
+                nn.init.zeros_(attn.out_proj.weight)
+            self.gate_a.reset_parameters()
+            self.gate_b.reset_parameters()
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        a_bar, b_bar = a.mean(1), b.mean(1)  # [N, D], [N, D]
+        if self.mode == "concat":
+            return torch.cat([a_bar, b_bar], dim=-1)  # [N, 2D]
+        c_a = self.a_to_b(a, b, b, need_weights=False)[0].mean(1)  # [N, D]: a attends to b
+        c_b = self.b_to_a(b, a, a, need_weights=False)[0].mean(1)  # [N, D]: b attends to a
+        g_a = torch.sigmoid(self.gate_a(torch.cat([a_bar, c_a], -1)))  # [N, D]
+        g_b = torch.sigmoid(self.gate_b(torch.cat([b_bar, c_b], -1)))  # [N, D]
+        return torch.cat([a_bar + g_a * c_a, b_bar + g_b * c_b], dim=-1)  # [N, 2D]
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(dim={self.dim}, heads={self.heads}, mode={self.mode})"
+
+
+class FusedModel(nn.Module):
+    r"""The dual-branch model fine-tuned end to end: a :class:`MultiTaskGCN` and a
+    :class:`MultiTaskHGT`, one :class:`CrossAttentionFusion` for users and one for movies, and
+    two heads on the fused embeddings :math:`\mathbf{f}`:
+
+    .. math::
+        \hat{y}_{um} = (\mathbf{P}_u \mathbf{f}_u)^\top (\mathbf{P}_m \mathbf{f}_m), \qquad
+        \hat{\mathbf{y}}_m = \mathbf{W}_c \mathbf{f}_m + \mathbf{b}_c,
+
+    trained with BPR and multi-label BCE under a task weighting. :meth:`warm_start` sets
+    :math:`\mathbf{P} = [\mathbf{I} \,\|\, \mathbf{0}]` and :math:`\mathbf{W}_c` to the HGT genre
+    head, so the fused model starts at the GCN's ranking and the HGT's genre predictions.
+
+    Args:
+        gcn (MultiTaskGCN): Pretrained recommendation branch.
+        hgt (MultiTaskHGT): Pretrained classification branch, same ``hidden_dim``.
+        heads (int, optional): Fusion attention heads. (default: :obj:`4`)
+        dropout (float, optional): Fusion and genre-head dropout. (default: :obj:`0.1`)
+        mode (str, optional): ``"cross_attention"`` or ``"concat"``. (default: ``"cross_attention"``)
+
+    Shapes:
+        - **input:** as both branches
+        - **output:** users :math:`(U, D)`, movies :math:`(M, D)`, fused movies :math:`(M, 2D)`
+    """
+
+    def __init__(
+        self,
+        gcn: MultiTaskGCN,
+        hgt: MultiTaskHGT,
+        heads: int = 4,
+        dropout: float = 0.1,
+        mode: FusionMode = "cross_attention",
+    ) -> None:
+        super().__init__()
+        if gcn.hidden_dim != hgt.hidden_dim:
+            raise ValueError(
+                f"gcn hidden_dim={gcn.hidden_dim} differs from hgt hidden_dim={hgt.hidden_dim}"
+            )
+        d = gcn.hidden_dim
+        self.gcn, self.hgt, self.mode = gcn, hgt, mode
+        self.user_fusion = CrossAttentionFusion(d, heads, dropout, mode)
+        self.movie_fusion = CrossAttentionFusion(d, heads, dropout, mode)
+        self.user_proj = nn.Linear(2 * d, d, bias=False)
+        self.movie_proj = nn.Linear(2 * d, d, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.genre_head = nn.Linear(2 * d, gcn.num_genres)
+        self.warm_start()
+
+    @torch.no_grad()
+    def warm_start(self) -> None:
+        """Heads that reproduce the pretrained branches' outputs before any fine-tuning step."""
+        d = self.gcn.hidden_dim
+        eye = torch.eye(d)
+        for proj in (self.user_proj, self.movie_proj):
+            proj.weight.copy_(torch.cat([eye, torch.zeros(d, d)], dim=1))
+        self.genre_head.weight.zero_()
+        self.genre_head.weight[:, d:] = self.hgt.genre_head.weight
+        self.genre_head.bias.copy_(self.hgt.genre_head.bias)
+
+    def forward(
+        self,
+        adj: Tensor,
+        x_dict: dict[str, Tensor],
+        edge_index_dict: dict[tuple[str, str, str], Tensor],
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        ut, mt = self.hgt.user_type, self.hgt.movie_type
+        g_user, g_movie = self.gcn.split(
+            self.gcn(adj, x_dict.get(ut), x_dict.get(mt))
+        )  # [U, Tg, D], [M, Tg, D]
+        h = self.hgt(x_dict, edge_index_dict)  # {type: [N_t, Th, D]}
+        f_user = self.user_fusion(g_user, h[ut])  # [U, 2D]
+        f_movie = self.movie_fusion(g_movie, h[mt])  # [M, 2D]
+        return self.user_proj(f_user), self.movie_proj(f_movie), f_movie
+
+    def genre_logits(self, f_movie: Tensor) -> Tensor:
+        return self.genre_head(self.dropout(f_movie))  # [M, G]
+
+    recommendation_loss = staticmethod(bpr_loss)
+    genre_loss = staticmethod(MultiTaskHGT.genre_loss)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The branches' parameters, trained at their own (lower) fine-tuning learning rate."""
+        return [*self.gcn.parameters(), *self.hgt.parameters()]
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        enc = {id(p) for p in self.encoder_parameters()}
+        return [p for p in self.parameters() if id(p) not in enc]
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(gcn={self.gcn!r}, hgt={self.hgt!r}, "
+            f"fusion={self.user_fusion!r})"
+        )

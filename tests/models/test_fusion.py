@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.fusion import CrossAttentionFusion, FusedModel
+from models.gcn_branch import MultiTaskGCN, normalized_adjacency
+from models.hgt_branch import MultiTaskHGT
+
+U, M, G, D = 4, 6, 3, 8
+RATED = torch.tensor([[0, 1, 2, 3, 3], [0, 1, 2, 3, 5]])
+EDGES = {("User", "RATED", "Movie"): RATED, ("Movie", "rev_RATED", "User"): RATED.flip(0)}
+META = (["User", "Movie"], list(EDGES))
+
+
+@pytest.mark.parametrize("mode", ["cross_attention", "concat"])
+@pytest.mark.parametrize("views", [(1, 1), (3, 2)])
+def test_fusion_shapes(mode: str, views: tuple[int, int]) -> None:
+    fusion = CrossAttentionFusion(D, heads=2, mode=mode)
+    out = fusion(torch.randn(5, views[0], D), torch.randn(5, views[1], D))
+    assert out.shape == (5, 2 * D)
+
+
+def test_fusion_starts_as_concat_of_means_then_attends() -> None:
+    torch.manual_seed(0)
+    a, b = torch.randn(5, 3, D), torch.randn(5, 2, D)
+    cross = CrossAttentionFusion(D, heads=2, dropout=0.0).eval()
+    concat = CrossAttentionFusion(D, mode="concat")
+    assert torch.allclose(cross(a, b), concat(a, b))  # zero-initialised output projections
+    torch.nn.init.normal_(cross.a_to_b.out_proj.weight)
+    fused = cross(a, b)
+    assert not torch.allclose(fused[:, :D], a.mean(1))  # GCN half now borrows from the HGT views
+    assert torch.allclose(fused[:, D:], b.mean(1))  # HGT half untouched: b_to_a still zero
+
+
+def _fused(mode: str = "cross_attention") -> tuple[FusedModel, MultiTaskGCN, MultiTaskHGT]:
+    torch.manual_seed(0)
+    gcn = MultiTaskGCN(U, M, G, hidden_dim=D, num_layers=2)
+    hgt = MultiTaskHGT(META, {"User": U, "Movie": M}, {}, G, hidden_dim=D, heads=2)
+    return FusedModel(gcn, hgt, heads=2, mode=mode), gcn, hgt
+
+
+@pytest.mark.parametrize("mode", ["cross_attention", "concat"])
+def test_warm_start_reproduces_both_pretrained_branches(mode: str) -> None:
+    model, gcn, hgt = _fused(mode)
+    model.eval()
+    adj = normalized_adjacency(RATED, torch.ones(5), U, M)
+    z_user, z_movie, f_movie = model(adj, {}, EDGES)
+    assert z_user.shape == (U, D) and z_movie.shape == (M, D) and f_movie.shape == (M, 2 * D)
+    g_user, g_movie = gcn.embed(adj)
+    assert torch.allclose(z_user @ z_movie.t(), g_user @ g_movie.t(), atol=1e-6)
+    h_movie = hgt.embed({}, EDGES)[1]
+    assert torch.allclose(model.genre_logits(f_movie), hgt.genre_logits(h_movie), atol=1e-6)
+
+
+def test_parameter_groups_partition_the_model() -> None:
+    model, gcn, hgt = _fused()
+    enc, head = model.encoder_parameters(), model.head_parameters()
+    assert len(enc) == len(list(gcn.parameters())) + len(list(hgt.parameters()))
+    assert {id(p) for p in enc}.isdisjoint(id(p) for p in head)
+    assert len(enc) + len(head) == len(list(model.parameters()))
+
+
+def test_errors_and_repr() -> None:
+    with pytest.raises(ValueError, match="mode='sum'"):
+        CrossAttentionFusion(D, mode="sum")
+    with pytest.raises(ValueError, match="dim=8 is not divisible by heads=3"):
+        CrossAttentionFusion(D, heads=3)
+    gcn = MultiTaskGCN(U, M, G, hidden_dim=16)
+    hgt = MultiTaskHGT(META, {"User": U, "Movie": M}, {}, G, hidden_dim=D, heads=2)
+    with pytest.raises(ValueError, match="gcn hidden_dim=16 differs from hgt hidden_dim=8"):
+        FusedModel(gcn, hgt)
+    assert repr(CrossAttentionFusion(D, heads=2)) == (
+        "CrossAttentionFusion(dim=8, heads=2, mode=cross_attention)"
+    )
+    assert repr(_fused("concat")[0]) == (
+        "FusedModel(gcn=MultiTaskGCN(users=4, movies=6, genres=3, dim=8, layers=2), "
+        "hgt=MultiTaskHGT(node_types=2, relations=2, genres=3, dim=8, layers=2, heads=2), "
+        "fusion=CrossAttentionFusion(dim=8, heads=2, mode=concat))"
+    )
