@@ -26,10 +26,11 @@ from typing import Literal
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
 
-from etl.titles import colon_parts, normalize, parse_title, query_strings, title_key
+from etl.titles import colon_parts_many, normalize_many, parse_title, query_strings_many, title_key
 from etl.warehouse import Step, drop_tables, register_arrow, run_steps
 from graph_store.errors import CinegraphError
 
@@ -279,12 +280,13 @@ def _stage_movies(con: duckdb.DuckDBPyConnection) -> int:
     q_norm: list[str] = []
     q_key: list[str] = []
     q_derived: list[bool] = []
-    for movie_id, title, staged_year in zip(ids.tolist(), titles.tolist(), years.tolist()):
-        parsed = parse_title(title or "")
-        year = parsed.year if parsed.year is not None else staged_year
+    raws = [t or "" for t in titles.tolist()]
+    for movie_id, raw, staged_year, spellings in zip(ids.tolist(), raws, years.tolist(), query_strings_many(raws)):
+        parsed_year = parse_title(raw).year
+        year = parsed_year if parsed_year is not None else staged_year
         year = None if year is None or year != year else int(year)  # masked/NaN -> None
         m_year.append(year)
-        for norm, derived in query_strings(title or ""):
+        for norm, derived in spellings:
             q_block.append(year if year is not None else -movie_id)
             q_movie.append(movie_id)
             q_norm.append(norm)
@@ -304,22 +306,20 @@ def _stage_movies(con: duckdb.DuckDBPyConnection) -> int:
 def _stage_title_norms(con: duckdb.DuckDBPyConnection) -> None:
     """Normalise each needed candidate spelling once, with the same functions the queries used
     (plus its long colon halves, flagged derived)."""
-    out_title: list[str] = []
-    out_norm: list[str] = []
-    out_derived: list[bool] = []
-    for title in con.execute("SELECT title FROM match_needed_titles").fetchnumpy()["title"].tolist():
-        out_title.append(title)
-        out_norm.append(normalize(title))
-        out_derived.append(False)
-        for part in colon_parts(title):
-            out_title.append(title)
-            out_norm.append(part)
-            out_derived.append(True)
-    _register(con, "match_title_norms", pa.table({"title": pa.array(out_title, pa.string()),
-                                                  "norm": pa.array(out_norm, pa.string()),
-                                                  "key": pa.array([title_key(n) for n in out_norm], pa.string()),
-                                                  "derived": pa.array(out_derived, pa.bool_())}))
-    normalize.cache_clear()
+    titles = con.sql("SELECT title FROM match_needed_titles").to_arrow_table()["title"].combine_chunks()
+    norms = normalize_many(titles)
+    part_title: list[str] = []
+    part_norm: list[str] = []
+    title_list = titles.to_pylist()
+    for title, parts in zip(title_list, colon_parts_many(title_list)):
+        part_title += [title] * len(parts)
+        part_norm += parts
+    all_norms = pa.concat_arrays([norms, pa.array(part_norm, pa.string())])
+    _register(con, "match_title_norms", pa.table({
+        "title": pa.concat_arrays([titles, pa.array(part_title, pa.string())]),
+        "norm": all_norms,
+        "key": pc.replace_substring(all_norms, " ", ""),  # title_key, vectorised
+        "derived": pa.array([False] * len(norms) + [True] * len(part_norm), pa.bool_())}))
 
 
 def length_window(length: int, cutoff: float) -> tuple[int, int]:

@@ -9,9 +9,11 @@ the matcher and its tests see exactly the same strings.
 from __future__ import annotations
 
 import re
-import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # Leading articles MovieLens moves to the end ("Haus, Das"), by language; matched case-insensitively.
 ARTICLES: frozenset[str] = frozenset(
@@ -43,18 +45,35 @@ _AKA_RE = re.compile(r"^(?:a\.?k\.?a\.?|also known as)\s*:?\s+", re.IGNORECASE)
 _INVERTED_RE = re.compile(r"^(?P<body>.+?),\s*(?P<article>[^\s,]+)$")
 _APOSTROPHES = "'’‘`´ʼ"
 # Letters NFKD leaves alone but people spell with ASCII.
-_FOLD = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "ae", "ø": "o", "Ø": "o", "œ": "oe", "Œ": "oe",
-                       "ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "þ": "th", "Þ": "th", "ð": "d",
-                       "ı": "i"})
-_ASCII_FOLD = str.maketrans({"&": " and ", "+": " and ", **{ch: None for ch in _APOSTROPHES}})
-_NON_ALNUM_RE = re.compile(r"[\W_]+")
-# Combining marks NFKD splits off accented letters (é -> e + U+0301).
-_COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
-# Elided articles written with a space ("L' Assedio") join their word, as in "L'assedio".
-_ELISION_RE = re.compile(r"\b(l|d|qu|un|dell|dall|nell|sull|all)['’]\s+")
+_FOLD = {"ß": "ss", "æ": "ae", "Æ": "ae", "ø": "o", "Ø": "o", "œ": "oe", "Œ": "oe", "ł": "l", "Ł": "l",
+         "đ": "d", "Đ": "d", "þ": "th", "Þ": "th", "ð": "d", "ı": "i"}
 # Sequel numerals: "Part II" and "Part 2" must meet. Single letters (i, v, x) are words too often.
 _ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
           "xi": "11", "xii": "12", "xiii": "13", "xiv": "14", "xv": "15", "xvi": "16"}
+# Vectorised passes (pyarrow, RE2), in order; one implementation serves both catalogues.
+_UNICODE_PASSES: list[tuple[str, str, str]] = [  # only for the strings that are not ASCII
+    *(("literal", src, dst) for src, dst in _FOLD.items()),
+    ("nfkd", "", ""),
+    ("regex", r"\p{M}+", ""),  # combining marks NFKD split off (é -> e + U+0301)
+]
+_PASSES: list[tuple[str, str, str]] = [
+    ("lower", "", ""),
+    # Elided articles written with a space ("L' Assedio") join their word, as in "L'assedio".
+    ("regex", r"\b(l|d|qu|un|dell|dall|nell|sull|all)['’]\s+", r"\1"),
+    ("regex", "[" + _APOSTROPHES + "]", ""),  # "Suez'illa" == "Suezilla"
+    ("regex", r"[&+]", " and "),
+    ("regex", r"[^\pL\pN]+", " "),
+    ("trim", "", ""),
+]
+_ROMAN_RE = r"(^| )(" + "|".join(_ROMAN) + r")( |$)"
+_ROMAN_PASSES: list[tuple[str, str, str]] = [  # only for the strings holding a numeral
+    ("regex", _ROMAN_RE, r"\1<\2>\3"),
+    ("regex", _ROMAN_RE, r"\1<\2>\3"),  # again: "ii iii" shares its space
+    *(("literal", f"<{roman}>", digit) for roman, digit in _ROMAN.items()),
+]
+_ARTICLE_PASSES: list[tuple[str, str, str]] = [
+    ("regex", r"^(?:" + "|".join(sorted(_LEADING_ARTICLES)) + r") (.)", r"\1"),
+]
 
 
 @dataclass(frozen=True)
@@ -130,20 +149,42 @@ def parse_title(raw: str) -> ParsedTitle:
     return ParsedTitle(name=name, year=year, alternates=tuple(unique))
 
 
-@lru_cache(maxsize=1 << 20)
+def _run_passes(arr: pa.Array, passes: list[tuple[str, str, str]]) -> pa.Array:
+    for kind, pattern, replacement in passes:
+        if kind == "literal":
+            arr = pc.replace_substring(arr, pattern, replacement)
+        elif kind == "regex":
+            arr = pc.replace_substring_regex(arr, pattern, replacement)
+        elif kind == "nfkd":
+            arr = pc.utf8_normalize(arr, "NFKD")
+        elif kind == "lower":
+            arr = pc.utf8_lower(arr)
+        else:
+            arr = pc.utf8_trim_whitespace(arr)
+    return arr
+
+
+def _run_where(arr: pa.Array, mask: pa.Array, passes: list[tuple[str, str, str]]) -> pa.Array:
+    """Run passes on the masked strings only (most titles are plain ASCII without numerals)."""
+    if not pc.any(mask).as_py():
+        return arr
+    return pc.replace_with_mask(arr, mask, _run_passes(arr.filter(mask), passes))
+
+
+def normalize_many(texts: Sequence[str] | pa.Array) -> pa.Array:
+    """Fold titles to the comparison form, vectorised: accents stripped, lower case, no
+    punctuation, "&" -> "and", sequel numerals as digits, no leading article, single spaces."""
+    arr = texts if isinstance(texts, pa.Array) else pa.array(texts, pa.string())
+    arr = pc.fill_null(arr.cast(pa.string()), "")
+    arr = _run_where(arr, pc.invert(pc.string_is_ascii(arr)), _UNICODE_PASSES)
+    arr = _run_passes(arr, _PASSES)
+    arr = _run_where(arr, pc.match_substring_regex(arr, _ROMAN_RE), _ROMAN_PASSES)
+    return _run_passes(arr, _ARTICLE_PASSES)
+
+
 def normalize(text: str) -> str:
-    """Fold a title to the comparison form: accents stripped, casefolded, no punctuation,
-    "&" -> "and", sequel numerals as digits, no leading article, single spaces. Apostrophes vanish
-    ("Suez'illa" == "Suezilla")."""
-    if not text.isascii():
-        text = _COMBINING_RE.sub("", unicodedata.normalize("NFKD", text.translate(_FOLD)))
-    text = text.casefold()
-    if "'" in text or "’" in text:
-        text = _ELISION_RE.sub(r"\1", text)
-    words = [_ROMAN.get(w, w) for w in _NON_ALNUM_RE.sub(" ", text.translate(_ASCII_FOLD)).split()]
-    if len(words) > 1 and words[0] in _LEADING_ARTICLES:
-        del words[0]
-    return " ".join(words)
+    """:func:`normalize_many` for one title."""
+    return normalize_many([text])[0].as_py()
 
 
 def title_key(norm: str) -> str:
@@ -151,28 +192,52 @@ def title_key(norm: str) -> str:
     return norm.replace(" ", "")
 
 
-def colon_parts(text: str, min_words: int = 3) -> list[str]:
-    """Normalised halves of a "Series: Title" or "Title: Subtitle" spelling, each at least
+def colon_parts_many(texts: Sequence[str], min_words: int = 3) -> list[list[str]]:
+    """Normalised halves of "Series: Title" or "Title: Subtitle" spellings, each at least
     ``min_words`` words long: MovieLens writes "Sherlock Holmes: Dressed to Kill" where IMDb has
-    "Dressed to Kill", and IMDb "A Woman of Paris: A Drama of Fate" where MovieLens has the short form.
-    Short halves ("Alien: Resurrection" -> "resurrection") would collide with unrelated homonyms."""
-    if ":" not in text:
-        return []
-    head, _, tail = text.partition(":")
-    parts = [normalize(head), normalize(tail)]
-    return [p for p in parts if len(p.split()) >= min_words]
+    "Dressed to Kill", and IMDb "A Woman of Paris: A Drama of Fate" where MovieLens has the short
+    form. Short halves ("Alien: Resurrection" -> "resurrection") would collide with homonyms."""
+    owners: list[int] = []
+    halves: list[str] = []
+    for i, text in enumerate(texts):
+        if ":" in text:
+            head, _, tail = text.partition(":")
+            owners += [i, i]
+            halves += [head, tail]
+    out: list[list[str]] = [[] for _ in texts]
+    for i, half in zip(owners, normalize_many(halves).to_pylist()):
+        if half.count(" ") + 1 >= min_words:
+            out[i].append(half)
+    return out
+
+
+def colon_parts(text: str, min_words: int = 3) -> list[str]:
+    """:func:`colon_parts_many` for one title."""
+    return colon_parts_many([text], min_words)[0]
+
+
+def query_strings_many(raws: Sequence[str]) -> list[list[tuple[str, bool]]]:
+    """The distinct normalised spellings each MovieLens title is searched under, main title first,
+    each flagged ``derived`` when it is only a colon half (it then scores a little lower)."""
+    variants = [parse_title(raw).variants() for raw in raws]
+    flat = [v for vs in variants for v in vs]
+    norms = iter(normalize_many(flat).to_pylist())
+    halves = iter(colon_parts_many(flat))
+    out: list[list[tuple[str, bool]]] = []
+    for vs in variants:
+        spellings: dict[str, bool] = {}
+        parts: list[str] = []
+        for _ in vs:
+            norm = next(norms)
+            if norm:
+                spellings[norm] = False
+            parts += next(halves)
+        for part in parts:
+            spellings.setdefault(part, True)
+        out.append(list(spellings.items()))
+    return out
 
 
 def query_strings(raw: str) -> list[tuple[str, bool]]:
-    """The distinct normalised spellings a MovieLens title is searched under, main title first,
-    each flagged ``derived`` when it is only a colon half (it then scores a little lower)."""
-    variants = parse_title(raw).variants()
-    out: dict[str, bool] = {}
-    for variant in variants:
-        norm = normalize(variant)
-        if norm:
-            out[norm] = False
-    for variant in variants:
-        for part in colon_parts(variant):
-            out.setdefault(part, True)
-    return list(out.items())
+    """:func:`query_strings_many` for one title."""
+    return query_strings_many([raw])[0]
