@@ -4,14 +4,15 @@ Plan (each SQL step is built by a pure function returning a :class:`Step`):
 
     stg_ml_movies --parse--> match_movies, match_queries (block = year, or -movie_id when undated)
     stg_imdb_titles (+ stg_imdb_akas) --> match_candidate_titles --> match_needed_titles
-    match_title_norms (normalised in Python) --> match_blocks (block, norm, tconsts)
+    --normalise--> match_title_norms --> match_blocks (block, norm, tconst)
     rapidfuzz cdist per block --> match_pairs --> match_scored --> match_fuzzy
     match_fuzzy + links + overrides --> match_decisions (replace, one row per movie)
 
-A candidate ranks by fuzzy score minus a title-type penalty and a per-year penalty; near-ties are
-settled by IMDb votes (real dumps hold many same-year homonyms). A match needs the score threshold
-and a margin over the best candidate with a *different* title; failing the margin sends the movie
-to the review file. Overrides always win.
+A candidate ranks by fuzzy score, minus title-type and year-distance penalties, plus a bonus per
+tenfold IMDb votes (real dumps hold many same-year homonyms; the one people rate wins). A match
+needs the score threshold, a margin over the best candidate with a *different* title, and a
+smaller lead over every other title; otherwise the movie goes to the review file. Overrides always
+win. The working tables are TEMP; only match_decisions reaches the warehouse.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class Evaluation(BaseModel):
 
 
 class MatchReport(BaseModel):
+    """What a matching run decided; ``review`` counts the movies written to the review file."""
+
     mode: Literal["links", "fuzzy"]
     matched: int
     unmatched: int
@@ -198,7 +201,9 @@ def links_sql() -> Step:
 
 
 def decisions_sql(use_links: bool) -> Step:
-    """One row per movie: override, else link (links mode), else a fuzzy match, else none."""
+    """One row per movie: override, else link (links mode), else a fuzzy match, else none.
+    ``score`` / ``runner_up_score`` are always the fuzzy scores (0-100) of the best candidate and of
+    the best differently-titled one, NULL when none reached the cutoff."""
     link_join = "LEFT JOIN match_links l ON l.movie_id = m.movie_id" if use_links else \
         "LEFT JOIN (SELECT NULL::BIGINT AS movie_id, NULL::VARCHAR AS tconst) l ON false"
     sql = f"""
@@ -210,7 +215,8 @@ def decisions_sql(use_links: bool) -> Step:
                CASE WHEN o.movie_id IS NOT NULL THEN 'override'
                     WHEN l.movie_id IS NOT NULL THEN 'link'
                     WHEN f.status = 'match' THEN 'fuzzy' ELSE 'none' END AS method,
-               f.status = 'review' AND o.movie_id IS NULL AND l.movie_id IS NULL AS needs_review
+               coalesce(f.status = 'review', false) AND o.movie_id IS NULL AND l.movie_id IS NULL
+                   AS needs_review
         FROM match_movies m LEFT JOIN match_fuzzy f ON f.movie_id = m.movie_id
         {link_join}
         LEFT JOIN match_overrides o ON o.movie_id = m.movie_id

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from etl.titles import ParsedTitle, colon_parts, normalize, parse_title, query_strings, split_year, title_key
+from etl.titles import (ParsedTitle, colon_parts, normalize, normalize_many, parse_title, query_strings, split_year,
+                         title_key)
 
 
 @pytest.mark.parametrize(
@@ -87,3 +88,11 @@ def test_query_strings_main_first_then_alternates_then_derived() -> None:
     assert query_strings("Seven (a.k.a. Se7en) (1995)") == [("seven", False), ("se7en", False)]
     assert query_strings("Sherlock Holmes: Dressed to Kill (1946)") == [
         ("sherlock holmes dressed to kill", False), ("dressed to kill", True)]
+
+
+def test_normalize_many_matches_one_by_one() -> None:
+    """The vectorised path and per-title calls agree, masks included (ASCII, accents, numerals)."""
+    titles = ["Héllo Wörld", "Part II", None, "The Rock & Roll", "Ærø ii iii", "", "L' Assedio"]
+    many = normalize_many(titles).to_pylist()
+    assert many == [normalize(t) if t is not None else "" for t in titles]
+    assert many == ["hello world", "part 2", "", "rock and roll", "aero 2 3", "", "lassedio"]
