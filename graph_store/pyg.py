@@ -42,7 +42,7 @@ def _table(tables: dict[str, pa.Table], name: str, schema: pa.Schema) -> pa.Tabl
     """The table of ``name``, or an empty one of the schema when the snapshot has none."""
     if name in tables:
         return tables[name]
-    log.info("no table for %s: building it with zero rows", name)
+    log.debug("no table for %s: building it with zero rows", name)
     return schema.empty_table()
 
 

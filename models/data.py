@@ -361,3 +361,27 @@ def export_split(data: PreparedData, out_dir: Path) -> dict[str, Path]:
         pacsv.write_csv(table, paths[split])
     log.info("exported split to %s", out_dir)
     return paths
+
+
+def bpr_triples(
+    train_edges: Tensor, num_movies: int, batch_size: int, generator: torch.Generator
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """One epoch of shuffled ``(user, positive movie, negative movie)`` batches for BPR.
+
+    Negatives are drawn uniformly among movies; a draw that hits one of the user's training
+    positives is redrawn (up to 10 times, then kept: with thousands of movies this is rare).
+    """
+    device = train_edges.device
+    keys = (train_edges[0] * num_movies + train_edges[1]).sort().values  # [E]
+    perm = torch.randperm(train_edges.size(1), generator=generator).to(device)
+    users, pos = train_edges[0, perm], train_edges[1, perm]
+    neg = torch.randint(num_movies, (users.numel(),), generator=generator).to(device)
+    for _ in range(10):
+        probe = users * num_movies + neg
+        at = torch.searchsorted(keys, probe).clamp(max=keys.numel() - 1)
+        clash = keys[at] == probe
+        if not clash.any():
+            break
+        redraw = torch.randint(num_movies, (int(clash.sum()),), generator=generator).to(device)
+        neg[clash] = redraw
+    return list(zip(users.split(batch_size), pos.split(batch_size), neg.split(batch_size), strict=True))

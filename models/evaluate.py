@@ -86,6 +86,7 @@ def evaluate_ranking(
     split: str,
     ks: tuple[int, ...] = (10, 20),
     batch_size: int = 1024,
+    slices: bool = True,
 ) -> dict[str, float]:
     """Full-ranking metrics of ``split`` ("valid" or "test"), e.g. ``ndcg@20``,
     ``recall@10_cold_items``.
@@ -96,18 +97,20 @@ def evaluate_ranking(
         split: which held-out positives are the ground truth.
         ks: cut-offs (default: ``(10, 20)``).
         batch_size: users scored at once (default: ``1024``).
+        slices: also report the ``_cold_users``, ``_long_tail``, ``_cold_items`` slices
+            (default: ``True``; training-time validation skips them).
     """
     truth = data.edges(split).cpu()  # [2, G]
     slice_masks = _slice_masks(data, truth)
     seen = data.seen_edges.cpu()  # [2, S]
     users = truth[0].unique()
-    meters = {name: RankingMetrics(ks) for name in SLICES}
+    meters = {name: RankingMetrics(ks) for name in (SLICES if slices else SLICES[:1])}
     row_of = torch.full((data.num_users,), -1, dtype=torch.long)
     k = min(max(ks), data.num_movies)
     for batch in users.split(batch_size):
         B = batch.numel()
         row_of[batch] = torch.arange(B)
-        scores = score_fn(batch).detach().float().cpu()  # [B, num_movies]
+        scores = score_fn(batch).detach().to("cpu", torch.float32, copy=True)  # [B, num_movies]
         if scores.shape != (B, data.num_movies):
             raise ValueError(f"score_fn returned {tuple(scores.shape)}, want {(B, data.num_movies)}")
         in_batch = row_of[seen[0]] >= 0
@@ -162,7 +165,7 @@ def train_with_early_stopping(
         row = {"epoch": epoch, "loss": float(loss), "seconds": seconds[-1]}
         if epoch % eval_every == 0 or epoch == max_epochs:
             model.eval()
-            score = evaluate_ranking(score_fn, data, "valid", ks=(20,))[MONITOR]
+            score = evaluate_ranking(score_fn, data, "valid", ks=(20,), slices=False)[MONITOR]
             row[f"valid_{MONITOR}"] = score
             if score > best:
                 best, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
