@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--snapshot", type=Path, help="snapshot folder (default: run the ETL on the mirror)")
     parser.add_argument("--mirror", type=Path, default=Path(os.environ.get("CINEGRAPH_MIRROR", ROOT.parent / "shared/data/mirror")))
-    parser.add_argument("--batch-sizes", default="100,1000,5000,20000")
+    parser.add_argument("--batch-sizes", default="100,1000,5000,10000,20000,50000")
     parser.add_argument("--baseline-rows", type=int, default=3_000, help="ratings in the one-row-per-query slice")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "load.md")
     parser.add_argument("--use-env", action="store_true", help="use NEO4J_URI/USER/PASSWORD (wipes that database!)")

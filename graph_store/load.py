@@ -46,7 +46,7 @@ from graph_store.snapshot_io import read_manifest, read_snapshot
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 5_000  # rows per transaction; chosen by benchmarks/load_benchmark.py
+DEFAULT_BATCH_SIZE = 10_000  # rows per transaction: throughput plateaus from 5k to 20k (benchmarks/results/load.md)
 RANGE_INDEX_MAX_BYTES = 8_000  # Neo4j 5 range index (and so unique constraint) key limit, ~8 kB
 TEXT_INDEX_MAX_BYTES = 32_000  # Neo4j 5 text index limit, ~32 kB
 
