@@ -182,3 +182,32 @@ def test_model_feature_names_are_schema_properties() -> None:
 def test_to_moves_every_tensor(tiny_tables) -> None:
     data = prepare_data(tiny_tables, DataConfig(), seed=0).to("cpu")
     assert data.graph["Movie"].x.device.type == "cpu" and data.genre_masks["test"].device.type == "cpu"
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_real_snapshot_prepares_leak_free(real_snapshot: Path) -> None:
+    """ml-latest-small end to end: sizes, the split partition, no leakage, the ML-only ablation."""
+    from graph_store.snapshot_io import read_snapshot
+    from models.evaluate import evaluate_ranking
+    from models.popularity import MostPopular
+
+    tables = read_snapshot(real_snapshot)
+    data = prepare_data(tables, DataConfig(), seed=0)
+    assert (data.num_users, data.num_movies) == (610, 9742)
+    rated = tables[s.RATED.rel]
+    positives = rated.filter(pc.greater_equal(rated.column(s.RATING), 4.0)).num_rows
+    sizes = [data.edges(x).size(1) for x in ("train", "valid", "test")]
+    assert sum(sizes) == positives and 0.09 < sizes[2] / positives < 0.11
+    held_out = _pairs(data.valid_edges) | _pairs(data.test_edges)
+    assert not _pairs(data.graph[s.RATED.triplet].edge_index) & held_out
+    assert not _pairs(data.graph[s.TAGGED.triplet].edge_index) & held_out
+    held = data.genre_masks["valid"] | data.genre_masks["test"]
+    assert not held[data.graph[s.IN_GENRE.triplet].edge_index[0]].any()
+    assert data.graph["Person"].num_nodes > 0 and data.graph["Movie"].x.shape == (9742, 8)
+    pop = MostPopular(data.num_movies).fit(data.train_edges)
+    assert evaluate_ranking(pop.scores, data, "test")["ndcg@20"] > 0.05
+
+    ml = prepare_data(tables, DataConfig(include_imdb=False), seed=0)
+    assert "Person" not in ml.graph.node_types and ml.graph["Movie"].x.shape == (9742, 2)
+    assert torch.equal(ml.test_edges, data.test_edges)
