@@ -180,33 +180,36 @@ def _nodes_by_key_cypher(nt: NodeType) -> str:
     )
 
 
-def _edges_cypher(et: EdgeType) -> tuple[str, str, bool]:
-    """The edge query, the label whose ids it unwinds (users for user edges, else movies) and
-    whether that anchor is the source.
+def _edges_cypher(et: EdgeType) -> tuple[str, bool]:
+    """The edge query and whether its anchor node is the source.
 
     One record per anchor node, with its edges as parallel lists (other end key, then each
-    property): decoding a few lists is several times faster in the Python driver than one record
-    per edge. Rows are collected as lists, so null properties keep their place.
+    property): decoding a few long lists is several times faster in the Python driver than one
+    record per edge, so the anchor is the end with few nodes: the user of a user edge (unwinding
+    the kept user ids in ``$ids``, as the rating count is no predicate on one edge), else the
+    genre or person, with the movie predicate on the other end. Rows are collected as lists, so
+    null properties keep their place.
     """
-    anchor = USER if USER in (et.src, et.dst) else MOVIE
+    anchor = USER if USER in (et.src, et.dst) else (et.dst if et.src == MOVIE else et.src)
     anchor_is_src = et.src == anchor
     a, o = ("s", "d") if anchor_is_src else ("d", "s")
     other = et.dst if anchor_is_src else et.src
     conds = [_MOVIE_PRED.format(m=var) for var, end in ((a, anchor), (o, other)) if end == MOVIE]
     if et == RATED:
         conds.append(_WINDOW_PRED.format(r="r"))
-    anchor_node = f"({a}:{anchor.label} {{{anchor.key}: id}})"
+    unwind = anchor == USER
+    anchor_node = f"({a}:{anchor.label} {{{anchor.key}: id}})" if unwind else f"({a}:{anchor.label})"
     other_node = f"({o}:{other.label})"
     src, dst = (anchor_node, other_node) if anchor_is_src else (other_node, anchor_node)
     where = f" WHERE {' AND '.join(conds)}" if conds else ""
     values = [f"{o}.{other.key}", *(f"r.{p.name}" for p in et.properties)]
     columns = ", ".join(f"[x IN rows | x[{i}]] AS c{i}" for i in range(len(values)))
     cypher = (
-        f"UNWIND $ids AS id MATCH {src}-[r:{et.rel}]->{dst}{where} "
+        f"{'UNWIND $ids AS id ' if unwind else ''}MATCH {src}-[r:{et.rel}]->{dst}{where} "
         f"WITH {a}, collect([{', '.join(values)}]) AS rows "
         f"RETURN {a}.{anchor.key} AS anchor, {columns}"
     )
-    return cypher, anchor.label, anchor_is_src
+    return cypher, anchor_is_src
 
 
 def _stream(
@@ -230,20 +233,16 @@ def _stream(
 
 
 def _stream_edges(
-    session: neo4j.Session,
-    et: EdgeType,
-    params: dict[str, Any],
-    ids: list[Any],
-    batch_size: int,
+    session: neo4j.Session, et: EdgeType, params: dict[str, Any], batch_size: int
 ) -> pa.Table:
     """Stream an edge type's per-anchor records (see :func:`_edges_cypher`) into its table."""
-    cypher, _, anchor_is_src = _edges_cypher(et)
+    cypher, anchor_is_src = _edges_cypher(et)
     arrow = et.arrow_schema()
 
     def work(tx: neo4j.ManagedTransaction) -> pa.Table:
         batches: list[pa.RecordBatch] = []
         columns: list[list[Any]] = [[] for _ in arrow]
-        for record in tx.run(cypher, params | {"ids": ids}):
+        for record in tx.run(cypher, params):
             anchor, other, *props = record.values()
             anchors = [anchor] * len(other)
             columns[0].extend(anchors if anchor_is_src else other)
@@ -282,16 +281,12 @@ def export_tables(
     ) as session:
         movies = _stream(session, _movie_nodes_cypher(), params, MOVIE.arrow_schema(), batch_size)
         users = _stream(session, _user_nodes_cypher(), params, USER.arrow_schema(), batch_size)
-        ids = {
-            USER.label: users.column(USER.key).to_pylist(),
-            MOVIE.label: movies.column(MOVIE.key).to_pylist(),
-        }
+        user_ids = users.column(USER.key).to_pylist()
         for nt, table in ((USER, users), (MOVIE, movies)):
             if nt in flt.selected_node_types:
                 tables[nt.label] = table
         for et in flt.selected_edge_types:
-            anchor = _edges_cypher(et)[1]
-            tables[et.rel] = _stream_edges(session, et, params, ids[anchor], batch_size)
+            tables[et.rel] = _stream_edges(session, et, params | {"ids": user_ids}, batch_size)
         for label, reached_by in _linked_types(flt).items():
             nt = schema.node_type(label)
             keys = pa.chunked_array(
