@@ -211,8 +211,7 @@ def _user_features(table: pa.Table | None, num_users: int) -> Tensor:
                     onehot[i, vocab.index(v)] = 1.0
             parts.append(onehot)
         numeric = [
-            torch.tensor(table.column(n).cast(pa.float64()).to_numpy(zero_copy_only=False))
-            .float()
+            torch.tensor(table.column(n).cast(pa.float64()).to_numpy(zero_copy_only=False)).float()
             for n in USER_NUMERIC_FEATURES
             if n in table.column_names and table.column(n).null_count < table.num_rows
         ]
@@ -244,8 +243,10 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
         raise CinegraphError(f"tables: {RATED.rel} lacks columns {sorted(missing)}")
     tables = _without_no_genres(tables)
     node_types = NODE_TYPES if config.include_imdb else tuple(n for n in NODE_TYPES if n != PERSON)
-    edge_types = EDGE_TYPES if config.include_imdb else tuple(
-        e for e in EDGE_TYPES if e not in IMDB_EDGE_TYPES
+    edge_types = (
+        EDGE_TYPES
+        if config.include_imdb
+        else tuple(e for e in EDGE_TYPES if e not in IMDB_EDGE_TYPES)
     )
     graph, id_maps = build_hetero_data(tables, node_types, edge_types)
     num_users, num_movies = graph[USER.label].num_nodes, graph[MOVIE.label].num_nodes
@@ -256,6 +257,11 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
     rated = graph[RATED.triplet]
     rating = rated[RATING]
     positive = (rating >= config.positive_threshold).numpy()
+    pos_edges = np.flatnonzero(positive)
+    _, first = np.unique(_pair_keys(rated.edge_index[:, pos_edges], num_movies), return_index=True)
+    if first.size < pos_edges.size:  # one positive per pair, or a pair could land in two splits
+        log.warning("%d repeated positive pairs kept once", pos_edges.size - first.size)
+        positive[pos_edges[np.setdiff1d(np.arange(pos_edges.size), first)]] = False
     pos_index = rated.edge_index[:, torch.from_numpy(positive)]  # [2, P]
     users = pos_index[0].numpy()
     if config.split == "random":
@@ -275,7 +281,9 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
     )
     tagged = graph[TAGGED.triplet]
     _filter_edges(
-        graph, TAGGED, torch.from_numpy(~np.isin(_pair_keys(tagged.edge_index, num_movies), held_out))
+        graph,
+        TAGGED,
+        torch.from_numpy(~np.isin(_pair_keys(tagged.edge_index, num_movies), held_out)),
     )
     rated = graph[RATED.triplet]
     train_weight = rated[RATING] / float(pc.max(tables[RATED.rel].column(RATING)).as_py())
@@ -352,9 +360,7 @@ def export_split(data: PreparedData, out_dir: Path) -> dict[str, Path]:
         table = pa.table(
             {
                 USER.key: pa.array([data.user_ids[i] for i in edges[0].tolist()], USER.key_type),
-                MOVIE.key: pa.array(
-                    [data.movie_ids[i] for i in edges[1].tolist()], MOVIE.key_type
-                ),
+                MOVIE.key: pa.array([data.movie_ids[i] for i in edges[1].tolist()], MOVIE.key_type),
             }
         )
         paths[split] = out_dir / f"{split}.csv"
@@ -384,4 +390,6 @@ def bpr_triples(
             break
         redraw = torch.randint(num_movies, (int(clash.sum()),), generator=generator).to(device)
         neg[clash] = redraw
-    return list(zip(users.split(batch_size), pos.split(batch_size), neg.split(batch_size), strict=True))
+    return list(
+        zip(users.split(batch_size), pos.split(batch_size), neg.split(batch_size), strict=True)
+    )

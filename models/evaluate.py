@@ -112,7 +112,9 @@ def evaluate_ranking(
         row_of[batch] = torch.arange(B)
         scores = score_fn(batch).detach().to("cpu", torch.float32, copy=True)  # [B, num_movies]
         if scores.shape != (B, data.num_movies):
-            raise ValueError(f"score_fn returned {tuple(scores.shape)}, want {(B, data.num_movies)}")
+            raise ValueError(
+                f"score_fn returned {tuple(scores.shape)}, want {(B, data.num_movies)}"
+            )
         in_batch = row_of[seen[0]] >= 0
         scores[row_of[seen[0, in_batch]], seen[1, in_batch]] = float("-inf")
         top = scores.topk(k, dim=1).indices  # [B, k]

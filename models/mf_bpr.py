@@ -74,7 +74,9 @@ class MFBPR(nn.Module):
         return bpr + lambda_reg * reg
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.num_users}, {self.num_movies}, {self.embedding_dim})"
+        return (
+            f"{self.__class__.__name__}({self.num_users}, {self.num_movies}, {self.embedding_dim})"
+        )
 
 
 def train_mf_bpr(

@@ -16,7 +16,9 @@ from graph_store.pyg import build_hetero_data
 def _tables() -> dict[str, pa.Table]:
     """3 users, 4 movies (one without a year), 2 genres, 1 person."""
     return {
-        s.USER.label: pa.table({"user_id": [7, 3, 5]}, schema=pa.schema([s.USER.arrow_schema()[0]])),
+        s.USER.label: pa.table(
+            {"user_id": [7, 3, 5]}, schema=pa.schema([s.USER.arrow_schema()[0]])
+        ),
         s.MOVIE.label: pa.Table.from_pylist(
             [
                 {"movie_id": 10, "title": "A", "year": 1995, "num_votes": 100},
@@ -27,7 +29,9 @@ def _tables() -> dict[str, pa.Table]:
             schema=s.MOVIE.arrow_schema(),
         ),
         s.GENRE.label: pa.table({"name": ["Drama", "Comedy"]}),
-        s.PERSON.label: pa.Table.from_pylist([{"nconst": "nm1", "name": "P"}], s.PERSON.arrow_schema()),
+        s.PERSON.label: pa.Table.from_pylist(
+            [{"nconst": "nm1", "name": "P"}], s.PERSON.arrow_schema()
+        ),
         s.RATED.rel: pa.Table.from_pylist(
             [
                 {"src": 3, "dst": 10, "rating": 4.5, "timestamp": 1},
@@ -38,7 +42,8 @@ def _tables() -> dict[str, pa.Table]:
         ),
         s.IN_GENRE.rel: pa.table({"src": [10, 20, 20], "dst": ["Comedy", "Drama", "Comedy"]}),
         s.ACTED_IN.rel: pa.Table.from_pylist(
-            [{"src": "nm1", "dst": 30, "characters": ["x"], "ordering": 2}], s.ACTED_IN.arrow_schema()
+            [{"src": "nm1", "dst": 30, "characters": ["x"], "ordering": 2}],
+            s.ACTED_IN.arrow_schema(),
         ),
     }
 
@@ -85,8 +90,20 @@ def test_selected_types_only() -> None:
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda t: t.update({s.RATED.rel: t[s.RATED.rel].slice(0, 1).set_column(0, "src", pa.array([99], pa.int64()))}), "RATED: 1 endpoints"),
-        (lambda t: t.update({s.GENRE.label: pa.table({"name": ["Drama", "Drama"]})}), "duplicate name"),
+        (
+            lambda t: t.update(
+                {
+                    s.RATED.rel: t[s.RATED.rel]
+                    .slice(0, 1)
+                    .set_column(0, "src", pa.array([99], pa.int64()))
+                }
+            ),
+            "RATED: 1 endpoints",
+        ),
+        (
+            lambda t: t.update({s.GENRE.label: pa.table({"name": ["Drama", "Drama"]})}),
+            "duplicate name",
+        ),
         (lambda t: t.update({s.USER.label: pa.table({"id": [1]})}), "no key column 'user_id'"),
     ],
 )

@@ -76,7 +76,13 @@ def make_tables(
 
     def table(obj: s.NodeType | s.EdgeType, cols: dict) -> pa.Table:
         schema = obj.arrow_schema()
-        return pa.table({f.name: pa.array(cols.get(f.name, [None] * len(next(iter(cols.values())))), f.type) for f in schema}, schema=schema)
+        return pa.table(
+            {
+                f.name: pa.array(cols.get(f.name, [None] * len(next(iter(cols.values())))), f.type)
+                for f in schema
+            },
+            schema=schema,
+        )
 
     return {
         s.USER.label: table(s.USER, users),

@@ -13,7 +13,14 @@ from models.lightgcn import LightGCNConfig, LightGCNRecommender, train_lightgcn
 from models.mf_bpr import MFBPR, BPRConfig, train_mf_bpr
 from models.popularity import MostPopular, PopularityConfig, train_popularity
 
-FAST = {"embedding_dim": 16, "lr": 0.05, "batch_size": 256, "max_epochs": 40, "eval_every": 2, "patience": 4}
+FAST = {
+    "embedding_dim": 16,
+    "lr": 0.05,
+    "batch_size": 256,
+    "max_epochs": 40,
+    "eval_every": 2,
+    "patience": 4,
+}
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +31,12 @@ def data(tiny_tables):
 @pytest.fixture(scope="module")
 def random_ndcg(data) -> float:
     g = torch.Generator().manual_seed(0)
-    runs = [evaluate_ranking(lambda u: torch.rand(u.numel(), data.num_movies, generator=g), data, "test")
-            for _ in range(5)]
+    runs = [
+        evaluate_ranking(
+            lambda u: torch.rand(u.numel(), data.num_movies, generator=g), data, "test"
+        )
+        for _ in range(5)
+    ]
     return sum(r["ndcg@20"] for r in runs) / len(runs)
 
 
@@ -79,17 +90,23 @@ def test_baselines_beat_random(data, random_ndcg: float, train, config) -> None:
     assert "ndcg@20_cold_items" in result.metrics
 
 
-@pytest.mark.parametrize("train, config", [(train_mf_bpr, BPRConfig), (train_lightgcn, LightGCNConfig)])
+@pytest.mark.parametrize(
+    "train, config", [(train_mf_bpr, BPRConfig), (train_lightgcn, LightGCNConfig)]
+)
 def test_personalised_baselines_learn_the_taste_groups(data, train, config) -> None:
     """Popularity cannot tell the two groups apart; embeddings must."""
     pop = train_popularity(data, seed=0).metrics["ndcg@20"]
     assert train(data, config(**FAST), seed=0).metrics["ndcg@20"] > pop + 0.1
 
 
-@pytest.mark.parametrize("train, config", [(train_mf_bpr, BPRConfig), (train_lightgcn, LightGCNConfig)])
+@pytest.mark.parametrize(
+    "train, config", [(train_mf_bpr, BPRConfig), (train_lightgcn, LightGCNConfig)]
+)
 def test_fixed_seed_gives_identical_results(data, train, config) -> None:
     cfg = config(**{**FAST, "max_epochs": 4})
     a, b = train(data, cfg, seed=1), train(data, cfg, seed=1)
     same = json.dumps(a.metrics)  # NaN (empty slices) compares equal as text
-    assert same == json.dumps(b.metrics) and [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+    assert same == json.dumps(b.metrics) and [h["loss"] for h in a.history] == [
+        h["loss"] for h in b.history
+    ]
     assert json.dumps(train(data, cfg, seed=2).metrics) != same

@@ -39,11 +39,13 @@ def test_temporal_split_holds_out_each_users_latest(tiny_tables) -> None:
     rated = tiny_tables[s.RATED.rel].to_pylist()
     ts = {(r["src"], r["dst"]): r["timestamp"] for r in rated}
     uid, mid = data.user_ids, data.movie_ids
+
+    def times(edges: torch.Tensor, u: int) -> list[int]:
+        return [ts[(uid[u], mid[m])] for m in edges[1, edges[0] == u].tolist()]
+
     for u in range(data.num_users):
-        def times(edges: torch.Tensor) -> list[int]:
-            return [ts[(uid[u], mid[m])] for m in edges[1, edges[0] == u].tolist()]
-        assert min(times(data.test_edges)) >= max(times(data.valid_edges))
-        assert min(times(data.valid_edges)) >= max(times(data.train_edges))
+        assert min(times(data.test_edges, u)) >= max(times(data.valid_edges, u))
+        assert min(times(data.valid_edges, u)) >= max(times(data.train_edges, u))
 
 
 def test_model_input_holds_no_held_out_interaction(tiny_tables) -> None:
@@ -82,7 +84,9 @@ def test_no_held_out_movie_genre_is_reachable(tiny_tables) -> None:
     held_keys = pa.array([data.movie_ids[i] for i in held.nonzero().flatten().tolist()])
     ig = tables[s.IN_GENRE.rel]
     ig = ig.filter(pc.invert(pc.is_in(ig.column(s.SRC), held_keys)))
-    extra = pa.table({s.SRC: held_keys, s.DST: pa.array(["Horror"] * len(held_keys))}, schema=ig.schema)
+    extra = pa.table(
+        {s.SRC: held_keys, s.DST: pa.array(["Horror"] * len(held_keys))}, schema=ig.schema
+    )
     tables[s.IN_GENRE.rel] = pa.concat_tables([ig, extra])
     movies = tables[s.MOVIE.label]
     col = movies.schema.get_field_index("imdb_genres")
@@ -106,7 +110,9 @@ def test_genre_labels_and_masks(tiny_tables) -> None:
     masks = data.genre_masks
     assert [int(masks[k].sum()) for k in ("train", "valid", "test")] == [35, 12, 12]
     assert torch.equal(masks["train"] | masks["valid"] | masks["test"], labelled)
-    assert not (masks["train"] & masks["valid"]).any() and not (masks["valid"] & masks["test"]).any()
+    assert (
+        not (masks["train"] & masks["valid"]).any() and not (masks["valid"] & masks["test"]).any()
+    )
 
 
 def test_features_and_ml_only_ablation(tiny_tables) -> None:
@@ -146,7 +152,9 @@ def test_user_demographics_become_features(tiny_tables) -> None:
 def test_fixed_seed_is_deterministic_and_seeds_differ(tiny_tables) -> None:
     a, b = (prepare_data(tiny_tables, DataConfig(), seed=3) for _ in range(2))
     c = prepare_data(tiny_tables, DataConfig(), seed=4)
-    assert torch.equal(a.test_edges, b.test_edges) and torch.equal(a.genre_masks["test"], b.genre_masks["test"])
+    assert torch.equal(a.test_edges, b.test_edges) and torch.equal(
+        a.genre_masks["test"], b.genre_masks["test"]
+    )
     assert not torch.equal(a.test_edges, c.test_edges)
 
 
@@ -160,7 +168,8 @@ def test_export_split_writes_original_keys(tiny_tables, tmp_path: Path) -> None:
         edges = data.edges(split)
         assert len(rows) == edges.size(1)
         assert (int(rows[0]["user_id"]), int(rows[0]["movie_id"])) == (
-            data.user_ids[int(edges[0, 0])], data.movie_ids[int(edges[1, 0])]
+            data.user_ids[int(edges[0, 0])],
+            data.movie_ids[int(edges[1, 0])],
         )
 
 
@@ -181,7 +190,9 @@ def test_model_feature_names_are_schema_properties() -> None:
 
 def test_to_moves_every_tensor(tiny_tables) -> None:
     data = prepare_data(tiny_tables, DataConfig(), seed=0).to("cpu")
-    assert data.graph["Movie"].x.device.type == "cpu" and data.genre_masks["test"].device.type == "cpu"
+    assert (
+        data.graph["Movie"].x.device.type == "cpu" and data.genre_masks["test"].device.type == "cpu"
+    )
 
 
 @pytest.mark.slow
@@ -211,3 +222,13 @@ def test_real_snapshot_prepares_leak_free(real_snapshot: Path) -> None:
     ml = prepare_data(tables, DataConfig(include_imdb=False), seed=0)
     assert "Person" not in ml.graph.node_types and ml.graph["Movie"].x.shape == (9742, 2)
     assert torch.equal(ml.test_edges, data.test_edges)
+
+
+def test_a_repeated_positive_pair_lands_in_one_split(tiny_tables) -> None:
+    rated = tiny_tables[s.RATED.rel]
+    tables = {**tiny_tables, s.RATED.rel: pa.concat_tables([rated, rated.slice(0, 3)])}
+    data = prepare_data(tables, DataConfig(), seed=0)
+    train, valid, test = (_pairs(data.edges(x)) for x in ("train", "valid", "test"))
+    assert len(train) + len(valid) + len(test) == 40 * 12
+    assert data.train_edges.size(1) == len(train)
+    assert not (train & valid or train & test or valid & test)

@@ -1,4 +1,4 @@
-"""models/evaluate.py: full ranking with training items excluded, slices, classification, RunResult."""
+"""models/evaluate.py: full ranking without training items, slices, classification, RunResult."""
 
 from __future__ import annotations
 
@@ -41,15 +41,26 @@ def _reference(scores: torch.Tensor, data, split: str, k: int) -> dict[str, floa
             rel = {m for m in items if pred(u, m)}
             if not rel:
                 continue
-            ranked = [m for m in scores[u].argsort(descending=True).tolist() if m not in seen.get(u, ())]
+            ranked = [
+                m for m in scores[u].argsort(descending=True).tolist() if m not in seen.get(u, ())
+            ]
             hits = [m in rel for m in ranked[:k]]
             first = next((i for i, h in enumerate(hits) if h), None)
             dcg = sum(1 / math.log2(i + 2) for i, h in enumerate(hits) if h)
             idcg = sum(1 / math.log2(i + 2) for i in range(min(len(rel), k)))
-            rows.append((sum(hits) / len(rel), dcg / idcg, sum(hits) / k, float(any(hits)),
-                         0.0 if first is None else 1 / (first + 1)))
+            rows.append(
+                (
+                    sum(hits) / len(rel),
+                    dcg / idcg,
+                    sum(hits) / k,
+                    float(any(hits)),
+                    0.0 if first is None else 1 / (first + 1),
+                )
+            )
         for j, metric in enumerate(["recall", "ndcg", "precision", "hit_rate", "mrr"]):
-            out[f"{metric}@{k}{name}"] = sum(r[j] for r in rows) / len(rows) if rows else float("nan")
+            out[f"{metric}@{k}{name}"] = (
+                sum(r[j] for r in rows) / len(rows) if rows else float("nan")
+            )
     return out
 
 
@@ -87,8 +98,14 @@ def test_metric_names_and_bad_score_shape(tiny_tables) -> None:
     data = prepare_data(tiny_tables, DataConfig(), seed=0)
     out = evaluate_ranking(lambda u: torch.zeros(u.numel(), data.num_movies), data, "valid")
     assert len(out) == 5 * 2 * 4
-    assert {"ndcg@20", "recall@10", "mrr@20", "ndcg@20_cold_items", "hit_rate@10_long_tail",
-            "precision@20_cold_users"} <= set(out)
+    assert {
+        "ndcg@20",
+        "recall@10",
+        "mrr@20",
+        "ndcg@20_cold_items",
+        "hit_rate@10_long_tail",
+        "precision@20_cold_users",
+    } <= set(out)
     with pytest.raises(ValueError, match="score_fn returned"):
         evaluate_ranking(lambda u: torch.zeros(u.numel(), 3), data, "valid")
     with pytest.raises(ValueError, match="split='train2'"):
@@ -100,12 +117,26 @@ def test_classification_uses_the_split_movies_only(tiny_tables) -> None:
     logits = data.genre_labels * 4 - 2  # perfect on every movie ...
     test = data.genre_masks["test"]
     logits[~test] = -logits[~test]  # ... then wrong outside the test split
-    assert evaluate_classification(logits, data, "test") == {"micro_f1": 1.0, "macro_f1": 1.0, "map": 1.0}
+    assert evaluate_classification(logits, data, "test") == {
+        "micro_f1": 1.0,
+        "macro_f1": 1.0,
+        "map": 1.0,
+    }
     assert evaluate_classification(logits, data, "valid")["micro_f1"] == 0.0
 
 
 def test_run_result_to_dict_is_json() -> None:
-    r = RunResult("popularity", 0, {"ndcg@20": 0.1}, {"ndcg@20": 0.2}, [{"epoch": 1, "loss": 0.5}], 0.01, 12.0)
+    r = RunResult(
+        "popularity", 0, {"ndcg@20": 0.1}, {"ndcg@20": 0.2}, [{"epoch": 1, "loss": 0.5}], 0.01, 12.0
+    )
     d = json.loads(json.dumps(r.to_dict()))
-    assert d == {"name": "popularity", "seed": 0, "metrics": {"ndcg@20": 0.1}, "valid_metrics": {"ndcg@20": 0.2},
-                 "history": [{"epoch": 1, "loss": 0.5}], "epoch_seconds": 0.01, "peak_mem_mb": 12.0, "config": {}}
+    assert d == {
+        "name": "popularity",
+        "seed": 0,
+        "metrics": {"ndcg@20": 0.1},
+        "valid_metrics": {"ndcg@20": 0.2},
+        "history": [{"epoch": 1, "loss": 0.5}],
+        "epoch_seconds": 0.01,
+        "peak_mem_mb": 12.0,
+        "config": {},
+    }
