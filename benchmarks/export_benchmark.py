@@ -129,11 +129,11 @@ def _machine(driver: Driver, private: bool) -> list[str]:
     ]
 
 
-def render(snapshot: Path, runs: list[Run], repeats: int, machine: list[str]) -> str:
+def render(snapshot: str, runs: list[Run], repeats: int, machine: list[str]) -> str:
     lines = [
         "# Export throughput",
         "",
-        f"Snapshot: `{snapshot}`, loaded into Neo4j once. Rows are the nodes plus relationships of the",
+        f"Snapshot: {snapshot}, loaded into Neo4j once. Rows are the nodes plus relationships of the",
         "exported subgraph. Neo4j: `graph_store.export.export_tables` (streamed READ queries into",
         f"Arrow, median of {repeats} runs after a warm-up). DuckDB: `filter_snapshot`, the same filter over the",
         "Parquet snapshot (checked equal). HeteroData: `graph_store.pyg.build_hetero_data` on the",
@@ -171,11 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cinegraph-export-bench-")))
         snapshot = args.snapshot
+        described = f"`{snapshot}`"
         if snapshot is None:
             from etl import EtlConfig, MatchConfig, run_etl
 
             config = EtlConfig(mirror=str(args.mirror), out=tmp / "etl", match=MatchConfig(mode="links"), progress=False)
             snapshot = run_etl(config).snapshot
+            described = f"ml-latest-small + IMDb sample from `{args.mirror.name}/` (ETL, links mode)"
         if args.use_env:
             settings = settings_from_env()
         else:
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [_run(driver, snapshot, label, flt, args.repeats) for label, flt in FILTERS.items()]
         _wipe(driver)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(snapshot, runs, args.repeats, machine))
+    args.out.write_text(render(described, runs, args.repeats, machine))
     log.info("wrote %s", args.out)
     return 0
 

@@ -1,7 +1,7 @@
 // The people connecting two movies: every shortest path between them that runs only through
 // people (movie <- person -> movie <- person -> ...), up to four people apart.
-// :param movie_a => 1
-// :param movie_b => 2
+// :param movie_a => 912
+// :param movie_b => 913
 // :param limit => 25
 MATCH (a:Movie {movie_id: $movie_a}), (b:Movie {movie_id: $movie_b})
 WHERE a <> b

@@ -1,6 +1,6 @@
 // A director's filmography with the average MovieLens rating of each film. `director` is an IMDb
-// nconst (nm0000005) or an exact name (Ingmar Bergman).
-// :param director => "nm0000005"
+// nconst (nm0000033) or an exact name (Alfred Hitchcock).
+// :param director => "Alfred Hitchcock"
 MATCH (p:Person)-[:DIRECTED]->(m:Movie)
 WHERE p.nconst = $director OR p.name = $director
 OPTIONAL MATCH (:User)-[r:RATED]->(m)

@@ -1,6 +1,6 @@
 // A movie's neighbourhood: the people linked to it (by any IMDb relationship) and its genres.
 // Parameters (paste the :param lines into Neo4j Browser; `cinegraph cypher` uses them as defaults):
-// :param movie_id => 1
+// :param movie_id => 912
 // :param limit => 100
 MATCH (m:Movie {movie_id: $movie_id})
 CALL (m) {

@@ -282,3 +282,13 @@ def test_cypher_cli(real_graph: neo4j.Driver, capsys: pytest.CaptureFixture[str]
     assert main(["cypher", "also_rated", "--param", "film=1"]) == 2
     assert "unknown parameter(s) ['film']" in capsys.readouterr().err
 
+
+
+@real_sample
+@pytest.mark.parametrize(
+    "name", sorted(set(available_queries()) - {"explain_recommendation", "similar_movies"})
+)
+def test_declared_defaults_are_a_working_example(real_graph: neo4j.Driver, name: str) -> None:
+    """The :param values in each file's header answer with rows on the real sample (the queries
+    over training results are exercised in test_results.py)."""
+    assert _run(real_graph, name)
