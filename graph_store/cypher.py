@@ -180,7 +180,10 @@ def format_table(keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
     """An aligned text table with a row count, for the terminal."""
     cells = [[format_value(row[k]) for k in keys] for row in rows]
     widths = [max([len(k), *(len(r[i]) for r in cells)]) for i, k in enumerate(keys)]
-    line = lambda values: " | ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+
+    def line(values: Sequence[str]) -> str:
+        return " | ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+
     out = [line(keys), "-+-".join("-" * w for w in widths)]
     out += [line(r) for r in cells]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")

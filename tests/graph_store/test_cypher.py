@@ -292,3 +292,15 @@ def test_declared_defaults_are_a_working_example(real_graph: neo4j.Driver, name:
     """The :param values in each file's header answer with rows on the real sample (the queries
     over training results are exercised in test_results.py)."""
     assert _run(real_graph, name)
+
+
+@real_sample
+def test_queries_run_read_only(real_graph: neo4j.Driver, tmp_path: Path) -> None:
+    path = tmp_path / "write.cypher"
+    path.write_text("// :param title => 'x'\nCREATE (m:Movie {movie_id: -1, title: $title}) RETURN m\n")
+    with pytest.raises(CinegraphError, match=r"write.cypher: .*(?i:read)"):
+        run_query(real_graph, load_query(path))
+    records, _, _ = real_graph.execute_query(
+        f"MATCH (m:{schema.MOVIE.label} {{{schema.MOVIE.key}: -1}}) RETURN count(m) AS n"
+    )
+    assert records[0]["n"] == 0
