@@ -55,9 +55,33 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     _etl_arguments(p)
     p.set_defaults(func=_cmd_etl)
 
-    p = sub.add_parser("demo", help="run the ETL on a small variant and print counts and match quality")
-    _etl_arguments(p)
-    p.set_defaults(func=_cmd_etl)
+    p = sub.add_parser("demo", help="the main job: refresh + train (pipeline flow), print the evaluation")
+    p.add_argument("--variant", default="ml-latest-small", help="MovieLens variant")
+    p.add_argument("--mirror", default=None, help="local mirror directory or URL (default: $CINEGRAPH_MIRROR)")
+    p.add_argument("--out", type=Path, default=Path("out"), help="output folder (snapshot/, runs/ inside)")
+    p.add_argument("--neo4j", action="store_true", help="start the local Neo4j (NEO4J_PASSWORD), load, write back")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("serve", help="serve the Prefect deployments etl-refresh (cron), train and pipeline")
+    p.add_argument("--refresh-cron", default="0 3 * * *", help="cron of the scheduled refresh (default daily 03:00)")
+    p.add_argument("--timezone", default="UTC", help="time zone of the cron schedule")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("train", help="pretrain both branches, fuse and fine-tune one model")
+    p.add_argument("--snapshot", type=Path, required=True, help="snapshot folder")
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, metrics.json, curves)")
+    p.add_argument("--config", type=Path, default=None, help="TrainConfig as JSON (default: the defaults)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the config's device")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("benchmark", help="fused model vs baselines and ablations over seeds")
+    p.add_argument("--snapshot", type=Path, required=True, help="snapshot folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder (results.json, report.md, curves)")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    p.add_argument("--config", type=Path, default=None, help="TrainConfig as JSON (default: the defaults)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the config's device")
+    p.add_argument("--models", default=None, help="comma-separated subset of the models (default: all)")
+    p.set_defaults(func=_cmd_benchmark)
 
 
 def _etl_arguments(p: argparse.ArgumentParser) -> None:
@@ -87,6 +111,43 @@ def _cmd_etl(args: argparse.Namespace) -> int:
         raise CinegraphError("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
     print(summarize(run_etl(config)))
     return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import os
+
+    from flows.pipeline import run_demo
+
+    print(run_demo(args.variant, args.out, args.mirror or os.environ.get("CINEGRAPH_MIRROR"), neo4j=args.neo4j))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from models.config import load_config
+    from models.train import train
+
+    metrics = train(args.snapshot, args.out, load_config(args.config, device=args.device))
+    print(json.dumps({k: v["test"] for k, v in metrics.items()}, indent=2))
+    return 0
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from models.benchmark import MODELS, benchmark
+    from models.config import load_config
+
+    config = load_config(args.config, device=args.device)
+    models = tuple(args.models.split(",")) if args.models else MODELS
+    benchmark(args.snapshot, args.out, args.seeds, config, models)
+    print(args.out / "report.md")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from flows.deployments import serve
+
+    return serve(args.refresh_cron, args.timezone)
 
 
 def _cmd_neo4j(args: argparse.Namespace) -> int:

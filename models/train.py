@@ -155,7 +155,8 @@ def task_losses(
     if "genre" in active:
         mask = data.genre_masks["train"]
         labels = data.genre_labels[mask]  # [M_train, G]
-        pos_weight = ((labels.numel() / labels.size(1) - labels.sum(0)) / labels.sum(0).clamp(min=1))
+        pos = labels.sum(0)  # [G]: a rare genre's positives weigh more (sqrt of neg/pos)
+        pos_weight = (labels.size(0) - pos) / pos.clamp(min=1)
         losses["genre"] = F.binary_cross_entropy_with_logits(
             logits[mask], labels, pos_weight=pos_weight.clamp(min=1.0).sqrt()
         )
@@ -305,7 +306,8 @@ def pretrain(
     inp = Inputs.of(data)
     args = model_args(kind, data, config)
     model = build_model(args).to(config.device)
-    weights, primary = (config.gcn_weights, "rec") if kind == "gcn" else (config.hgt_weights, "genre")
+    gcn = kind == "gcn"
+    weights, primary = (config.gcn_weights, "rec") if gcn else (config.hgt_weights, "genre")
     if config.single_task:
         weights = {primary: weights.get(primary, 1.0)}
     weighting = TaskWeighting(weights, config.weighting).to(config.device)
@@ -404,13 +406,14 @@ def plot_curves(history: list[dict[str, float]], title: str, path: Path) -> None
         if history and key in history[0]:
             ax_loss.plot(epochs, [row[key] for row in history], label=key)
     ax_loss.set(xlabel="epoch", ylabel="training loss", title=f"{title}: loss")
-    ax_loss.legend()
     for key in ("valid_ndcg@20", "valid_macro_f1"):
         pts = [(row["epoch"], row[key]) for row in history if key in row]
         if pts:
             ax_val.plot(*zip(*pts, strict=True), marker="o", label=key.removeprefix("valid_"))
     ax_val.set(xlabel="epoch", ylabel="validation", title=f"{title}: validation")
-    ax_val.legend()
+    for ax in (ax_loss, ax_val):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
