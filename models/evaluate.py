@@ -92,7 +92,8 @@ def evaluate_ranking(
     ``recall@10_cold_items``.
 
     Args:
-        score_fn: user indices ``[B]`` -> scores ``[B, num_movies]`` (higher is better).
+        score_fn: user indices ``[B]`` (on the device of ``data``) -> scores
+            ``[B, num_movies]`` (higher is better).
         data: the prepared data the model was trained on.
         split: which held-out positives are the ground truth.
         ks: cut-offs (default: ``(10, 20)``).
@@ -100,6 +101,7 @@ def evaluate_ranking(
         slices: also report the ``_cold_users``, ``_long_tail``, ``_cold_items`` slices
             (default: ``True``; training-time validation skips them).
     """
+    device = data.train_edges.device  # where the model and its data live
     truth = data.edges(split).cpu()  # [2, G]
     slice_masks = _slice_masks(data, truth)
     seen = data.seen_edges.cpu()  # [2, S]
@@ -110,7 +112,9 @@ def evaluate_ranking(
     for batch in users.split(batch_size):
         B = batch.numel()
         row_of[batch] = torch.arange(B)
-        scores = score_fn(batch).detach().to("cpu", torch.float32, copy=True)  # [B, num_movies]
+        scores = (
+            score_fn(batch.to(device)).detach().to("cpu", torch.float32, copy=True)
+        )  # [B, num_movies]
         if scores.shape != (B, data.num_movies):
             raise ValueError(
                 f"score_fn returned {tuple(scores.shape)}, want {(B, data.num_movies)}"

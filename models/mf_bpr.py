@@ -21,7 +21,7 @@ class BPRConfig(BaseModel):
 
     embedding_dim: int = Field(64, gt=0)  # D, per user and per movie
     lr: float = Field(0.01, gt=0)  # Adam learning rate
-    lambda_reg: float = Field(1e-4, ge=0)  # L2 on the embeddings of each batch
+    lambda_reg: float = Field(1e-2, ge=0)  # L2 on the embeddings of each batch
     batch_size: int = Field(4096, gt=0)  # (user, pos, neg) triples per step
     max_epochs: int = Field(200, gt=0)  # one epoch = one pass over the training positives
     eval_every: int = Field(2, gt=0)  # epochs between validation rankings

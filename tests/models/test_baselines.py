@@ -110,3 +110,15 @@ def test_fixed_seed_gives_identical_results(data, train, config) -> None:
         h["loss"] for h in b.history
     ]
     assert json.dumps(train(data, cfg, seed=2).metrics) != same
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    "train, config", [(train_mf_bpr, BPRConfig), (train_lightgcn, LightGCNConfig)]
+)
+def test_baselines_train_on_cuda(data, random_ndcg: float, train, config) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    result = train(data, config(**FAST), seed=0, device="cuda")
+    assert result.metrics["ndcg@20"] > 1.5 * random_ndcg
+    assert result.peak_mem_mb > 0
