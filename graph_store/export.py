@@ -151,9 +151,8 @@ _WINDOW_PRED = (
 )
 
 
-def _returns(var: str, columns: Iterable[str], names: Iterable[str] | None = None) -> str:
-    names = list(columns) if names is None else list(names)
-    return ", ".join(f"{var}.{c} AS {n}" for c, n in zip(columns, names))
+def _returns(var: str, columns: Iterable[str]) -> str:
+    return ", ".join(f"{var}.{c} AS {c}" for c in columns)
 
 
 def _movie_nodes_cypher() -> str:
