@@ -90,6 +90,14 @@ def test_training_items_are_never_recommended(tiny_tables) -> None:
     out = evaluate_ranking(lambda u: scores[u], data, "test")
     assert out["recall@10"] == out["ndcg@20"] == out["hit_rate@10"] == out["mrr@20"] == 1.0
     assert out["precision@10"] == pytest.approx(1 / 10)  # one test positive per user
+    # a cut-off above the 60 movies pads the lists: precision still divides by k
+    padded = evaluate_ranking(lambda u: scores[u], data, "test", ks=(100,), slices=False)
+    assert padded == pytest.approx(
+        {
+            **{m: 1.0 for m in ("recall@100", "ndcg@100", "hit_rate@100", "mrr@100")},
+            "precision@100": 0.01,
+        }
+    )
     scores[truth[0], truth[1]] = -1.0
     assert evaluate_ranking(lambda u: scores[u], data, "test")["recall@20"] == 0.0
 
