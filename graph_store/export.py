@@ -387,6 +387,8 @@ def write_snapshot(tables: dict[str, pa.Table], out_dir: Path, *, origin: dict[s
     full layout, and ``manifest["export"]`` records where it came from. Written aside and
     swapped in whole."""
     out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / schema.MANIFEST_FILE).is_file():
+        raise CinegraphError(f"{out_dir}: exists and is not a snapshot folder; refusing to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from graph_store import schema
+from graph_store.errors import CinegraphError
 from graph_store.export import (
     ExportFilter,
     export_hetero_data,
@@ -254,3 +255,12 @@ def test_export_hetero_data_and_cli(real_graph, real_snapshot: Path, tmp_path: P
     for name, table in tables.items():
         assert back[name].equals(table), name
         assert manifest["counts"]["nodes" if name in ALL_NODES else "edges"][name] == table.num_rows
+
+
+def test_write_snapshot_refuses_to_replace_other_folders(tmp_path: Path) -> None:
+    keep = tmp_path / "notes"
+    keep.mkdir()
+    (keep / "todo.txt").write_text("mine")
+    with pytest.raises(CinegraphError, match="exists and is not a snapshot folder"):
+        write_snapshot(TINY, keep, origin={})
+    assert (keep / "todo.txt").read_text() == "mine"
