@@ -21,7 +21,6 @@ import platform
 import socket
 import sys
 import tempfile
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
