@@ -113,14 +113,6 @@ def _delete_in_batches(session: neo4j.Session, query: str, params: dict[str, Any
             return total
 
 
-def delete_recommendations(
-    driver: neo4j.Driver, *, run_id: str, database: str = "neo4j", batch_size: int = 10_000
-) -> int:
-    """Remove every RECOMMENDED edge of a run; returns how many were removed."""
-    with driver.session(database=database) as session:
-        return _delete_in_batches(session, _DELETE_RUN, {"run_id": run_id}, batch_size)
-
-
 def write_recommendations(
     driver: neo4j.Driver,
     recs: pa.Table | Sequence[Mapping[str, Any]],
