@@ -119,6 +119,8 @@ def test_cli_status_and_errors(private_server: server.ServerStatus, tmp_path: Pa
     assert running.returncode == 0 and "running, pid" in running.stdout and private_server.uri in running.stdout
     stopped = _cli("neo4j", "status", "--home", str(tmp_path / "nothing"), env={})
     assert stopped.returncode == 3 and "not running" in stopped.stdout
+    idle_stop = _cli("neo4j", "stop", "--home", str(tmp_path / "nothing"), env={})
+    assert idle_stop.returncode == 0 and "not running" in idle_stop.stdout
 
     (tmp_path / "snap").mkdir()
     wrong = _cli("load", "--snapshot", str(tmp_path / "snap"),
