@@ -5,7 +5,6 @@ training report, as Prefect artifacts. Builders are pure (rows and markdown from
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,15 +61,17 @@ def match_markdown(match: Mapping[str, Any], review_path: Path) -> str:
 
 
 def summarize(per_seed: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str, dict[str, dict]]:
-    """{model: [metrics of seed 0, seed 1, ...]} -> {model: {metric: {mean, std, per_seed}}}."""
+    """{model: [metrics of seed 0, seed 1, ...]} -> {model: {metric: {mean, std, per_seed}}}
+    (sample std; NaN, e.g. an empty slice, propagates)."""
     out: dict[str, dict[str, dict]] = {}
     for model, runs in per_seed.items():
         keys = [k for k in runs[0] if all(k in r for r in runs)]
         out[model] = {}
         for k in keys:
             values = [float(r[k]) for r in runs]
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            out[model][k] = {"mean": statistics.fmean(values), "std": std, "per_seed": values}
+            mean = math.fsum(values) / len(values)
+            var = math.fsum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)
+            out[model][k] = {"mean": mean, "std": math.sqrt(var), "per_seed": values}
     return out
 
 

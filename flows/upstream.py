@@ -41,6 +41,7 @@ def upstream_version(location: str, raw_dir: Path) -> str:
         path = Path(location)
         if not path.is_file():
             return MISSING
+        raw_dir.mkdir(parents=True, exist_ok=True)
         state = FetchState(raw_dir / STATE_FILE)
         sha256, _ = state.digests(path)
         state.save()

@@ -125,6 +125,16 @@ def tiny_mirror_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_mirror(tmp_path_factory.mktemp("tiny-mirror"))
 
 
+@pytest.fixture(scope="session")
+def tiny_snapshot(tiny_mirror_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny mirror through the plain ETL once per session (what the train flow reads)."""
+    from etl.config import EtlConfig
+    from etl.pipeline import run_etl
+
+    out = tmp_path_factory.mktemp("tiny-etl")
+    return run_etl(EtlConfig(mirror=str(tiny_mirror_dir), out=out, progress=False)).snapshot
+
+
 @dataclass
 class Upstream:
     """What the test server saw and what it should do: ``fail[path] = n`` answers the next n

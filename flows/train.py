@@ -1,0 +1,151 @@
+"""The ``train`` flow: read the graph (Neo4j export or snapshot), pretrain both branches, fuse and
+fine-tune, evaluate, keep checkpoints and a report, and write results back to Neo4j."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from flows import artifacts
+from flows.train_params import TrainParams
+from graph_store.connection import URI_VAR, open_driver, settings_from_env
+from graph_store.export import ExportFilter, export_tables, filter_snapshot
+from models.config import TrainConfig
+from models.data import PreparedData, export_split, prepare_data
+from models.evaluate import RunResult
+from models.train import finetune, plot_curves, pretrain
+
+RESULTS_FILE, REPORT_FILE = "results.json", "report.md"
+
+
+def reads_neo4j(source: str) -> bool:
+    return source == "neo4j" or (source == "auto" and bool(os.environ.get(URI_VAR)))
+
+
+@task(name="read-graph", cache_policy=NO_CACHE)
+def read_graph(snapshot: Path, subgraph: ExportFilter, from_neo4j: bool, database: str) -> dict[str, pa.Table]:
+    if not from_neo4j:
+        return filter_snapshot(snapshot, subgraph)
+    with open_driver(settings_from_env()) as driver:
+        return export_tables(driver, subgraph, database=database)
+
+
+@task(name="prepare-data", cache_policy=NO_CACHE)
+def prepare(tables: dict[str, pa.Table], config: TrainConfig, seed_dir: Path) -> PreparedData:
+    data = prepare_data(tables, config.data, config.seed).to(config.device)
+    export_split(data, seed_dir / "split")
+    return data
+
+
+@task(name="pretrain", task_run_name="pretrain {kind} (seed {config.seed})", cache_policy=NO_CACHE)
+def pretrain_branch(kind: str, data: PreparedData, config: TrainConfig, seed_dir: Path) -> tuple[Any, RunResult]:
+    return pretrain(kind, data, config, seed_dir)
+
+
+@task(name="fuse-finetune", task_run_name="fuse and fine-tune (seed {config.seed})", cache_policy=NO_CACHE)
+def fuse(gcn: Any, hgt: Any, data: PreparedData, config: TrainConfig, seed_dir: Path) -> tuple[Any, RunResult]:
+    return finetune(gcn, hgt, data, config, seed_dir)
+
+
+def train_seed(tables: dict[str, pa.Table], config: TrainConfig, seed_dir: Path,
+               progress: artifacts.Progress) -> tuple[Any, PreparedData, dict[str, RunResult]]:  # fmt: skip
+    """Both branches pretrained independently, then fused and fine-tuned end to end."""
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    data = prepare(tables, config, seed_dir)
+    gcn, gcn_result = pretrain_branch("gcn", data, config, seed_dir)
+    progress.step()
+    hgt, hgt_result = pretrain_branch("hgt", data, config, seed_dir)
+    progress.step()
+    fused, fused_result = fuse(gcn, hgt, data, config, seed_dir)
+    progress.step()
+    for result in (gcn_result, hgt_result, fused_result):
+        plot_curves(result.history, result.name, seed_dir / f"curves_{result.name}.png")
+    return fused, data, {r.name: r for r in (fused_result, gcn_result, hgt_result)}
+
+
+@task(name="write-back", cache_policy=NO_CACHE)
+def write_back(model: Any, data: PreparedData, run_id: str, top_k: int, database: str) -> dict[str, int]:
+    """Top-K per user as RECOMMENDED edges (a re-run of ``run_id`` replaces them) and the fused
+    movie embeddings under the vector index."""
+    from graph_store.results import write_movie_embeddings, write_recommendations
+    from models.recommend import movie_embeddings, recommendation_table
+
+    recs = recommendation_table(model, data, top_k)
+    movie_ids, embeddings = movie_embeddings(model, data)
+    with open_driver(settings_from_env()) as driver:
+        edges = write_recommendations(driver, recs, run_id=run_id, model="fused", database=database)
+        vectors = write_movie_embeddings(driver, movie_ids, embeddings, database=database)
+    return {"recommended_edges": edges, "movie_embeddings": vectors}
+
+
+@flow(name="train")
+def train(params: TrainParams = TrainParams()) -> dict[str, Any]:  # noqa: B008
+    """Read the graph, train the fused model per seed (``benchmark``: every baseline too),
+    publish the evaluation table and report, write results back to Neo4j when configured."""
+    logger = get_run_logger()
+    run_id = params.run_name or f"{flow_run.get_name() or 'run'}-{str(flow_run.get_id())[:8]}"
+    run_dir = Path(params.out) / run_id
+    from_neo4j = reads_neo4j(params.source)
+    tables = read_graph(Path(params.snapshot), params.subgraph, from_neo4j, params.neo4j_database)
+    if params.mode == "benchmark":
+        done = benchmark_models(tables, params, run_dir)
+    else:
+        done = train_seeds(tables, params, run_dir)
+    report = write_report(run_dir, f"cinegraph {params.mode} {run_id}", done)
+    summary = done.summary
+    artifacts.publish_table("evaluation", artifacts.evaluation_rows(summary), f"test metrics, run {run_id}")
+    artifacts.publish_markdown("training-report", report.read_text(), f"report of run {run_id}")
+    written = None
+    if params.write_back if params.write_back is not None else from_neo4j:
+        written = write_back(done.model, done.data, run_id, params.top_k, params.neo4j_database)
+        logger.info("wrote back %s", written)
+    logger.info("run %s done: report %s", run_id, report)
+    return {"run_id": run_id, "run_dir": str(run_dir), "report": str(report), "summary": summary,
+            "write_back": written}  # fmt: skip
+
+
+@dataclass
+class Trained:
+    """What a train or benchmark run leaves: the summary over seeds, the first seed's curves and
+    its fused model and data (what is written back)."""
+
+    summary: dict[str, dict[str, dict]]
+    histories: dict[str, list[dict[str, float]]]
+    curves: dict[str, Path]
+    model: Any
+    data: PreparedData
+
+
+def train_seeds(tables: dict[str, pa.Table], params: TrainParams, run_dir: Path) -> Trained:
+    progress = artifacts.Progress("training", 3 * len(params.seeds), "training stages done")
+    per_seed: dict[str, list[dict[str, float]]] = defaultdict(list)
+    first: Trained | None = None
+    for seed in params.seeds:
+        config = params.model.model_copy(update={"seed": seed})
+        seed_dir = run_dir / f"seed-{seed}"
+        fused, data, results = train_seed(tables, config, seed_dir, progress)
+        for name, result in results.items():
+            per_seed[name].append(result.metrics)
+        if first is None:
+            curves = {name: seed_dir / f"curves_{name}.png" for name in results}
+            first = Trained({}, {n: r.history for n, r in results.items()}, curves, fused, data)
+    first.summary = artifacts.summarize(per_seed)
+    return first
+
+
+def write_report(run_dir: Path, title: str, done: Trained) -> Path:
+    """results.json (mean, std and per-seed values per model and metric) and report.md."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RESULTS_FILE).write_text(json.dumps({"models": done.summary}, indent=2))
+    report = run_dir / REPORT_FILE
+    report.write_text(artifacts.report_markdown(title, done.summary, done.histories, done.curves, run_dir))
+    return report

@@ -1,0 +1,60 @@
+"""The train flow on the tiny snapshot: checkpoints, results, report and artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+from flows.train import train
+from flows.train_params import TrainParams
+from models.config import TrainConfig
+
+# A few epochs of a small model: the tiny graph trains in seconds.
+TINY = TrainConfig(hidden_dim=16, gcn_layers=1, hgt_layers=1, hgt_heads=2, fusion_heads=2, gcn_epochs=4,
+                   hgt_epochs=4, fusion_epochs=2, eval_every=2, batch_size=256, warmup_epochs=0)  # fmt: skip
+
+
+def _artifacts(flow_run_id) -> dict[str, str]:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {a.key: a.type for a in found if a.key}
+
+
+def test_train_flow_on_snapshot(tiny_snapshot: Path, tmp_path: Path) -> None:
+    params = TrainParams(snapshot=str(tiny_snapshot), out=str(tmp_path / "runs"), source="snapshot",
+                         model=TINY, seeds=[0, 1], run_name="tiny", write_back=False)  # fmt: skip
+    state = train(params, return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    run = tmp_path / "runs" / "tiny"
+    assert result["run_dir"] == str(run) and result["write_back"] is None
+    for seed in (0, 1):
+        assert {"gcn.pt", "hgt.pt", "fused.pt", "curves_fused.png"} <= {p.name for p in (run / f"seed-{seed}").iterdir()}
+    models = json.loads((run / "results.json").read_text())["models"]
+    assert set(models) == {"fused", "gcn_branch", "hgt_branch"}
+    ndcg = models["fused"]["ndcg@20"]
+    assert len(ndcg["per_seed"]) == 2 and 0.0 <= ndcg["mean"] <= 1.0
+    report = (run / "report.md").read_text()
+    assert "| fused |" in report and "curves_fused.png" in report
+    kinds = _artifacts(state.state_details.flow_run_id)
+    assert kinds == {"evaluation": "table", "training-report": "markdown", "training": "progress"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"model": {"device": "gpu"}}, "device"), ({"seeds": []}, "seeds"),
+     ({"subgraph": {"node_types": ["Movie"]}}, "must include User"),
+     ({"subgraph": {"edge_types": ["IN_GENRE"]}}, "must include RATED"), ({"mode": "fast"}, "mode")],
+)  # fmt: skip
+def test_invalid_train_parameters_are_refused(change: dict, message: str, tmp_path: Path) -> None:
+    from prefect.exceptions import ParameterTypeError
+
+    with pytest.raises(ParameterTypeError, match=message):
+        train(params={"out": str(tmp_path / "runs"), **change})
+    assert not (tmp_path / "runs").exists()
