@@ -7,7 +7,9 @@ import logging
 import torch
 from pydantic import Field
 from torch import Tensor, nn
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.nn.models import LightGCN
+from torch_geometric.utils import to_torch_csr_tensor
 
 from models.data import PreparedData, bpr_triples
 from models.evaluate import RunResult, train_with_early_stopping
@@ -20,7 +22,9 @@ class LightGCNConfig(BPRConfig):
     """BPR training plus the propagation depth."""
 
     num_layers: int = Field(3, ge=0)  # LGConv layers; 0 is plain MF
-    lr: float = Field(0.005, gt=0)  # Adam learning rate
+    lr: float = Field(0.02, gt=0)  # Adam learning rate
+    lambda_reg: float = Field(1e-3, ge=0)  # L2 on the layer-0 embeddings of each batch
+    batch_size: int = Field(8192, gt=0)  # triples per step; each step propagates the graph
 
 
 class LightGCNRecommender(nn.Module):
@@ -55,16 +59,21 @@ class LightGCNRecommender(nn.Module):
     ) -> None:
         super().__init__()
         self.num_users, self.num_movies = num_users, num_movies
+        num_nodes = num_users + num_movies
         src, dst = train_edges[0], train_edges[1] + num_users
         edge_index = torch.stack([torch.cat([src, dst]), torch.cat([dst, src])])  # [2, 2E]
-        self.register_buffer("edge_index", edge_index, persistent=False)
-        self.lightgcn = LightGCN(num_users + num_movies, embedding_dim, num_layers)
+        # The symmetric normalisation is fixed: compute it once and propagate with a sparse CSR
+        # matmul (about 3x faster on CPU than scatter-based message passing, same result).
+        edge_index, weight = gcn_norm(edge_index, None, num_nodes, add_self_loops=False)
+        adj_t = to_torch_csr_tensor(edge_index.flip(0), weight, size=(num_nodes, num_nodes))
+        self.register_buffer("adj_t", adj_t, persistent=False)  # [N, N], row = target
+        self.lightgcn = LightGCN(num_nodes, embedding_dim, num_layers, normalize=False)
 
     def reset_parameters(self) -> None:
         self.lightgcn.reset_parameters()
 
     def embeddings(self) -> tuple[Tensor, Tensor]:
-        out = self.lightgcn.get_embedding(self.edge_index)  # [U + M, D]
+        out = self.lightgcn.get_embedding(self.adj_t)  # [U + M, D]
         return out[: self.num_users], out[self.num_users :]
 
     def forward(self, users: Tensor, movies: Tensor) -> Tensor:

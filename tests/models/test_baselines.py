@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from torch_geometric.nn.models import LightGCN
 
 from models.data import DataConfig, bpr_triples, prepare_data
 from models.evaluate import evaluate_ranking
@@ -53,7 +54,23 @@ def test_modules_shapes_and_repr(data) -> None:
     assert repr(mf) == "MFBPR(40, 60, 8)"
     assert repr(lg) == "LightGCNRecommender(40, 60, 8, num_layers=2)"
     assert repr(pop) == "MostPopular(60)"
-    assert lg.edge_index.shape == (2, 2 * data.train_edges.size(1))
+    assert lg.adj_t.shape == (100, 100) and lg.adj_t.values().numel() == 2 * data.train_edges.size(
+        1
+    )
+
+
+def test_lightgcn_sparse_propagation_matches_message_passing(data) -> None:
+    """The cached CSR adjacency gives PyG's own edge_index propagation, gradients included."""
+    lg = LightGCNRecommender(data.num_users, data.num_movies, data.train_edges, 8, 2)
+    ref = LightGCN(lg.lightgcn.num_nodes, 8, 2)
+    ref.embedding.weight.data.copy_(lg.lightgcn.embedding.weight.data)
+    src, dst = data.train_edges[0], data.train_edges[1] + data.num_users
+    edge_index = torch.stack([torch.cat([src, dst]), torch.cat([dst, src])])
+    ours, theirs = lg.lightgcn.get_embedding(lg.adj_t), ref.get_embedding(edge_index)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    ours.pow(2).sum().backward()
+    theirs.pow(2).sum().backward()
+    assert torch.allclose(lg.lightgcn.embedding.weight.grad, ref.embedding.weight.grad, atol=1e-5)
 
 
 def test_popularity_counts_training_positives(data) -> None:
