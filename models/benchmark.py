@@ -37,7 +37,6 @@ MODELS = (
     "fused", "popularity", "mf_bpr", "lightgcn", "gcn_branch", "hgt_branch", "fused_concat",
     "fused_no_imdb", "fused_single_task",
 )
-BASELINES = ("popularity", "mf_bpr", "lightgcn")
 
 
 @contextmanager
@@ -214,23 +213,23 @@ def benchmark(snapshot_dir: Path, out_dir: Path, seeds: int = 3, config: TrainCo
     log.info("propagation: gcn branch %.4fs vs LightGCN %.4fs per fwd+bwd (ratio %.2f)",
              speed["gcn_branch_s"], speed["lightgcn_s"], speed["ratio"])
     per_seed, seconds = [], []
-    for seed in range(seeds):
+    for seed in range(seeds):  # results and report are rewritten after each seed
         results, secs = run_seed(tables, config, seed, out_dir, models)
         per_seed.append(results)
         seconds.append(secs)
         for name, r in results.items():
             plot_curves(r.history, f"{name} seed {seed}", out_dir / f"curves_{name}_seed{seed}.png")
-    summary = {
-        "models": aggregate(per_seed, seconds),
-        "seeds": list(range(seeds)),
-        "device": config.device,
-        "torch_threads": torch.get_num_threads(),
-        "wall_seconds": time.perf_counter() - t0,
-        "propagation": speed,
-        "snapshot": str(snapshot_dir),
-        "config": config.model_dump(mode="json"),
-    }
-    (out_dir / "results.json").write_text(json.dumps(summary, indent=2))
-    write_report(summary, out_dir / "report.md")
+        summary = {
+            "models": aggregate(per_seed, seconds),
+            "seeds": list(range(seed + 1)),
+            "device": config.device,
+            "torch_threads": torch.get_num_threads(),
+            "wall_seconds": time.perf_counter() - t0,
+            "propagation": speed,
+            "snapshot": str(snapshot_dir),
+            "config": config.model_dump(mode="json"),
+        }
+        (out_dir / "results.json").write_text(json.dumps(summary, indent=2))
+        write_report(summary, out_dir / "report.md")
     log.info("benchmark done in %.0fs: %s", summary["wall_seconds"], out_dir)
     return summary

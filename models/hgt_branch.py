@@ -11,6 +11,27 @@ from graph_store.schema import Metadata
 from models.gcn_branch import bpr_loss
 
 
+class _HGTConv(HGTConv):
+    """:class:`HGTConv` with its relation-specific key/value transforms done as one ``einsum`` per
+    relation. Without pyg-lib, ``HeteroLinear`` loops over ``heads x relations`` slices of one
+    output tensor, and autograd then clones the whole gradient once per slice: on ml-latest-small
+    that made a CPU step ~10x slower. Same parameters, same results (see the test)."""
+
+    def _construct_src_node_feat(
+        self, k_dict: dict[str, Tensor], v_dict: dict[str, Tensor], edge_index_dict: dict
+    ) -> tuple[Tensor, Tensor, dict]:
+        H, E = self.heads, len(self.edge_types)
+        ks, vs, offset, cumsum = [], [], {}, 0
+        for edge_type in edge_index_dict:
+            src = edge_type[0]
+            offset[edge_type] = cumsum
+            cumsum += k_dict[src].size(0)
+            rows = torch.arange(H, device=k_dict[src].device) * E + self.edge_types_map[edge_type]
+            ks.append(torch.einsum("nhd,hde->nhe", k_dict[src], self.k_rel.weight[rows]))  # [N, H, D]
+            vs.append(torch.einsum("nhd,hde->nhe", v_dict[src], self.v_rel.weight[rows]))  # [N, H, D]
+        return torch.cat(ks), torch.cat(vs), offset
+
+
 class MultiTaskHGT(nn.Module):
     r"""The semantic branch: stacked :class:`torch_geometric.nn.HGTConv` layers from `"Heterogeneous
     Graph Transformer" <https://arxiv.org/abs/2003.01332>`_ over the enriched graph (users, movies,
@@ -76,7 +97,7 @@ class MultiTaskHGT(nn.Module):
             {t: nn.Linear(d, hidden_dim, bias=False) for t, d in self.in_dims.items() if d}
         )
         self.convs = nn.ModuleList(
-            HGTConv(hidden_dim, hidden_dim, self.metadata, heads) for _ in range(num_layers)
+            _HGTConv(hidden_dim, hidden_dim, self.metadata, heads) for _ in range(num_layers)
         )
         self.dropout = nn.Dropout(dropout)
         self.genre_head = nn.Linear(hidden_dim, num_genres)

@@ -30,7 +30,8 @@ def test_benchmark_cli_on_a_tiny_snapshot(tiny_snapshot: Path, tmp_path: Path) -
             finite = [v for v in stat["per_seed"] if not math.isnan(v)]
             if finite:
                 assert stat["mean"] == pytest.approx(sum(finite) / len(finite))
-    assert "macro_f1" in results["models"]["fused"] and "macro_f1" not in results["models"]["mf_bpr"]
+    assert "macro_f1" in results["models"]["fused"]
+    assert "macro_f1" not in results["models"]["mf_bpr"]
     assert results["propagation"]["ratio"] > 0
     report = (out / "report.md").read_text()
     assert "ndcg@20 >= 1.05 x best baseline" in report and "per seed" in report
