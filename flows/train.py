@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -22,6 +24,8 @@ from graph_store.export import ExportFilter, export_tables, filter_snapshot
 from models.config import TrainConfig
 from models.data import PreparedData, export_split, prepare_data
 from models.evaluate import RunResult
+from models.benchmark import aggregate, propagation_speed, run_seed
+from models.report import write_report as write_benchmark_report
 from models.train import finetune, plot_curves, pretrain
 
 RESULTS_FILE, REPORT_FILE = "results.json", "report.md"
@@ -97,15 +101,15 @@ def train(params: TrainParams = TrainParams()) -> dict[str, Any]:  # noqa: B008
     from_neo4j = reads_neo4j(params.source)
     tables = read_graph(Path(params.snapshot), params.subgraph, from_neo4j, params.neo4j_database)
     if params.mode == "benchmark":
-        done = benchmark_models(tables, params, run_dir)
+        done, report = benchmark_models(tables, params, run_dir)
     else:
         done = train_seeds(tables, params, run_dir)
-    report = write_report(run_dir, f"cinegraph {params.mode} {run_id}", done)
+        report = write_report(run_dir, f"cinegraph train {run_id}", done)
     summary = done.summary
     artifacts.publish_table("evaluation", artifacts.evaluation_rows(summary), f"test metrics, run {run_id}")
     artifacts.publish_markdown("training-report", report.read_text(), f"report of run {run_id}")
     written = None
-    if params.write_back if params.write_back is not None else from_neo4j:
+    if done.model is not None and (params.write_back if params.write_back is not None else from_neo4j):
         written = write_back(done.model, done.data, run_id, params.top_k, params.neo4j_database)
         logger.info("wrote back %s", written)
     logger.info("run %s done: report %s", run_id, report)
@@ -121,8 +125,8 @@ class Trained:
     summary: dict[str, dict[str, dict]]
     histories: dict[str, list[dict[str, float]]]
     curves: dict[str, Path]
-    model: Any
-    data: PreparedData
+    model: Any  # None in benchmark mode: nothing is written back
+    data: PreparedData | None
 
 
 def train_seeds(tables: dict[str, pa.Table], params: TrainParams, run_dir: Path) -> Trained:
@@ -140,6 +144,39 @@ def train_seeds(tables: dict[str, pa.Table], params: TrainParams, run_dir: Path)
             first = Trained({}, {n: r.history for n, r in results.items()}, curves, fused, data)
     first.summary = artifacts.summarize(per_seed)
     return first
+
+
+@task(name="benchmark-seed", task_run_name="benchmark seed {seed}", cache_policy=NO_CACHE)
+def benchmark_seed(
+    tables: dict[str, pa.Table], config: TrainConfig, seed: int, run_dir: Path
+) -> tuple[dict[str, RunResult], dict[str, float]]:
+    return run_seed(tables, config, seed, run_dir)
+
+
+def benchmark_models(tables: dict[str, pa.Table], params: TrainParams, run_dir: Path) -> tuple[Trained, Path]:
+    """Every baseline and ablation beside the fused model, seed by seed, on the same splits;
+    results.json and the models' own report (verdicts against the best baseline)."""
+    started = time.perf_counter()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    progress = artifacts.Progress("training", len(params.seeds), "benchmark seeds done")
+    config = params.model
+    speed = propagation_speed(prepare_data(tables, config.data, params.seeds[0]).to(config.device), config)
+    per_seed, seconds = [], []
+    for seed in params.seeds:
+        results, secs = benchmark_seed(tables, config, seed, run_dir)
+        per_seed.append(results)
+        seconds.append(secs)
+        progress.step()
+    curves = {name: run_dir / f"curves_{name}.png" for name in per_seed[0]}
+    for name, result in per_seed[0].items():
+        plot_curves(result.history, name, curves[name])
+    summary = {"models": aggregate(per_seed, seconds), "seeds": params.seeds, "device": config.device,
+               "torch_threads": torch.get_num_threads(), "wall_seconds": time.perf_counter() - started,
+               "propagation": speed, "snapshot": params.snapshot, "config": config.model_dump(mode="json")}  # fmt: skip
+    (run_dir / RESULTS_FILE).write_text(json.dumps(summary, indent=2))
+    write_benchmark_report(summary, run_dir / REPORT_FILE)
+    histories = {name: r.history for name, r in per_seed[0].items()}
+    return Trained(summary["models"], histories, curves, None, None), run_dir / REPORT_FILE
 
 
 def write_report(run_dir: Path, title: str, done: Trained) -> Path:
