@@ -19,12 +19,10 @@ log = logging.getLogger(__name__)
 
 
 class LightGCNConfig(BPRConfig):
-    """BPR training plus the propagation depth."""
+    """BPR training plus the propagation depth; each step propagates the whole graph."""
 
     num_layers: int = Field(3, ge=0)  # LGConv layers; 0 is plain MF
-    lr: float = Field(0.02, gt=0)  # Adam learning rate
     lambda_reg: float = Field(1e-3, ge=0)  # L2 on the layer-0 embeddings of each batch
-    batch_size: int = Field(8192, gt=0)  # triples per step; each step propagates the graph
 
 
 class LightGCNRecommender(nn.Module):
