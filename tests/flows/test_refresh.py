@@ -157,3 +157,16 @@ def test_invalid_parameters_are_refused_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ParameterTypeError, match="variant"):
         etl_refresh(params={"variant": "ml-99", "out": str(tmp_path / "out")})
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_refresh_of_the_real_mirror(mirror: Path, tmp_path: Path) -> None:
+    params = RefreshParams(out=tmp_path / "out", mirror=str(mirror), load_neo4j=False, progress=False)
+    _run(params)
+    counts = read_manifest(tmp_path / "out" / "snapshot")["counts"]
+    assert (counts["nodes"]["User"], counts["nodes"]["Movie"]) == (610, 9742)
+    assert (counts["edges"]["RATED"], counts["edges"]["TAGGED"]) == (100_836, 3_683)
+    states = _task_states(_run(params).state_details.flow_run_id)
+    assert {s for name, s in states.items() if name.startswith("download ")} == {"Cached"}
+    assert read_manifest(tmp_path / "out" / "snapshot")["counts"] == counts
