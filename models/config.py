@@ -61,7 +61,7 @@ class TrainConfig(BaseModel):
     hgt_weights: dict[str, float] = {"genre": 1.0, "rec": 0.3}  # primary genre
     fusion_weights: dict[str, float] = {"rec": 1.0, "genre": 1.0}  # joint fine-tuning
     single_task: bool = False  # ablation: branches pretrain on their primary task only
-    fusion_select: Literal["ndcg@20", "macro_f1", "sum"] = "sum"  # fine-tuning early-stop metric
+    fusion_select: Literal["ndcg@20", "map", "sum"] = "sum"  # fine-tuning early-stop metric
     # --- run --------------------------------------------------------------------------------
     device: str = "cpu"  # "cpu" or "cuda"
     num_threads: int = Field(0, ge=0)  # torch CPU threads; 0 keeps torch's default
