@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 from etl import staging, warehouse  # noqa: E402
 from etl.match import MatchConfig, MatchReport, evaluation_from_counts, match_titles  # noqa: E402
-from etl.titles import parse_title, query_strings  # noqa: E402
+from etl.titles import normalize_many, parse_title, query_strings_many  # noqa: E402
 
 log = logging.getLogger("match_benchmark")
 
@@ -135,6 +135,7 @@ def generate(con: duckdb.DuckDBPyConnection, n_movies: int, n_candidates: int, s
 
 
 def _match_child(db: str, review: str, workers: int, out: mp.Queue) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     con = warehouse.connect(Path(db), memory_limit="8GB", threads=workers)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu0 = usage.ru_utime + usage.ru_stime
@@ -191,17 +192,15 @@ def bench_splink(con: duckdb.DuckDBPyConnection, threshold: float = 0.9) -> dict
 
     movies = con.execute("SELECT movie_id, title FROM stg_ml_movies").fetchall()
     left = {"unique_id": [], "title": [], "alt": [], "year": []}
-    for movie_id, title in movies:
-        spellings = [s for s, derived in query_strings(title) if not derived]
+    for (movie_id, title), all_spellings in zip(movies, query_strings_many([t for _, t in movies])):
+        spellings = [s for s, derived in all_spellings if not derived]
         left["unique_id"].append(str(movie_id))
         left["title"].append(spellings[0] if spellings else "")
         left["alt"].append(spellings[1] if len(spellings) > 1 else None)
         left["year"].append(parse_title(title).year)
     rows = con.execute("SELECT tconst, primary_title, original_title, start_year FROM stg_imdb_titles").fetchall()
-    from etl.titles import normalize
-
-    right = {"unique_id": [r[0] for r in rows], "title": [normalize(r[1] or "") for r in rows],
-             "alt": [normalize(r[2] or "") for r in rows], "year": [r[3] for r in rows]}
+    right = {"unique_id": [r[0] for r in rows], "title": normalize_many([r[1] for r in rows]).to_pylist(),
+             "alt": normalize_many([r[2] for r in rows]).to_pylist(), "year": [r[3] for r in rows]}
     start = time.perf_counter()
     sconn = duckdb.connect()
     db_api = DuckDBAPI(sconn)
