@@ -3,6 +3,7 @@ snapshot and (when a Neo4j target is configured) load, all under a lock on the o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Iterator
@@ -19,8 +20,8 @@ from prefect.context import TaskRunContext
 from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
 
-from etl.download import HTTPStatusError
 from etl.config import EtlConfig
+from etl.download import HTTPStatusError
 from etl.match import MatchReport, match_titles
 from etl.pipeline import REVIEW_FILE, WAREHOUSE_FILE
 from etl.pipeline import _sources as source_entries
@@ -124,7 +125,7 @@ def neo4j_configured(explicit: bool | None) -> bool:
     return explicit if explicit is not None else bool(os.environ.get(URI_VAR))
 
 
-@flow(name="etl-refresh", log_prints=False)
+@flow(name="etl-refresh")
 def etl_refresh(params: RefreshParams = RefreshParams()) -> dict[str, Any]:  # noqa: B008
     """Download what changed upstream, stage it in DuckDB, match titles, write the snapshot, and
     load it into Neo4j when a target is configured (``NEO4J_URI``)."""
@@ -161,8 +162,11 @@ def fetch_all(
     progress = artifacts.Progress("downloads", 1 + len(IMDB_FILES), "source files up to date")
     location = upstream.movielens_location(ml_base, params.variant)
     fresh = not (raw / "movielens" / params.variant).is_dir()
-    ml_folder, ml = download_movielens.with_options(refresh_cache=fresh, **options)(
-        params.variant, ml_base, location, probe(location, raw), raw, params.max_extract_bytes)
+    state = download_movielens.with_options(refresh_cache=fresh, **options)(
+        params.variant, ml_base, location, probe(location, raw), raw, params.max_extract_bytes,
+        return_state=True)  # fmt: skip
+    ml_folder, ml = state.result()
+    ml = _unless_cached(state, ml)
     progress.step()
     imdb: dict[str, FetchResult] = {}
     for key in IMDB_FILES:
@@ -170,7 +174,15 @@ def fetch_all(
         version = probe(location, raw)
         fresh = (upstream.is_url(imdb_base) and version != upstream.MISSING
                  and not (raw / "imdb" / f"{key}.tsv.gz").is_file())  # fmt: skip
-        imdb[key] = download_imdb.with_options(refresh_cache=fresh, **options)(
-            key, imdb_base, location, version, raw)
+        state = download_imdb.with_options(refresh_cache=fresh, **options)(
+            key, imdb_base, location, version, raw, return_state=True)
+        imdb[key] = _unless_cached(state, state.result())
         progress.step()
     return ml_folder, ml, imdb
+
+
+def _unless_cached(state: State, result: FetchResult) -> FetchResult:
+    """A download answered from the cache fetched nothing this run: say so in the manifest."""
+    if state.name == "Cached" and result.status == "downloaded":
+        return dataclasses.replace(result, status="not_modified")
+    return result

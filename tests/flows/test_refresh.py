@@ -65,7 +65,9 @@ def test_refresh_end_to_end_then_unchanged_upstream_skips_downloads(upstream, tm
     assert len(downloads) == 7
     assert set(downloads.values()) == {"Cached"}, downloads
     assert {p: upstream.gets[p] for p in DATA_PATHS} == gets_after_first  # not one byte fetched
-    assert read_manifest(out / "snapshot")["counts"] == manifest["counts"]
+    again = read_manifest(out / "snapshot")
+    assert again["counts"] == manifest["counts"]
+    assert {s["status"] for s in again["sources"]} == {"not_modified", "missing"}
 
 
 def test_changed_upstream_is_downloaded_again(upstream, tmp_path: Path) -> None:
