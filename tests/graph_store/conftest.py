@@ -12,7 +12,7 @@ from neo4j import Driver
 from graph_store import server
 from graph_store.connection import Neo4jSettings, open_driver, settings_from_env
 from graph_store.errors import CinegraphError
-from tests.graph_store.neo4j_testing import PRIVATE_PASSWORD, free_port, small_tables, wipe, write_test_snapshot
+from tests.graph_store.neo4j_testing import small_tables, start_private, wipe, write_test_snapshot
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +38,12 @@ def graph(neo4j_driver: Driver) -> Iterator[Driver]:
 
 
 @pytest.fixture(scope="session")
-def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.ServerStatus]:
-    """A server of our own (own home, port and password) for tests that stop, kill or lock it out."""
+def private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The home of a server of our own (own port and password) for tests that stop, kill or lock
+    it out. Tests that restart it pick a new port, so ask ``server.status(home)`` for the current one."""
     home = tmp_path_factory.mktemp("neo4j-private")
-    state = server.start(home, free_port(), password=PRIVATE_PASSWORD, heap_mb=512, pagecache_mb=128)
-    yield state
+    start_private(home)
+    yield home
     server.stop(home)
 
 

@@ -31,9 +31,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def private_settings(state: server.ServerStatus, password: str = PRIVATE_PASSWORD) -> Neo4jSettings:
-    assert state.uri is not None
-    return Neo4jSettings(state.uri, "neo4j", password)
+def start_private(home: Path) -> server.ServerStatus:
+    """(Re)start the private test server on a fresh port: right after a kill, the old port can stay
+    unbindable for a while (the dead server's half-closed connections hold it)."""
+    return server.start(home, free_port(), password=PRIVATE_PASSWORD, heap_mb=512, pagecache_mb=128)
+
+
+def private_settings(home: Path, password: str = PRIVATE_PASSWORD) -> Neo4jSettings:
+    """Settings for the private server as it runs now."""
+    uri = server.status(home).uri
+    assert uri is not None, f"the private server of {home} is not running"
+    return Neo4jSettings(uri, "neo4j", password)
 
 
 def node_table(nt: schema.NodeType, rows: list[dict[str, Any]]) -> pa.Table:

@@ -20,13 +20,13 @@ from graph_store.errors import CinegraphError
 from graph_store.load import load_snapshot
 from graph_store.snapshot_io import read_snapshot
 from tests.graph_store.neo4j_testing import (
-    PRIVATE_PASSWORD,
     edge_table,
     expected_rows,
     graph_rows,
     node_table,
     private_settings,
     small_tables,
+    start_private,
     wipe,
     write_test_snapshot,
 )
@@ -151,11 +151,11 @@ def _synthetic_tables(users: int, movies: int, per_user: int) -> dict[str, pa.Ta
 
 
 @pytest.mark.slow
-def test_load_resumes_after_the_server_is_killed(private_server: server.ServerStatus, tmp_path: Path) -> None:
+def test_load_resumes_after_the_server_is_killed(private_home: Path, tmp_path: Path) -> None:
     """SIGKILL the server mid-load, restart it (crash recovery), re-run: the graph is exact."""
     tables = _synthetic_tables(users=150, movies=1_000, per_user=80)  # 12,000 ratings
     snap = write_test_snapshot(tmp_path / "snapshot", tables)
-    settings = private_settings(private_server)
+    settings = private_settings(private_home)
     with open_driver(settings) as driver:
         wipe(driver)
     errors: list[BaseException] = []
@@ -175,20 +175,19 @@ def test_load_resumes_after_the_server_is_killed(private_server: server.ServerSt
                                     ).records[0]["n"] < 1_000:
             assert time.monotonic() < deadline and loader.is_alive(), "load ended before the kill"
             time.sleep(0.05)
-    running = server.status(private_server.home)
+    running = server.status(private_home)
     assert running.running and running.pid is not None and running.pid > 1
     os.kill(running.pid, signal.SIGKILL)
     deadline = time.monotonic() + 60
-    while server.status(private_server.home).running:  # the kernel takes a moment to tear a JVM down
+    while server.status(private_home).running:  # the kernel takes a moment to tear a JVM down
         assert time.monotonic() < deadline
         time.sleep(0.1)
     loader.join(timeout=120)
     assert not loader.is_alive()
     assert errors and isinstance(errors[0], CinegraphError), errors
 
-    restarted = server.start(private_server.home, private_server.port or 0, password=PRIVATE_PASSWORD,
-                             heap_mb=512, pagecache_mb=128)
-    with open_driver(private_settings(restarted)) as driver:
+    start_private(private_home)
+    with open_driver(private_settings(private_home)) as driver:
         partial = driver.execute_query("MATCH ()-[r:RATED]->() RETURN count(r) AS n", database_="neo4j").records
         assert 0 < partial[0]["n"] < 12_000
         assert driver.execute_query(f"MATCH (s:{schema.SNAPSHOT.label}) RETURN s", database_="neo4j").records == []

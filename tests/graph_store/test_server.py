@@ -14,7 +14,7 @@ import pytest
 from graph_store import server
 from graph_store.connection import Neo4jSettings, open_driver, settings_from_env
 from graph_store.errors import CinegraphError
-from tests.graph_store.neo4j_testing import PRIVATE_PASSWORD, free_port, private_settings
+from tests.graph_store.neo4j_testing import PRIVATE_PASSWORD, free_port, private_settings, start_private
 
 pytestmark = pytest.mark.neo4j
 CLI = [sys.executable, "-m", "flows.cli"]
@@ -35,29 +35,28 @@ def test_build_is_cached() -> None:
     assert classpath.endswith(str(Path("target") / "lib" / "*"))
 
 
-def test_start_is_idempotent_and_status_reports(private_server: server.ServerStatus) -> None:
-    state = server.status(private_server.home)
-    assert state.running and state.uri == private_server.uri
+def test_start_is_idempotent_and_status_reports(private_home: Path) -> None:
+    state = server.status(private_home)
+    assert state.running and state.pid and state.port and state.uri == f"bolt://127.0.0.1:{state.port}"
     started = time.perf_counter()
-    again = server.start(private_server.home, state.port or 0, password=PRIVATE_PASSWORD)
+    again = server.start(private_home, state.port, password=PRIVATE_PASSWORD)
     assert time.perf_counter() - started < 2.0
     assert again.pid == state.pid
     with pytest.raises(CinegraphError) as info:
-        server.start(private_server.home, free_port(), password=PRIVATE_PASSWORD)
+        server.start(private_home, free_port(), password=PRIVATE_PASSWORD)
     assert "stop it first" in _one_line(info)
 
 
-def test_stop_then_start_keeps_the_data(private_server: server.ServerStatus) -> None:
-    settings = private_settings(private_server)
-    with open_driver(settings) as driver:
+def test_stop_then_start_keeps_the_data(private_home: Path) -> None:
+    with open_driver(private_settings(private_home)) as driver:
         driver.execute_query("MERGE (:Probe {text: $t})", {"t": "kept across restarts"}, database_="neo4j")
-    assert server.stop(private_server.home) is True
-    assert not server.status(private_server.home).running
-    assert not (private_server.home / server.PID_FILE).exists()
-    assert "Bolt server has been shut down" in (private_server.home / server.DB_DIR / "logs" / "debug.log").read_text()
-    assert server.stop(private_server.home) is False
-    server.start(private_server.home, private_server.port or 0, password=PRIVATE_PASSWORD, heap_mb=512, pagecache_mb=128)
-    with open_driver(settings) as driver:
+    assert server.stop(private_home) is True
+    assert not server.status(private_home).running
+    assert not (private_home / server.PID_FILE).exists()
+    assert "Bolt server has been shut down" in (private_home / server.DB_DIR / "logs" / "debug.log").read_text()
+    assert server.stop(private_home) is False
+    start_private(private_home)
+    with open_driver(private_settings(private_home)) as driver:
         records = driver.execute_query("MATCH (p:Probe) RETURN p.text AS t", database_="neo4j").records
         assert [r["t"] for r in records] == ["kept across restarts"]
         driver.execute_query("MATCH (p:Probe) DELETE p", database_="neo4j")
@@ -79,9 +78,9 @@ def test_start_needs_a_password(tmp_path: Path, password: str, message: str) -> 
         server.start(tmp_path / "home", free_port(), password=password)
 
 
-def test_wrong_password_is_one_line(private_server: server.ServerStatus) -> None:
+def test_wrong_password_is_one_line(private_home: Path) -> None:
     with pytest.raises(CinegraphError) as info:
-        with open_driver(private_settings(private_server, password="not-the-password")):
+        with open_driver(private_settings(private_home, password="not-the-password")):
             pass
     message = _one_line(info)
     assert "rejected user 'neo4j'" in message and "not-the-password" not in message
@@ -114,9 +113,11 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
 
 
-def test_cli_status_and_errors(private_server: server.ServerStatus, tmp_path: Path) -> None:
-    running = _cli("neo4j", "status", "--home", str(private_server.home), env={})
-    assert running.returncode == 0 and "running, pid" in running.stdout and private_server.uri in running.stdout
+def test_cli_status_and_errors(private_home: Path, tmp_path: Path) -> None:
+    uri = server.status(private_home).uri
+    assert uri is not None
+    running = _cli("neo4j", "status", "--home", str(private_home), env={})
+    assert running.returncode == 0 and "running, pid" in running.stdout and uri in running.stdout
     stopped = _cli("neo4j", "status", "--home", str(tmp_path / "nothing"), env={})
     assert stopped.returncode == 3 and "not running" in stopped.stdout
     idle_stop = _cli("neo4j", "stop", "--home", str(tmp_path / "nothing"), env={})
@@ -124,7 +125,7 @@ def test_cli_status_and_errors(private_server: server.ServerStatus, tmp_path: Pa
 
     (tmp_path / "snap").mkdir()
     wrong = _cli("load", "--snapshot", str(tmp_path / "snap"),
-                 env={"NEO4J_URI": private_server.uri or "", "NEO4J_PASSWORD": "wrong-password-123"})
+                 env={"NEO4J_URI": uri, "NEO4J_PASSWORD": "wrong-password-123"})
     assert wrong.returncode == 2
     assert wrong.stderr.strip().splitlines()[-1].startswith("cinegraph load: error: ")
     assert "Traceback" not in wrong.stderr and "wrong-password-123" not in wrong.stderr + wrong.stdout
