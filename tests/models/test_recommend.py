@@ -1,0 +1,54 @@
+"""Top-K tables and movie embeddings of a trained model (what the train flow writes to Neo4j)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+import torch
+
+from models.config import TrainConfig
+from models.data import DataConfig, PreparedData, prepare_data
+from models.recommend import movie_embeddings, recommendation_table
+from models.train import Inputs, finetune, outputs, pretrain
+
+TINY = TrainConfig(hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=2, hgt_epochs=2, fusion_epochs=2,
+                   eval_every=2, batch_size=256, num_threads=1)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_tables: dict[str, pa.Table]) -> tuple[dict[str, torch.nn.Module], PreparedData]:
+    data = prepare_data(tiny_tables, DataConfig(), seed=0)
+    gcn, _ = pretrain("gcn", data, TINY)
+    hgt, _ = pretrain("hgt", data, TINY)
+    fused, _ = finetune(gcn, hgt, data, TINY)
+    return {"gcn": gcn, "fused": fused}, data
+
+
+@pytest.mark.parametrize("kind", ["gcn", "fused"])
+@pytest.mark.parametrize("k", [1, 5, 10_000])
+def test_top_k_is_ranked_unseen_and_keyed_by_ids(trained, kind: str, k: int) -> None:
+    models, data = trained
+    table = recommendation_table(models[kind], data, k, batch_size=3)
+    seen = {(data.user_ids[u], data.movie_ids[m]) for u, m in data.seen_edges.t().tolist()}
+    rows = table.to_pylist()
+    assert not {(r["user_id"], r["movie_id"]) for r in rows} & seen
+    per_user = min(k, data.num_movies)
+    for user in data.user_ids:
+        mine = [r for r in rows if r["user_id"] == user]
+        unseen = data.num_movies - sum(1 for u, _ in seen if u == user)
+        assert [r["rank"] for r in mine] == list(range(1, min(per_user, unseen) + 1))
+        assert all(a["score"] >= b["score"] for a, b in zip(mine, mine[1:]))
+    # Agrees with scoring every pair directly.
+    z_user, z_movie, _ = outputs(models[kind].eval(), Inputs.of(data))
+    best = rows[0]
+    u, m = data.user_ids.index(best["user_id"]), data.movie_ids.index(best["movie_id"])
+    assert best["score"] == pytest.approx(float(z_user[u] @ z_movie[m]), rel=1e-5)
+
+
+def test_embeddings_are_the_fused_representation(trained) -> None:
+    models, data = trained
+    ids, emb = movie_embeddings(models["fused"], data)
+    assert ids == [int(i) for i in data.movie_ids]
+    assert emb.shape == (data.num_movies, 2 * TINY.hidden_dim) and emb.dtype.name == "float32"
+    ids, emb = movie_embeddings(models["gcn"], data)
+    assert emb.shape[0] == data.num_movies
