@@ -52,6 +52,7 @@ def serve(refresh_cron: str = DEFAULT_REFRESH_CRON, timezone: str = "UTC", limit
     from prefect import serve as prefect_serve
 
     deployments = build_deployments(refresh_cron, timezone)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API poll otherwise
     log.info("serving %s (refresh cron %r %s)", [d.name for d in deployments], refresh_cron, timezone)
     prefect_serve(*deployments, limit=limit)
     return 0
