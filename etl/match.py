@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
 
 from etl.titles import colon_parts_many, normalize_many, parse_title, query_strings_many, title_key
-from etl.warehouse import Step, drop_tables, register_arrow, run_steps
+from etl.warehouse import Step, drop_tables, register_arrow, run_steps, table_exists
 from graph_store.errors import CinegraphError
 
 log = logging.getLogger(__name__)
@@ -193,10 +193,12 @@ def fuzzy_sql(config: MatchConfig) -> Step:
 
 
 def links_sql() -> Step:
-    """links.csv rows whose tconst is a staged title (one per movie)."""
+    """links.csv rows, one per movie. GroupLens's own mapping is trusted even where title.basics
+    lacks the title (a partial dump, or a non-film type): IMDb ratings and people still reach the
+    movie through its tconst."""
     sql = """
-        SELECT l.movie_id, min(l.tconst) AS tconst FROM stg_ml_links l
-        SEMI JOIN stg_imdb_titles t ON t.tconst = l.tconst GROUP BY l.movie_id"""
+        SELECT movie_id, min(tconst) AS tconst FROM stg_ml_links
+        WHERE tconst IS NOT NULL GROUP BY movie_id"""
     return Step(sql, "match_links")
 
 
@@ -233,7 +235,8 @@ def evaluation_sql() -> Step:
         SELECT (SELECT count(*) FROM made) AS made,
                (SELECT count(*) FROM made JOIN linked l
                   ON l.movie_id = made.movie_id AND l.tconst = made.tconst) AS correct,
-               (SELECT count(DISTINCT movie_id) FROM match_links) AS truth_pairs"""
+               (SELECT count(DISTINCT l.movie_id) FROM linked l
+                  SEMI JOIN stg_imdb_titles t ON t.tconst = l.tconst) AS truth_pairs"""
     return Step(sql, "match_evaluation_counts")
 
 
@@ -259,13 +262,6 @@ def _run_temp(con: duckdb.DuckDBPyConnection, steps: list[Step]) -> None:
     writing every intermediate to the warehouse file costs more than the matching itself."""
     for step in steps:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {step.output} AS {step.sql}", dict(step.params))
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Like ``warehouse.table_exists`` but fetches to the end: DuckDB 2 refuses ``register`` while a
-    result is left half-read."""
-    query = "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary"
-    return con.execute(query, [name]).fetchall()[0][0] > 0
 
 
 def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
@@ -490,15 +486,15 @@ def match_titles(con: duckdb.DuckDBPyConnection, config: MatchConfig, *, review_
     """Decide an IMDb title (or none) for every staged MovieLens movie; replace ``match_decisions``,
     write ambiguous cases to ``review_path``, and score fuzzy matching against links when staged."""
     for table in ("stg_ml_movies", "stg_imdb_titles", "stg_imdb_ratings"):
-        if not _table_exists(con, table):
+        if not table_exists(con, table):
             raise CinegraphError(f"warehouse: table {table} is missing; run staging first")
-    has_links = _table_exists(con, "stg_ml_links")
+    has_links = table_exists(con, "stg_ml_links")
     overrides = (read_overrides(con, overrides_path) if overrides_path is not None else
                  pa.table({"movie_id": pa.array([], pa.int64()), "tconst": pa.array([], pa.string())}))
     _register(con, "match_overrides", overrides)
 
     undated = _stage_movies(con)
-    _run_temp(con, [candidate_titles_sql(_table_exists(con, "stg_imdb_akas")), candidate_info_sql(),
+    _run_temp(con, [candidate_titles_sql(table_exists(con, "stg_imdb_akas")), candidate_info_sql(),
                     needed_titles_sql(config.year_tolerance, all_titles=undated > 0)])
     _stage_title_norms(con)
     _run_temp(con, [blocks_sql(config.year_tolerance)])

@@ -49,11 +49,9 @@ def register_arrow(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
-        ).fetchone()[0]
-    )
+    """Fetches to the end: DuckDB 2 refuses ``register`` while a result is left half-read."""
+    query = "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary"
+    return con.execute(query, [name]).fetchall()[0][0] > 0
 
 
 def run_steps(
