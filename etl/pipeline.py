@@ -60,7 +60,7 @@ def run_etl(config: EtlConfig) -> EtlResult:
         path, manifest = write_snapshot(
             con,
             config.out,
-            sources=_sources(ml_dir, ml_fetch, imdb_fetch, staged),
+            sources=source_entries(ml_dir, ml_fetch, imdb_fetch, staged),
             rejects=staged.rejects,
             match=matched.model_dump(),
         )
@@ -69,7 +69,7 @@ def run_etl(config: EtlConfig) -> EtlResult:
     return EtlResult(path, manifest, staged, matched, db_path, review, time.perf_counter() - start)
 
 
-def _sources(
+def source_entries(
     ml_dir: Path, ml_fetch: FetchResult, imdb_fetch: dict[str, FetchResult], staged: StageReport
 ) -> list[dict[str, Any]]:
     """Manifest ``sources``: the MovieLens archive, each staged member of it (own sha256), and

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -102,6 +103,42 @@ def parse_md5(text: str, name: str, *, source: str) -> str:
     if len(entries) == 1:
         return entries[0][1]
     raise CinegraphError(f"{source}: no md5 digest for {name} in it")
+
+
+MISSING = "missing"
+
+
+def source_location(base: str, name: str) -> str:
+    """Where file ``name`` lives under a base: a URL or a local path."""
+    source = _parse_base(base)
+    return str(source / name) if isinstance(source, Path) else f"{source}/{name}"
+
+
+def upstream_version(location: str, raw_dir: Path, *, timeout_s: float = 60.0) -> str:
+    """What identifies upstream content without downloading it, for a scheduler's cache key: the
+    ETag, else Last-Modified plus length (one HEAD request); for a local file its sha256
+    (remembered by size and mtime in the fetch state). ``MISSING`` when there is no such file."""
+    if urllib.parse.urlsplit(location).scheme.lower() not in ("http", "https"):
+        path = Path(location)
+        if not path.is_file():
+            return MISSING
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        state = FetchState(raw_dir / STATE_FILE)
+        sha256, _ = state.digests(path)
+        state.save()
+        return f"sha256:{sha256}"
+    request = urllib.request.Request(location, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+            headers = resp.headers
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code in (404, 410):
+            return MISSING
+        raise HTTPStatusError(location, exc.code, str(exc.reason)) from None
+    if headers.get("ETag"):
+        return f"etag:{headers['ETag']}"
+    return f"lm:{headers.get('Last-Modified')}|len:{headers.get('Content-Length')}"
 
 
 def _raw_subdir(raw_dir: Path, sub: str) -> Path:

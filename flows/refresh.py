@@ -21,21 +21,31 @@ from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
 
 from etl.config import EtlConfig
-from etl.download import HTTPStatusError
+from etl.download import HTTPStatusError, RetryPolicy
 from etl.match import MatchReport, match_titles
-from etl.pipeline import REVIEW_FILE, WAREHOUSE_FILE
-from etl.pipeline import _sources as source_entries
+from etl.pipeline import REVIEW_FILE, WAREHOUSE_FILE, source_entries
 from etl.snapshot import write_snapshot
-from etl.sources import IMDB_FILES, FetchResult, resolve_bases
+from etl.sources import (
+    IMDB_FILES,
+    MISSING,
+    FetchResult,
+    fetch_imdb_file,
+    fetch_movielens,
+    resolve_bases,
+    source_location,
+    upstream_version,
+)
 from etl.staging import StageReport, stage
 from etl.warehouse import connect
-from flows import artifacts, upstream
+from flows import artifacts
 from flows.lock import locked
 from flows.params import RefreshParams
 from graph_store.connection import URI_VAR, open_driver, settings_from_env
 from graph_store.load import load_snapshot
 
 RAW_DIR = "raw"
+# Each download task try is one HTTP attempt: Prefect owns the retrying.
+ONE_TRY = RetryPolicy(attempts=1, backoff_s=0.0, timeout_s=60.0)
 
 
 def retry_unless_4xx(task: Task, task_run: TaskRun, state: State) -> bool:
@@ -62,7 +72,7 @@ _NETWORK = dict(retries=4, retry_delay_seconds=exponential_backoff(backoff_facto
 
 @task(name="probe-upstream", task_run_name="probe {location}", cache_policy=NO_CACHE, **_NETWORK)
 def probe(location: str, raw_dir: Path) -> str:
-    return upstream.upstream_version(location, raw_dir)
+    return upstream_version(location, raw_dir, timeout_s=ONE_TRY.timeout_s)
 
 
 @task(name="download-movielens", task_run_name="download {variant}", cache_key_fn=upstream_cache_key,
@@ -70,13 +80,14 @@ def probe(location: str, raw_dir: Path) -> str:
 def download_movielens(
     variant: str, base: str, location: str, version: str, raw_dir: Path, max_extract_bytes: int
 ) -> tuple[Path, FetchResult]:
-    return upstream.fetch_movielens_file(variant, raw_dir, base, max_extract_bytes)
+    return fetch_movielens(variant, raw_dir, base, progress=False, retry=ONE_TRY,
+                           max_extract_bytes=max_extract_bytes)  # fmt: skip
 
 
 @task(name="download-imdb", task_run_name="download {key}", cache_key_fn=upstream_cache_key,
       cache_expiration=timedelta(hours=24), persist_result=True, **_NETWORK)  # fmt: skip
 def download_imdb(key: str, base: str, location: str, version: str, raw_dir: Path) -> FetchResult:
-    return upstream.fetch_imdb_file(key, raw_dir, base)
+    return fetch_imdb_file(key, raw_dir, base, progress=False, retry=ONE_TRY)
 
 
 @contextmanager
@@ -160,7 +171,7 @@ def fetch_all(
     options = dict(cache_expiration=timedelta(hours=params.download_cache_hours),
                    retry_delay_seconds=exponential_backoff(backoff_factor=params.retry_backoff_s))  # fmt: skip
     progress = artifacts.Progress("downloads", 1 + len(IMDB_FILES), "source files up to date")
-    location = upstream.movielens_location(ml_base, params.variant)
+    location = source_location(ml_base, f"{params.variant}.zip")
     fresh = not (raw / "movielens" / params.variant).is_dir()
     state = download_movielens.with_options(refresh_cache=fresh, **options)(
         params.variant, ml_base, location, probe(location, raw), raw, params.max_extract_bytes,
@@ -170,9 +181,9 @@ def fetch_all(
     progress.step()
     imdb: dict[str, FetchResult] = {}
     for key in IMDB_FILES:
-        location = upstream.imdb_location(imdb_base, key)
+        location = source_location(imdb_base, f"{key}.tsv.gz")
         version = probe(location, raw)
-        fresh = (upstream.is_url(imdb_base) and version != upstream.MISSING
+        fresh = (not Path(location).is_file() and version != MISSING
                  and not (raw / "imdb" / f"{key}.tsv.gz").is_file())  # fmt: skip
         state = download_imdb.with_options(refresh_cache=fresh, **options)(
             key, imdb_base, location, version, raw, return_state=True)
