@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graph_store.errors import CinegraphError
-from graph_store.schema import MOVIE, RATED, USER
+from graph_store.schema import IN_GENRE, MOVIE, RATED, USER
 from models.config import TrainConfig
 from models.data import PreparedData, prepare_data
 from models.evaluate import RunResult, evaluate_classification, evaluate_ranking, peak_memory_mb
@@ -140,20 +140,36 @@ class Stage:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def hide_genres(inp: Inputs, data: PreparedData, gen: torch.Generator) -> tuple[Inputs, Tensor]:
+    """Inputs without the genre edges of a random half of the training movies, and the mask of
+    those movies. Their genre loss is then learnt as validation and test movies are seen (no
+    genre edge of their own) instead of by copying an input edge to the output."""
+    train = data.genre_masks["train"]
+    hide = train & (torch.rand(data.num_movies, generator=gen) < 0.5).to(train.device)  # [M]
+    edges = dict(inp.edge_index)
+    for triplet, movie_row in ((IN_GENRE.triplet, 0), (IN_GENRE.reverse_triplet, 1)):
+        if triplet in edges:
+            edges[triplet] = edges[triplet][:, ~hide[edges[triplet][movie_row]]]
+    return Inputs(inp.adj, inp.x, edges), hide
+
+
 def task_losses(
     stage: Stage, data: PreparedData, inp: Inputs, config: TrainConfig, gen: torch.Generator
 ) -> dict[str, Tensor]:
-    """The weighted tasks' losses: BPR and rating regression on sampled batches, genres on every
-    training movie. Tasks without weight are not computed."""
-    z_user, z_movie, logits = outputs(stage.model, inp)
+    """The weighted tasks' losses: BPR and rating regression on sampled batches, genres on the
+    training movies (on a hidden half of them for models that read genre edges). Tasks without
+    weight are not computed."""
     active, losses = stage.weighting.active, {}
+    mask = data.genre_masks["train"]
+    if "genre" in active and not isinstance(stage.model, MultiTaskGCN):
+        inp, mask = hide_genres(inp, data, gen)
+    z_user, z_movie, logits = outputs(stage.model, inp)
     if "rec" in active:
         idx = torch.randint(data.train_edges.size(1), (config.batch_size,), generator=gen)
         neg = torch.randint(data.num_movies, (config.batch_size,), generator=gen)
         users, pos = data.train_edges[:, idx.to(data.train_edges.device)]  # [B], [B]
         losses["rec"] = bpr_loss(z_user, z_movie, users, pos, neg.to(users.device), config.bpr_l2)
     if "genre" in active:
-        mask = data.genre_masks["train"]
         labels = data.genre_labels[mask]  # [M_train, G]
         n_pos = labels.sum(0)  # [G]: positives weigh neg/pos, so rare genres reach logit 0
         pos_weight = (labels.size(0) - n_pos) / n_pos.clamp(min=1)

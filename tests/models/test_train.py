@@ -116,3 +116,17 @@ def test_short_train_on_the_real_snapshot(real_snapshot: Path, tmp_path: Path) -
     assert metrics["fused"]["test"]["ndcg@20"] > 0.0
     assert (tmp_path / "metrics.json").exists() and (tmp_path / "curves_fused.png").exists()
     assert (tmp_path / "fused.pt").exists() and (tmp_path / "split" / "test.csv").exists()
+
+
+def test_hide_genres_removes_the_edges_of_hidden_training_movies(tiny_data: PreparedData) -> None:
+    from graph_store.schema import IN_GENRE
+    from models.train import hide_genres
+
+    inp = Inputs.of(tiny_data)
+    masked, hidden = hide_genres(inp, tiny_data, torch.Generator().manual_seed(0))
+    assert hidden.any() and not (hidden & ~tiny_data.genre_masks["train"]).any()
+    before, after = inp.edge_index[IN_GENRE.triplet], masked.edge_index[IN_GENRE.triplet]
+    assert not hidden[after[0]].any()  # no hidden movie keeps a genre edge
+    assert after.size(1) == (~hidden[before[0]]).sum()  # every other edge stays
+    rev = masked.edge_index[IN_GENRE.reverse_triplet]
+    assert torch.equal(rev.flip(0), after)
