@@ -1,5 +1,5 @@
-"""Fusion of the two branches: bidirectional cross-attention with residual gating (or concatenation),
-then the recommendation and genre heads of the fine-tuned model."""
+"""Fusion of the two branches: bidirectional cross-attention with residual gating (or
+concatenation), then the recommendation and genre heads of the fine-tuned model."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ class CrossAttentionFusion(nn.Module):
     :math:`L_h + 1` semantic depths. Each GCN view queries the HGT views of the same node and vice
     versa, so a node chooses which depth of the other latent space to borrow from. Attending over
     graph neighbourhoods instead would cost :math:`O(|\mathcal{E}|)` per layer on top of both
-    encoders and repeat what their message passing already did; views keep fusion :math:`O(N T^2)`.
+    encoders and repeat what their message passing already did; views keep fusion
+    :math:`O(N T^2)`.
 
     .. math::
         \mathbf{c}_a = \overline{\mathrm{MHA}(A, B, B)}, \qquad
@@ -33,13 +34,15 @@ class CrossAttentionFusion(nn.Module):
     symmetrically for :math:`\tilde{\mathbf{b}}`, and the fused embedding is
     :math:`[\tilde{\mathbf{a}} \,\|\, \tilde{\mathbf{b}}]` (bars are means over views). The
     attention output projections start at zero, so fine-tuning starts from the pretrained branches.
-    With ``mode="concat"`` the fused embedding is :math:`[\bar{\mathbf{a}} \,\|\, \bar{\mathbf{b}}]`.
+    With ``mode="concat"`` the fused embedding is
+    :math:`[\bar{\mathbf{a}} \,\|\, \bar{\mathbf{b}}]`.
 
     Args:
         dim (int): Embedding size :math:`D` of both branches.
         heads (int, optional): Attention heads. (default: :obj:`4`)
         dropout (float, optional): Attention dropout. (default: :obj:`0.1`)
-        mode (str, optional): ``"cross_attention"`` or ``"concat"``. (default: ``"cross_attention"``)
+        mode (str, optional): ``"cross_attention"`` or ``"concat"``.
+            (default: ``"cross_attention"``)
 
     Shapes:
         - **input:** views :math:`(N, T_a, D)` and :math:`(N, T_b, D)`
@@ -102,7 +105,8 @@ class FusedModel(nn.Module):
         hgt (MultiTaskHGT): Pretrained classification branch, same ``hidden_dim``.
         heads (int, optional): Fusion attention heads. (default: :obj:`4`)
         dropout (float, optional): Fusion and genre-head dropout. (default: :obj:`0.1`)
-        mode (str, optional): ``"cross_attention"`` or ``"concat"``. (default: ``"cross_attention"``)
+        mode (str, optional): ``"cross_attention"`` or ``"concat"``.
+            (default: ``"cross_attention"``)
 
     Shapes:
         - **input:** as both branches
