@@ -11,9 +11,9 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.nn.models import LightGCN
 from torch_geometric.utils import to_torch_csr_tensor
 
-from models.data import PreparedData, bpr_triples
-from models.evaluate import RunResult, train_with_early_stopping
-from models.mf_bpr import BPRConfig
+from models.data import PreparedData
+from models.evaluate import RunResult
+from models.mf_bpr import BPRConfig, fit_bpr
 
 log = logging.getLogger(__name__)
 
@@ -110,35 +110,7 @@ def train_lightgcn(
     """Train LightGCN with BPR on the training positives; early stopping on valid ndcg@20."""
     config = config or LightGCNConfig()
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    data = data.to(device)
     model = LightGCNRecommender(
         data.num_users, data.num_movies, data.train_edges, config.embedding_dim, config.num_layers
-    ).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-
-    def train_epoch() -> float:
-        total, count = 0.0, 0
-        for users, pos, neg in bpr_triples(
-            data.train_edges, data.num_movies, config.batch_size, generator
-        ):
-            optimizer.zero_grad()
-            loss = model.recommendation_loss(users, pos, neg, config.lambda_reg)
-            loss.backward()
-            optimizer.step()
-            total, count = total + loss.item() * users.numel(), count + users.numel()
-        return total / max(count, 1)
-
-    return train_with_early_stopping(
-        model,
-        train_epoch,
-        model.scores,
-        data,
-        name="lightgcn",
-        seed=seed,
-        device=device,
-        max_epochs=config.max_epochs,
-        patience=config.patience,
-        eval_every=config.eval_every,
-        config=config.model_dump(),
     )
+    return fit_bpr(model, data, config, name="lightgcn", seed=seed, device=device)

@@ -88,9 +88,25 @@ def train_mf_bpr(
     """Train MF-BPR on the training positives; early stopping on validation ndcg@20."""
     config = config or BPRConfig()
     torch.manual_seed(seed)
+    model = MFBPR(data.num_users, data.num_movies, config.embedding_dim)
+    return fit_bpr(model, data, config, name="mf_bpr", seed=seed, device=device)
+
+
+def fit_bpr(
+    model: torch.nn.Module,
+    data: PreparedData,
+    config: BPRConfig,
+    *,
+    name: str,
+    seed: int,
+    device: torch.device | str,
+) -> RunResult:
+    """Adam on sampled BPR triples of the training positives, early stopping on validation
+    ndcg@20; shared by every embedding baseline (``model`` has ``recommendation_loss`` and
+    ``scores``)."""
     generator = torch.Generator().manual_seed(seed)
     data = data.to(device)
-    model = MFBPR(data.num_users, data.num_movies, config.embedding_dim).to(device)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
     def train_epoch() -> float:
@@ -110,7 +126,7 @@ def train_mf_bpr(
         train_epoch,
         model.scores,
         data,
-        name="mf_bpr",
+        name=name,
         seed=seed,
         device=device,
         max_epochs=config.max_epochs,
