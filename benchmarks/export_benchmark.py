@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
-import socket
 import statistics
 import sys
 import tempfile
@@ -29,14 +26,12 @@ from pathlib import Path
 import pyarrow as pa
 from neo4j import Driver
 
-from graph_store import server
-from graph_store.connection import Neo4jSettings, open_driver, settings_from_env
 from graph_store.export import ExportFilter, export_tables, filter_snapshot
 from graph_store.load import load_snapshot
 from graph_store.pyg import build_hetero_data
+from neo4j_bench import DEFAULT_MIRROR, ROOT, bench_driver, bench_snapshot, machine_lines, wipe
 
 log = logging.getLogger("export_benchmark")
-ROOT = Path(__file__).resolve().parents[1]
 BENCH_PASSWORD = "export-benchmark-password"
 
 FILTERS: dict[str, ExportFilter] = {
@@ -106,29 +101,6 @@ def _run(driver: Driver, snapshot: Path, label: str, flt: ExportFilter, repeats:
     return run
 
 
-def _machine(driver: Driver, private: bool) -> list[str]:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )
-    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal")))
-    version = driver.execute_query(
-        "CALL dbms.components() YIELD versions, edition RETURN versions[0] AS v, edition AS e",
-        database_="system",
-    ).records[0]
-    server_line = (
-        f"embedded, heap {server.DEFAULT_HEAP_MB} MB, page cache {server.DEFAULT_PAGECACHE_MB} MB"
-        if private else "the server of NEO4J_URI"
-    )
-    return [
-        f"- Machine: {cpu}, {os.cpu_count()} cores, {mem_kb / 2**20:.0f} GiB RAM; load average at "
-        f"start {os.getloadavg()[0]:.1f} (other processes share the cores, so rates are noisy)",
-        f"- Neo4j {version['v']} {version['e']} ({server_line}), Python driver over Bolt on 127.0.0.1",
-    ]
-
-
 def render(snapshot: str, runs: list[Run], repeats: int, machine: list[str]) -> str:
     lines = [
         "# Export throughput",
@@ -156,10 +128,7 @@ def render(snapshot: str, runs: list[Run], repeats: int, machine: list[str]) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--snapshot", type=Path, help="snapshot folder (default: run the ETL on the mirror)")
-    parser.add_argument(
-        "--mirror", type=Path,
-        default=Path(os.environ.get("CINEGRAPH_MIRROR", ROOT.parent / "shared/data/mirror")),
-    )
+    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR)
     parser.add_argument("--repeats", type=int, default=3, help="Neo4j exports per filter (median)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "export.md")
     parser.add_argument("--use-env", action="store_true", help="use NEO4J_URI/USER/PASSWORD (wipes that database!)")
@@ -170,44 +139,19 @@ def main(argv: list[str] | None = None) -> int:
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cinegraph-export-bench-")))
-        snapshot = args.snapshot
-        described = f"`{snapshot}`"
-        if snapshot is None:
-            from etl import EtlConfig, MatchConfig, run_etl
-
-            config = EtlConfig(mirror=str(args.mirror), out=tmp / "etl", match=MatchConfig(mode="links"), progress=False)
-            snapshot = run_etl(config).snapshot
-            described = f"ml-latest-small + IMDb sample from `{args.mirror.name}/` (ETL, links mode)"
-        if args.use_env:
-            settings = settings_from_env()
-        else:
-            home = tmp / "neo4j"
-            state = server.start(home, _free_port(), password=BENCH_PASSWORD)
-            stack.callback(server.stop, home)
-            settings = Neo4jSettings(state.uri or "", "neo4j", BENCH_PASSWORD)
-        driver = stack.enter_context(open_driver(settings))
-        machine = _machine(driver, private=not args.use_env)
-        _wipe(driver)
+        snapshot = bench_snapshot(args.snapshot, args.mirror, tmp)
+        described = (f"`{snapshot}`" if args.snapshot else
+                     f"ml-latest-small + IMDb sample from `{args.mirror.name}/` (ETL, links mode)")  # fmt: skip
+        driver = bench_driver(stack, use_env=args.use_env, password=BENCH_PASSWORD)
+        machine = machine_lines(driver, private=not args.use_env)
+        wipe(driver)
         load_snapshot(driver, snapshot, progress=False)
         runs = [_run(driver, snapshot, label, flt, args.repeats) for label, flt in FILTERS.items()]
-        _wipe(driver)
+        wipe(driver)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(described, runs, args.repeats, machine))
     log.info("wrote %s", args.out)
     return 0
-
-
-def _wipe(driver: Driver) -> None:
-    while driver.execute_query(
-        "MATCH (n) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS n", database_="neo4j"
-    ).records[0]["n"]:
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((server.HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
-import socket
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -30,13 +27,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from neo4j import Driver
 
-from graph_store import schema, server
-from graph_store.connection import Neo4jSettings, open_driver, settings_from_env
+from graph_store import schema
 from graph_store.load import DEFAULT_BATCH_SIZE, LoadReport, load_snapshot
 from graph_store.snapshot_io import read_snapshot
+from neo4j_bench import DEFAULT_MIRROR, ROOT, bench_driver, bench_snapshot, machine_lines, wipe
 
 log = logging.getLogger("load_benchmark")
-ROOT = Path(__file__).resolve().parents[1]
 BENCH_PASSWORD = "load-benchmark-password"
 
 
@@ -63,15 +59,8 @@ class Run:
         return (self.nodes + self.rels) / (self.node_seconds + self.rel_seconds)
 
 
-def _wipe(driver: Driver) -> None:
-    while driver.execute_query(
-        "MATCH (n) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS n", database_="neo4j"
-    ).records[0]["n"]:
-        pass
-
-
 def _run(driver: Driver, snapshot: Path, batch_size: int, label: str) -> Run:
-    _wipe(driver)
+    wipe(driver)
     report: LoadReport = load_snapshot(driver, snapshot, batch_size=batch_size, progress=False)
     run = Run(
         label, batch_size,
@@ -112,22 +101,6 @@ def _write(path: Path, table: pa.Table) -> None:
     pq.write_table(table, path)
 
 
-def _machine(driver: Driver, private: bool) -> list[str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal")))
-    version = driver.execute_query("CALL dbms.components() YIELD versions, edition RETURN versions[0] AS v, "
-                                   "edition AS e", database_="system").records[0]
-    server_line = (f"embedded, heap {server.DEFAULT_HEAP_MB} MB, page cache {server.DEFAULT_PAGECACHE_MB} MB"
-                   if private else "the server of NEO4J_URI")
-    return [
-        f"- Machine: {cpu}, {os.cpu_count()} cores, {mem_kb / 2**20:.0f} GiB RAM; load average at start "
-        f"{os.getloadavg()[0]:.1f} (other processes share the cores, so absolute rates are noisy)",
-        f"- Neo4j {version['v']} {version['e']} ({server_line}), Python driver over Bolt on 127.0.0.1",
-    ]
-
-
 def render(snapshot: Path, runs: list[Run], baseline: Run, sliced: Run, chosen: int, machine: list[str]) -> str:
     lines = [
         "# Neo4j load throughput",
@@ -160,7 +133,7 @@ def render(snapshot: Path, runs: list[Run], baseline: Run, sliced: Run, chosen: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--snapshot", type=Path, help="snapshot folder (default: run the ETL on the mirror)")
-    parser.add_argument("--mirror", type=Path, default=Path(os.environ.get("CINEGRAPH_MIRROR", ROOT.parent / "shared/data/mirror")))
+    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR)
     parser.add_argument("--batch-sizes", default="100,1000,5000,10000,20000,50000")
     parser.add_argument("--baseline-rows", type=int, default=3_000, help="ratings in the one-row-per-query slice")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "load.md")
@@ -171,39 +144,19 @@ def main(argv: list[str] | None = None) -> int:
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cinegraph-load-bench-")))
-        snapshot = args.snapshot
-        if snapshot is None:
-            from etl.config import EtlConfig
-            from etl.match import MatchConfig
-            from etl.pipeline import run_etl
-
-            config = EtlConfig(mirror=str(args.mirror), out=tmp / "etl", match=MatchConfig(mode="links"), progress=False)
-            snapshot = run_etl(config).snapshot
-        if args.use_env:
-            settings = settings_from_env()
-        else:
-            home = tmp / "neo4j"
-            state = server.start(home, _free_port(), password=BENCH_PASSWORD)
-            stack.callback(server.stop, home)
-            settings = Neo4jSettings(state.uri or "", "neo4j", BENCH_PASSWORD)
-        driver = stack.enter_context(open_driver(settings))
-        machine = _machine(driver, private=not args.use_env)
+        snapshot = bench_snapshot(args.snapshot, args.mirror, tmp)
+        driver = bench_driver(stack, use_env=args.use_env, password=BENCH_PASSWORD)
+        machine = machine_lines(driver, private=not args.use_env)
         runs = [_run(driver, snapshot, size, "full snapshot") for size in sizes]
         sliced_dir = write_slice(snapshot, tmp / "slice", args.baseline_rows)
         sliced = _run(driver, sliced_dir, DEFAULT_BATCH_SIZE, "slice, batched")
         baseline = _run(driver, sliced_dir, 1, "slice, one row per query")
-        _wipe(driver)
+        wipe(driver)
     chosen = max(runs, key=lambda r: r.rows_per_s).batch_size
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(snapshot, runs, baseline, sliced, chosen, machine))
     log.info("wrote %s", args.out)
     return 0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((server.HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":
