@@ -26,6 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 from neo4j import Driver
 
+from graph_store import schema
 from graph_store.export import ExportFilter, export_tables, filter_snapshot
 from graph_store.load import load_snapshot
 from graph_store.pyg import build_hetero_data
@@ -42,7 +43,7 @@ FILTERS: dict[str, ExportFilter] = {
     "ratings 2010-2015 (window)": ExportFilter(
         rating_after=1_262_304_000, rating_before=1_420_070_400, min_user_ratings=1
     ),
-    "MovieLens only (User, Movie, Genre)": ExportFilter(node_types=("User", "Movie", "Genre")),
+    "MovieLens only (User, Movie, Genre)": ExportFilter(node_types=(schema.USER.label, schema.MOVIE.label, schema.GENRE.label)),
 }
 
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import HGTConv
 
-from graph_store.schema import Metadata
+from graph_store.schema import MOVIE, USER, Metadata
 from models.gcn_branch import bpr_loss
 
 
@@ -53,8 +53,8 @@ class MultiTaskHGT(nn.Module):
         num_nodes (dict[str, int]): Number of nodes of each type.
         in_dims (dict[str, int]): Feature size of each type, 0 or absent for none.
         num_genres (int): Number of genre labels.
-        user_type (str): Node type of users. (default: :obj:`"User"`)
-        movie_type (str): Node type of movies. (default: :obj:`"Movie"`)
+        user_type (str): Node type of users. (default: ``schema.USER.label``)
+        movie_type (str): Node type of movies. (default: ``schema.MOVIE.label``)
         hidden_dim (int, optional): Embedding size. (default: :obj:`64`)
         num_layers (int, optional): :class:`HGTConv` layers. (default: :obj:`2`)
         heads (int, optional): Attention heads per layer. (default: :obj:`4`)
@@ -72,8 +72,8 @@ class MultiTaskHGT(nn.Module):
         num_nodes: dict[str, int],
         in_dims: dict[str, int],
         num_genres: int,
-        user_type: str = "User",
-        movie_type: str = "Movie",
+        user_type: str = USER.label,
+        movie_type: str = MOVIE.label,
         hidden_dim: int = 64,
         num_layers: int = 2,
         heads: int = 4,
