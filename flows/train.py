@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -24,12 +23,8 @@ from graph_store.export import ExportFilter, export_tables, filter_snapshot
 from models.config import TrainConfig
 from models.data import PreparedData, export_split, prepare_data
 from models.evaluate import RunResult
-from models.benchmark import aggregate, propagation_speed, run_seed
-from models.report import write_report as write_benchmark_report
+from models.benchmark import REPORT_FILE, RESULTS_FILE, propagation_speed, run_seed, write_results
 from models.train import finetune, plot_curves, pretrain
-
-RESULTS_FILE, REPORT_FILE = "results.json", "report.md"
-
 
 def reads_neo4j(source: str) -> bool:
     return source == "neo4j" or (source == "auto" and bool(os.environ.get(URI_VAR)))
@@ -170,11 +165,8 @@ def benchmark_models(tables: dict[str, pa.Table], params: TrainParams, run_dir: 
     curves = {name: run_dir / f"curves_{name}.png" for name in per_seed[0]}
     for name, result in per_seed[0].items():
         plot_curves(result.history, name, curves[name])
-    summary = {"models": aggregate(per_seed, seconds), "seeds": params.seeds, "device": config.device,
-               "torch_threads": torch.get_num_threads(), "wall_seconds": time.perf_counter() - started,
-               "propagation": speed, "snapshot": params.snapshot, "config": config.model_dump(mode="json")}  # fmt: skip
-    (run_dir / RESULTS_FILE).write_text(json.dumps(summary, indent=2))
-    write_benchmark_report(summary, run_dir / REPORT_FILE)
+    summary = write_results(run_dir, per_seed, seconds, seeds=params.seeds, config=config, speed=speed,
+                            snapshot=params.snapshot, wall_seconds=time.perf_counter() - started)
     histories = {name: r.history for name, r in per_seed[0].items()}
     return Trained(summary["models"], histories, curves, None, None), run_dir / REPORT_FILE
 

@@ -37,6 +37,7 @@ MODELS = (
     "fused", "popularity", "mf_bpr", "lightgcn", "gcn_branch", "hgt_branch", "fused_concat",
     "fused_no_imdb", "fused_single_task",
 )
+RESULTS_FILE, REPORT_FILE = "results.json", "report.md"
 
 
 @contextmanager
@@ -191,6 +192,25 @@ def aggregate(per_seed: list[dict[str, RunResult]], seconds: list[dict[str, floa
     return out
 
 
+def write_results(out_dir: Path, per_seed: list[dict[str, RunResult]], seconds: list[dict[str, float]],
+                  *, seeds: list[int], config: TrainConfig, speed: dict, snapshot: str,
+                  wall_seconds: float) -> dict:  # fmt: skip
+    """Write results.json and report.md for the seeds run so far; returns the summary they hold."""
+    summary = {
+        "models": aggregate(per_seed, seconds),
+        "seeds": seeds,
+        "device": config.device,
+        "torch_threads": torch.get_num_threads(),
+        "wall_seconds": wall_seconds,
+        "propagation": speed,
+        "snapshot": snapshot,
+        "config": config.model_dump(mode="json"),
+    }
+    (out_dir / RESULTS_FILE).write_text(json.dumps(summary, indent=2))
+    write_report(summary, out_dir / REPORT_FILE)
+    return summary
+
+
 def benchmark(snapshot_dir: Path, out_dir: Path, seeds: int = 3, config: TrainConfig | None = None,
               models: tuple[str, ...] = MODELS) -> dict:
     """Run the benchmark on a snapshot; writes results.json, report.md and curves into out_dir."""
@@ -219,17 +239,8 @@ def benchmark(snapshot_dir: Path, out_dir: Path, seeds: int = 3, config: TrainCo
         seconds.append(secs)
         for name, r in results.items():
             plot_curves(r.history, f"{name} seed {seed}", out_dir / f"curves_{name}_seed{seed}.png")
-        summary = {
-            "models": aggregate(per_seed, seconds),
-            "seeds": list(range(seed + 1)),
-            "device": config.device,
-            "torch_threads": torch.get_num_threads(),
-            "wall_seconds": time.perf_counter() - t0,
-            "propagation": speed,
-            "snapshot": str(snapshot_dir),
-            "config": config.model_dump(mode="json"),
-        }
-        (out_dir / "results.json").write_text(json.dumps(summary, indent=2))
-        write_report(summary, out_dir / "report.md")
+        summary = write_results(out_dir, per_seed, seconds, seeds=list(range(seed + 1)), config=config,
+                                speed=speed, snapshot=str(snapshot_dir),
+                                wall_seconds=time.perf_counter() - t0)  # fmt: skip
     log.info("benchmark done in %.0fs: %s", summary["wall_seconds"], out_dir)
     return summary
