@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.lock import locked
+from graph_store.lock import locked
 from graph_store.errors import CinegraphError
 
 
