@@ -6,8 +6,8 @@ A snapshot path such as ``OUT/snapshot`` is a symbolic link to a complete versio
 ``manifest.json`` exists, written last) and publishes it by renaming a fresh link over the old
 one, one atomic ``rename``: at every instant the path names one complete snapshot, and a killed
 writer leaves only a version folder or link named with its pid, which the next writer removes.
-Readers resolve the link once, so a swap during a read does not mix two snapshots; the previous
-version is kept until the next publish for readers that resolved it just before.
+Readers resolve the link once, so a swap during a read does not mix two snapshots; the version
+current before a publish is kept until the next one, for readers that resolved it just before.
 """
 
 from __future__ import annotations
@@ -179,15 +179,18 @@ class SnapshotWriter:
 def publish(target: Path, version: Path) -> None:
     """Point ``target`` at the complete ``version`` with one atomic rename of a fresh link, then
     remove what no reader can need (see :func:`prune`). A ``target`` left as a real folder by
-    an older release is first moved among the versions."""
+    an older release is first moved among the versions (a kill between the two renames leaves
+    ``target`` missing until :func:`recover` at the next start)."""
     link = target.with_name(owned_name(f".{target.name}.link"))
     os.symlink(os.path.relpath(version, target.parent), link)
     _kill_point("before-rename")
+    previous = _current(target)
     if target.is_dir() and not target.is_symlink():
-        target.rename(target.with_name(target.name + VERSIONS_SUFFIX) / owned_name("legacy"))
+        previous = target.with_name(target.name + VERSIONS_SUFFIX) / owned_name("legacy")
+        target.rename(previous)
     os.replace(link, target)
     _kill_point("after-rename")
-    prune(target)
+    prune(target, previous)
     log.info("snapshot %s -> %s", target, version.name)
 
 
@@ -218,11 +221,11 @@ def recover(target: Path) -> None:
     prune(target)
 
 
-def prune(target: Path) -> None:
-    """Remove links and incomplete versions whose writer is dead, and complete versions older
-    than the current one except the newest of them (a reader may have resolved it just before
-    the last swap). A live writer's complete version newer than the current one is about to be
-    published and stays."""
+def prune(target: Path, previous: Path | None = None) -> None:
+    """Remove links and unfinished versions whose writer is dead, complete versions newer than
+    the current one whose writer died before publishing them, and, right after a publish, the
+    versions older than the current one except ``previous`` (the one current until then: a
+    reader may have resolved it just before the swap)."""
     for link in target.parent.glob(f".{target.name}.link-*"):
         if not owner_alive(link.name):
             link.unlink(missing_ok=True)
@@ -230,17 +233,16 @@ def prune(target: Path) -> None:
     if not versions.is_dir():
         return
     current = _current(target)
-    now = _age(current) if current is not None else None
-    older = sorted((v for v in versions.iterdir() if v != current and _is_complete(v)
-                    and (now is None or _age(v) <= now)), key=_age)  # fmt: skip
-    keep = {current, *older[-1:]}
     for version in versions.iterdir():
-        if version in keep:
+        if version in (current, previous):
             continue
-        if _is_complete(version):
-            if version in older or not owner_alive(version.name):
-                shutil.rmtree(version, ignore_errors=True)
-        elif not owner_alive(version.name):
+        if not _is_complete(version):
+            stale = not owner_alive(version.name)
+        elif current is None or _age(version) > _age(current):
+            stale = not owner_alive(version.name)
+        else:
+            stale = previous is not None
+        if stale:
             shutil.rmtree(version, ignore_errors=True)
 
 
