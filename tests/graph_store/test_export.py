@@ -263,5 +263,5 @@ def test_write_snapshot_refuses_to_replace_other_folders(tmp_path: Path) -> None
     keep.mkdir()
     (keep / "todo.txt").write_text("mine")
     with pytest.raises(CinegraphError, match="exists and is not a snapshot folder"):
-        write_snapshot(TINY, keep, origin={})
+        write_snapshot(keep, TINY, export={})
     assert (keep / "todo.txt").read_text() == "mine"
