@@ -3,8 +3,8 @@
 Every entry is checked before a byte is written: absolute paths, ``..`` components, symlink
 entries and archives whose declared uncompressed size exceeds a cap are refused (``zipfile``
 itself stops each entry at its declared size and checks its CRC, so the declared total bounds what
-is written). The archive is extracted into a temporary folder beside the destination and renamed
-into place, with the zip's sha256 stored inside it, so an unchanged zip is never extracted twice and
+is written). The archive is extracted into a temporary folder beside the destination, named with
+the run's pid (only a dead run's leftovers are removed), and renamed into place, with the zip's sha256 stored inside it, so an unchanged zip is never extracted twice and
 a failed extraction leaves the previous folder untouched.
 """
 
@@ -14,13 +14,12 @@ import logging
 import re
 import shutil
 import stat
-import tempfile
-import uuid
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
 from graph_store.errors import CinegraphError
+from graph_store.lock import owned_name, owner_alive
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +63,10 @@ def extract_zip(
         log.info("%s: already extracted from this archive", dest)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    for pattern in (f".{dest.name}.*.extracting", f".{dest.name}.old-*"):  # left by a killed run
+    for pattern in (f".{dest.name}.extracting-*", f".{dest.name}.old-*"):  # left by a killed run
         for stale in dest.parent.glob(pattern):
-            shutil.rmtree(stale, ignore_errors=True)
+            if not owner_alive(stale.name):
+                shutil.rmtree(stale, ignore_errors=True)
     try:
         with zipfile.ZipFile(zip_path) as zf:
             members = zf.infolist()
@@ -77,7 +77,8 @@ def extract_zip(
                 more = f" (+{len(problems) - _MAX_LISTED} more)" if len(problems) > _MAX_LISTED else ""
                 listed = "; ".join(problems[:_MAX_LISTED])
                 raise CinegraphError(f"{zip_path}: unsafe archive: {listed}{more}")
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
+            tmp = dest.parent / owned_name(f".{dest.name}.extracting")
+            tmp.mkdir()
             try:
                 for info in members:
                     _extract_member(zf, info, tmp)
@@ -117,7 +118,7 @@ def _swap_in(new: Path, dest: Path) -> None:
     """Replace ``dest`` by ``new``; on failure the old folder is put back."""
     old = None
     if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
+        old = dest.with_name(owned_name(f".{dest.name}.old"))
         dest.rename(old)
     try:
         new.rename(dest)

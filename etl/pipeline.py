@@ -15,6 +15,7 @@ from etl.match import MatchReport, match_titles
 from etl.snapshot import write_snapshot
 from etl.sources import FetchResult, fetch_imdb, fetch_movielens, resolve_bases
 from etl.staging import IMDB, StageReport, stage
+from graph_store.lock import locked
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,13 @@ class EtlResult:
 
 def run_etl(config: EtlConfig) -> EtlResult:
     """Fetch the variant and the IMDb files, stage them, match titles and write the snapshot
-    under ``config.out/snapshot`` (swapped in whole; a failure leaves the previous one)."""
+    under ``config.out/snapshot`` (swapped in whole; a failure leaves the previous one), holding
+    the lock of ``config.out`` so a second run into it waits."""
+    with locked(config.out):
+        return _run_etl(config)
+
+
+def _run_etl(config: EtlConfig) -> EtlResult:
     start = time.perf_counter()
     raw_dir = config.out / "raw"
     ml_base, imdb_base = resolve_bases(config.mirror, config.movielens_base, config.imdb_base)

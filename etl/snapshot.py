@@ -1,6 +1,7 @@
 """Build the graph snapshot: ``snap_*`` tables in SQL, then one Parquet file per node and edge
-type (typed by :mod:`graph_store.schema`), ``matches.parquet`` and ``manifest.json``, written to a
-temporary folder and swapped in whole (write disposition: replace; a failed run keeps the old one).
+type (typed by :mod:`graph_store.schema`), ``matches.parquet`` and ``manifest.json``, written as
+a new version and swapped in whole by the shared writer (write disposition: replace; a failed or
+killed run keeps the old one).
 
 Step functions are pure and name columns only through the schema objects: each SELECT lists
 expressions in schema column order and :func:`_select` attaches the schema's names.
@@ -8,22 +9,19 @@ expressions in schema column order and :func:`_select` attaches the schema's nam
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
-import uuid
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
 from etl.warehouse import Step, run_steps, table_exists
 from graph_store import schema
 from graph_store.schema import EdgeType, NodeType
+from graph_store.snapshot_io import SnapshotWriter
 
 log = logging.getLogger(__name__)
 
@@ -143,18 +141,31 @@ def snapshot_steps(has_users_table: bool) -> list[Step]:
 # --- writing ------------------------------------------------------------------------------------
 
 
-def _write_parquet(con: duckdb.DuckDBPyConnection, sql: str, target: pa.Schema | None, path: Path) -> int:
-    """Stream a query into one Parquet file, cast to the schema's Arrow types; returns rows."""
-    reader = con.sql(sql).to_arrow_reader(BATCH_ROWS)
-    arrow_schema = target if target is not None else reader.schema
-    rows = 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with pq.ParquetWriter(path, arrow_schema) as writer:
-        for batch in reader:
-            table = pa.Table.from_batches([batch]).rename_columns(arrow_schema.names).cast(arrow_schema)
-            writer.write_table(table)
-            rows += table.num_rows
-    return rows
+def _indexed_strings(nt: NodeType) -> dict[str, int]:
+    """Non-key string properties with a Neo4j index, and the longest value (bytes) it takes."""
+    return {p.name: schema.INDEX_MAX_BYTES[p.index] for p in nt.properties
+            if p.index is not None and pa.types.is_string(p.type)}  # fmt: skip
+
+
+def fit_to_indexes(
+    batches: Iterable[pa.RecordBatch], limits: Mapping[str, int], truncated: dict[str, int], label: str
+) -> Iterator[pa.RecordBatch]:
+    """Cut each value of an indexed property longer than its index takes to that many UTF-8
+    bytes, on a character boundary, counting cuts in ``truncated["Label.property"]``: a value
+    Neo4j cannot index would make the whole load fail."""
+    for batch in batches:
+        for name, limit in limits.items():
+            i = batch.schema.get_field_index(name)
+            column = batch.column(i)
+            if not pc.any(pc.greater(pc.binary_length(column), limit)).as_py():
+                continue
+            values = column.to_pylist()
+            cut = [v if v is None or len(v.encode()) <= limit else v.encode()[:limit].decode(errors="ignore")
+                   for v in values]  # fmt: skip
+            truncated[f"{label}.{name}"] = truncated.get(f"{label}.{name}", 0) + sum(
+                a is not b for a, b in zip(values, cut, strict=True))
+            batch = batch.set_column(i, name, pa.array(cut, column.type))
+        yield batch
 
 
 def write_snapshot(
@@ -165,49 +176,25 @@ def write_snapshot(
     rejects: Mapping[str, int],
     match: Mapping[str, Any],
 ) -> tuple[Path, dict[str, Any]]:
-    """Build snap_* from the staged tables and ``match_decisions``, write them under
-    ``out/.snapshot-tmp-*`` sorted by key (a rerun on the same input gives the same rows in the
-    same order), then swap the folder into ``out/snapshot``. Returns (path, manifest)."""
+    """Build snap_* from the staged tables and ``match_decisions`` and stream them, sorted by key
+    (a rerun on the same input gives the same rows in the same order), into a new version of
+    ``out/snapshot`` that replaces the old one atomically (:class:`SnapshotWriter`). Returns
+    (path, manifest); the manifest's ``truncated`` counts values cut to fit an index."""
     run_steps(con, snapshot_steps(table_exists(con, "stg_ml_users")))
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".snapshot-tmp-{uuid.uuid4().hex[:12]}"
-    try:
-        counts: dict[str, dict[str, int]] = {"nodes": {}, "edges": {}}
+    target = out / SNAPSHOT_DIR
+    truncated: dict[str, int] = {}
+    with SnapshotWriter(target) as writer:
         for nt in schema.NODE_TYPES:
-            sql = f"SELECT * FROM {snap_table(nt)} ORDER BY {nt.key}"
-            counts["nodes"][nt.label] = _write_parquet(con, sql, nt.arrow_schema(), tmp / schema.node_path(nt.label))
+            reader = con.sql(f"SELECT * FROM {snap_table(nt)} ORDER BY {nt.key}").to_arrow_reader(BATCH_ROWS)
+            writer.write_table(nt.label, fit_to_indexes(reader, _indexed_strings(nt), truncated, nt.label))
         for et in schema.EDGE_TYPES:
-            sql = f"SELECT * FROM {snap_table(et)} ORDER BY ALL"
-            counts["edges"][et.rel] = _write_parquet(con, sql, et.arrow_schema(), tmp / schema.edge_path(et.rel))
-        _write_parquet(con, "SELECT * FROM match_decisions ORDER BY movie_id", None, tmp / schema.MATCHES_FILE)
-        manifest = {
-            "schema_version": schema.SCHEMA_VERSION,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "sources": [dict(s) for s in sources],
-            "counts": counts,
-            "rejects": dict(sorted(rejects.items())),
-            "match": dict(match),
-        }
-        (tmp / schema.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-        final = _swap(tmp, out / SNAPSHOT_DIR)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("snapshot written to %s: %s", final, counts)
-    return final, manifest
-
-
-def _swap(tmp: Path, final: Path) -> Path:
-    """Replace ``final`` by ``tmp`` with two renames; the old folder is restored if the second
-    rename fails and deleted once the new one is in place."""
-    old = final.with_name(f".snapshot-old-{uuid.uuid4().hex[:12]}")
-    if final.exists():
-        final.rename(old)
-    try:
-        tmp.rename(final)
-    except BaseException:
-        if old.exists():
-            old.rename(final)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-    return final
+            writer.write_table(et.rel, con.sql(f"SELECT * FROM {snap_table(et)} ORDER BY ALL")
+                               .to_arrow_reader(BATCH_ROWS))  # fmt: skip
+        writer.write_file(schema.MATCHES_FILE, con.sql("SELECT * FROM match_decisions ORDER BY movie_id")
+                          .to_arrow_reader(BATCH_ROWS))  # fmt: skip
+        manifest = writer.commit(sources=[dict(s) for s in sources], rejects=dict(sorted(rejects.items())),
+                                 match=dict(match), truncated=dict(sorted(truncated.items())))  # fmt: skip
+    for name, n in truncated.items():
+        log.warning("%s: %d values cut to the index limit (manifest 'truncated')", name, n)
+    log.info("snapshot written to %s: %s", target, manifest["counts"])
+    return target, manifest

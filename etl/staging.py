@@ -162,15 +162,16 @@ _EMPTY_IMDB = {
 # --- input checks -------------------------------------------------------------------------------
 
 
-def check_file(path: Path, raw: RawFile) -> None:
+def check_file(path: Path, raw: RawFile, *, need_rows: bool = False) -> None:
     """Fail early, in one line naming the file, on a missing or empty file, a gzip cut short in
-    its first block, or a header other than the official one."""
+    its first block, a header other than the official one, or (``need_rows``) no row after it."""
     if not path.is_file():
         raise CinegraphError(f"{path}: file not found")
     try:
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rb") as fh:
             first = fh.readline()
+            second = fh.readline() if need_rows else b""
     except (OSError, EOFError, zlib.error) as exc:
         raise CinegraphError(f"{path}: cannot read: {exc}") from exc
     if not first.strip():
@@ -181,6 +182,63 @@ def check_file(path: Path, raw: RawFile) -> None:
             raise CinegraphError(
                 f"{path}: wrong header {raw.delim.join(found)!r}, expected {raw.delim.join(raw.header)!r}"
             )
+    if need_rows and not second.strip():
+        raise CinegraphError(f"{path}: no rows after the header; this file is required")
+
+
+def count_data_lines(path: Path, raw: RawFile) -> int:
+    """Lines after the header, counted on the bytes (blank lines included); refuses a file that
+    mixes CRLF and LF line endings, naming the first line that switches."""
+    newlines = crlf = 0
+    last = b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 24):
+            newlines += chunk.count(b"\n")
+            crlf += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
+            last = chunk[-1:]
+    if 0 < crlf < newlines:
+        with path.open("rb") as fh:
+            first_crlf = fh.readline().endswith(b"\r\n")
+            switch = next(n for n, line in enumerate(fh, 2) if line.endswith(b"\r\n") != first_crlf
+                          and line.endswith(b"\n"))  # fmt: skip
+        names = ("LF", "CRLF")
+        raise CinegraphError(
+            f"{path}: mixed line endings: line 1 ends with {names[first_crlf]}, line {switch} with "
+            f"{names[not first_crlf]} ({crlf:,} CRLF and {newlines - crlf:,} LF lines); convert the "
+            "file to one line ending"
+        )
+    return newlines + (last not in (b"", b"\n")) - (raw.header is not None)
+
+
+def check_rows_read(con: duckdb.DuckDBPyConnection, raw: RawFile, path: Path, data_lines: int) -> None:
+    """Rows read plus lines rejected by the reader must cover every data line. A quote that
+    opens and never closes on its line makes the CSV reader take the following lines into one
+    value; that fails the run naming the line, instead of losing the rest of the file."""
+    rows = count(con, raw.table)
+    rejected = con.execute(
+        f"SELECT count(DISTINCT line) FROM {raw.rejects_table} "
+        f"WHERE scan_id = (SELECT max(scan_id) FROM {raw.rejects_table})"
+    ).fetchall()[0][0]
+    if rows + rejected == data_lines:
+        return
+    blank, unbalanced = 0, None
+    with path.open("rb") as fh:
+        for n, line in enumerate(fh, 1):
+            if n == 1 and raw.header is not None:
+                continue
+            blank += not line.strip(b"\r\n")
+            if unbalanced is None and raw.quote and line.count(raw.quote.encode()) % 2:
+                unbalanced = (n, line.decode(raw.encoding, "replace").rstrip("\r\n"))
+    if rows + rejected == data_lines - blank:  # the reader skips blank lines
+        return
+    counts = f"{data_lines - blank:,} data lines, {rows:,} rows read, {rejected:,} rejected"
+    if unbalanced is not None:
+        n, text = unbalanced
+        raise CinegraphError(
+            f"{path}: line {n}: unbalanced quote in {text[:80]!r}: the CSV reader takes the lines after "
+            f"it into one value ({counts}); fix or remove the line"
+        )
+    raise CinegraphError(f"{path}: {counts}: the reader lost lines")
 
 
 def ml_format(folder: Path) -> str:
@@ -287,7 +345,9 @@ def ml_steps(folder: Path, fmt: str) -> tuple[list[Step], list[Checked], list[Ra
         ratings.name, ratings.table, "stg_ml_ratings",
         "user_id, movie_id, CAST(rating AS FLOAT) AS rating, timestamp",
         (_not_null("user_id", "movie_id", "rating", "timestamp"),
-         ("rating out of range", "rating BETWEEN 0.5 AND 5"), _KNOWN_MOVIE, *user_check),
+         ("rating out of range", "rating BETWEEN 0.5 AND 5"), _KNOWN_MOVIE, *user_check,
+         ("duplicate rating, a later one kept", "row_number() OVER (PARTITION BY user_id, movie_id "
+          "ORDER BY timestamp DESC, rating DESC) = 1")),
     ))  # fmt: skip
     if "tags" in present:
         tags = present["tags"]
@@ -425,18 +485,26 @@ def stage(
     ``max_reject_fraction`` (the tables stay, so ``rejects`` can be inspected)."""
     fmt = ml_format(ml_folder)
     ml, checked, ml_read, ml_absent = ml_steps(ml_folder, fmt)
+    data_lines = {}
     for raw in ml_read:
         check_file(ml_folder / raw.name, raw)
+        data_lines[raw.name] = count_data_lines(ml_folder / raw.name, raw)
     for name, path in imdb_files.items():
         if path is not None:
-            check_file(path, IMDB[name])
+            check_file(path, IMDB[name], need_rows=name in IMDB_REQUIRED)
     imdb, imdb_read, imdb_drop = imdb_steps(imdb_files, title_types, with_links=any(
         c.output == "stg_ml_links" for c in checked))  # fmt: skip
     # The raw_* tables are intermediate; checks read them, then they go.
     raw_tables = [r.table for r in ml_read]
+    # The reader appends to its rejects tables and leaves them as they were after a clean read.
+    drop_tables(con, [t for r in (*ml_read, *imdb_read) for t in (r.rejects_table, f"{r.rejects_table}_scan")])
     run_steps(con, [*ml, *imdb, rejects_step([*ml_read, *imdb_read], checked)],
               drop=[*ml_absent, *imdb_drop])  # fmt: skip
-    drop_tables(con, raw_tables)
+    try:
+        for raw in ml_read:
+            check_rows_read(con, raw, ml_folder / raw.name, data_lines[raw.name])
+    finally:
+        drop_tables(con, raw_tables)
 
     rows = {c.file: count(con, c.output) for c in checked}
     rows.update({r.name: count(con, r.table) for r in imdb_read})

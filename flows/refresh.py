@@ -38,7 +38,7 @@ from etl.sources import (
 from etl.staging import StageReport, stage
 from etl.warehouse import connect
 from flows import artifacts
-from flows.lock import locked
+from graph_store.lock import locked
 from flows.params import RefreshParams
 from graph_store.connection import URI_VAR, open_driver, settings_from_env
 from graph_store.load import load_snapshot

@@ -176,9 +176,15 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+# Control characters and line/paragraph separators, shown escaped: a value must not break a
+# table row nor send terminal control sequences.
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]} | {
+    ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 def format_table(keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
-    """An aligned text table with a row count, for the terminal."""
-    cells = [[format_value(row[k]) for k in keys] for row in rows]
+    """An aligned text table with a row count, for the terminal; one line per row."""
+    cells = [[format_value(row[k]).translate(_ESCAPES) for k in keys] for row in rows]
     widths = [max([len(k), *(len(r[i]) for r in cells)]) for i, k in enumerate(keys)]
 
     def line(values: Sequence[str]) -> str:

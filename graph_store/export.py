@@ -20,29 +20,24 @@ Only included node types get a table; an edge type is included only with both it
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import neo4j
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch_geometric.data import HeteroData
 
 from graph_store import schema
 from graph_store.errors import CinegraphError
 from graph_store.pyg import build_hetero_data
+from graph_store.lock import locked
 from graph_store.schema import DST, MOVIE, RATED, SRC, USER, EdgeType, NodeType
-from graph_store.snapshot_io import read_snapshot
+from graph_store.snapshot_io import read_snapshot, write_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -381,62 +376,16 @@ def filter_snapshot(snapshot_dir: Path, flt: ExportFilter | None = None) -> dict
 # --- writing an export as a snapshot folder ---------------------------------------------------
 
 
-def write_snapshot(tables: dict[str, pa.Table], out_dir: Path, *, origin: dict[str, Any]) -> Path:
-    """Write exported tables as a snapshot folder (nodes/, edges/, manifest.json) that training
-    reads like an ETL snapshot; types not exported get empty tables so every reader finds the
-    full layout, and ``manifest["export"]`` records where it came from. Written aside and
-    swapped in whole."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / schema.MANIFEST_FILE).is_file():
-        raise CinegraphError(f"{out_dir}: exists and is not a snapshot folder; refusing to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        counts: dict[str, dict[str, int]] = {"nodes": {}, "edges": {}}
-        for kind, items, path in (
-            ("nodes", [(n.label, n.arrow_schema()) for n in schema.NODE_TYPES], schema.node_path),
-            ("edges", [(e.rel, e.arrow_schema()) for e in schema.EDGE_TYPES], schema.edge_path),
-        ):
-            for name, arrow in items:
-                table = tables.get(name, arrow.empty_table())
-                _write_parquet(table, tmp / path(name))
-                counts[kind][name] = table.num_rows
-        manifest = {
-            "schema_version": schema.SCHEMA_VERSION,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "sources": [],
-            "counts": counts,
-            "rejects": {},
-            "match": None,
-            "export": origin,
-        }
-        (tmp / schema.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("wrote export snapshot %s: %s", out_dir, counts)
-    return out_dir
-
-
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
-
-
 def export_snapshot(
     driver: neo4j.Driver, out_dir: Path, flt: ExportFilter | None = None, *, database: str = "neo4j"
 ) -> dict[str, int]:
-    """``cinegraph export``: export the filtered subgraph and write it as a snapshot folder;
-    returns the row count per table."""
+    """``cinegraph export``: export the filtered subgraph and write it as a snapshot folder
+    (:func:`graph_store.snapshot_io.write_snapshot`: types not exported are empty, the manifest's
+    ``export`` says where it came from), holding the lock of the folder's parent, the one an ETL
+    writing the same place takes; returns the row count per table."""
     flt = flt or ExportFilter()
-    tables = export_tables(driver, flt, database=database)
-    write_snapshot(tables, out_dir, origin={"database": database, "filter": flt.model_dump()})
+    out_dir = Path(out_dir)
+    with locked(out_dir.parent):
+        tables = export_tables(driver, flt, database=database)
+        write_snapshot(out_dir, tables, export={"database": database, "filter": flt.model_dump()})
     return {name: t.num_rows for name, t in tables.items()}

@@ -47,8 +47,6 @@ from graph_store.snapshot_io import read_manifest, read_snapshot
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 10_000  # rows per transaction: throughput plateaus from 5k to 20k (benchmarks/results/load.md)
-RANGE_INDEX_MAX_BYTES = 8_000  # Neo4j 5 range index (and so unique constraint) key limit, ~8 kB
-TEXT_INDEX_MAX_BYTES = 32_000  # Neo4j 5 text index limit, ~32 kB
 
 Identity = tuple[Hashable, ...]
 
@@ -208,7 +206,7 @@ def load_snapshot(
     if batch_size < 1:
         raise CinegraphError(f"--batch-size {batch_size}: must be at least 1")
     started = time.perf_counter()
-    snapshot_dir = Path(snapshot_dir)
+    snapshot_dir = Path(snapshot_dir).resolve()  # one snapshot version for the whole load
     manifest, sha = snapshot_identity(snapshot_dir)
     tables = read_snapshot(snapshot_dir)
     _validate(snapshot_dir, tables)
@@ -360,11 +358,11 @@ def _validate(snapshot_dir: Path, tables: dict[str, pa.Table]) -> None:
         if len(keys[nt.label]) != len(column):
             problems.append(f"{where}: {len(column) - len(keys[nt.label])} duplicate {nt.key} values")
         if pa.types.is_string(nt.key_type):
-            long = sum(len(k.encode()) > RANGE_INDEX_MAX_BYTES for k in keys[nt.label])
+            long = sum(len(k.encode()) > schema.INDEX_MAX_BYTES["RANGE"] for k in keys[nt.label])
             if long:
-                problems.append(f"{where}: {long} {nt.key} values over {RANGE_INDEX_MAX_BYTES} bytes")
+                problems.append(f"{where}: {long} {nt.key} values over {schema.INDEX_MAX_BYTES['RANGE']} bytes")
         for p in nt.properties:
-            limit = {"RANGE": RANGE_INDEX_MAX_BYTES, "TEXT": TEXT_INDEX_MAX_BYTES}.get(p.index or "")
+            limit = schema.INDEX_MAX_BYTES.get(p.index or "")
             if limit:
                 long = sum(v is not None and len(v.encode()) > limit for v in table.column(p.name).to_pylist())
                 if long:

@@ -30,6 +30,9 @@ SRC, DST = "src", "dst"
 NODES_DIR, EDGES_DIR = "nodes", "edges"
 MANIFEST_FILE = "manifest.json"
 MATCHES_FILE = "matches.parquet"
+# The longest UTF-8 string (bytes) a Neo4j 5.26 index accepts, measured by bisection on the
+# embedded server: a RANGE index (so a key's uniqueness constraint) and a TEXT index.
+INDEX_MAX_BYTES = {"RANGE": 8_164, "TEXT": 32_766}
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,8 @@ class Property:
     name: str
     type: pa.DataType
     doc: str = ""
-    # Neo4j index for lookups by this property: "RANGE" (exact, values up to ~8 kB) or "TEXT"
-    # (CONTAINS / STARTS WITH searches, values up to 32 kB); None for no index.
+    # Neo4j index for lookups by this property: "RANGE" (exact) or "TEXT" (CONTAINS / STARTS
+    # WITH searches), values up to INDEX_MAX_BYTES; None for no index.
     index: str | None = None
 
 

@@ -127,7 +127,8 @@ def test_failed_run_keeps_previous_snapshot(con: duckdb.DuckDBPyConnection, tmp_
     with pytest.raises(duckdb.CatalogException, match="match_decisions"):
         write(con, out)
     assert {p: p.read_bytes() for p in path.rglob("*") if p.is_file()} == before
-    assert sorted(p.name for p in out.iterdir()) == ["snapshot"]
+    assert sorted(p.name for p in out.iterdir()) == ["snapshot", "snapshot.versions"]
+    assert [v.name for v in (out / "snapshot.versions").iterdir()] == [path.resolve().name]
 
 
 def test_swap_replaces_a_previous_snapshot(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
@@ -136,7 +137,12 @@ def test_swap_replaces_a_previous_snapshot(con: duckdb.DuckDBPyConnection, tmp_p
     con.execute("DELETE FROM stg_ml_ratings WHERE user_id = 11")
     path = write(con, out)
     assert json.loads((path / schema.MANIFEST_FILE).read_text())["counts"]["edges"]["RATED"] == 2
-    assert sorted(p.name for p in out.iterdir()) == ["snapshot"]
+    assert sorted(p.name for p in out.iterdir()) == ["snapshot", "snapshot.versions"]
+    # The new version and the one before it (a reader may still be on it); a third run drops the first.
+    first = sorted((out / "snapshot.versions").iterdir())[0]
+    assert len(list((out / "snapshot.versions").iterdir())) == 2
+    write(con, out)
+    assert len(list((out / "snapshot.versions").iterdir())) == 2 and not first.exists()
 
 
 def test_select_checks_column_count() -> None:

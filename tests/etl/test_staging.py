@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import shutil
+import zipfile
 from pathlib import Path
 
 import duckdb
@@ -278,3 +280,109 @@ def test_movie_title_step(con: duckdb.DuckDBPyConnection, title: str, name: str,
     (movies,) = [s for s in steps if s.output == "stg_ml_movies"]
     warehouse.run_steps(con, [movies])
     assert rows(con, "SELECT name, year, genres FROM stg_ml_movies") == [(name, year, ["Drama"])]
+
+
+# --- hostile edits of the real MovieLens files -----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def real_ml(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ml-latest-small's CSVs, extracted once from the real mirror."""
+    folder = tmp_path_factory.mktemp("real-ml")
+    with zipfile.ZipFile(mirror / "movielens" / "ml-latest-small.zip") as zf:
+        for name in ("movies.csv", "ratings.csv", "tags.csv", "links.csv"):
+            (folder / name).write_bytes(zf.read(f"ml-latest-small/{name}"))
+    return folder
+
+
+def edited_copy(real: Path, dest: Path, name: str, edit) -> Path:
+    """A copy of the real folder where ``edit(lines) -> lines`` rewrote one file; lines come
+    without their line end and get the file's own (GroupLens writes CRLF) back."""
+    shutil.copytree(real, dest)
+    data = (dest / name).read_bytes()
+    eol = b"\r\n" if data.splitlines(keepends=True)[0].endswith(b"\r\n") else b"\n"
+    (dest / name).write_bytes(b"".join(line + eol for line in edit(data.splitlines())))
+    return dest
+
+
+def data_lines(path: Path) -> int:
+    return sum(1 for line in path.read_bytes().splitlines()[1:] if line.strip())
+
+
+def _quote_after_first_comma(line_no: int):
+    def edit(lines: list[bytes]) -> list[bytes]:
+        lines[line_no - 1] = lines[line_no - 1].replace(b",", b',"', 1)
+        return lines
+    return edit
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(("name", "line_no"), [("ratings.csv", 50_001), ("movies.csv", 6),
+                                               ("tags.csv", 1_000)])
+def test_stray_quote_fails_naming_file_and_line(
+    con: duckdb.DuckDBPyConnection, real_ml: Path, tmp_path: Path, name: str, line_no: int
+) -> None:
+    """An unclosed quote would make the reader swallow the rest of the file into one value:
+    the run fails naming the line instead of staging half the file."""
+    ml = edited_copy(real_ml, tmp_path / "ml", name, _quote_after_first_comma(line_no))
+    with pytest.raises(CinegraphError, match=rf"{name}: line {line_no}: unbalanced quote") as err:
+        stage(con, ml, write_imdb(tmp_path / "imdb"))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.realdata
+def test_real_files_every_data_line_is_a_row_or_a_reject(
+    con: duckdb.DuckDBPyConnection, real_ml: Path, tmp_path: Path
+) -> None:
+    """A line the reader cannot parse costs that line only: rows read + rejected == data lines,
+    with the reject's line number; a blank line is no data line."""
+    def edit(lines: list[bytes]) -> list[bytes]:
+        lines[1_000 - 1] = b"610,abc,4.0,1493846415"  # not a number: the reader rejects it
+        lines[2_000 - 1] = b'610,"170875",3.0,1493846415'  # quoted, balanced: a good row
+        lines.insert(3_000 - 1, b"")
+        return lines
+
+    ml = edited_copy(real_ml, tmp_path / "ml", "ratings.csv", edit)
+    report = stage(con, ml, write_imdb(tmp_path / "imdb"))
+    for name in ("movies.csv", "ratings.csv", "tags.csv", "links.csv"):
+        assert report.rows[name] + report.rejects[name] == data_lines(ml / name), name
+    assert rows(con, "SELECT line, reason FROM rejects WHERE file = 'ratings.csv' AND line IS NOT NULL") == [
+        (1_000, "cast movie_id")]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("first_crlf", [True, False])
+def test_mixed_line_endings_say_so(
+    con: duckdb.DuckDBPyConnection, real_ml: Path, tmp_path: Path, first_crlf: bool
+) -> None:
+    ml = edited_copy(real_ml, tmp_path / "ml", "ratings.csv", lambda lines: lines)
+    head, tail = (b"\r\n", b"\n") if first_crlf else (b"\n", b"\r\n")
+    lines = (ml / "ratings.csv").read_bytes().splitlines()
+    (ml / "ratings.csv").write_bytes(b"".join(line + (head if i < 100 else tail) for i, line in enumerate(lines)))
+    with pytest.raises(CinegraphError, match=r"ratings\.csv: mixed line endings: line 1 ends with "
+                                             r"(CRLF|LF), line 101 with") as err:
+        stage(con, ml, write_imdb(tmp_path / "imdb"))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.realdata
+def test_duplicate_rating_keeps_the_latest(con: duckdb.DuckDBPyConnection, real_ml: Path, tmp_path: Path) -> None:
+    # line 2 is "1,1,4.0,964982703": the same pair rated again later, and once earlier.
+    ml = edited_copy(real_ml, tmp_path / "ml", "ratings.csv",
+                     lambda lines: [*lines, b"1,1,2.5,964982999", b"1,1,5.0,964982000"])
+    report = stage(con, ml, write_imdb(tmp_path / "imdb"))
+    assert rows(con, "SELECT rating, timestamp FROM stg_ml_ratings WHERE user_id = 1 AND movie_id = 1") == [
+        (2.5, 964982999)]
+    assert sorted(rows(con, "SELECT raw FROM rejects WHERE reason LIKE 'duplicate rating%'")) == [
+        ("{'user_id': 1, 'movie_id': 1, 'rating': 4.0, 'timestamp': 964982703}",),
+        ("{'user_id': 1, 'movie_id': 1, 'rating': 5.0, 'timestamp': 964982000}",)]
+    assert report.rows["ratings.csv"] == 100_836
+    assert report.rows["ratings.csv"] + report.rejects["ratings.csv"] == data_lines(ml / "ratings.csv")
+
+
+@pytest.mark.parametrize("name", staging.IMDB_REQUIRED)
+def test_required_imdb_file_with_only_a_header(con: duckdb.DuckDBPyConnection, tmp_path: Path, name: str) -> None:
+    imdb = write_imdb(tmp_path / "imdb", IMDB_ROWS | {name: IMDB_ROWS[name][:1]})
+    with pytest.raises(CinegraphError, match=rf"{name}\.tsv\.gz: no rows after the header") as err:
+        stage(con, write_ml_csv(tmp_path / "ml"), imdb)
+    assert "\n" not in str(err.value)

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from neo4j import Driver
 
 from graph_store import schema, server
 from graph_store.connection import Neo4jSettings
+from graph_store.snapshot_io import write_snapshot
 
 PRIVATE_PASSWORD = "private-test-password"
 
@@ -56,21 +56,9 @@ def write_test_snapshot(
     out: Path, tables: dict[str, pa.Table], *, created_at: str = "2026-01-01T00:00:00Z",
     schema_version: int = schema.SCHEMA_VERSION,
 ) -> Path:
-    """A snapshot folder like the ETL writes: one Parquet per schema type (empty where not given)
-    and a manifest with the counts."""
-    counts: dict[str, dict[str, int]] = {"nodes": {}, "edges": {}}
-    for kind, types, path in (
-        ("nodes", [(n.label, n.arrow_schema()) for n in schema.NODE_TYPES], schema.node_path),
-        ("edges", [(e.rel, e.arrow_schema()) for e in schema.EDGE_TYPES], schema.edge_path),
-    ):
-        for name, arrow in types:
-            table = tables.get(name, arrow.empty_table())
-            (out / path(name)).parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table, out / path(name))
-            counts[kind][name] = table.num_rows
-    manifest = {"schema_version": schema_version, "created_at": created_at, "sources": [],
-                "counts": counts, "rejects": {}, "match": None}
-    (out / schema.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    """A snapshot like the ETL writes, by the same writer: one Parquet per schema type (empty
+    where not given) and a manifest with the counts."""
+    write_snapshot(out, tables, created_at=created_at, schema_version=schema_version)
     return out
 
 

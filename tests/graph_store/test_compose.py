@@ -36,6 +36,8 @@ def test_compose_file_structure() -> None:
     assert neo4j["image"] == "neo4j:5.26-community"
     assert neo4j["environment"]["NEO4J_AUTH"].startswith("neo4j/${NEO4J_PASSWORD:?")
     assert {"neo4j-data:/data", "neo4j-logs:/logs"} <= set(neo4j["volumes"])
+    # LOAD CSV cannot read the server's files, as with the embedded server.
+    assert neo4j["environment"]["NEO4J_dbms_security_allow__csv__import__from__file__urls"] == "false"
     assert prefect["image"].startswith("prefecthq/prefect:3")
     for service in (neo4j, prefect):
         assert service["healthcheck"]["test"]

@@ -17,10 +17,9 @@ from graph_store.export import (
     export_tables,
     filter_snapshot,
     sort_table,
-    write_snapshot,
 )
 from graph_store.pyg import build_hetero_data
-from graph_store.snapshot_io import read_manifest, read_snapshot
+from graph_store.snapshot_io import read_manifest, read_snapshot, write_snapshot
 from tests.graph_store.real_graph import _wiped_at_session_end, real_graph  # noqa: F401  (fixtures)
 
 # --- a tiny hand-built snapshot ------------------------------------------------------------------
@@ -70,7 +69,9 @@ TINY = {
 def tiny_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     full = {nt.label: nt.arrow_schema().empty_table() for nt in schema.NODE_TYPES}
     full |= {et.rel: et.arrow_schema().empty_table() for et in schema.EDGE_TYPES}
-    return write_snapshot(full | TINY, tmp_path_factory.mktemp("tiny") / "snapshot", origin={})
+    path = tmp_path_factory.mktemp("tiny") / "snapshot"
+    write_snapshot(path, full | TINY, export={})
+    return path
 
 
 def _ids(tables: dict[str, pa.Table]) -> dict[str, object]:
@@ -175,12 +176,12 @@ def test_write_snapshot_round_trips_and_replaces(tiny_snapshot: Path, tmp_path: 
     flt = ExportFilter(year_min=1995)
     tables = filter_snapshot(tiny_snapshot, flt)
     out = tmp_path / "export"
-    write_snapshot(TINY, out, origin={})
-    write_snapshot(tables, out, origin={"filter": flt.model_dump()})
+    write_snapshot(out, TINY, export={})
+    write_snapshot(out, tables, export={"filter": flt.model_dump()})
     back = read_snapshot(out)
     for name, table in tables.items():
         assert sort_table(back[name]).equals(table)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "export.versions"]
 
 
 # --- snapshot -> Neo4j -> export, on the real sample --------------------------------------------
@@ -262,5 +263,5 @@ def test_write_snapshot_refuses_to_replace_other_folders(tmp_path: Path) -> None
     keep.mkdir()
     (keep / "todo.txt").write_text("mine")
     with pytest.raises(CinegraphError, match="exists and is not a snapshot folder"):
-        write_snapshot(TINY, keep, origin={})
+        write_snapshot(keep, TINY, export={})
     assert (keep / "todo.txt").read_text() == "mine"

@@ -1,5 +1,7 @@
 package cinegraph;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
@@ -23,11 +25,13 @@ import org.neo4j.graphdb.Transaction;
  * {@code NEO4J_PASSWORD} (never from argv, which other users can see) and set on first start, while
  * the built-in default still requires a change. SIGTERM runs a shutdown hook that stops the
  * database cleanly. One line {@code READY bolt://...} on stdout marks the server as started.
+ * {@code LOAD CSV} may not read local files: file URLs are refused and the import folder is an
+ * empty {@code HOME/import}, so a query cannot read the server's files.
  */
 public final class EmbeddedNeo4j {
     private EmbeddedNeo4j() {}
 
-    public static void main(String[] args) throws InterruptedException {
+    public static void main(String[] args) throws InterruptedException, IOException {
         if (args.length != 3) {
             System.err.println("usage: EmbeddedNeo4j HOME PORT PAGECACHE_MB");
             System.exit(2);
@@ -41,11 +45,14 @@ public final class EmbeddedNeo4j {
             System.exit(2);
         }
 
+        Path importDir = Files.createDirectories(home.resolve("import"));
         DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(home)
                 .setConfig(BoltConnector.enabled, true)
                 .setConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
                 .setConfig(GraphDatabaseSettings.auth_enabled, true)
                 .setConfig(GraphDatabaseSettings.pagecache_memory, pageCacheBytes)
+                .setConfig(GraphDatabaseSettings.allow_file_urls, false)
+                .setConfig(GraphDatabaseSettings.load_csv_file_url_root, importDir)
                 .setConfig(GraphDatabaseSettings.shutdown_transaction_end_timeout, Duration.ofSeconds(5))
                 // keep a test or laptop install small: transaction logs are pruned to ~100 MB
                 .setConfig(GraphDatabaseSettings.keep_logical_logs, "100M size")
