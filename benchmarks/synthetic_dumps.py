@@ -170,8 +170,9 @@ def build_tables(con: duckdb.DuckDBPyConnection, sizes: Sizes) -> None:
         WITH t AS (SELECT i, {_type_case('rnd(i, 20)')} AS title_type FROM range(1, getvariable('n_titles') + 1) r(i))
         SELECT i, title_type,
                CASE WHEN rnd(i, 21) < CASE WHEN title_type = 'tvEpisode' THEN 0.08 ELSE 0.03 END THEN NULL
-                    ELSE 2025 - floor(131 * power(rnd(i, 22), CASE WHEN title_type = 'tvEpisode' THEN 3.5
-                                                                ELSE 2.5 END))::INTEGER END AS year,
+                    ELSE 2025 - least(131, floor(-ln(1 - rnd(i, 22))
+                                                 * CASE WHEN title_type = 'tvEpisode' THEN 14 ELSE 22 END))::INTEGER
+                    END AS year,
                CASE WHEN rnd(i, 23) < {_by_type(RATED, 0.1)}
                     THEN least(3000000, floor(5 * power(1 - rnd(i, 24), -1 / 0.6)))::BIGINT ELSE 0 END AS votes
         FROM t""")  # fmt: skip

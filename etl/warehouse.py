@@ -12,6 +12,7 @@ from typing import NamedTuple
 import duckdb
 import pyarrow as pa
 
+from etl.resources import usage
 from graph_store.errors import CinegraphError
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,9 @@ def run_steps(
         for name in drop:
             con.execute(f"DROP TABLE IF EXISTS {name}")
         for step in steps:
-            log.debug("step %s", step.output)
             try:
-                con.execute(f"CREATE OR REPLACE TABLE {step.output} AS {step.sql}", dict(step.params))
+                with usage(step.output):
+                    con.execute(f"CREATE OR REPLACE TABLE {step.output} AS {step.sql}", dict(step.params))
             except duckdb.Error as exc:
                 if step.source is None:
                     raise
