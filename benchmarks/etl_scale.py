@@ -42,7 +42,7 @@ STAGE_ROWS = [
     ("stg_imdb_titles", "  title.basics"), ("stg_imdb_akas", "  title.akas"), ("stg_imdb_ratings", "  title.ratings"),
     ("stg_imdb_principals", "  title.principals"), ("stg_imdb_crew", "  title.crew"),
     ("stg_imdb_names", "  name.basics"), ("rejects", "  rejects"), ("stage", "stage (all files)"),
-    ("match: candidates", "  candidates"), ("match: normalise", "  normalise"), ("match: blocks", "  blocks"),
+    ("match: candidates", "  candidates"), ("match: normalise", "  normalise"), ("match: spellings", "  spellings"),
     ("match: scoring", "  scoring"), ("match", "match (all)"),
     ("snap_rated", "  snap RATED"), ("snapshot", "snapshot (tables + Parquet)"),
 ]  # fmt: skip
