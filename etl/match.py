@@ -4,8 +4,9 @@ Plan (each SQL step is built by a pure function returning a :class:`Step`):
 
     stg_ml_movies --parse--> match_movies, match_queries (block = year, or -movie_id when undated)
     stg_imdb_titles (+ stg_imdb_akas) --> match_candidate_titles --> match_needed_titles
-    --normalise--> match_title_norms --> match_blocks (block, norm, tconst)
-    rapidfuzz cdist per block --> match_pairs --> match_scored --> match_fuzzy
+    --normalise (in batches)--> match_title_norms --> match_spelled (year, norm, key, tconst)
+    rapidfuzz cdist per year block, one in memory at a time --> match_hits (+ match_key_pairs for
+    undated movies) --> match_pairs --> match_scored --> match_fuzzy
     match_fuzzy + links + overrides --> match_decisions (replace, one row per movie)
 
 A candidate ranks by fuzzy score, minus title-type and year-distance penalties, plus a bonus per
@@ -31,6 +32,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
 
+from etl.resources import usage
 from etl.titles import colon_parts_many, normalize_many, parse_title, query_strings_many, title_key
 from etl.warehouse import Step, drop_tables, register_arrow, run_steps, table_exists
 from graph_store.errors import CinegraphError
@@ -42,9 +44,10 @@ _TCONST_RE = re.compile(r"^tt\d{7,}$")
 # Working tables of one run, TEMP (in memory, not written to the warehouse file) and dropped at its
 # end; only match_decisions is a warehouse table (write disposition: replace).
 INTERMEDIATE_TABLES = ("match_movies", "match_queries", "match_overrides", "match_candidate_titles",
-                       "match_candidate_info", "match_needed_titles", "match_title_norms", "match_blocks",
-                       "match_pairs", "match_scored", "match_fuzzy", "match_links", "match_outcome",
+                       "match_candidate_info", "match_needed_titles", "match_title_norms", "match_spelled",
+                       "match_hits", "match_key_pairs", "match_pairs", "match_scored", "match_fuzzy", "match_links", "match_outcome",
                        "match_review", "match_evaluation_counts")
+NORM_BATCH_ROWS = 1_000_000  # candidate spellings normalised per batch: bounds Python memory
 REVIEW_COLUMNS = ["movie_id", "ml_title", "ml_year", "rank", "tconst", "imdb_title", "start_year",
                   "title_type", "num_votes", "score"]
 
@@ -122,25 +125,33 @@ def needed_titles_sql(year_tolerance: int, all_titles: bool) -> Step:
     return Step(sql, "match_needed_titles", {} if all_titles else {"tol": year_tolerance})
 
 
-def blocks_sql(year_tolerance: int) -> Step:
-    """Candidates per block: titles starting within ±tol of each ML year (an equi-join on
-    start_year + offset), and for undated movies (block -movie_id) the titles sharing one of their
-    normalised keys."""
+def spelled_sql() -> Step:
+    """Each candidate title's normalised spellings with its start year, once, sorted by year so the
+    scorer's per-year reads touch few row groups."""
     sql = """
-        WITH spelled AS (
-            SELECT DISTINCT c.tconst, i.start_year, n.norm, n.key, n.derived FROM match_candidate_titles c
-            JOIN match_title_norms n ON n.title = c.title
-            JOIN match_candidate_info i ON i.tconst = c.tconst WHERE n.norm <> ''),
-        years AS (SELECT DISTINCT year FROM match_movies WHERE year IS NOT NULL),
-        pairs AS (
-            SELECT s.start_year + o.offset AS block, s.tconst, s.norm, s.derived
-            FROM spelled s CROSS JOIN (SELECT unnest(range(-$tol, $tol + 1)) AS offset) o
-            SEMI JOIN years y ON y.year = s.start_year + o.offset
-            UNION ALL
-            SELECT DISTINCT q.block, s.tconst, s.norm, s.derived FROM match_queries q
-            JOIN spelled s ON s.key = q.key WHERE q.block < 0)
-        SELECT block, norm, derived, tconst FROM pairs"""
-    return Step(sql, "match_blocks", {"tol": year_tolerance})
+        SELECT DISTINCT i.start_year AS year, n.norm, n.key, n.derived, c.tconst FROM match_candidate_titles c
+        JOIN match_title_norms n ON n.title = c.title
+        JOIN match_candidate_info i ON i.tconst = c.tconst WHERE n.norm <> ''
+        ORDER BY year, norm, tconst, derived"""
+    return Step(sql, "match_spelled")
+
+
+# The distinct spellings of the titles starting within [$low, $high]: one year block's choices.
+BLOCK_CHOICES_SQL = """
+    SELECT length(norm) AS len, norm, derived FROM match_spelled WHERE year BETWEEN $low AND $high
+    GROUP BY ALL ORDER BY len, norm, derived"""
+
+
+def pairs_sql(year_tolerance: int) -> Step:
+    """Scored spellings back to titles: a dated movie's hit names every title within ±tol years
+    spelled that way; an undated movie's pairs were scored per title already (``match_key_pairs``)."""
+    sql = """
+        SELECT h.movie_id, s.norm, s.tconst, h.score FROM match_hits h
+        JOIN match_movies m ON m.movie_id = h.movie_id
+        JOIN match_spelled s ON s.norm = h.norm AND s.derived = h.derived
+             AND s.year BETWEEN m.year - $tol AND m.year + $tol
+        UNION ALL SELECT movie_id, norm, tconst, score FROM match_key_pairs"""
+    return Step(sql, "match_pairs", {"tol": year_tolerance})
 
 
 def scored_sql(config: MatchConfig) -> Step:
@@ -305,23 +316,36 @@ def _stage_movies(con: duckdb.DuckDBPyConnection) -> int:
     return sum(1 for y in m_year if y is None)
 
 
-def _stage_title_norms(con: duckdb.DuckDBPyConnection) -> None:
+def _stage_title_norms(con: duckdb.DuckDBPyConnection, batch_rows: int = NORM_BATCH_ROWS) -> None:
     """Normalise each needed candidate spelling once, with the same functions the queries used
-    (plus its long colon halves, flagged derived)."""
-    titles = con.sql("SELECT title FROM match_needed_titles").to_arrow_table()["title"].combine_chunks()
-    norms = normalize_many(titles)
-    part_title: list[str] = []
-    part_norm: list[str] = []
-    title_list = titles.to_pylist()
-    for title, parts in zip(title_list, colon_parts_many(title_list)):
-        part_title += [title] * len(parts)
-        part_norm += parts
-    all_norms = pa.concat_arrays([norms, pa.array(part_norm, pa.string())])
-    _register(con, "match_title_norms", pa.table({
-        "title": pa.concat_arrays([titles, pa.array(part_title, pa.string())]),
-        "norm": all_norms,
-        "key": pc.replace_substring(all_norms, " ", ""),  # title_key, vectorised
-        "derived": pa.array([False] * len(norms) + [True] * len(part_norm), pa.bool_())}))
+    (plus its long colon halves, flagged derived), a hash slice of the titles at a time so the
+    Python side holds one batch."""
+    _run_temp(con, [Step("SELECT NULL::VARCHAR AS title, NULL::VARCHAR AS norm, NULL::VARCHAR AS key, "
+                         "NULL::BOOLEAN AS derived WHERE false", "match_title_norms")])  # fmt: skip
+    total = int(con.execute("SELECT count(*) FROM match_needed_titles").fetchall()[0][0])
+    parts = max(1, -(-total // batch_rows))
+    for part in range(parts):
+        titles = con.sql("SELECT title FROM match_needed_titles WHERE hash(title) % $parts = $part",
+                         params={"parts": parts, "part": part}).to_arrow_table()["title"].combine_chunks()
+        norms = normalize_many(titles)
+        colon = titles.filter(pc.match_substring(titles, ":"))
+        part_title: list[str] = []
+        part_norm: list[str] = []
+        colon_list = colon.to_pylist()
+        for title, halves in zip(colon_list, colon_parts_many(colon_list)):
+            part_title += [title] * len(halves)
+            part_norm += halves
+        all_norms = pa.concat_arrays([norms, pa.array(part_norm, pa.string())])
+        batch = pa.table({
+            "title": pa.concat_arrays([titles, pa.array(part_title, pa.string())]),
+            "norm": all_norms,
+            "key": pc.replace_substring(all_norms, " ", ""),  # title_key, vectorised
+            "derived": pa.array([False] * len(norms) + [True] * len(part_norm), pa.bool_())})  # fmt: skip
+        register_arrow(con, "_match_arrow", batch)
+        try:
+            con.execute("INSERT INTO match_title_norms SELECT * FROM _match_arrow")
+        finally:
+            con.unregister("_match_arrow")
 
 
 def length_window(length: int, cutoff: float) -> tuple[int, int]:
@@ -335,63 +359,81 @@ def length_window(length: int, cutoff: float) -> tuple[int, int]:
 
 
 def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> None:
-    """Score each block's queries against its candidates with ``process.cdist`` and keep the cells
-    at or above ``threshold - margin`` (a lower score can neither win nor threaten a winner) as
-    match_pairs. Queries of one length meet only the candidate lengths that can reach that cutoff
-    (an exact bound, a few times fewer cells). A pair involving a derived (colon-half) spelling
-    loses ``derived_penalty``, so a full-title match always outranks it."""
+    """Score each year block's queries against the distinct spellings of the titles starting
+    within ±year_tolerance with ``process.cdist``, one block in memory at a time, and keep the
+    cells at or above ``threshold - margin`` (a lower score can neither win nor threaten a winner)
+    as match_hits; :func:`pairs_sql` maps them back to titles. Queries of one length meet only the
+    candidate lengths that can reach that cutoff (an exact bound, a few times fewer cells). A pair
+    involving a derived (colon-half) spelling loses ``derived_penalty``, so a full-title match
+    always outranks it. Undated movies meet the titles sharing one of their title keys."""
     scorer = _SCORERS[config.scorer]
     cutoff = max(config.threshold - config.margin, 0.0)
     queries = con.sql("SELECT block, length(norm) AS len, movie_id, norm, derived FROM match_queries "
-                      "ORDER BY block, len, movie_id").to_arrow_table()
-    blocks = con.sql("SELECT block, length(norm) AS len, norm, derived, tconst FROM match_blocks "
-                     "ORDER BY block, len, norm, tconst, derived").to_arrow_table()
+                      "WHERE block >= 0 ORDER BY block, len, movie_id, norm").to_arrow_table()  # fmt: skip
     q_block, q_len = queries["block"].to_numpy(), queries["len"].to_numpy()
     q_movie, q_norm = queries["movie_id"].to_numpy(), queries["norm"].to_pylist()
     q_derived = queries["derived"].to_numpy(zero_copy_only=False)
-    b_block, b_len, b_norm = blocks["block"].to_numpy(), blocks["len"].to_numpy(), blocks["norm"].to_pylist()
-    b_derived = blocks["derived"].to_numpy(zero_copy_only=False)
-    hit_movie: list[np.ndarray] = []
-    hit_cand: list[np.ndarray] = []
-    hit_score: list[np.ndarray] = []
+    hits: list[pa.Table] = []
     cells = 0
-    # One group per (block, query length); queries are sorted that way.
-    key_change = np.r_[True, (q_block[1:] != q_block[:-1]) | (q_len[1:] != q_len[:-1])] if len(q_block) else []
-    starts = np.flatnonzero(key_change)
-    ends = np.r_[starts[1:], len(q_block)].astype(int)
-    for qs, qe in zip(starts.tolist(), ends.tolist()):
-        block = q_block[qs]
-        bs, be = np.searchsorted(b_block, block, "left"), np.searchsorted(b_block, block, "right")
-        low, high = length_window(int(q_len[qs]), cutoff)
-        cs = bs + int(np.searchsorted(b_len[bs:be], low, "left"))
-        ce = bs + int(np.searchsorted(b_len[bs:be], high, "right"))
-        if cs >= ce:
+    year_starts = np.flatnonzero(np.r_[True, q_block[1:] != q_block[:-1]]) if len(q_block) else np.array([], int)
+    year_ends = np.r_[year_starts[1:], len(q_block)].astype(int)
+    for ys, ye in zip(year_starts.tolist(), year_ends.tolist()):
+        year = int(q_block[ys])
+        choices_tab = con.sql(BLOCK_CHOICES_SQL, params={"low": year - config.year_tolerance,
+                                                         "high": year + config.year_tolerance}).to_arrow_table()
+        if choices_tab.num_rows == 0:
             continue
-        choices = b_norm[cs:ce]
-        rows = max(1, config.max_cells // len(choices))
-        for r0 in range(qs, qe, rows):
-            r1 = min(r0 + rows, qe)
-            # uint8 cells (a quarter of the memory to scan); the few hits are rescored exactly.
-            cells += (r1 - r0) * len(choices)
-            hits = process.cdist(q_norm[r0:r1], choices, scorer=scorer, processor=None,
-                                 score_cutoff=cutoff, dtype=np.uint8, workers=config.workers)
-            qi, ci = np.nonzero(hits)
-            exact = process.cpdist([q_norm[r0 + i] for i in qi.tolist()], [choices[i] for i in ci.tolist()],
-                                   scorer=scorer, processor=None, score_cutoff=0, dtype=np.float64)
-            score = exact - config.derived_penalty * (q_derived[r0:r1][qi] | b_derived[cs:ce][ci])
-            keep = score >= cutoff
-            hit_movie.append(q_movie[r0:r1][qi[keep]])
-            hit_cand.append(ci[keep] + cs)
-            hit_score.append(score[keep])
-    cand = pa.array(np.concatenate(hit_cand) if hit_cand else [], pa.int64())
-    pairs = pa.table({
-        "movie_id": pa.array(np.concatenate(hit_movie) if hit_movie else [], pa.int64()),
-        "norm": blocks["norm"].take(cand),
-        "tconst": blocks["tconst"].take(cand),
-        "score": pa.array(np.concatenate(hit_score) if hit_score else [], pa.float64()),
-    })
-    _register(con, "match_pairs", pairs)
-    log.info("scored %d cells in %d blocks, kept %d pairs", cells, len(np.unique(q_block)), len(pairs))
+        b_len, b_norm = choices_tab["len"].to_numpy(), choices_tab["norm"].to_pylist()
+        b_derived = choices_tab["derived"].to_numpy(zero_copy_only=False)
+        # One group per query length inside the year; queries are sorted that way.
+        lens = q_len[ys:ye]
+        starts = ys + np.flatnonzero(np.r_[True, lens[1:] != lens[:-1]])
+        for qs, qe in zip(starts.tolist(), np.r_[starts[1:], ye].astype(int).tolist()):
+            low, high = length_window(int(q_len[qs]), cutoff)
+            cs = int(np.searchsorted(b_len, low, "left"))
+            ce = int(np.searchsorted(b_len, high, "right"))
+            if cs >= ce:
+                continue
+            choices = b_norm[cs:ce]
+            rows = max(1, config.max_cells // len(choices))
+            for r0 in range(qs, qe, rows):
+                r1 = min(r0 + rows, qe)
+                # uint8 cells (a quarter of the memory to scan); the few hits are rescored exactly.
+                cells += (r1 - r0) * len(choices)
+                found = process.cdist(q_norm[r0:r1], choices, scorer=scorer, processor=None,
+                                      score_cutoff=cutoff, dtype=np.uint8, workers=config.workers)
+                qi, ci = np.nonzero(found)
+                exact = process.cpdist([q_norm[r0 + i] for i in qi.tolist()], [choices[i] for i in ci.tolist()],
+                                       scorer=scorer, processor=None, score_cutoff=0, dtype=np.float64)
+                score = exact - config.derived_penalty * (q_derived[r0:r1][qi] | b_derived[cs:ce][ci])
+                keep = score >= cutoff
+                take = pa.array(ci[keep] + cs, pa.int64())
+                hits.append(pa.table({
+                    "movie_id": pa.array(q_movie[r0:r1][qi[keep]], pa.int64()),
+                    "norm": choices_tab["norm"].take(take), "derived": choices_tab["derived"].take(take),
+                    "score": pa.array(score[keep], pa.float64())}))  # fmt: skip
+    empty = pa.table({"movie_id": pa.array([], pa.int64()), "norm": pa.array([], pa.string()),
+                      "derived": pa.array([], pa.bool_()), "score": pa.array([], pa.float64())})  # fmt: skip
+    _register(con, "match_hits", pa.concat_tables([empty, *hits]).combine_chunks())
+    _register(con, "match_key_pairs", _score_undated(con, config, scorer, cutoff))
+    _run_temp(con, [pairs_sql(config.year_tolerance)])
+    log.info("scored %d cells in %d year blocks, kept %d spellings", cells, len(year_starts),
+             sum(t.num_rows for t in hits))  # fmt: skip
+
+
+def _score_undated(con: duckdb.DuckDBPyConnection, config: MatchConfig, scorer: object, cutoff: float) -> pa.Table:
+    """Undated movies against every title sharing one of their title keys (any year), pair by pair."""
+    pairs = con.sql("""
+        SELECT q.movie_id, q.norm AS query, q.derived AS query_derived, s.norm, s.derived, s.tconst
+        FROM match_queries q JOIN match_spelled s ON s.key = q.key WHERE q.block < 0
+        ORDER BY q.movie_id, s.tconst, s.norm, q.norm""").to_arrow_table()
+    score = process.cpdist(pairs["query"].to_pylist(), pairs["norm"].to_pylist(), scorer=scorer, processor=None,
+                           score_cutoff=0, dtype=np.float64) if pairs.num_rows else np.array([], np.float64)
+    derived = pc.or_(pairs["query_derived"], pairs["derived"]).to_numpy(zero_copy_only=False).astype(bool)
+    score = score - config.derived_penalty * derived
+    keep = pa.array(score >= cutoff)
+    return pa.table({"movie_id": pairs["movie_id"], "norm": pairs["norm"], "tconst": pairs["tconst"],
+                     "score": pa.array(score, pa.float64())}).filter(keep)  # fmt: skip
 
 
 def read_overrides(con: duckdb.DuckDBPyConnection, path: Path) -> pa.Table:
@@ -494,11 +536,15 @@ def match_titles(con: duckdb.DuckDBPyConnection, config: MatchConfig, *, review_
     _register(con, "match_overrides", overrides)
 
     undated = _stage_movies(con)
-    _run_temp(con, [candidate_titles_sql(table_exists(con, "stg_imdb_akas")), candidate_info_sql(),
-                    needed_titles_sql(config.year_tolerance, all_titles=undated > 0)])
-    _stage_title_norms(con)
-    _run_temp(con, [blocks_sql(config.year_tolerance)])
-    _score_blocks(con, config)
+    with usage("match: candidates"):
+        _run_temp(con, [candidate_titles_sql(table_exists(con, "stg_imdb_akas")), candidate_info_sql(),
+                        needed_titles_sql(config.year_tolerance, all_titles=undated > 0)])
+    with usage("match: normalise"):
+        _stage_title_norms(con)
+    with usage("match: spellings"):
+        _run_temp(con, [spelled_sql()])
+    with usage("match: scoring"):
+        _score_blocks(con, config)
     log.debug("%d undated movies blocked by title key", undated)
     steps = [scored_sql(config), fuzzy_sql(config)]
     if has_links:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 from etl import warehouse
 from etl.config import EtlConfig
 from etl.match import MatchReport, match_titles
+from etl.resources import StageUsage, recording, usage
 from etl.snapshot import write_snapshot
 from etl.sources import FetchResult, fetch_imdb, fetch_movielens, resolve_bases
 from etl.staging import IMDB, StageReport, stage
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 REVIEW_FILE = "match_review.csv"
+RUN_LOG_FILE = "etl_run.json"
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ class EtlResult:
 def run_etl(config: EtlConfig) -> EtlResult:
     """Fetch the variant and the IMDb files, stage them, match titles and write the snapshot
     under ``config.out/snapshot`` (swapped in whole; a failure leaves the previous one), holding
-    the lock of ``config.out`` so a second run into it waits."""
+    the lock of ``config.out`` so a second run into it waits. Each stage's wall time and peak RSS
+    go to ``config.out/etl_run.json``."""
     with locked(config.out):
         return _run_etl(config)
 
@@ -47,33 +51,50 @@ def run_etl(config: EtlConfig) -> EtlResult:
 def _run_etl(config: EtlConfig) -> EtlResult:
     start = time.perf_counter()
     raw_dir = config.out / "raw"
-    ml_base, imdb_base = resolve_bases(config.mirror, config.movielens_base, config.imdb_base)
-    ml_dir, ml_fetch = fetch_movielens(
-        config.variant, raw_dir, ml_base, progress=config.progress, max_extract_bytes=config.max_extract_bytes
-    )
-    imdb_fetch = fetch_imdb(raw_dir, imdb_base, progress=config.progress)
-    db_path = config.out / WAREHOUSE_FILE
-    review = config.out / REVIEW_FILE
-    con = warehouse.connect(db_path, memory_limit=config.memory_limit, threads=config.threads)
-    try:
-        staged = stage(
-            con,
-            ml_dir,
-            {name: result.path for name, result in imdb_fetch.items()},
-            title_types=config.film_title_types,
-            max_reject_fraction=config.max_reject_fraction,
-        )
-        matched = match_titles(con, config.match, review_path=review, overrides_path=config.overrides)
-        path, manifest = write_snapshot(
-            con,
-            config.out,
-            sources=source_entries(ml_dir, ml_fetch, imdb_fetch, staged),
-            rejects=staged.rejects,
-            match=matched.model_dump(),
-        )
-    finally:
-        con.close()
-    return EtlResult(path, manifest, staged, matched, db_path, review, time.perf_counter() - start)
+    with recording() as stages:
+        with usage("fetch"):
+            ml_base, imdb_base = resolve_bases(config.mirror, config.movielens_base, config.imdb_base)
+            ml_dir, ml_fetch = fetch_movielens(config.variant, raw_dir, ml_base, progress=config.progress,
+                                               max_extract_bytes=config.max_extract_bytes)  # fmt: skip
+            imdb_fetch = fetch_imdb(raw_dir, imdb_base, progress=config.progress)
+        db_path = config.out / WAREHOUSE_FILE
+        review = config.out / REVIEW_FILE
+        con = warehouse.connect(db_path, memory_limit=config.memory_limit, threads=config.threads)
+        try:
+            with usage("stage"):
+                staged = stage(
+                    con,
+                    ml_dir,
+                    {name: result.path for name, result in imdb_fetch.items()},
+                    title_types=config.film_title_types,
+                    max_reject_fraction=config.max_reject_fraction,
+                )
+            with usage("match"):
+                matched = match_titles(con, config.match, review_path=review, overrides_path=config.overrides)
+            with usage("snapshot"):
+                path, manifest = write_snapshot(
+                    con,
+                    config.out,
+                    sources=source_entries(ml_dir, ml_fetch, imdb_fetch, staged),
+                    rejects=staged.rejects,
+                    match=matched.model_dump(),
+                )
+        finally:
+            con.close()
+    seconds = time.perf_counter() - start
+    write_run_log(config.out / RUN_LOG_FILE, stages, seconds)
+    return EtlResult(path, manifest, staged, matched, db_path, review, seconds)
+
+
+def write_run_log(path: Path, stages: list[StageUsage], seconds: float) -> None:
+    """The run's stages in order (nested ones before the stage holding them), with the total."""
+    record = {
+        "seconds": round(seconds, 3),
+        "peak_rss_bytes": max((s.peak_rss_bytes for s in stages), default=0),
+        "stages": [{"name": s.name, "seconds": round(s.seconds, 3), "peak_rss_bytes": s.peak_rss_bytes}
+                   for s in stages],
+    }  # fmt: skip
+    path.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def source_entries(

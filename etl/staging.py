@@ -429,13 +429,15 @@ def imdb_steps(
         for role in schema.CREW_EDGES
     )
     add("title.crew", f"WITH c AS (SELECT * FROM {{src}} WHERE tconst IN {{wanted}}) {crew}")
+    # n is read twice (known-for pairs, then the people kept) rather than held whole: a
+    # materialised 14.5M-row CTE of the full dump does not fit the memory budget.
     people = ["SELECT nconst FROM kf"]
     if files.get("title.principals") is not None:
         people.append("SELECT nconst FROM stg_imdb_principals")
     if files.get("title.crew") is not None:
         people.append("SELECT nconst FROM stg_imdb_crew")
     add("name.basics",
-        "WITH n AS (SELECT nconst, primaryName AS primary_name, birthYear AS birth_year, "
+        "WITH n AS NOT MATERIALIZED (SELECT nconst, primaryName AS primary_name, birthYear AS birth_year, "
         "deathYear AS death_year, string_split(primaryProfession, ',') AS professions, "
         "string_split(knownForTitles, ',') AS known_for FROM {src}), "
         "kf AS (SELECT nconst FROM (SELECT nconst, unnest(known_for) AS tconst FROM n) "

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import duckdb
 import pyarrow as pa
 
+from etl.resources import usage
 from graph_store.errors import CinegraphError
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ class Step(NamedTuple):
 
 
 def connect(
-    path: Path, *, memory_limit: str = "8GB", threads: int | None = None
+    path: Path, *, memory_limit: str = "5GB", threads: int | None = None
 ) -> duckdb.DuckDBPyConnection:
     """Open (or create) the warehouse file with bounded memory; spills go next to the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +37,8 @@ def connect(
     con = duckdb.connect(str(path))
     con.execute("SET memory_limit = ?", [memory_limit])
     con.execute("SET temp_directory = ?", [str(spill)])
-    con.execute("SET preserve_insertion_order = true")
+    # Every output that needs an order says ORDER BY; keeping file order costs big scans memory.
+    con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")  # library code does not print
     if threads is not None:
         con.execute("SET threads = ?", [threads])
@@ -64,9 +66,9 @@ def run_steps(
         for name in drop:
             con.execute(f"DROP TABLE IF EXISTS {name}")
         for step in steps:
-            log.debug("step %s", step.output)
             try:
-                con.execute(f"CREATE OR REPLACE TABLE {step.output} AS {step.sql}", dict(step.params))
+                with usage(step.output):
+                    con.execute(f"CREATE OR REPLACE TABLE {step.output} AS {step.sql}", dict(step.params))
             except duckdb.Error as exc:
                 if step.source is None:
                     raise

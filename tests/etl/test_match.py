@@ -230,7 +230,7 @@ def test_evaluation_from_counts(made: int, correct: int, truth: int, p: float, r
 
 
 def test_candidate_and_block_steps(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
-    """The blocking SQL on its own: spellings collapse per block, blocks hold only years in reach."""
+    """The blocking SQL on its own: spellings collapse per title, a year block reads distinct spellings."""
     stage(con, [(1, "Heat (1995)")], [("tt01", "movie", "Heat", "HEAT", 1995, 1), ("tt02", "movie", "Heat", "Heat", 1996, 1),
                                       ("tt03", "movie", "Heat", "Heat", 1999, 1)], akas=[("tt01", "Hitze")])
     match._stage_movies(con)
@@ -239,10 +239,13 @@ def test_candidate_and_block_steps(con: duckdb.DuckDBPyConnection, tmp_path: Pat
     assert sorted(con.execute("SELECT * FROM match_candidate_titles").fetchall()) == [
         ("tt01", "HEAT"), ("tt01", "Heat"), ("tt01", "Hitze"), ("tt02", "Heat"), ("tt03", "Heat")]
     assert sorted(con.execute("SELECT title FROM match_needed_titles").fetchall()) == [("HEAT",), ("Heat",), ("Hitze",)]
-    match._stage_title_norms(con)
-    warehouse.run_steps(con, [match.blocks_sql(1)])
-    assert con.execute("SELECT block, norm, derived, tconst FROM match_blocks ORDER BY ALL").fetchall() == [
-        (1995, "heat", False, "tt01"), (1995, "heat", False, "tt02"), (1995, "hitze", False, "tt01")]
+    match._stage_title_norms(con, batch_rows=2)  # two hash slices: the batches add up to every title
+    warehouse.run_steps(con, [match.spelled_sql()])
+    assert con.execute("SELECT year, norm, key, derived, tconst FROM match_spelled ORDER BY ALL").fetchall() == [
+        (1995, "heat", "heat", False, "tt01"), (1995, "hitze", "hitze", False, "tt01"),
+        (1996, "heat", "heat", False, "tt02"), (1999, "heat", "heat", False, "tt03")]
+    choices = con.execute(match.BLOCK_CHOICES_SQL, {"low": 1994, "high": 1996}).fetchall()
+    assert choices == [(4, "heat", False), (5, "hitze", False)]
     assert match.length_window(10, 86) == (8, 13)  # 200*8/18 = 88.9 >= 86 > 200*7/17 = 82.4
     assert match.length_window(10, 0) == (0, 1 << 30)
 

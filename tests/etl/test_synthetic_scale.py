@@ -1,0 +1,103 @@
+"""benchmarks/synthetic_dumps.py writes a mirror the ETL reads like the real dumps, the same bytes
+for a seed; benchmarks/etl_scale.py measures the ETL on it and reports per stage."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from benchmarks.synthetic_dumps import IMDB_HEADERS, generate
+from etl.config import EtlConfig
+from etl.match import MatchConfig
+from etl.pipeline import RUN_LOG_FILE, run_etl
+
+ROOT = Path(__file__).resolve().parents[2]
+SCALE = 0.0005  # 5,750 titles, 7,250 names, 31 MovieLens movies
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic") / "mirror"
+    generate(root, SCALE, "ml-25m", seed=3, threads=1)
+    return root
+
+
+def test_layout_and_formats(synthetic: Path) -> None:
+    assert sorted(_digests(synthetic)) == [
+        "imdb/name.basics.tsv.gz", "imdb/title.akas.tsv.gz", "imdb/title.basics.tsv.gz", "imdb/title.crew.tsv.gz",
+        "imdb/title.principals.tsv.gz", "imdb/title.ratings.tsv.gz", "movielens/ml-25m.zip",
+        "movielens/ml-25m.zip.md5"]  # fmt: skip
+    rows = {}
+    for name, header in IMDB_HEADERS.items():
+        lines = gzip.decompress((synthetic / "imdb" / f"{name}.tsv.gz").read_bytes()).decode().splitlines()
+        assert lines[0].split("\t") == header.split(", ")
+        assert all(line.count("\t") == lines[0].count("\t") for line in lines)
+        rows[name] = len(lines) - 1
+    assert rows["title.basics"] == rows["title.crew"] == 5_750 and rows["name.basics"] == 7_250
+    assert 3.5 < rows["title.akas"] / rows["title.basics"] < 5.5  # ~52M / 11.5M at full size
+    assert 7 < rows["title.principals"] / rows["title.basics"] < 9  # ~92M / 11.5M
+    basics = gzip.decompress((synthetic / "imdb" / "title.basics.tsv.gz").read_bytes()).decode().splitlines()[1:]
+    movies = sum(line.split("\t")[1] == "movie" for line in basics)
+    assert 0.04 < movies / len(basics) < 0.08  # ~6 % movies
+    with zipfile.ZipFile(synthetic / "movielens" / "ml-25m.zip") as zf:
+        assert sorted(zf.namelist()) == ["ml-25m/links.csv", "ml-25m/movies.csv", "ml-25m/ratings.csv",
+                                         "ml-25m/tags.csv"]  # fmt: skip
+        ratings = zf.read("ml-25m/ratings.csv").decode().splitlines()
+        titles = zf.read("ml-25m/movies.csv").decode().splitlines()
+    pairs = [tuple(r.split(",")[:2]) for r in ratings[1:]]
+    assert ratings[0] == "userId,movieId,rating,timestamp" and len(set(pairs)) == len(pairs)
+    assert pairs == sorted(pairs, key=lambda p: (int(p[0]), int(p[1])))
+    assert titles[0] == "movieId,title,genres" and len(titles) == 1 + 31
+
+
+def test_same_seed_same_bytes(synthetic: Path, tmp_path: Path) -> None:
+    generate(tmp_path / "again", SCALE, "ml-25m", seed=3)
+    assert _digests(tmp_path / "again") == _digests(synthetic)
+    generate(tmp_path / "other", SCALE, "ml-25m", seed=4)
+    assert _digests(tmp_path / "other")["imdb/title.basics.tsv.gz"] != _digests(synthetic)["imdb/title.basics.tsv.gz"]
+
+
+def test_etl_reads_it(synthetic: Path, tmp_path: Path) -> None:
+    """The ETL stages every file without a reject, matches by title with links.csv as the truth,
+    and logs each stage's time and peak memory."""
+    result = run_etl(EtlConfig(variant="ml-25m", mirror=str(synthetic), out=tmp_path, match=MatchConfig(mode="fuzzy"),
+                               progress=False, threads=1))  # fmt: skip
+    assert not any(result.stage.rejects.values())
+    assert result.stage.rows["title.basics.tsv.gz"] > 1_000  # film-like types only
+    evaluation = result.match.evaluation
+    assert evaluation is not None and evaluation.truth_pairs >= 25
+    assert evaluation.precision >= 0.99 and evaluation.recall >= 0.9
+    assert result.manifest["counts"]["edges"]["RATED"] > 0 and result.manifest["counts"]["edges"]["ACTED_IN"] > 0
+    run_log = json.loads((tmp_path / RUN_LOG_FILE).read_text())
+    names = [s["name"] for s in run_log["stages"]]
+    for stage in ("fetch", "stg_imdb_titles", "stg_imdb_akas", "stage", "match: scoring", "match", "snapshot"):
+        assert stage in names
+    assert all(s["peak_rss_bytes"] > 0 and s["seconds"] >= 0 for s in run_log["stages"])
+    assert run_log["peak_rss_bytes"] == max(s["peak_rss_bytes"] for s in run_log["stages"])
+
+
+@pytest.mark.slow
+def test_etl_scale_main(tmp_path: Path) -> None:
+    out = tmp_path / "etl_scale.md"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "etl_scale.py"), "--scales", "0.0003,0.0006",
+         "--work", str(tmp_path / "work"), "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert "| 0.0003 |" in text and "| 0.0006 |" in text and "0.0003 -> 0.0006 (2x rows)" in text
+    assert "|   title.akas |" in text and "| match (all) |" in text
+    assert not (tmp_path / "work" / "out-0.0006").exists()  # outputs deleted without --keep
