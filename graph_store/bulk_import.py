@@ -102,6 +102,21 @@ def serves(home: Path, uri: str) -> bool:
     return host in (server.HOST, "localhost") and port == str(state.port)
 
 
+def use_bulk(driver: Driver, uri: str, home: Path, *, database: str = "neo4j", initial: bool = False) -> bool:
+    """Whether a load should take the bulk path: the database is empty and is served by the local
+    server under ``home``. With ``initial`` (the user asked for it) a reason it cannot is an error."""
+    reason = None
+    if not serves(home, uri):
+        reason = f"{uri} is not the local server of --home {Path(home).resolve()} (`cinegraph neo4j start`)"
+    elif not database_is_empty(driver, database):
+        reason = f"database {database!r} is not empty; a refresh is a sync: run without --initial"
+    if reason and initial:
+        raise CinegraphError(f"--initial: {reason}")
+    if reason:
+        log.info("transactional load: %s", reason)
+    return reason is None
+
+
 def bulk_load(
     driver_factory: Any,
     snapshot_dir: Path,

@@ -4,14 +4,18 @@ the same snapshot writes nothing."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from neo4j import Driver
 
 from graph_store import schema, server
 from graph_store.bulk_import import bulk_load, database_is_empty, serves
-from graph_store.connection import open_driver
+from graph_store.connection import Neo4jSettings, open_driver
 from graph_store.errors import CinegraphError
 from graph_store.load import load_snapshot
 from graph_store.snapshot_io import read_snapshot
@@ -27,7 +31,8 @@ from tests.graph_store.neo4j_testing import (
     write_test_snapshot,
 )
 
-pytestmark = [pytest.mark.neo4j, pytest.mark.slow]  # two JVM starts (importer, server restart)
+pytestmark = pytest.mark.neo4j
+CLI = [sys.executable, "-m", "flows.cli"]
 
 HOSTILE = [
     'say "cheese", then leave',  # quote and delimiter
@@ -77,6 +82,7 @@ def _transaction_logs(home: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in sorted(logs.iterdir())}
 
 
+@pytest.mark.slow  # two JVM starts: the importer and the restarted server
 def test_bulk_load_equals_the_transactional_load(private_home: Path, tmp_path: Path) -> None:
     tables = _hostile_tables()
     snap = write_test_snapshot(tmp_path / "hostile", tables)
@@ -117,6 +123,7 @@ def test_bulk_load_equals_the_transactional_load(private_home: Path, tmp_path: P
     assert server.status(private_home).running
 
 
+@pytest.mark.slow
 def test_bulk_load_refuses_an_invalid_snapshot_before_stopping_anything(private_home: Path, tmp_path: Path) -> None:
     tables = small_tables()
     tables["RATED"] = edge_table(schema.RATED, [{"src": 99, "dst": 10, "rating": 1.0, "timestamp": 1}])
@@ -128,6 +135,7 @@ def test_bulk_load_refuses_an_invalid_snapshot_before_stopping_anything(private_
     assert server.status(private_home).pid == pid
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_real_snapshot_bulk_load_then_sync_is_a_no_op(private_home: Path, real_snapshot: Path) -> None:
     tables = read_snapshot(real_snapshot)
@@ -141,3 +149,15 @@ def test_real_snapshot_bulk_load_then_sync_is_a_no_op(private_home: Path, real_s
         sync = load_snapshot(driver, real_snapshot, progress=False)
         assert all(s.upserted == s.deleted == 0 for s in [*sync.nodes.values(), *sync.edges.values()])
         wipe(driver)
+
+
+def test_cli_initial_needs_the_local_empty_server(graph: Driver, neo4j_settings: Neo4jSettings, tmp_path: Path) -> None:
+    """`cinegraph load --initial` says why it cannot bulk-load, in one line, and writes nothing."""
+    snap = write_test_snapshot(tmp_path / "snapshot", small_tables())
+    env = {**os.environ, "NEO4J_URI": neo4j_settings.uri, "NEO4J_PASSWORD": neo4j_settings.password}
+    run = subprocess.run([*CLI, "load", "--snapshot", str(snap), "--initial", "--home", str(tmp_path / "elsewhere")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("cinegraph load: error: --initial: ") and "is not the local server" in last
+    assert database_is_empty(graph)
