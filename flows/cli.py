@@ -49,6 +49,12 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="rows per UNWIND transaction")
     p.add_argument("--database", default="neo4j")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--initial", action="store_true",
+                   help="first load with Neo4j's offline importer (restarts the local server; the database "
+                        "must be empty); taken by default when the local server's database is empty")
+    p.add_argument("--transactional", action="store_true", help="never use the offline importer")
+    p.add_argument("--home", type=Path, default=Path(".neo4j/default"),
+                   help="home of the local server (as given to `cinegraph neo4j start`)")
     p.set_defaults(func=_cmd_load)
 
     p = sub.add_parser("etl", help="fetch MovieLens + IMDb, stage in DuckDB, match titles, write the snapshot")
@@ -200,15 +206,26 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
+    from graph_store.bulk_import import bulk_load, use_bulk
     from graph_store.connection import open_driver, settings_from_env
     from graph_store.load import DEFAULT_BATCH_SIZE, load_snapshot
 
-    with open_driver(settings_from_env()) as driver:
-        report = load_snapshot(
-            driver, args.snapshot, database=args.database,
-            batch_size=args.batch_size or DEFAULT_BATCH_SIZE, progress=not args.no_progress,
-        )
-    print(report.summary())
+    if args.initial and args.transactional:
+        raise CinegraphError("--initial and --transactional exclude each other")
+    settings = settings_from_env()
+    with open_driver(settings) as driver:
+        bulk = not args.transactional and use_bulk(
+            driver, settings.uri, args.home, database=args.database, initial=args.initial)
+        if not bulk:
+            report = load_snapshot(
+                driver, args.snapshot, database=args.database,
+                batch_size=args.batch_size or DEFAULT_BATCH_SIZE, progress=not args.no_progress,
+            )
+    if bulk:
+        print(bulk_load(lambda: open_driver(settings), args.snapshot, args.home, password=settings.password,
+                        database=args.database, progress=not args.no_progress).summary())
+    else:
+        print(report.summary())
     return 0
 
 

@@ -29,27 +29,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 import time
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, LiteralString, cast
 
+import duckdb
 import pyarrow as pa
-from neo4j import Driver, ManagedTransaction, RoutingControl
+from neo4j import READ_ACCESS, Driver, ManagedTransaction
 from tqdm import tqdm
 
 from graph_store import schema
 from graph_store.errors import CinegraphError
 from graph_store.schema import DST, EDGE_TYPES, NODE_TYPES, SNAPSHOT, SRC, EdgeType, NodeType
-from graph_store.snapshot_io import read_manifest, read_snapshot
+from graph_store.snapshot_io import read_manifest, snapshot_duckdb, view_name
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 10_000  # rows per transaction: throughput plateaus from 5k to 20k (benchmarks/results/load.md)
-
-Identity = tuple[Hashable, ...]
-
+DEFAULT_MEMORY_LIMIT = "2GB"  # DuckDB's, for the diff; it spills to disk beyond
+READ_FETCH_SIZE = 10_000  # graph rows per Bolt fetch while reading what the graph holds
+DRIFT = "drift"  # column of the read-back tables: a graph value did not fit its schema type
 
 # --- Cypher, from schema constants only ------------------------------------------------------
 
@@ -68,9 +71,8 @@ def _node_create(nt: NodeType) -> LiteralString:
 
 
 def _node_read(nt: NodeType) -> LiteralString:
-    props = ", ".join(f".{p.name}" for p in nt.properties)
-    projection = f"n {{{props}}}" if props else "{}"
-    return _q(f"MATCH (n:{nt.label}) RETURN n.{nt.key} AS key, {projection} AS props")
+    """One column per snapshot column, in the snapshot's order."""
+    return _q(f"MATCH (n:{nt.label}) RETURN " + ", ".join(f"n.{c} AS {c}" for c in nt.columns))
 
 
 def _node_delete(nt: NodeType) -> LiteralString:
@@ -102,11 +104,11 @@ def _edge_create(et: EdgeType) -> LiteralString:
 
 
 def _edge_read(et: EdgeType) -> LiteralString:
-    props = ", ".join(f".{p.name}" for p in et.properties)
-    projection = f"r {{{props}}}" if props else "{}"
+    """src, dst, the element id, then one column per property."""
+    props = "".join(f", r.{p.name} AS {p.name}" for p in et.properties)
     return _q(
         f"MATCH {_edge_pattern(et)} RETURN s.{et.src.key} AS {SRC}, d.{et.dst.key} AS {DST}, "
-        f"elementId(r) AS id, {projection} AS props"
+        f"elementId(r) AS id{props}"
     )
 
 
@@ -194,6 +196,17 @@ def snapshot_identity(snapshot_dir: Path) -> tuple[dict[str, Any], str]:
     return manifest, sha
 
 
+def snapshot_props(manifest: dict[str, Any], sha: str) -> dict[str, Any]:
+    """The properties of the ``(:Snapshot)`` node that says the graph holds this snapshot."""
+    return {
+        SNAPSHOT.key: sha[:16],
+        "created_at": manifest.get("created_at"),
+        "sha256": sha,
+        "counts": json.dumps(manifest.get("counts", {}), sort_keys=True),
+        "schema_version": manifest["schema_version"],
+    }
+
+
 def load_snapshot(
     driver: Driver,
     snapshot_dir: Path,
@@ -201,47 +214,49 @@ def load_snapshot(
     database: str = "neo4j",
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> LoadReport:
-    """Make the graph in ``database`` equal to the snapshot in ``snapshot_dir`` (see module doc)."""
+    """Make the graph in ``database`` equal to the snapshot in ``snapshot_dir`` (see module doc).
+
+    The diff runs in DuckDB (spilling to a temporary folder past ``memory_limit``): the graph's
+    rows are streamed into it and the snapshot is read from Parquet, so Python only ever holds one
+    batch of rows. When the graph already holds this snapshot and nothing differs, nothing is
+    written at all (the ``(:Snapshot)`` node included)."""
     if batch_size < 1:
         raise CinegraphError(f"--batch-size {batch_size}: must be at least 1")
     started = time.perf_counter()
     snapshot_dir = Path(snapshot_dir).resolve()  # one snapshot version for the whole load
     manifest, sha = snapshot_identity(snapshot_dir)
-    tables = read_snapshot(snapshot_dir)
-    _validate(snapshot_dir, tables)
-    snapshot_id = sha[:16]
-    report = LoadReport(snapshot_id, database, batch_size)
-
-    ensure_schema(driver, database)
-    held = driver.execute_query(SNAPSHOT_READ, database_=database).records
-    if not (len(held) == 1 and held[0]["sha256"] == sha):
-        # The graph is about to change: it no longer holds any one snapshot until this load ends.
-        driver.execute_query(SNAPSHOT_CLEAR, database_=database)
-
-    writer = _BatchWriter(driver, database, batch_size, progress)
-    vanished: dict[str, list[Any]] = {}
-    for nt in NODE_TYPES:
-        report.nodes[nt.label], vanished[nt.label] = _sync_nodes(writer, nt, tables[nt.label])
-    for et in EDGE_TYPES:
-        report.edges[et.rel] = _sync_edges(writer, et, tables[et.rel])
-    for nt in reversed(NODE_TYPES):  # after the edges, so DETACH only meets edges of vanished nodes
-        _delete_nodes(writer, nt, vanished[nt.label], report.nodes[nt.label])
+    report = LoadReport(sha[:16], database, batch_size)
+    with (
+        tempfile.TemporaryDirectory(prefix="cinegraph-load-") as tmp,
+        closing(snapshot_duckdb(snapshot_dir, Path(tmp), memory_limit=memory_limit)) as con,
+    ):
+        collapsed = validate_snapshot(con, snapshot_dir)
+        ensure_schema(driver, database)
+        held = driver.execute_query(SNAPSHOT_READ, database_=database).records
+        holds_it = len(held) == 1 and held[0]["sha256"] == sha
+        writer = _BatchWriter(driver, database, batch_size, progress, con)
+        if not holds_it:
+            # The graph is about to change: it no longer holds any one snapshot until this load ends.
+            driver.execute_query(SNAPSHOT_CLEAR, database_=database)
+        for nt in NODE_TYPES:
+            report.nodes[nt.label] = _sync_nodes(writer, nt)
+        for et in EDGE_TYPES:
+            report.edges[et.rel] = _sync_edges(writer, et)
+            report.edges[et.rel].collapsed = collapsed[et.rel]
+        for nt in reversed(NODE_TYPES):  # after the edges, so DETACH only meets edges of vanished nodes
+            _delete_nodes(writer, nt, report.nodes[nt.label])
 
     for nt in NODE_TYPES:
         report.nodes[nt.label].total = driver.execute_query(NODE_COUNT[nt.label], database_=database).records[0]["n"]
     for et in EDGE_TYPES:
         report.edges[et.rel].total = driver.execute_query(EDGE_COUNT[et.rel], database_=database).records[0]["n"]
-    props = {
-        SNAPSHOT.key: snapshot_id,
-        "created_at": manifest.get("created_at"),
-        "sha256": sha,
-        "counts": json.dumps(manifest.get("counts", {}), sort_keys=True),
-        "schema_version": manifest["schema_version"],
-    }
-    driver.execute_query(SNAPSHOT_WRITE, {"props": props}, database_=database)
+    if not (holds_it and writer.rows_written == 0):
+        driver.execute_query(SNAPSHOT_WRITE, {"props": snapshot_props(manifest, sha)}, database_=database)
     report.seconds = time.perf_counter() - started
-    log.info("loaded snapshot %s into %r in %.1fs", snapshot_id, database, report.seconds)
+    log.info("loaded snapshot %s into %r in %.1fs (%d rows written)", report.snapshot_id, database,
+             report.seconds, writer.rows_written)
     return report
 
 
@@ -249,134 +264,255 @@ def load_snapshot(
 
 
 class _BatchWriter:
-    """Runs one templated statement over row batches, one write transaction each (which the driver
-    retries only when it did not commit)."""
+    """Streams the graph's rows into DuckDB tables and runs one templated statement over the rows of
+    a DuckDB query, one write transaction per batch (which the driver retries only when it did not
+    commit)."""
 
-    def __init__(self, driver: Driver, database: str, batch_size: int, progress: bool) -> None:
+    def __init__(self, driver: Driver, database: str, batch_size: int, progress: bool,
+                 con: duckdb.DuckDBPyConnection) -> None:
         self.driver, self.database, self.batch_size, self.progress = driver, database, batch_size, progress
+        self.con = con
+        self.rows_written = 0
 
-    def read(self, query: LiteralString) -> list[dict[str, Any]]:
-        records, _, _ = self.driver.execute_query(query, database_=self.database, routing_=RoutingControl.READ)
-        return [r.data() for r in records]
+    def read_into(self, query: LiteralString, table: str, arrow_schema: pa.Schema, total: int, desc: str) -> None:
+        """Stream ``query``'s records (one column per field of ``arrow_schema``; values that do not
+        fit their type become null with ``drift`` set) into the DuckDB table ``table``."""
+        schema_ = arrow_schema.append(pa.field(DRIFT, pa.bool_()))
+        self.con.from_arrow(schema_.empty_table()).create(table)
+        names = arrow_schema.names
+        with (
+            self.driver.session(database=self.database, default_access_mode=READ_ACCESS,
+                                fetch_size=READ_FETCH_SIZE) as session,
+            tqdm(total=total, desc=desc, unit="row", disable=not self.progress, leave=False) as bar,
+        ):
+            result = session.run(query)
+            while True:
+                records = result.fetch(READ_FETCH_SIZE)
+                if not records:
+                    break
+                columns = [[r[i] for r in records] for i in range(len(names))]
+                batch = _to_arrow(columns, schema_)
+                self.con.from_arrow(batch).insert_into(table)
+                bar.update(len(records))
 
-    def write(self, query: LiteralString, param: str, items: Sequence[Any], desc: str) -> None:
-        if not items:
-            return
+    def count(self, sql: str) -> int:
+        row = self.con.execute(sql).fetchall()[0]
+        return int(row[0]) if row else 0
+
+    def write(self, query: LiteralString, param: str, sql: str, shape: Any, desc: str) -> int:
+        """Run ``query`` over the rows of the DuckDB query ``sql`` (each made a parameter by ``shape``)."""
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE pending AS {sql}")
+        total = self.count("SELECT count(*) FROM pending")
+        if not total:
+            return 0
+        reader = self.con.sql("SELECT * FROM pending").fetch_record_batch(self.batch_size)
         with (
             self.driver.session(database=self.database) as session,
-            tqdm(total=len(items), desc=desc, unit="row", disable=not self.progress, leave=False) as bar,
+            tqdm(total=total, desc=desc, unit="row", disable=not self.progress, leave=False) as bar,
         ):
-            for batch in _chunks(items, self.batch_size):
-                session.execute_write(_run, query, {param: batch})
-                bar.update(len(batch))
+            for chunk in _rebatch(reader, self.batch_size):
+                items = [shape(row) for row in chunk]
+                session.execute_write(_run, query, {param: items})
+                self.rows_written += len(items)
+                bar.update(len(items))
+        return total
+
+
+def _to_arrow(columns: list[list[Any]], schema_: pa.Schema) -> pa.RecordBatch:
+    """Columns of graph values as a batch of ``schema_`` (last field: the drift flag)."""
+    n = len(columns[0]) if columns else 0
+    drift = [False] * n
+    arrays = []
+    for values, f in zip(columns, schema_, strict=False):
+        try:
+            arrays.append(pa.array(values, f.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            fitted = []
+            for i, v in enumerate(values):
+                try:
+                    pa.array([v], f.type)
+                    fitted.append(v)
+                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+                    fitted.append(None)
+                    drift[i] = True
+            arrays.append(pa.array(fitted, f.type))
+    arrays.append(pa.array(drift, pa.bool_()))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema_)
+
+
+def _rebatch(reader: pa.RecordBatchReader, size: int) -> Iterator[list[dict[str, Any]]]:
+    """Rows of ``reader`` in lists of exactly ``size`` (the last one shorter)."""
+    rows: list[dict[str, Any]] = []
+    for batch in reader:
+        rows.extend(batch.to_pylist())
+        while len(rows) >= size:
+            yield rows[:size]
+            rows = rows[size:]
+    if rows:
+        yield rows
 
 
 def _run(tx: ManagedTransaction, query: LiteralString, params: dict[str, Any]) -> None:
     tx.run(query, params).consume()
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def _differs(names: Sequence[str], a: str, b: str) -> str:
+    """SQL: some property differs between aliases ``a`` and ``b`` (nulls compare equal)."""
+    if not names:
+        return "false"
+    return "NOT (" + " AND ".join(f"{a}.{n} IS NOT DISTINCT FROM {b}.{n}" for n in names) + ")"
 
 
-def _sync_nodes(writer: _BatchWriter, nt: NodeType, table: pa.Table) -> tuple[TypeSync, list[Any]]:
-    """Create and update; returns the keys the graph holds but the snapshot lacks, to delete last."""
+def _same(columns: Sequence[str], a: str, b: str) -> str:
+    """SQL join condition: equal ``columns`` in aliases ``a`` and ``b``."""
+    return " AND ".join(f"{a}.{c} = {b}.{c}" for c in columns)
+
+
+def _count(writer: _BatchWriter, query: LiteralString) -> int:
+    return int(writer.driver.execute_query(query, database_=writer.database).records[0]["n"])
+
+
+def _sync_nodes(writer: _BatchWriter, nt: NodeType) -> TypeSync:
+    """Create and update; the keys the graph holds but the snapshot lacks stay in ``gone_<label>``,
+    deleted last by :func:`_delete_nodes`."""
     started = time.perf_counter()
-    rows = table.to_pylist()
-    held = {r["key"]: r["props"] for r in writer.read(NODE_READ[nt.label])}
+    held, snap, gone = f"held_{nt.label}", view_name(nt.label), f"gone_{nt.label}"
+    writer.read_into(NODE_READ[nt.label], held, nt.arrow_schema(), _count(writer, NODE_COUNT[nt.label]),
+                     f"read {nt.label}")
     names = [p.name for p in nt.properties]
-    new = [row for row in rows if row[nt.key] not in held]
-    changed = [row for row in rows if row[nt.key] in held and held[row[nt.key]] != {n: row[n] for n in names}]
-    writer.write(NODE_UPSERT[nt.label], "rows", changed, f"update {nt.label}")
-    writer.write(NODE_CREATE[nt.label], "rows", new, f"create {nt.label}")
-    written = len(new) + len(changed)
-    log.info("%s: %d created, %d updated, %d unchanged", nt.label, len(new), len(changed), len(rows) - written)
-    wanted = {row[nt.key] for row in rows}
-    vanished = [key for key in held if key not in wanted]
-    return TypeSync(upserted=written, unchanged=len(rows) - written, seconds=time.perf_counter() - started), vanished
+    cols = ", ".join(f"s.{c}" for c in nt.columns)
+    changed = writer.write(
+        NODE_UPSERT[nt.label], "rows",
+        f"SELECT {cols} FROM {snap} s JOIN {held} h ON s.{nt.key} = h.{nt.key} "
+        f"WHERE h.{DRIFT} OR {_differs(names, 's', 'h')}",
+        _plain, f"update {nt.label}")
+    new = writer.write(NODE_CREATE[nt.label], "rows",
+                       f"SELECT {cols} FROM {snap} s ANTI JOIN {held} h ON s.{nt.key} = h.{nt.key}",
+                       _plain, f"create {nt.label}")
+    writer.con.execute(f"CREATE TEMP TABLE {gone} AS SELECT h.{nt.key} AS key FROM {held} h "
+                       f"ANTI JOIN {snap} s ON s.{nt.key} = h.{nt.key}")
+    total = writer.count(f"SELECT count(*) FROM {snap}")
+    writer.con.execute(f"DROP TABLE {held}")
+    log.info("%s: %d created, %d updated, %d unchanged", nt.label, new, changed, total - new - changed)
+    return TypeSync(upserted=new + changed, unchanged=total - new - changed, seconds=time.perf_counter() - started)
 
 
-def _delete_nodes(writer: _BatchWriter, nt: NodeType, vanished: list[Any], sync: TypeSync) -> None:
+def _delete_nodes(writer: _BatchWriter, nt: NodeType, sync: TypeSync) -> None:
     started = time.perf_counter()
-    writer.write(NODE_DELETE[nt.label], "keys", vanished, f"delete {nt.label}")
-    sync.deleted = len(vanished)
+    sync.deleted = writer.write(NODE_DELETE[nt.label], "keys", f"SELECT key FROM gone_{nt.label}",
+                                _key, f"delete {nt.label}")
     sync.seconds += time.perf_counter() - started
-    if vanished:
-        log.info("%s: %d vanished nodes deleted", nt.label, len(vanished))
+    if sync.deleted:
+        log.info("%s: %d vanished nodes deleted", nt.label, sync.deleted)
 
 
-def _sync_edges(writer: _BatchWriter, et: EdgeType, table: pa.Table) -> TypeSync:
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return row
+
+
+def _key(row: dict[str, Any]) -> Any:
+    return row["key"]
+
+
+def _element_id(row: dict[str, Any]) -> Any:
+    return row["id"]
+
+
+def _sync_edges(writer: _BatchWriter, et: EdgeType) -> TypeSync:
     started = time.perf_counter()
     names = [p.name for p in et.properties]
-    wanted: dict[Identity, dict[str, Any]] = {}
-    for row in table.to_pylist():
-        wanted[(row[SRC], row[DST], *(row[n] for n in et.identity))] = row
-    collapsed = table.num_rows - len(wanted)
-    if collapsed:
-        log.warning("%s: %d snapshot rows repeat an identity %s; the last one wins", et.rel, collapsed,
-                    (SRC, DST, *et.identity))
+    held, wanted = f"held_{et.rel}", f"wanted_{et.rel}"
+    read_schema = pa.schema([pa.field(SRC, et.src.key_type), pa.field(DST, et.dst.key_type),
+                             pa.field("id", pa.string()), *(pa.field(p.name, p.type) for p in et.properties)])
+    writer.read_into(EDGE_READ[et.rel], held, read_schema, _count(writer, EDGE_COUNT[et.rel]), f"read {et.rel}")
+    writer.con.execute(f"CREATE TEMP TABLE {wanted} AS {edge_rows_sql(et)}")
+    identity = [SRC, DST, *et.identity]
+    on, on_kept = _same(identity, "w", "h"), _same(identity, "w", "k")
+    # The first copy of each identity that the snapshot still wants is kept; every other copy goes.
+    writer.con.execute(
+        f"CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM ("
+        f"SELECT *, row_number() OVER (PARTITION BY {', '.join(identity)} ORDER BY id) AS copy FROM {held}) h "
+        f"WHERE copy = 1 AND EXISTS (SELECT 1 FROM {wanted} w WHERE {on})")
+    deleted = writer.write(EDGE_DELETE[et.rel], "ids",
+                           f"SELECT h.id FROM {held} h ANTI JOIN kept k ON h.id = k.id", _element_id,
+                           f"delete {et.rel}")
 
-    held: dict[Identity, dict[str, Any]] = {}
-    duplicates: list[str] = []
-    for r in writer.read(EDGE_READ[et.rel]):
-        key = (r[SRC], r[DST], *(r["props"][n] for n in et.identity))
-        if key in held or key not in wanted:
-            duplicates.append(r["id"])  # vanished upstream, or a second copy of one identity
-        else:
-            held[key] = r["props"]
+    def upsert_row(row: dict[str, Any]) -> dict[str, Any]:
+        return {SRC: row[SRC], DST: row[DST], **{n: row[n] for n in et.identity},
+                "props": {n: row[n] for n in names}}
 
-    new, changed = [], []
-    for key, row in wanted.items():
-        props = {n: row[n] for n in names}
-        if key not in held:
-            new.append({SRC: row[SRC], DST: row[DST], "props": props})
-        elif held[key] != props:
-            changed.append({SRC: row[SRC], DST: row[DST], **{n: row[n] for n in et.identity}, "props": props})
-    writer.write(EDGE_DELETE[et.rel], "ids", duplicates, f"delete {et.rel}")
-    writer.write(EDGE_UPSERT[et.rel], "rows", changed, f"update {et.rel}")
-    writer.write(EDGE_CREATE[et.rel], "rows", new, f"create {et.rel}")
-    written = len(new) + len(changed)
-    log.info("%s: %d created, %d updated, %d deleted, %d unchanged", et.rel, len(new), len(changed),
-             len(duplicates), len(wanted) - written)
-    return TypeSync(upserted=written, deleted=len(duplicates), unchanged=len(wanted) - written,
-                    collapsed=collapsed, seconds=time.perf_counter() - started)
+    def create_row(row: dict[str, Any]) -> dict[str, Any]:
+        return {SRC: row[SRC], DST: row[DST], "props": {n: row[n] for n in names}}
+
+    cols = ", ".join(f"w.{c}" for c in et.columns)
+    changed = writer.write(EDGE_UPSERT[et.rel], "rows",
+                           f"SELECT {cols} FROM {wanted} w JOIN kept k ON {on_kept} "
+                           f"WHERE k.{DRIFT} OR {_differs(names, 'w', 'k')}", upsert_row, f"update {et.rel}")
+    new = writer.write(EDGE_CREATE[et.rel], "rows", f"SELECT {cols} FROM {wanted} w ANTI JOIN kept k ON {on_kept}",
+                       create_row, f"create {et.rel}")
+    total = writer.count(f"SELECT count(*) FROM {wanted}")
+    writer.con.execute(f"DROP TABLE {held}; DROP TABLE {wanted}; DROP TABLE kept")
+    log.info("%s: %d created, %d updated, %d deleted, %d unchanged", et.rel, new, changed, deleted,
+             total - new - changed)
+    return TypeSync(upserted=new + changed, deleted=deleted, unchanged=total - new - changed,
+                    seconds=time.perf_counter() - started)
 
 
 # --- validation -------------------------------------------------------------------------------
 
 
-def _validate(snapshot_dir: Path, tables: dict[str, pa.Table]) -> None:
-    """Check everything the graph cannot hold before writing anything; raise once, listing all."""
+def edge_rows_sql(et: EdgeType) -> LiteralString:
+    """The snapshot's rows of ``et`` (view of :func:`snapshot_duckdb`), one per identity: where rows
+    repeat an identity, the last one in the file wins."""
+    identity = ", ".join([SRC, DST, *et.identity])
+    return _q(
+        f"SELECT {', '.join(et.columns)} FROM {view_name(et.rel)} "
+        f"QUALIFY row_number() OVER (PARTITION BY {identity} ORDER BY file_row_number DESC) = 1"
+    )
+
+
+def validate_snapshot(con: duckdb.DuckDBPyConnection, snapshot_dir: Path) -> dict[str, int]:
+    """Check everything the graph cannot hold before writing anything; raise once, listing all.
+    Runs in DuckDB over the Parquet files (bounded memory). Returns, per relationship type, how
+    many rows repeat an identity (collapsed by the loaders, the last one winning)."""
     problems: list[str] = []
-    keys: dict[str, set[Any]] = {}
     for nt in NODE_TYPES:
-        table = tables[nt.label]
-        column = table.column(nt.key).to_pylist()
-        keys[nt.label] = set(column)
-        where = schema.node_path(nt.label)
-        if len(keys[nt.label]) != len(column):
-            problems.append(f"{where}: {len(column) - len(keys[nt.label])} duplicate {nt.key} values")
+        view, where = view_name(nt.label), schema.node_path(nt.label)
+        checks = [f"count(*) - count(DISTINCT {nt.key})"]
+        labels = [f"duplicate {nt.key} values"]
         if pa.types.is_string(nt.key_type):
-            long = sum(len(k.encode()) > schema.INDEX_MAX_BYTES["RANGE"] for k in keys[nt.label])
-            if long:
-                problems.append(f"{where}: {long} {nt.key} values over {schema.INDEX_MAX_BYTES['RANGE']} bytes")
+            checks.append(f"count(*) FILTER (WHERE strlen({nt.key}) > {schema.INDEX_MAX_BYTES['RANGE']})")
+            labels.append(f"{nt.key} values over {schema.INDEX_MAX_BYTES['RANGE']} bytes")
         for p in nt.properties:
             limit = schema.INDEX_MAX_BYTES.get(p.index or "")
             if limit:
-                long = sum(v is not None and len(v.encode()) > limit for v in table.column(p.name).to_pylist())
-                if long:
-                    problems.append(f"{where}: {long} {p.name} values over the {p.index} index limit of {limit} bytes")
+                checks.append(f"count(*) FILTER (WHERE strlen({p.name}) > {limit})")
+                labels.append(f"{p.name} values over the {p.index} index limit of {limit} bytes")
+        counts = con.execute(f"SELECT {', '.join(checks)} FROM {view}").fetchall()[0] or ()
+        problems += [f"{where}: {n} {label}" for n, label in zip(counts, labels, strict=True) if n]
+    collapsed: dict[str, int] = {}
     for et in EDGE_TYPES:
-        table = tables[et.rel]
-        where = schema.edge_path(et.rel)
+        view, where = view_name(et.rel), schema.edge_path(et.rel)
         for end, nt in ((SRC, et.src), (DST, et.dst)):
-            dangling = sum(v not in keys[nt.label] for v in table.column(end).to_pylist())
+            dangling = _scalar(con, f"SELECT count(*) FROM {view} e ANTI JOIN {view_name(nt.label)} n "
+                                    f"ON e.{end} = n.{nt.key}")
             if dangling:
                 problems.append(f"{where}: {dangling} {end} values not in {schema.node_path(nt.label)}")
         for name in et.identity:
-            nulls = table.column(name).null_count
+            nulls = _scalar(con, f"SELECT count(*) FILTER (WHERE {name} IS NULL) FROM {view}")
             if nulls:
                 problems.append(f"{where}: {nulls} null {name} values ({name} identifies a {et.rel})")
+        identity = ", ".join([SRC, DST, *et.identity])
+        collapsed[et.rel] = _scalar(con, f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {identity} "
+                                         f"FROM {view})) FROM {view}")
+        if collapsed[et.rel]:
+            log.warning("%s: %d snapshot rows repeat an identity %s; the last one wins", et.rel,
+                        collapsed[et.rel], (SRC, DST, *et.identity))
     if problems:
         raise CinegraphError(f"snapshot {snapshot_dir}: " + "; ".join(problems))
+    return collapsed
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchall()[0]
+    return int(row[0]) if row else 0

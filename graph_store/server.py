@@ -1,8 +1,11 @@
 """A real Neo4j without Docker: build the embedded server of ``neo4j_server/`` once, run it in the
 background under a home directory, wait until Bolt answers, and stop it cleanly.
 
-Home layout: ``HOME/neo4j.pid`` (pid and port of the running JVM), ``HOME/neo4j.log`` (its stdout and
-stderr), ``HOME/db/`` (Neo4j's own data and logs, kept across restarts).
+Home layout: ``HOME/neo4j.pid`` (pid, port and memory settings of the running JVM), ``HOME/neo4j.log``
+(its stdout and stderr), ``HOME/db/`` (Neo4j's own data and logs, kept across restarts; a database's
+store is ``db/data/databases/<name>`` and its transaction logs ``db/data/transactions/<name>``).
+The offline importer (:func:`run_import`) builds a database in a staging home next to ``db/`` while
+the server is stopped (:func:`stopped`), and :func:`install_database` swaps it in.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SERVER_DIR = Path(__file__).resolve().parent / "neo4j_server"
 MAIN_CLASS = "cinegraph.EmbeddedNeo4j"
+ADMIN_CLASS = "org.neo4j.cli.AdminTool"  # neo4j-admin, from the same Neo4j jars as the server
 PID_FILE, LOG_FILE, DB_DIR = "neo4j.pid", "neo4j.log", "db"
 HOST = "127.0.0.1"
 READY_MARKER = b"READY bolt://"  # printed by EmbeddedNeo4j.java when it accepts clients
@@ -44,6 +52,8 @@ class ServerStatus:
     running: bool
     pid: int | None = None
     port: int | None = None
+    heap_mb: int = DEFAULT_HEAP_MB
+    pagecache_mb: int = DEFAULT_PAGECACHE_MB
 
     @property
     def uri(self) -> str | None:
@@ -92,11 +102,13 @@ def status(home: Path) -> ServerStatus:
     try:
         state = json.loads(pid_path.read_text())
         pid, port = int(state["pid"]), int(state["port"])
-    except (ValueError, KeyError, TypeError) as exc:
+        heap_mb = int(state.get("heap_mb", DEFAULT_HEAP_MB))
+        pagecache_mb = int(state.get("pagecache_mb", DEFAULT_PAGECACHE_MB))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CinegraphError(f"{pid_path}: unreadable pidfile ({exc}); delete it if no server runs") from exc
     if not _is_our_server(pid, home):
         return ServerStatus(home, running=False)
-    return ServerStatus(home, running=True, pid=pid, port=port)
+    return ServerStatus(home, running=True, pid=pid, port=port, heap_mb=heap_mb, pagecache_mb=pagecache_mb)
 
 
 def start(
@@ -152,7 +164,9 @@ def start(
             cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, start_new_session=True,
         )
-    (home / PID_FILE).write_text(json.dumps({"pid": proc.pid, "port": port}))
+    (home / PID_FILE).write_text(
+        json.dumps({"pid": proc.pid, "port": port, "heap_mb": heap_mb, "pagecache_mb": pagecache_mb})
+    )
     log.info("started Neo4j (pid %d), waiting for Bolt on %s:%d", proc.pid, HOST, port)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -163,7 +177,7 @@ def start(
                 f"and {home / DB_DIR / 'logs' / 'debug.log'}"
             )
         if _ready_logged(log_path, log_offset) and _bolt_answers(port):
-            result = ServerStatus(home, running=True, pid=proc.pid, port=port)
+            result = ServerStatus(home, True, proc.pid, port, heap_mb, pagecache_mb)
             log.info("Neo4j ready at %s", result.uri)
             return result
         time.sleep(0.5)
@@ -184,6 +198,97 @@ def stop(home: Path, *, timeout: float = 60.0) -> bool:
     (home / PID_FILE).unlink(missing_ok=True)
     log.info("Neo4j (pid %d) stopped", current.pid)
     return True
+
+
+# --- offline import ------------------------------------------------------------------------------
+
+
+def database_dirs(home: Path, database: str) -> tuple[Path, Path]:
+    """The store folder and the transaction-log folder of ``database`` in the home ``home``
+    (a server home, or a staging home of :func:`run_import`)."""
+    data = Path(home).resolve() / DB_DIR / "data"
+    return data / "databases" / database, data / "transactions" / database
+
+
+@contextmanager
+def stopped(home: Path, *, password: str, timeout: float = 180.0) -> Iterator[ServerStatus]:
+    """Stop the running server of ``home`` for offline work on its files, then start it again on the
+    same port with the same memory settings, also when the work fails."""
+    before = status(home)
+    if not before.running or before.port is None:
+        raise CinegraphError(f"--home {before.home}: no server runs there")
+    stop(home)
+    try:
+        yield before
+    finally:
+        start(home, before.port, password=password, heap_mb=before.heap_mb,
+              pagecache_mb=before.pagecache_mb, timeout=timeout)
+
+
+def staging_home(home: Path) -> tempfile.TemporaryDirectory[str]:
+    """A temporary home beside ``home``'s own (the same filesystem, so installing is a rename)."""
+    home = Path(home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix="import-", dir=home)
+
+
+def run_import(
+    staging: Path, database: str, arguments: Sequence[str], *, heap_mb: int = DEFAULT_HEAP_MB,
+    log_path: Path, progress: bool = True,
+) -> None:
+    """``neo4j-admin database import full <database> ARGUMENTS`` into the staging home ``staging``;
+    its output goes to ``log_path`` (and to stderr with ``progress``)."""
+    classpath = build()
+    java = shutil.which("java")
+    if java is None:
+        raise CinegraphError("java not found on PATH: Java 17 is needed to run Neo4j")
+    neo4j_home = Path(staging).resolve() / DB_DIR
+    neo4j_home.mkdir(parents=True, exist_ok=True)
+    cmd = [java, f"-Xmx{heap_mb}m", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError", "-cp", classpath,
+           ADMIN_CLASS, "database", "import", "full", database, *arguments]
+    env = {k: v for k, v in os.environ.items() if k not in ("NEO4J_CONF", "NEO4J_PASSWORD")}
+    env["NEO4J_HOME"] = str(neo4j_home)
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, cwd=neo4j_home)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log_file.write(line)
+            if progress:
+                sys.stderr.write(line.decode(errors="replace"))
+        returncode = proc.wait()
+    if returncode != 0:
+        lines = log_path.read_text(errors="replace").strip().splitlines()
+        reason = next((ln.strip() for ln in reversed(lines) if "rror" in ln or "xception" in ln),
+                      lines[-1] if lines else "no output")
+        raise CinegraphError(f"neo4j-admin import failed (status {returncode}): {reason}; see {log_path}")
+
+
+def install_database(home: Path, staging: Path, database: str) -> None:
+    """Replace the stopped server's ``database`` (store and transaction logs) with the one built in
+    ``staging``; the old files are moved aside first and restored if a rename fails."""
+    if status(home).running:
+        raise CinegraphError(f"--home {home}: the server must be stopped to replace database {database!r}")
+    pairs = list(zip(database_dirs(staging, database), database_dirs(home, database), strict=True))
+    aside = Path(staging).resolve() / "replaced"
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for i, (_, target) in enumerate(pairs):
+            if target.exists():
+                old = aside / str(i)
+                old.parent.mkdir(parents=True, exist_ok=True)
+                target.rename(old)
+                moved.append((old, target))
+        for new, target in pairs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            new.rename(target)
+    except OSError:
+        for new, target in pairs:
+            if target.exists() and not new.exists():
+                target.rename(new)
+        for old, target in moved:
+            old.rename(target)
+        raise
 
 
 def _terminate(pid: int, *, timeout: float) -> None:

@@ -1,5 +1,6 @@
-"""Read and write graph snapshots: the one reader the Neo4j loader and the HeteroData builder
-share, and the one writer the ETL, the Neo4j export and the tests share.
+"""Read and write graph snapshots: the one reader the Neo4j loaders and the HeteroData builder
+share (as Arrow tables, or as DuckDB views that stream the Parquet files in bounded memory), and
+the one writer the ETL, the Neo4j export and the tests share.
 
 A snapshot path such as ``OUT/snapshot`` is a symbolic link to a complete version folder
 ``OUT/snapshot.versions/<id>/``. A writer fills a new version folder (complete once its
@@ -23,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -54,13 +56,44 @@ def read_manifest(snapshot_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def _read_table(path: Path, expected: pa.Schema) -> pa.Table:
+def _checked_path(path: Path, expected: pa.Schema) -> Path:
+    """``path`` after checking its Parquet footer against the schema's Arrow types."""
     if not path.is_file():
         raise CinegraphError(f"{path}: missing from the snapshot")
-    table = pq.read_table(path)
-    if not table.schema.equals(expected, check_metadata=False):
-        raise CinegraphError(f"{path}: columns {table.schema.names} do not match the schema {expected.names}")
-    return table
+    found = pq.read_schema(path)
+    if not found.equals(expected, check_metadata=False):
+        raise CinegraphError(f"{path}: columns {found.names} do not match the schema {expected.names}")
+    return path
+
+
+def snapshot_paths(
+    snapshot_dir: Path,
+    node_types: tuple[schema.NodeType, ...] = schema.NODE_TYPES,
+    edge_types: tuple[schema.EdgeType, ...] = schema.EDGE_TYPES,
+) -> dict[str, Path]:
+    """The Parquet file of each node label and relationship type, footers checked, data unread."""
+    root = Path(snapshot_dir).resolve()  # one version for the whole read, even if a swap follows
+    read_manifest(root)
+    paths = {nt.label: _checked_path(root / schema.node_path(nt.label), nt.arrow_schema()) for nt in node_types}
+    paths.update({et.rel: _checked_path(root / schema.edge_path(et.rel), et.arrow_schema()) for et in edge_types})
+    return paths
+
+
+def view_name(name: str) -> str:
+    """The DuckDB view of a snapshot table in :func:`snapshot_duckdb`."""
+    return f"snap_{name}"
+
+
+def snapshot_duckdb(
+    snapshot_dir: Path, temp_dir: Path, *, memory_limit: str = "2GB", threads: int = 2
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with one view ``snap_<label|REL>`` per snapshot table over its Parquet
+    file (plus ``file_row_number``, the row's position), spilling to ``temp_dir`` past ``memory_limit``."""
+    con = duckdb.connect(config={"memory_limit": memory_limit, "threads": threads,
+                                 "temp_directory": str(temp_dir), "preserve_insertion_order": True})
+    for name, path in snapshot_paths(snapshot_dir).items():
+        con.read_parquet(str(path), file_row_number=True).create_view(view_name(name))
+    return con
 
 
 def read_snapshot(
@@ -70,13 +103,8 @@ def read_snapshot(
 ) -> dict[str, pa.Table]:
     """Node tables keyed by label and edge tables keyed by relationship type, each checked
     against its schema Arrow types."""
-    root = Path(snapshot_dir).resolve()  # one version for the whole read, even if a swap follows
-    read_manifest(root)
-    tables = {nt.label: _read_table(root / schema.node_path(nt.label), nt.arrow_schema()) for nt in node_types}
-    tables.update(
-        {et.rel: _read_table(root / schema.edge_path(et.rel), et.arrow_schema()) for et in edge_types}
-    )
-    return tables
+    paths = snapshot_paths(snapshot_dir, node_types, edge_types)
+    return {name: pq.read_table(path) for name, path in paths.items()}
 
 
 # --- writing --------------------------------------------------------------------------------------

@@ -76,6 +76,21 @@ def test_second_load_is_a_no_op(graph: Driver, small_snapshot: Path) -> None:
     assert again.edges["TAGGED"].unchanged == 4
 
 
+def test_reload_of_the_held_snapshot_writes_nothing(private_home: Path, small_snapshot: Path) -> None:
+    """Not even the Snapshot node: the database's transaction logs do not grow."""
+    _, logs = server.database_dirs(private_home, "neo4j")
+    with open_driver(private_settings(private_home)) as driver:
+        wipe(driver)
+        load_snapshot(driver, small_snapshot, progress=False)
+        before = {p.name: p.stat().st_size for p in logs.iterdir()}
+        node = f"MATCH (s:{schema.SNAPSHOT.label}) RETURN elementId(s) AS id, properties(s) AS p"
+        held = [r.data() for r in driver.execute_query(node, database_="neo4j").records]
+        load_snapshot(driver, small_snapshot, progress=False)
+        assert {p.name: p.stat().st_size for p in logs.iterdir()} == before
+        assert [r.data() for r in driver.execute_query(node, database_="neo4j").records] == held
+        wipe(driver)
+
+
 def test_newer_snapshot_upserts_and_deletes(graph: Driver, small_snapshot: Path, tmp_path: Path) -> None:
     load_snapshot(graph, small_snapshot, progress=False)
     newer = small_tables()
