@@ -1,6 +1,11 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Both create or reuse .venv.
 VENV        := .venv
 PY          := $(VENV)/bin/python
+# uv itself is pinned and lives in its own small venv: `uv sync` makes .venv exactly the lock,
+# so a uv installed there would be removed by the sync it runs.
+UV_VERSION  := 0.13.9
+TOOLS       := .venv-tools
+UV          := $(TOOLS)/bin/uv
 CINEGRAPH   := $(VENV)/bin/cinegraph
 STAMP       := $(VENV)/.installed-stamp
 MIRROR      ?= $(abspath ../shared/data/mirror)
@@ -11,15 +16,24 @@ TEST_NEO4J_PORT     ?= 7697
 TEST_NEO4J_PASSWORD ?= cinegraph-test-password
 PYTEST_ARGS ?=
 
-.PHONY: install demo test neo4j-test-start neo4j-test-stop clean
+.PHONY: install lock demo test neo4j-test-start neo4j-test-stop clean
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,bench]'
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# Installs exactly what uv.lock pins (the project itself editable); never resolves anew.
+$(STAMP): pyproject.toml uv.lock $(UV)
+	@$(UV) lock --check --quiet || \
+	  { echo "uv.lock is out of date with pyproject.toml: run make lock (uv lock), then make test" >&2; exit 1; }
+	$(UV) sync --frozen --quiet --python python3 --extra dev --extra bench
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolves uv.lock after a change to pyproject.toml; `$(UV) lock --upgrade` moves every pin.
+lock: $(UV)
+	$(UV) lock
 
 demo: install
 	$(CINEGRAPH) demo --variant ml-latest-small --out $(OUT) $(if $(wildcard $(MIRROR)),--mirror $(MIRROR),)
@@ -37,4 +51,4 @@ test: install
 	rc=$$?; $(MAKE) neo4j-test-stop; exit $$rc
 
 clean:
-	rm -rf $(VENV) .neo4j graph_store/neo4j_server/target out
+	rm -rf $(VENV) $(TOOLS) .neo4j graph_store/neo4j_server/target out

@@ -36,11 +36,11 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 from etl import staging, warehouse  # noqa: E402
 from etl.match import MatchConfig, MatchReport, evaluation_from_counts, match_titles  # noqa: E402
+from etl.sources import IMDB_FILES  # noqa: E402
 from etl.titles import normalize_many, parse_title, query_strings_many  # noqa: E402
 
 log = logging.getLogger("match_benchmark")
 
-IMDB_FILES = ("title.basics", "title.akas", "title.principals", "title.crew", "name.basics", "title.ratings")
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ro", "sa", "tu", "vi", "ber", "dan", "gor", "hal", "jun", "kel", "mar",
               "nor", "pol", "ris", "sten", "tor", "val", "win", "zel", "ach", "ing", "ost", "um", "ly", "é", "ø"]
 _ARTICLES = ["The", "A", "La", "Le", "Der", "El", "Il", "Das"]

@@ -4,15 +4,13 @@ defaulted, so ``EtlConfig()`` runs ml-latest-small from the official sites into 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from etl.extract import DEFAULT_MAX_EXTRACT_BYTES
 from etl.match import MatchConfig
+from etl.sources import Variant
 from etl.staging import FILM_TITLE_TYPES
-
-Variant = Literal["ml-latest-small", "ml-latest", "ml-100k", "ml-1m", "ml-25m", "ml-32m"]
 
 
 class EtlConfig(BaseModel):

@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from etl.download import FetchState, HTTPStatusError, RetryPolicy, download, fetch_text
 from etl.extract import DEFAULT_MAX_EXTRACT_BYTES, extract_zip
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 
 MOVIELENS_BASE = "https://files.grouplens.org/datasets/movielens"
 IMDB_BASE = "https://datasets.imdbws.com"
-MOVIELENS_VARIANTS = ("ml-latest-small", "ml-latest", "ml-100k", "ml-1m", "ml-25m", "ml-32m")
+Variant = Literal["ml-latest-small", "ml-latest", "ml-100k", "ml-1m", "ml-25m", "ml-32m"]
+MOVIELENS_VARIANTS: tuple[str, ...] = get_args(Variant)
 # IMDb dataset file -> required. The graph can be built without the optional ones.
 IMDB_FILES: dict[str, bool] = {
     "title.basics": True,

@@ -130,6 +130,7 @@ MOVIE = NodeType(
 )
 
 GENRE = NodeType("Genre", key="name", key_type=pa.string(), doc="A MovieLens genre.")
+NO_GENRES = "(no genres listed)"  # MovieLens's marker for a movie without genres; never a GENRE
 
 PERSON = NodeType(
     "Person",

@@ -46,6 +46,7 @@ from graph_store.schema import (
     IN_GENRE,
     MOVIE,
     MOVIELENS_MOVIE_FEATURES,
+    NO_GENRES,
     NODE_TYPES,
     PERSON,
     RATED,
@@ -60,7 +61,6 @@ from graph_store.schema import (
 
 log = logging.getLogger(__name__)
 
-NO_GENRES = "(no genres listed)"  # MovieLens placeholder, never a class
 SPLITS = ("train", "valid", "test")
 LOG_SCALED = (IMDB_MOVIE_FEATURES[1],)  # vote counts enter as log1p
 

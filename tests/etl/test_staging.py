@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from etl import staging, warehouse
+from etl.sources import IMDB_FILES
 from graph_store.errors import CinegraphError
 
 IMDB_ROWS = {
@@ -54,7 +55,7 @@ IMDB_ROWS = {
 
 def write_imdb(folder: Path, rows: dict[str, list[str]] = IMDB_ROWS) -> dict[str, Path | None]:
     folder.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Path | None] = dict.fromkeys(staging.IMDB_FILES)
+    files: dict[str, Path | None] = dict.fromkeys(IMDB_FILES)
     for name, lines in rows.items():
         path = folder / f"{name}.tsv.gz"
         path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))

@@ -15,6 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
+MAKEFILE = ROOT / "Makefile"
 
 
 def _compose_command() -> list[str] | None:
@@ -43,6 +44,15 @@ def test_compose_file_structure() -> None:
         assert service["healthcheck"]["test"]
         assert all(port.startswith("127.0.0.1:") for port in service["ports"])
     assert {"neo4j-data", "neo4j-logs", "prefect-data"} <= set(spec["volumes"])
+
+
+def test_worker_installs_the_lock_with_the_makefiles_uv() -> None:
+    """The worker and `make install` install the same pins with the same uv."""
+    command = " ".join(yaml.safe_load(COMPOSE.read_text())["services"]["worker"]["command"])
+    uv_version = re.search(r"^UV_VERSION\s*:=\s*(\S+)$", MAKEFILE.read_text(), re.MULTILINE)
+    assert uv_version is not None
+    assert f"uv=={uv_version[1]}" in command
+    assert "uv sync --frozen" in command and "pip install -q -e" not in command
 
 
 def test_env_example_covers_every_variable() -> None:
