@@ -21,6 +21,8 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--home", type=Path, default=Path(".neo4j/default"), help="pidfile, log and data")
     p.add_argument("--port", type=int, default=7687, help="Bolt port on 127.0.0.1")
+    p.add_argument("--browser-port", type=int, default=7474,
+                   help="Neo4j Browser on http://127.0.0.1:PORT (default 7474; 0: none)")
     p.add_argument("--heap-mb", type=int, default=1024, help="JVM heap (-Xmx)")
     p.add_argument("--pagecache-mb", type=int, default=512, help="Neo4j page cache")
     p.set_defaults(func=_cmd_neo4j)
@@ -158,7 +160,7 @@ def _cmd_neo4j(args: argparse.Namespace) -> int:
     if args.action == "start":
         state = server.start(
             args.home, args.port, password=os.environ.get("NEO4J_PASSWORD", ""),
-            heap_mb=args.heap_mb, pagecache_mb=args.pagecache_mb,
+            heap_mb=args.heap_mb, pagecache_mb=args.pagecache_mb, browser_port=args.browser_port,
         )
     elif args.action == "stop":
         server.stop(args.home)

@@ -1,7 +1,10 @@
 """A real Neo4j without Docker: build the embedded server of ``neo4j_server/`` once, run it in the
 background under a home directory, wait until Bolt answers, and stop it cleanly.
 
-Home layout: ``HOME/neo4j.pid`` (pid and port of the running JVM), ``HOME/neo4j.log`` (its stdout and
+With a browser port the same JVM also serves the official Neo4j Browser on 127.0.0.1 (it reaches
+the database over Bolt, which accepts WebSocket on the Bolt port).
+
+Home layout: ``HOME/neo4j.pid`` (pid, port and browser port of the running JVM), ``HOME/neo4j.log`` (its stdout and
 stderr), ``HOME/db/`` (Neo4j's own data and logs, kept across restarts).
 """
 
@@ -30,6 +33,7 @@ PID_FILE, LOG_FILE, DB_DIR = "neo4j.pid", "neo4j.log", "db"
 HOST = "127.0.0.1"
 READY_MARKER = b"READY bolt://"  # printed by EmbeddedNeo4j.java when it accepts clients
 DEFAULT_PORT = 7687
+DEFAULT_BROWSER_PORT = 7474  # Neo4j's own HTTP port; 0 serves no Browser
 DEFAULT_HEAP_MB = 1024
 DEFAULT_PAGECACHE_MB = 512
 MIN_PASSWORD_LENGTH = 8  # Neo4j 5's dbms.security.auth_minimum_password_length
@@ -44,15 +48,21 @@ class ServerStatus:
     running: bool
     pid: int | None = None
     port: int | None = None
+    browser_port: int | None = None
 
     @property
     def uri(self) -> str | None:
         return f"bolt://{HOST}:{self.port}" if self.port is not None else None
 
+    @property
+    def browser_url(self) -> str | None:
+        return f"http://{HOST}:{self.browser_port}/browser/" if self.browser_port else None
+
     def describe(self) -> str:
         if not self.running:
             return f"neo4j: not running (home {self.home})"
-        return f"neo4j: running, pid {self.pid}, {self.uri} (home {self.home})"
+        browser = f", Neo4j Browser {self.browser_url}" if self.browser_url else ""
+        return f"neo4j: running, pid {self.pid}, {self.uri}{browser} (home {self.home})"
 
 
 def build(server_dir: Path = SERVER_DIR, *, force: bool = False) -> str:
@@ -92,11 +102,12 @@ def status(home: Path) -> ServerStatus:
     try:
         state = json.loads(pid_path.read_text())
         pid, port = int(state["pid"]), int(state["port"])
+        browser_port = int(state.get("browser_port") or 0) or None
     except (ValueError, KeyError, TypeError) as exc:
         raise CinegraphError(f"{pid_path}: unreadable pidfile ({exc}); delete it if no server runs") from exc
     if not _is_our_server(pid, home):
         return ServerStatus(home, running=False)
-    return ServerStatus(home, running=True, pid=pid, port=port)
+    return ServerStatus(home, running=True, pid=pid, port=port, browser_port=browser_port)
 
 
 def start(
@@ -106,9 +117,11 @@ def start(
     password: str,
     heap_mb: int = DEFAULT_HEAP_MB,
     pagecache_mb: int = DEFAULT_PAGECACHE_MB,
+    browser_port: int = 0,
     timeout: float = 180.0,
 ) -> ServerStatus:
-    """Start Neo4j under ``home`` on 127.0.0.1:``port`` and wait until Bolt answers.
+    """Start Neo4j under ``home`` on 127.0.0.1:``port`` and wait until Bolt answers; with a
+    ``browser_port``, Neo4j Browser is served there too.
 
     Idempotent: a server already running under ``home`` on the same port is returned as is. The
     password reaches the JVM through its environment only, never its command line.
@@ -126,6 +139,8 @@ def start(
     if len(password) < MIN_PASSWORD_LENGTH:
         raise CinegraphError(f"NEO4J_PASSWORD must have at least {MIN_PASSWORD_LENGTH} characters")
     _check_port_free(port)
+    if browser_port:
+        _check_port_free(browser_port, option="--browser-port")
     classpath = build()
     java = shutil.which("java")
     if java is None:
@@ -144,6 +159,7 @@ def start(
         str(home / DB_DIR),
         str(port),
         str(pagecache_mb),
+        str(browser_port),
     ]
     env = {**os.environ, "NEO4J_PASSWORD": password}
     log_offset = log_path.stat().st_size if log_path.exists() else 0
@@ -152,7 +168,7 @@ def start(
             cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, start_new_session=True,
         )
-    (home / PID_FILE).write_text(json.dumps({"pid": proc.pid, "port": port}))
+    (home / PID_FILE).write_text(json.dumps({"pid": proc.pid, "port": port, "browser_port": browser_port}))
     log.info("started Neo4j (pid %d), waiting for Bolt on %s:%d", proc.pid, HOST, port)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -163,7 +179,7 @@ def start(
                 f"and {home / DB_DIR / 'logs' / 'debug.log'}"
             )
         if _ready_logged(log_path, log_offset) and _bolt_answers(port):
-            result = ServerStatus(home, running=True, pid=proc.pid, port=port)
+            result = ServerStatus(home, running=True, pid=proc.pid, port=port, browser_port=browser_port or None)
             log.info("Neo4j ready at %s", result.uri)
             return result
         time.sleep(0.5)
@@ -225,7 +241,7 @@ def _is_our_server(pid: int, home: Path) -> bool:
     return MAIN_CLASS.encode() in cmdline and str(home / DB_DIR).encode() in cmdline
 
 
-def _check_port_free(port: int) -> None:
+def _check_port_free(port: int, option: str = "--port") -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # Like Neo4j's own listener: a port held only by TIME_WAIT sockets (after a crash) is free.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -234,9 +250,9 @@ def _check_port_free(port: int) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise CinegraphError(
-                    f"--port {port}: {HOST}:{port} is already in use by another process; choose another port"
+                    f"{option} {port}: {HOST}:{port} is already in use by another process; choose another port"
                 ) from exc
-            raise CinegraphError(f"--port {port}: cannot bind {HOST}:{port}: {exc.strerror}") from exc
+            raise CinegraphError(f"{option} {port}: cannot bind {HOST}:{port}: {exc.strerror}") from exc
 
 
 def _ready_logged(log_path: Path, offset: int) -> bool:
