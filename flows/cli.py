@@ -67,6 +67,9 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the Prefect deployments etl-refresh (cron), train and pipeline")
     p.add_argument("--refresh-cron", default="0 3 * * *", help="cron of the scheduled refresh (default daily 03:00)")
     p.add_argument("--timezone", default="UTC", help="time zone of the cron schedule")
+    p.add_argument("--mirror", default=None,
+                   help="local mirror directory or URL the refresh reads (default: $CINEGRAPH_MIRROR, else the official sites)")
+    p.add_argument("--out", type=Path, default=Path("out"), help="output folder of every run (snapshot/, runs/ inside)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("train", help="pretrain both branches, fuse and fine-tune one model")
@@ -147,9 +150,12 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
     from flows.deployments import serve
 
-    return serve(args.refresh_cron, args.timezone)
+    mirror = args.mirror or os.environ.get("CINEGRAPH_MIRROR")
+    return serve(args.refresh_cron, args.timezone, mirror=mirror, out=args.out)
 
 
 def _cmd_neo4j(args: argparse.Namespace) -> int:
