@@ -48,7 +48,7 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("load", help="load a snapshot into Neo4j (NEO4J_URI/NEO4J_USER/NEO4J_PASSWORD)")
     p.add_argument("--snapshot", type=Path, required=True, help="snapshot directory (manifest.json)")
-    p.add_argument("--batch-size", type=int, default=None, help="rows per UNWIND transaction")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="rows per UNWIND transaction")
     p.add_argument("--database", default="neo4j")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_load)
@@ -87,6 +87,16 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the config's device")
     p.add_argument("--models", default=None, help="comma-separated subset of the models (default: all)")
     p.set_defaults(func=_cmd_benchmark)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def _etl_arguments(p: argparse.ArgumentParser) -> None:
