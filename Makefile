@@ -13,6 +13,7 @@ OUT         ?= out
 # Test-only Neo4j: its own data directory, port and password, started and stopped by `make test`.
 TEST_NEO4J_HOME     := .neo4j/test
 TEST_NEO4J_PORT     ?= 7697
+TEST_NEO4J_BROWSER_PORT ?= 7698
 TEST_NEO4J_PASSWORD ?= cinegraph-test-password
 PYTEST_ARGS ?=
 
@@ -39,7 +40,8 @@ demo: install
 	$(CINEGRAPH) demo --variant ml-latest-small --out $(OUT) $(if $(wildcard $(MIRROR)),--mirror $(MIRROR),)
 
 neo4j-test-start: install
-	NEO4J_PASSWORD=$(TEST_NEO4J_PASSWORD) $(CINEGRAPH) neo4j start --home $(TEST_NEO4J_HOME) --port $(TEST_NEO4J_PORT)
+	NEO4J_PASSWORD=$(TEST_NEO4J_PASSWORD) $(CINEGRAPH) neo4j start --home $(TEST_NEO4J_HOME) --port $(TEST_NEO4J_PORT) \
+	  --browser-port $(TEST_NEO4J_BROWSER_PORT)
 
 neo4j-test-stop:
 	-$(CINEGRAPH) neo4j stop --home $(TEST_NEO4J_HOME)
@@ -47,6 +49,7 @@ neo4j-test-stop:
 test: install
 	$(MAKE) neo4j-test-start
 	NEO4J_URI=bolt://127.0.0.1:$(TEST_NEO4J_PORT) NEO4J_USER=neo4j NEO4J_PASSWORD=$(TEST_NEO4J_PASSWORD) \
+	NEO4J_BROWSER_URL=http://127.0.0.1:$(TEST_NEO4J_BROWSER_PORT) \
 	CINEGRAPH_MIRROR=$(MIRROR) $(PY) -m pytest $(PYTEST_ARGS); \
 	rc=$$?; $(MAKE) neo4j-test-stop; exit $$rc
 

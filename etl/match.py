@@ -57,19 +57,19 @@ class MatchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mode: Literal["links", "fuzzy"] = "links"  # links: trust links.csv where it resolves
-    threshold: float = Field(90.0, ge=0, le=100)  # minimum fuzzy score (0-100) for a match
-    margin: float = Field(4.0, ge=0)  # winner must beat the best differently-titled candidate by this
-    year_tolerance: int = Field(1, ge=0)  # candidates may start this many years off the ML year
-    year_penalty: float = Field(2.0, ge=0)  # ranking points lost per year off
-    type_penalty: dict[str, float] = {"movie": 0.0, "tvMovie": 1.0, "video": 1.0}  # by title_type
-    other_type_penalty: float = 4.0  # for title types not listed above (short, tvSpecial, ...)
-    derived_penalty: float = Field(5.0, ge=0)  # score lost when only a colon half matched
-    vote_weight: float = Field(1.0, ge=0)  # ranking points per tenfold IMDb votes: popular homonyms win
-    tie_window: float = Field(0.5, ge=0)  # another title ranked this close (even a homonym): review
-    scorer: Literal["ratio", "token_sort_ratio"] = "ratio"  # rapidfuzz scorer on normalised titles
-    max_cells: int = Field(20_000_000, ge=1)  # cdist cells per chunk: bounds memory
-    workers: int = -1  # rapidfuzz threads (-1: all cores)
+    mode: Literal["links", "fuzzy"] = Field("links", description="links: trust links.csv where it resolves")
+    threshold: float = Field(90.0, ge=0, le=100, description="minimum fuzzy score (0-100) for a match")
+    margin: float = Field(4.0, ge=0, description="winner must beat the best differently-titled candidate by this")
+    year_tolerance: int = Field(1, ge=0, description="candidates may start this many years off the ML year")
+    year_penalty: float = Field(2.0, ge=0, description="ranking points lost per year off")
+    type_penalty: dict[str, float] = Field({"movie": 0.0, "tvMovie": 1.0, "video": 1.0}, description="ranking points lost per IMDb title type")
+    other_type_penalty: float = Field(4.0, description="for title types not listed above (short, tvSpecial, ...)")
+    derived_penalty: float = Field(5.0, ge=0, description="score lost when only a colon half matched")
+    vote_weight: float = Field(1.0, ge=0, description="ranking points per tenfold IMDb votes: popular homonyms win")
+    tie_window: float = Field(0.5, ge=0, description="another title ranked this close (even a homonym): review")
+    scorer: Literal["ratio", "token_sort_ratio"] = Field("ratio", description="rapidfuzz scorer on normalised titles")
+    max_cells: int = Field(20_000_000, ge=1, description="cdist cells per chunk: bounds memory")
+    workers: int = Field(-1, description="rapidfuzz threads (-1: all cores)")
 
 
 class Evaluation(BaseModel):

@@ -21,6 +21,8 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--home", type=Path, default=Path(".neo4j/default"), help="pidfile, log and data")
     p.add_argument("--port", type=int, default=7687, help="Bolt port on 127.0.0.1")
+    p.add_argument("--browser-port", type=int, default=7474,
+                   help="Neo4j Browser on http://127.0.0.1:PORT (default 7474; 0: none)")
     p.add_argument("--heap-mb", type=int, default=1024, help="JVM heap (-Xmx)")
     p.add_argument("--pagecache-mb", type=int, default=512, help="Neo4j page cache")
     p.set_defaults(func=_cmd_neo4j)
@@ -46,7 +48,7 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("load", help="load a snapshot into Neo4j (NEO4J_URI/NEO4J_USER/NEO4J_PASSWORD)")
     p.add_argument("--snapshot", type=Path, required=True, help="snapshot directory (manifest.json)")
-    p.add_argument("--batch-size", type=int, default=None, help="rows per UNWIND transaction")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="rows per UNWIND transaction")
     p.add_argument("--database", default="neo4j")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--initial", action="store_true",
@@ -71,6 +73,9 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the Prefect deployments etl-refresh (cron), train and pipeline")
     p.add_argument("--refresh-cron", default="0 3 * * *", help="cron of the scheduled refresh (default daily 03:00)")
     p.add_argument("--timezone", default="UTC", help="time zone of the cron schedule")
+    p.add_argument("--mirror", default=None,
+                   help="local mirror directory or URL the refresh reads (default: $CINEGRAPH_MIRROR, else the official sites)")
+    p.add_argument("--out", type=Path, default=Path("out"), help="output folder of every run (snapshot/, runs/ inside)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("train", help="pretrain both branches, fuse and fine-tune one model")
@@ -88,6 +93,16 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the config's device")
     p.add_argument("--models", default=None, help="comma-separated subset of the models (default: all)")
     p.set_defaults(func=_cmd_benchmark)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def _etl_arguments(p: argparse.ArgumentParser) -> None:
@@ -151,9 +166,12 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
     from flows.deployments import serve
 
-    return serve(args.refresh_cron, args.timezone)
+    mirror = args.mirror or os.environ.get("CINEGRAPH_MIRROR")
+    return serve(args.refresh_cron, args.timezone, mirror=mirror, out=args.out)
 
 
 def _cmd_neo4j(args: argparse.Namespace) -> int:
@@ -164,7 +182,7 @@ def _cmd_neo4j(args: argparse.Namespace) -> int:
     if args.action == "start":
         state = server.start(
             args.home, args.port, password=os.environ.get("NEO4J_PASSWORD", ""),
-            heap_mb=args.heap_mb, pagecache_mb=args.pagecache_mb,
+            heap_mb=args.heap_mb, pagecache_mb=args.pagecache_mb, browser_port=args.browser_port,
         )
     elif args.action == "stop":
         server.stop(args.home)

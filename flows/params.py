@@ -18,12 +18,13 @@ class RefreshParams(EtlConfig):
     flow adds: the Neo4j target and how downloads are cached and retried."""
 
     load_neo4j: bool | None = Field(
-        None, description="load the snapshot into Neo4j; default: when NEO4J_URI is set"
+        None, title="Load into Neo4j", description="load the snapshot into Neo4j; empty: when NEO4J_URI is set"
     )
-    neo4j_database: str = Field("neo4j", description="Neo4j database name")
+    neo4j_database: str = Field("neo4j", title="Neo4j database", description="Neo4j database name")
     download_cache_hours: float = Field(
-        24.0, gt=0, description="how long an unchanged upstream file is trusted without re-download"
+        24.0, gt=0, title="Download cache (hours)",
+        description="how long an unchanged upstream file is trusted without re-download",
     )
     retry_backoff_s: float = Field(
-        2.0, ge=0, description="first retry delay of a failed download; doubles each retry"
+        2.0, ge=0, title="Retry backoff (s)", description="first retry delay of a failed download; doubles each retry"
     )

@@ -3,8 +3,7 @@ form with the defaults and refuses bad input before a run starts."""
 
 from __future__ import annotations
 
-import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -13,7 +12,8 @@ from graph_store.export import ExportFilter
 from graph_store.schema import MOVIE, RATED, USER
 from models.config import TrainConfig
 
-DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+# A folder name: no separators, no leading dot (so never "." or "..").
+RUN_NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
 
 
 class _Params(BaseModel):
@@ -23,37 +23,44 @@ class _Params(BaseModel):
 class TrainParams(_Params):
     """Where the graph comes from, which part of it, the model configuration and the seeds."""
 
-    snapshot: str = Field("out/snapshot", description="snapshot folder (embedded mode)")
-    out: str = Field("out/runs", description="runs are written to OUT/<run name>/")
+    snapshot: str = Field("out/snapshot", title="Snapshot folder",
+                          description="the snapshot read when the source is the snapshot")
+    out: str = Field("out/runs", title="Runs folder",
+                     description="each run writes its checkpoints, curves and report to OUT/RUN_NAME")
     source: Literal["auto", "snapshot", "neo4j"] = Field(
-        "auto", description="read the graph from Neo4j or the snapshot; auto: Neo4j when NEO4J_URI is set"
+        "auto", title="Graph source",
+        description="read the graph from Neo4j or the snapshot; auto: Neo4j when NEO4J_URI is set",
     )
     mode: Literal["train", "benchmark"] = Field(
-        "train", description="train: the fused model; benchmark: the baselines and ablations too"
+        "train", title="Mode", description="train: the fused model; benchmark: the baselines and ablations too"
     )
     subgraph: ExportFilter = Field(
-        default_factory=ExportFilter, description="which users, ratings, movies and types to train on"
+        default_factory=ExportFilter, title="Subgraph",
+        description="which users, ratings, movies and types to train on",
     )
     model: TrainConfig = Field(
-        default_factory=TrainConfig,
-        description="model sizes, task weights, epochs, learning rates, device (cpu|cuda)",
+        default_factory=TrainConfig, title="Model",
+        description="model sizes, task weights, epochs, learning rates, device (cpu or cuda)",
     )
     run_name: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9_.-]+$",
-        description="names the run folder and its Neo4j results; rerunning a name replaces them",
+        None, pattern=RUN_NAME_PATTERN, max_length=100, title="Run name",
+        description="names the run folder and its Neo4j results (rerunning a name replaces them); "
+        "empty: the Prefect run's name",
     )
-    seeds: list[int] = Field([0], min_length=1, description="one run per seed; mean ± std over them")
-    top_k: int = Field(20, ge=1, le=1000, description="recommendations per user written to Neo4j")
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(
+        [0], min_length=1, json_schema_extra={"uniqueItems": True}, title="Seeds",
+        description="one run per seed; the evaluation reports mean ± std over them",
+    )
+    top_k: int = Field(20, ge=1, le=1000, title="Top K", description="recommendations per user written to Neo4j")
     write_back: bool | None = Field(
-        None, description="write recommendations and embeddings to Neo4j; default: when reading from Neo4j"
+        None, title="Write back to Neo4j",
+        description="write recommendations and embeddings to Neo4j; empty: when reading from Neo4j",
     )
-    neo4j_database: str = Field("neo4j", description="Neo4j database name")
+    neo4j_database: str = Field("neo4j", title="Neo4j database", description="Neo4j database name")
 
     @model_validator(mode="after")
     def _check(self) -> TrainParams:
         problems = []
-        if not DEVICE.fullmatch(self.model.device):
-            problems.append(f"model.device={self.model.device!r}: expected cpu, cuda or cuda:N")
         if not {USER, MOVIE} <= set(self.subgraph.selected_node_types):
             problems.append(f"subgraph.node_types must include {USER.label} and {MOVIE.label}")
         if RATED not in self.subgraph.selected_edge_types:
@@ -68,5 +75,7 @@ class TrainParams(_Params):
 class PipelineParams(_Params):
     """Refresh, then train on the fresh snapshot (the train snapshot path is the refresh's)."""
 
-    refresh: RefreshParams = Field(default_factory=RefreshParams, description="the ETL refresh")
-    train: TrainParams = Field(default_factory=TrainParams, description="the training run")
+    refresh: RefreshParams = Field(default_factory=RefreshParams, title="Refresh",
+                                   description="the ETL refresh (download, stage, match, snapshot, load)")
+    train: TrainParams = Field(default_factory=TrainParams, title="Train",
+                               description="the training run on the refreshed snapshot")

@@ -17,6 +17,7 @@ from graph_store.errors import CinegraphError
 URI_VAR, USER_VAR, PASSWORD_VAR = "NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD"
 _DATABASE_NOT_FOUND = "Neo.ClientError.Database.DatabaseNotFound"
 DEFAULT_URI, DEFAULT_USER = "bolt://127.0.0.1:7687", "neo4j"
+URI_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,26 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Neo4jSettings:
     password = env.get(PASSWORD_VAR)
     if not password:
         raise CinegraphError(f"{PASSWORD_VAR} is not set: export the Neo4j password before running")
-    return Neo4jSettings(env.get(URI_VAR, DEFAULT_URI), env.get(USER_VAR, DEFAULT_USER), password)
+    uri = env.get(URI_VAR, DEFAULT_URI)
+    check_uri(uri)
+    return Neo4jSettings(uri, env.get(USER_VAR, DEFAULT_USER), password)
+
+
+def check_uri(uri: str) -> None:
+    """Refuse a URI the driver cannot use, naming what is wrong, before any connection."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError as exc:
+        raise CinegraphError(f"{URI_VAR}={uri!r}: {exc}") from None
+    if parts.scheme not in URI_SCHEMES:
+        raise CinegraphError(f"{URI_VAR}={uri!r}: the scheme must be one of {', '.join(URI_SCHEMES)}")
+    if not parts.hostname:
+        raise CinegraphError(f"{URI_VAR}={uri!r}: no host (expected e.g. {DEFAULT_URI})")
+    if port == 0:
+        raise CinegraphError(f"{URI_VAR}={uri!r}: port 0 is not a port")
 
 
 @contextmanager

@@ -2,7 +2,9 @@
 
 A query file is plain Cypher that also pastes into Neo4j Browser. Its header comments declare the
 parameters with example values in Browser syntax (``// :param movie_id => 1``); those values are
-the defaults here, ``--param name=value`` overrides them, and an undeclared name is refused.
+the defaults here, ``--param name=value`` overrides them, and an undeclared name is refused. A value
+must have its default's type (a number for ``limit``); wherever a query takes a movie id, a title
+is accepted too and looked up in the movie title full-text index (the ``find_movie`` query).
 Queries run in READ transactions, so a file cannot change the graph.
 """
 
@@ -28,6 +30,10 @@ QUERIES_DIR = Path(__file__).resolve().parent / "queries"
 _PARAM_LINE = re.compile(r"^\s*//\s*:param\s+(\w+)\s*=>\s*(.+?)\s*;?\s*$")
 _PARAM_USE = re.compile(r"\$(\w+)")
 _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+# Parameters naming a movie: its movie_id, or a title resolved through FIND_MOVIE.
+MOVIE_PARAMS = frozenset({"movie_id", "movie_a", "movie_b"})
+FIND_MOVIE = "find_movie"
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
 
 
 @dataclass(frozen=True)
@@ -105,8 +111,10 @@ def load_query(name_or_path: str | Path) -> CypherFile:
 
 
 def resolve_params(query: CypherFile, given: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults overridden by ``given``; refuses names the query does not use, and parameters
-    it uses that have neither a default nor a value."""
+    """Defaults overridden by ``given``; refuses names the query does not use, parameters it
+    uses that have neither a default nor a value, and values of another type than the default
+    (all problems in one message). Movie parameters may hold a title (text) until
+    :func:`resolve_movies` replaces it by an id."""
     used = query.parameters
     unknown = sorted(set(given) - used)
     if unknown:
@@ -117,7 +125,45 @@ def resolve_params(query: CypherFile, given: Mapping[str, Any]) -> dict[str, Any
     missing = sorted(used - set(params))
     if missing:
         raise CinegraphError(f"{query.path.name}: missing parameter(s) {missing}")
-    return params
+    problems = [p for name in sorted(given) if (p := _type_problem(name, given[name], query.defaults.get(name)))]
+    if problems:
+        raise CinegraphError(f"{query.path.name}: " + "; ".join(problems))
+    return {k: float(v) if type(query.defaults.get(k)) is float and type(v) is int else v
+            for k, v in params.items()}  # fmt: skip
+
+
+def _type_problem(name: str, value: Any, default: Any) -> str | None:
+    """Why ``value`` does not fit parameter ``name`` whose declared default is ``default``."""
+    if value is None or default is None and name not in MOVIE_PARAMS:
+        return None  # null is always allowed; a null default declares no type
+    expected: tuple[type, ...] = (int, str) if name in MOVIE_PARAMS else (type(default),)
+    if float in expected:
+        expected += (int,)
+    if type(value) in expected:
+        return None
+    if name in MOVIE_PARAMS:
+        return f"{name}={value!r}: expected a movie id (an integer) or a title"
+    hint = " (quote it to pass text)" if str in expected else ""
+    return f"{name}={value!r}: expected {_TYPE_NAMES.get(type(default), type(default).__name__)}{hint}"
+
+
+def resolve_movies(
+    driver: neo4j.Driver, params: Mapping[str, Any], *, database: str = "neo4j"
+) -> dict[str, Any]:
+    """``params`` with every movie parameter given as a title replaced by the id of the best
+    title match (exact titles first); a title matching no movie is an error."""
+    out = dict(params)
+    finder = load_query(FIND_MOVIE)
+    for name in sorted(MOVIE_PARAMS & set(params)):
+        title = params[name]
+        if not isinstance(title, str):
+            continue
+        _, rows = run_query(driver, finder, {"title": title, "limit": 1}, database=database)
+        if not rows:
+            raise CinegraphError(f"{name}={title!r}: no movie title matches (try cinegraph cypher {FIND_MOVIE})")
+        out[name] = rows[0]["movie_id"]
+        log.info("%s=%r: movie %d %r (%s)", name, title, rows[0]["movie_id"], rows[0]["title"], rows[0]["year"])
+    return out
 
 
 def run_query(
@@ -127,8 +173,9 @@ def run_query(
     *,
     database: str = "neo4j",
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """Run a query file in a READ transaction; returns ``(column names, rows)``."""
-    resolved = resolve_params(query, params or {})
+    """Run a query file in a READ transaction (titles given for movie ids looked up first);
+    returns ``(column names, rows)``."""
+    resolved = resolve_movies(driver, resolve_params(query, params or {}), database=database)
     log.debug("running %s with %s", query.name, resolved)
     try:
         records, _, keys = driver.execute_query(

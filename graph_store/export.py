@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import neo4j
@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 _FILTERED: tuple[NodeType, ...] = (USER, MOVIE)
 
 
+NodeLabel = Literal[tuple(n.label for n in schema.NODE_TYPES)]  # an enum in the flow form
+EdgeRel = Literal[tuple(e.rel for e in schema.EDGE_TYPES)]
+_UNIQUE = {"uniqueItems": True}
+
+
 class ExportFilter(BaseModel):
     """Which subgraph to export. Field names match the train flow's subgraph parameters."""
 
@@ -55,25 +60,26 @@ class ExportFilter(BaseModel):
     rating_before: int | None = Field(None, description="keep ratings before (unix seconds)")
     year_min: int | None = Field(None, description="first movie year kept")
     year_max: int | None = Field(None, description="last movie year kept")
-    node_types: tuple[str, ...] = Field(
-        tuple(n.label for n in schema.NODE_TYPES), description="node labels to include"
+    node_types: tuple[NodeLabel, ...] = Field(
+        tuple(n.label for n in schema.NODE_TYPES), min_length=1, json_schema_extra=_UNIQUE,
+        description="node labels to include",
     )
-    edge_types: tuple[str, ...] | None = Field(
-        None, description="relationship types to include (default: all between included nodes)"
+    edge_types: tuple[EdgeRel, ...] | None = Field(
+        None, json_schema_extra=_UNIQUE,
+        description="relationship types to include (empty: all between included nodes)",
     )
 
     @model_validator(mode="after")
     def _check(self) -> ExportFilter:
         problems = []
-        labels = {n.label for n in schema.NODE_TYPES}
         rels = {e.rel: e for e in schema.EDGE_TYPES}
-        problems += [f"unknown node type {n!r}" for n in self.node_types if n not in labels]
-        problems += [f"unknown edge type {e!r}" for e in self.edge_types or () if e not in rels]
+        for name, values in (("node_types", self.node_types), ("edge_types", self.edge_types or ())):
+            if len(set(values)) != len(values):
+                problems.append(f"{name} repeat a type: {list(values)}")
         for rel in self.edge_types or ():
-            if rel in rels:
-                need = {rels[rel].src.label, rels[rel].dst.label} - set(self.node_types)
-                if need:
-                    problems.append(f"edge type {rel} needs node type(s) {sorted(need)}")
+            need = {rels[rel].src.label, rels[rel].dst.label} - set(self.node_types)
+            if need:
+                problems.append(f"edge type {rel} needs node type(s) {sorted(need)}")
         if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
             problems.append(f"year_min={self.year_min} > year_max={self.year_max}")
         if (

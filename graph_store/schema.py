@@ -256,6 +256,9 @@ RECOMMENDED = EdgeType(
 )
 MOVIE_EMBEDDING_PROPERTY = "embedding"
 MOVIE_EMBEDDING_INDEX = "movie_embedding"
+# Full-text index for finding a movie by title, in its MovieLens and IMDb forms.
+MOVIE_TITLE_INDEX = "movie_title_search"
+MOVIE_TITLE_PROPERTIES = ("title", "imdb_title")
 
 
 def node_type(label: str) -> NodeType:
@@ -302,12 +305,16 @@ def constraint_statements() -> list[str]:
 
 
 def index_statements() -> list[str]:
-    """One index per node property with an ``index`` kind (lookups by IMDb id, title, name), idempotent."""
+    """One index per node property with an ``index`` kind (lookups by IMDb id, title, name) and the
+    movie title full-text index, idempotent."""
     return [
         f"CREATE {p.index} INDEX {n.label.lower()}_{p.name} IF NOT EXISTS FOR (x:{n.label}) ON (x.{p.name})"
         for n in NODE_TYPES
         for p in n.properties
         if p.index is not None
+    ] + [
+        f"CREATE FULLTEXT INDEX {MOVIE_TITLE_INDEX} IF NOT EXISTS FOR (x:{MOVIE.label}) "
+        f"ON EACH [{', '.join(f'x.{p}' for p in MOVIE_TITLE_PROPERTIES)}]"
     ]
 
 

@@ -1,11 +1,15 @@
 """A real Neo4j without Docker: build the embedded server of ``neo4j_server/`` once, run it in the
 background under a home directory, wait until Bolt answers, and stop it cleanly.
 
-Home layout: ``HOME/neo4j.pid`` (pid, port and memory settings of the running JVM), ``HOME/neo4j.log``
-(its stdout and stderr), ``HOME/db/`` (Neo4j's own data and logs, kept across restarts; a database's
-store is ``db/data/databases/<name>`` and its transaction logs ``db/data/transactions/<name>``).
-The offline importer (:func:`run_import`) builds a database in a staging home next to ``db/`` while
-the server is stopped (:func:`stopped`), and :func:`install_database` swaps it in.
+With a browser port the same JVM also serves the official Neo4j Browser on 127.0.0.1 (it reaches
+the database over Bolt, which accepts WebSocket on the Bolt port).
+
+Home layout: ``HOME/neo4j.pid`` (pid, port, browser port and memory settings of the running JVM),
+``HOME/neo4j.log`` (its stdout and stderr), ``HOME/db/`` (Neo4j's own data and logs, kept across
+restarts; a database's store is ``db/data/databases/<name>`` and its transaction logs
+``db/data/transactions/<name>``). The offline importer (:func:`run_import`) builds a database in a
+staging home next to ``db/`` while the server is stopped (:func:`stopped`), and
+:func:`install_database` swaps it in.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ PID_FILE, LOG_FILE, DB_DIR = "neo4j.pid", "neo4j.log", "db"
 HOST = "127.0.0.1"
 READY_MARKER = b"READY bolt://"  # printed by EmbeddedNeo4j.java when it accepts clients
 DEFAULT_PORT = 7687
+DEFAULT_BROWSER_PORT = 7474  # Neo4j's own HTTP port; 0 serves no Browser
 DEFAULT_HEAP_MB = 1024
 DEFAULT_PAGECACHE_MB = 512
 MIN_PASSWORD_LENGTH = 8  # Neo4j 5's dbms.security.auth_minimum_password_length
@@ -54,15 +59,21 @@ class ServerStatus:
     port: int | None = None
     heap_mb: int = DEFAULT_HEAP_MB
     pagecache_mb: int = DEFAULT_PAGECACHE_MB
+    browser_port: int | None = None
 
     @property
     def uri(self) -> str | None:
         return f"bolt://{HOST}:{self.port}" if self.port is not None else None
 
+    @property
+    def browser_url(self) -> str | None:
+        return f"http://{HOST}:{self.browser_port}/browser/" if self.browser_port else None
+
     def describe(self) -> str:
         if not self.running:
             return f"neo4j: not running (home {self.home})"
-        return f"neo4j: running, pid {self.pid}, {self.uri} (home {self.home})"
+        browser = f", Neo4j Browser {self.browser_url}" if self.browser_url else ""
+        return f"neo4j: running, pid {self.pid}, {self.uri}{browser} (home {self.home})"
 
 
 def build(server_dir: Path = SERVER_DIR, *, force: bool = False) -> str:
@@ -104,11 +115,13 @@ def status(home: Path) -> ServerStatus:
         pid, port = int(state["pid"]), int(state["port"])
         heap_mb = int(state.get("heap_mb", DEFAULT_HEAP_MB))
         pagecache_mb = int(state.get("pagecache_mb", DEFAULT_PAGECACHE_MB))
+        browser_port = int(state.get("browser_port") or 0) or None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CinegraphError(f"{pid_path}: unreadable pidfile ({exc}); delete it if no server runs") from exc
     if not _is_our_server(pid, home):
         return ServerStatus(home, running=False)
-    return ServerStatus(home, running=True, pid=pid, port=port, heap_mb=heap_mb, pagecache_mb=pagecache_mb)
+    return ServerStatus(home, running=True, pid=pid, port=port, heap_mb=heap_mb, pagecache_mb=pagecache_mb,
+                        browser_port=browser_port)  # fmt: skip
 
 
 def start(
@@ -118,9 +131,11 @@ def start(
     password: str,
     heap_mb: int = DEFAULT_HEAP_MB,
     pagecache_mb: int = DEFAULT_PAGECACHE_MB,
+    browser_port: int = 0,
     timeout: float = 180.0,
 ) -> ServerStatus:
-    """Start Neo4j under ``home`` on 127.0.0.1:``port`` and wait until Bolt answers.
+    """Start Neo4j under ``home`` on 127.0.0.1:``port`` and wait until Bolt answers; with a
+    ``browser_port``, Neo4j Browser is served there too.
 
     Idempotent: a server already running under ``home`` on the same port is returned as is. The
     password reaches the JVM through its environment only, never its command line.
@@ -138,6 +153,8 @@ def start(
     if len(password) < MIN_PASSWORD_LENGTH:
         raise CinegraphError(f"NEO4J_PASSWORD must have at least {MIN_PASSWORD_LENGTH} characters")
     _check_port_free(port)
+    if browser_port:
+        _check_port_free(browser_port, option="--browser-port")
     classpath = build()
     java = shutil.which("java")
     if java is None:
@@ -156,6 +173,7 @@ def start(
         str(home / DB_DIR),
         str(port),
         str(pagecache_mb),
+        str(browser_port),
     ]
     env = {**os.environ, "NEO4J_PASSWORD": password}
     log_offset = log_path.stat().st_size if log_path.exists() else 0
@@ -164,9 +182,9 @@ def start(
             cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, start_new_session=True,
         )
-    (home / PID_FILE).write_text(
-        json.dumps({"pid": proc.pid, "port": port, "heap_mb": heap_mb, "pagecache_mb": pagecache_mb})
-    )
+    (home / PID_FILE).write_text(json.dumps(
+        {"pid": proc.pid, "port": port, "heap_mb": heap_mb, "pagecache_mb": pagecache_mb, "browser_port": browser_port}
+    ))  # fmt: skip
     log.info("started Neo4j (pid %d), waiting for Bolt on %s:%d", proc.pid, HOST, port)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -177,7 +195,7 @@ def start(
                 f"and {home / DB_DIR / 'logs' / 'debug.log'}"
             )
         if _ready_logged(log_path, log_offset) and _bolt_answers(port):
-            result = ServerStatus(home, True, proc.pid, port, heap_mb, pagecache_mb)
+            result = ServerStatus(home, True, proc.pid, port, heap_mb, pagecache_mb, browser_port or None)
             log.info("Neo4j ready at %s", result.uri)
             return result
         time.sleep(0.5)
@@ -222,7 +240,7 @@ def stopped(home: Path, *, password: str, timeout: float = 180.0) -> Iterator[Se
         yield before
     finally:
         start(home, before.port, password=password, heap_mb=before.heap_mb,
-              pagecache_mb=before.pagecache_mb, timeout=timeout)
+              pagecache_mb=before.pagecache_mb, browser_port=before.browser_port or 0, timeout=timeout)
 
 
 def staging_home(home: Path) -> tempfile.TemporaryDirectory[str]:
@@ -330,7 +348,7 @@ def _is_our_server(pid: int, home: Path) -> bool:
     return MAIN_CLASS.encode() in cmdline and str(home / DB_DIR).encode() in cmdline
 
 
-def _check_port_free(port: int) -> None:
+def _check_port_free(port: int, option: str = "--port") -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # Like Neo4j's own listener: a port held only by TIME_WAIT sockets (after a crash) is free.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -339,9 +357,9 @@ def _check_port_free(port: int) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise CinegraphError(
-                    f"--port {port}: {HOST}:{port} is already in use by another process; choose another port"
+                    f"{option} {port}: {HOST}:{port} is already in use by another process; choose another port"
                 ) from exc
-            raise CinegraphError(f"--port {port}: cannot bind {HOST}:{port}: {exc.strerror}") from exc
+            raise CinegraphError(f"{option} {port}: cannot bind {HOST}:{port}: {exc.strerror}") from exc
 
 
 def _ready_logged(log_path: Path, offset: int) -> bool:

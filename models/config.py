@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from graph_store.errors import CinegraphError
 from models.data import DataConfig
@@ -21,6 +21,9 @@ ARCHITECTURE_FIELDS = (
     "fusion",
     "dropout",
 )
+Task = Literal["rec", "genre", "rating"]  # recommendation (BPR), multi-label genres, rating regression
+TaskWeights = dict[Task, Annotated[float, Field(ge=0)]]
+SELECTION_K = 20  # early stopping and fusion selection read ndcg@20
 
 
 class TrainConfig(BaseModel):
@@ -29,45 +32,68 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: DataConfig = Field(default_factory=DataConfig)  # splits, positives, IMDb enrichment
+    data: DataConfig = Field(default_factory=DataConfig, title="Data", description="splits, positives, IMDb enrichment")
     # --- architecture -----------------------------------------------------------------------
-    hidden_dim: int = Field(64, gt=0)  # embedding size D of both branches
-    gcn_layers: int = Field(2, ge=0)  # GCN propagation layers
-    hgt_layers: int = Field(2, ge=1)  # HGTConv layers
-    hgt_heads: int = Field(4, ge=1)  # attention heads per HGTConv
-    fusion_heads: int = Field(4, ge=1)  # cross-attention heads of the fusion
-    fusion: Literal["cross_attention", "concat"] = "cross_attention"  # concat = ablation
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)  # HGT layers, fusion and genre heads
+    hidden_dim: int = Field(64, gt=0, title="Hidden size", description="embedding size D of both branches")
+    gcn_layers: int = Field(2, ge=0, title="GCN layers", description="GCN propagation layers")
+    hgt_layers: int = Field(2, ge=1, title="HGT layers", description="HGTConv layers")
+    hgt_heads: int = Field(4, ge=1, title="HGT heads", description="attention heads per HGTConv")
+    fusion_heads: int = Field(4, ge=1, title="Fusion heads", description="cross-attention heads of the fusion")
+    fusion: Literal["cross_attention", "concat"] = Field("cross_attention", title="Fusion", description="concat = ablation")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, title="Dropout", description="HGT layers, fusion and genre heads")
     # --- optimisation -----------------------------------------------------------------------
-    gcn_lr: float = Field(2e-2, gt=0)  # GCN branch pretraining
-    hgt_lr: float = Field(1e-2, gt=0)  # HGT branch pretraining
-    fusion_lr: float = Field(2e-3, gt=0)  # fusion module and heads while fine-tuning
-    encoder_lr: float = Field(2e-4, gt=0)  # both encoders while fine-tuning (kept low)
-    weight_decay: float = Field(0.0, ge=0)  # AdamW decoupled weight decay
-    bpr_l2: float = Field(1e-4, ge=0)  # L2 on the BPR batch embeddings
-    batch_size: int = Field(8192, gt=0)  # BPR triples per step
-    gcn_steps: int = Field(4, ge=1)  # BPR steps per GCN epoch (full-graph propagation each)
-    hgt_steps: int = Field(1, ge=1)  # steps per HGT epoch (each a full-graph HGT pass)
-    fusion_steps: int = Field(4, ge=1)  # steps per fine-tuning epoch (1 left the heads untrained)
-    warmup_epochs: int = Field(2, ge=0)  # linear LR warm-up, then cosine decay
+    gcn_lr: float = Field(2e-2, gt=0, title="GCN learning rate", description="GCN branch pretraining")
+    hgt_lr: float = Field(1e-2, gt=0, title="HGT learning rate", description="HGT branch pretraining")
+    fusion_lr: float = Field(2e-3, gt=0, title="Fusion learning rate", description="fusion module and heads while fine-tuning")
+    encoder_lr: float = Field(2e-4, gt=0, title="Encoder learning rate (fine-tuning)", description="both encoders while fine-tuning (kept low)")
+    weight_decay: float = Field(0.0, ge=0, title="Weight decay", description="AdamW decoupled weight decay")
+    bpr_l2: float = Field(1e-4, ge=0, title="BPR L2", description="L2 on the BPR batch embeddings")
+    batch_size: int = Field(8192, gt=0, title="Batch size", description="BPR triples per step")
+    gcn_steps: int = Field(4, ge=1, title="GCN steps per epoch", description="BPR steps per GCN epoch (full-graph propagation each)")
+    hgt_steps: int = Field(1, ge=1, title="HGT steps per epoch", description="steps per HGT epoch (each a full-graph HGT pass)")
+    fusion_steps: int = Field(4, ge=1, title="Fusion steps per epoch", description="steps per fine-tuning epoch (1 left the heads untrained)")
+    warmup_epochs: int = Field(2, ge=0, title="Warm-up epochs", description="linear LR warm-up, then cosine decay")
     # --- schedule and early stopping --------------------------------------------------------
-    gcn_epochs: int = Field(100, ge=1)  # max GCN pretraining epochs
-    hgt_epochs: int = Field(30, ge=1)  # max HGT pretraining epochs
-    fusion_epochs: int = Field(10, ge=0)  # max fine-tuning epochs (0: fuse without fine-tuning)
-    eval_every: int = Field(2, ge=1)  # validate every N epochs
-    patience: int = Field(4, ge=1)  # validations without improvement before stopping
+    gcn_epochs: int = Field(100, ge=1, title="GCN epochs", description="max GCN pretraining epochs")
+    hgt_epochs: int = Field(30, ge=1, title="HGT epochs", description="max HGT pretraining epochs")
+    fusion_epochs: int = Field(10, ge=0, title="Fine-tuning epochs", description="max fine-tuning epochs (0: fuse without fine-tuning)")
+    eval_every: int = Field(2, ge=1, title="Validate every N epochs", description="validate every N epochs")
+    patience: int = Field(4, ge=1, title="Patience", description="validations without improvement before stopping")
     # --- tasks ------------------------------------------------------------------------------
-    weighting: Literal["fixed", "uncertainty"] = "fixed"  # task weighting mode
-    gcn_weights: dict[str, float] = {"rec": 1.0, "genre": 0.2, "rating": 0.1}  # primary rec
-    hgt_weights: dict[str, float] = {"genre": 1.0, "rec": 0.3}  # primary genre
-    fusion_weights: dict[str, float] = {"rec": 1.0, "genre": 1.0}  # joint fine-tuning
-    single_task: bool = False  # ablation: branches pretrain on their primary task only
-    fusion_select: Literal["ndcg@20", "map", "sum"] = "sum"  # fine-tuning early-stop metric
+    weighting: Literal["fixed", "uncertainty"] = Field("fixed", title="Task weighting", description="task weighting mode")
+    gcn_weights: TaskWeights = Field(
+        {"rec": 1.0, "genre": 0.2, "rating": 0.1}, title="GCN task weights",
+        description="weight per task (rec, genre, rating) of GCN pretraining; rec is primary")
+    hgt_weights: TaskWeights = Field(
+        {"genre": 1.0, "rec": 0.3}, title="HGT task weights",
+        description="weight per task (rec, genre, rating) of HGT pretraining; genre is primary")
+    fusion_weights: TaskWeights = Field(
+        {"rec": 1.0, "genre": 1.0}, title="Fusion task weights",
+        description="weight per task (rec, genre, rating) of joint fine-tuning")
+    single_task: bool = Field(False, title="Single task (ablation)", description="ablation: branches pretrain on their primary task only")
+    fusion_select: Literal["ndcg@20", "map", "sum"] = Field("sum", title="Fine-tuning selection metric", description="fine-tuning early-stop metric")
     # --- run --------------------------------------------------------------------------------
-    device: str = "cpu"  # "cpu" or "cuda"
-    num_threads: int = Field(1, ge=0)  # torch CPU threads (benchmark sized on 1); 0: torch default
-    seed: int = 0  # seeds the split, the initialisation and the sampling
-    ks: tuple[int, ...] = (10, 20)  # cut-offs of the ranking metrics
+    device: Literal["cpu", "cuda"] = Field("cpu", title="Device", description="cpu, or cuda (an NVIDIA GPU)")
+    num_threads: int = Field(1, ge=0, title="CPU threads", description="torch CPU threads (benchmark sized on 1); 0: torch default")
+    seed: int = Field(0, ge=0, title="Seed", description="seeds the split, the initialisation and the sampling")
+    ks: tuple[Annotated[int, Field(ge=1)], ...] = Field(
+        (10, 20), json_schema_extra={"uniqueItems": True}, title="Ranking cut-offs k",
+        description=f"cut-offs of the ranking metrics; must include {SELECTION_K}")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        """What the schema cannot say, every problem at once."""
+        problems = []
+        if len(set(self.ks)) != len(self.ks):
+            problems.append(f"ks={list(self.ks)} repeat a cut-off")
+        if SELECTION_K not in self.ks:
+            problems.append(f"ks={list(self.ks)} must include {SELECTION_K} (model selection reads ndcg@{SELECTION_K})")
+        for name in ("gcn_weights", "hgt_weights", "fusion_weights"):
+            if not any(getattr(self, name).values()):
+                problems.append(f"{name}={getattr(self, name)}: at least one task needs a weight above 0")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def architecture(self) -> dict:
         return {k: getattr(self, k) for k in ARCHITECTURE_FIELDS}
@@ -85,10 +111,20 @@ def load_config(path: Path | None, **overrides: object) -> TrainConfig:
             raw = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise CinegraphError(f"--config {path}: cannot read JSON ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise CinegraphError(f"--config {path}: expected a JSON object of TrainConfig fields, got {type(raw).__name__}")
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise CinegraphError(f"config {path or '(defaults)'}: {where}: {first['msg']}") from exc
+        raise CinegraphError(f"--config {path or '(defaults)'}: {validation_summary(exc)}") from exc
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """Every problem of a pydantic error on one line: ``field.path: reason; ...``."""
+    parts = []
+    for e in exc.errors():
+        where = ".".join(str(x) for x in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)

@@ -70,13 +70,13 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    positive_threshold: float = 4.0  # ratings >= this are implicit positives
-    split: Literal["random", "temporal"] = "random"  # per-user split of the positives
-    valid_frac: float = Field(0.1, ge=0.0, lt=1.0)  # share of each user's positives for validation
-    test_frac: float = Field(0.1, ge=0.0, lt=1.0)  # share of each user's positives for test
-    genre_valid_frac: float = Field(0.2, ge=0.0, lt=1.0)  # share of genre-labelled movies
-    genre_test_frac: float = Field(0.2, ge=0.0, lt=1.0)
-    include_imdb: bool = True  # False: MovieLens-only graph (ablation)
+    positive_threshold: float = Field(4.0, description="ratings >= this are implicit positives")
+    split: Literal["random", "temporal"] = Field("random", description="per-user split of the positives")
+    valid_frac: float = Field(0.1, ge=0.0, lt=1.0, description="share of each user's positives for validation")
+    test_frac: float = Field(0.1, ge=0.0, lt=1.0, description="share of each user's positives for test")
+    genre_valid_frac: float = Field(0.2, ge=0.0, lt=1.0, description="share of genre-labelled movies for validation")
+    genre_test_frac: float = Field(0.2, ge=0.0, lt=1.0, description="share of genre-labelled movies for test")
+    include_imdb: bool = Field(True, title="Include IMDb", description="False: MovieLens-only graph (ablation)")
 
     @model_validator(mode="after")
     def _fractions(self) -> DataConfig:

@@ -18,14 +18,16 @@ from models.train import Inputs, outputs
 def recommendation_table(
     model: nn.Module, data: PreparedData, k: int = 20, batch_size: int = 1024
 ) -> pa.Table:
-    """Top-``k`` movies per user by model score, never one the user already rated in the model
-    input; columns ``user_id``, ``movie_id`` (keys, not indices), ``score``, ``rank`` (1 = best)."""
+    """Top-``k`` movies per user by model score, never one the user rated: neither the ratings of
+    the model input nor those held out for validation and test (what is served must not
+    recommend a watched film); columns ``user_id``, ``movie_id`` (keys, not indices), ``score``,
+    ``rank`` (1 = best)."""
     if k < 1:
         raise CinegraphError(f"k={k}: must be at least 1")
     model.eval()
     z_user, z_movie, _ = outputs(model, Inputs.of(data))  # [U, D], [M, D]
     k = min(k, data.num_movies)
-    seen = data.seen_edges.to(z_user.device)  # [2, S]
+    seen = rated_pairs(data).to(z_user.device)  # [2, S]
     users, movies, scores = [], [], []
     for batch in torch.arange(data.num_users, device=z_user.device).split(batch_size):
         s = z_user[batch] @ z_movie.t()  # [B, M], B users of this batch
@@ -45,6 +47,12 @@ def recommendation_table(
         "score": pa.array(score[keep].double().numpy()),
         "rank": pa.array(rank[keep].numpy(), pa.int32()),
     })  # fmt: skip
+
+
+def rated_pairs(data: PreparedData) -> torch.Tensor:
+    """``[2, R]`` (user, movie) index pairs of every rating the data holds: the model input's
+    RATED edges and the held-out validation and test positives."""
+    return torch.cat([data.seen_edges, data.valid_edges, data.test_edges], dim=1)
 
 
 @torch.no_grad()

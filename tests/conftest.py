@@ -55,3 +55,25 @@ def http_dir(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser")  # Debian's package (`.ci/run` installs it)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    """A real headless Chromium (the system's, driven by Playwright; no browser download). Tests
+    of web pages skip with the reason where either is missing."""
+    import shutil
+
+    executable = os.environ.get("CHROMIUM") or next(filter(None, map(shutil.which, CHROMIUM_CANDIDATES)), None)
+    if executable is None:
+        pytest.skip("no Chromium found (apt-get install chromium, or set CHROMIUM=/path/to/chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (it is in the dev extra)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable)
+        yield browser
+        browser.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,8 @@ def test_pipeline_with_neo4j_loads_and_writes_results_back(tiny_mirror_dir: Path
         assert MOVIE_EMBEDDING_INDEX in indexes.records[0]["names"]
         _, rows = run_query(driver, load_query("explain_recommendation"), {"user_id": 3, "run_id": run})
         assert rows and all(row["path"] is not None for row in rows)
+        per_movie = Counter(row["rank"] for row in rows)  # each recommended movie, a few paths each
+        assert len(per_movie) > 1 and max(per_movie.values()) <= 3
         # Rerunning the run replaces its recommendations, never duplicates them.
         train(params.train.model_copy(update={"snapshot": result["refresh"]["snapshot"]}))
         assert driver.execute_query(count, run=run).records[0]["n"] == 30 * 5

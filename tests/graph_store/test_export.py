@@ -150,8 +150,9 @@ def test_filter_keeps_properties(tiny_snapshot: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"node_types": ("User", "Film")}, "unknown node type 'Film'"),
-        ({"edge_types": ("RATED", "LIKED")}, "unknown edge type 'LIKED'"),
+        ({"node_types": ("User", "Film")}, "node_types.1\n  Input should be 'User', 'Movie', 'Genre' or 'Person'"),
+        ({"edge_types": ("RATED", "LIKED")}, "edge_types.1\n  Input should be 'RATED', 'TAGGED'"),
+        ({"node_types": ("User", "Movie", "User")}, "node_types repeat a type"),
         ({"node_types": ("User", "Movie"), "edge_types": ("IN_GENRE",)}, "IN_GENRE needs node type\\(s\\) \\['Genre'\\]"),
         ({"year_min": 2000, "year_max": 1990}, "year_min=2000 > year_max=1990"),
         ({"rating_after": 5, "rating_before": 5}, "rating_after=5 >= rating_before=5"),

@@ -160,7 +160,7 @@ def test_explain_recommendation_paths(real_graph: neo4j.Driver, tables) -> None:
     query = load_query("explain_recommendation")
     _, rows = run_query(
         real_graph, query,
-        {"user_id": user, "movie_id": target, "run_id": "run-explain", "limit": 100_000},
+        {"user_id": user, "movie_id": target, "run_id": "run-explain", "paths": 100_000},
     )
     got = set()
     for row in rows:

@@ -26,10 +26,13 @@ def trained(tiny_tables: dict[str, pa.Table]) -> tuple[dict[str, torch.nn.Module
 
 @pytest.mark.parametrize("kind", ["gcn", "fused"])
 @pytest.mark.parametrize("k", [1, 5, 10_000])
-def test_top_k_is_ranked_unseen_and_keyed_by_ids(trained, kind: str, k: int) -> None:
+def test_top_k_is_ranked_unseen_and_keyed_by_ids(trained, tiny_tables, kind: str, k: int) -> None:
     models, data = trained
     table = recommendation_table(models[kind], data, k, batch_size=3)
-    seen = {(data.user_ids[u], data.movie_ids[m]) for u, m in data.seen_edges.t().tolist()}
+    rated = tiny_tables["RATED"]  # every rating, held-out ones included: none may be recommended
+    seen = set(zip(rated.column("src").to_pylist(), rated.column("dst").to_pylist(), strict=True))
+    held_out = torch.cat([data.valid_edges, data.test_edges], dim=1)
+    assert held_out.size(1) > 0 and {(data.user_ids[u], data.movie_ids[m]) for u, m in held_out.t().tolist()} <= seen
     rows = table.to_pylist()
     assert not {(r["user_id"], r["movie_id"]) for r in rows} & seen
     per_user = min(k, data.num_movies)

@@ -16,11 +16,13 @@ import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
 import org.neo4j.graphdb.GraphDatabaseService;
 import org.neo4j.graphdb.Result;
 import org.neo4j.graphdb.Transaction;
+import org.neo4j.kernel.internal.Version;
 
 /**
  * Neo4j Community embedded with a Bolt connector on 127.0.0.1, for cinegraph's tests and local use.
  *
- * <p>Usage: {@code java -Xmx.. -cp target/classes:target/lib/* cinegraph.EmbeddedNeo4j HOME PORT PAGECACHE_MB}.
+ * <p>Usage: {@code java -Xmx.. -cp target/classes:target/lib/* cinegraph.EmbeddedNeo4j HOME PORT PAGECACHE_MB
+ * [BROWSER_PORT]}; a BROWSER_PORT other than 0 also serves Neo4j Browser there ({@link BrowserServer}).
  * Auth is always on. The password of user {@code neo4j} is read from the environment variable
  * {@code NEO4J_PASSWORD} (never from argv, which other users can see) and set on first start, while
  * the built-in default still requires a change. SIGTERM runs a shutdown hook that stops the
@@ -32,13 +34,14 @@ public final class EmbeddedNeo4j {
     private EmbeddedNeo4j() {}
 
     public static void main(String[] args) throws InterruptedException, IOException {
-        if (args.length != 3) {
-            System.err.println("usage: EmbeddedNeo4j HOME PORT PAGECACHE_MB");
+        if (args.length != 3 && args.length != 4) {
+            System.err.println("usage: EmbeddedNeo4j HOME PORT PAGECACHE_MB [BROWSER_PORT]");
             System.exit(2);
         }
         Path home = Path.of(args[0]).toAbsolutePath();
         int port = Integer.parseInt(args[1]);
         long pageCacheBytes = Long.parseLong(args[2]) * 1024L * 1024L;
+        int browserPort = args.length == 4 ? Integer.parseInt(args[3]) : 0;
         String password = System.getenv("NEO4J_PASSWORD");
         if (password == null || password.length() < 8) {
             System.err.println("NEO4J_PASSWORD must be set to at least 8 characters");
@@ -69,6 +72,15 @@ public final class EmbeddedNeo4j {
         }, "neo4j-shutdown"));
 
         setInitialPassword(dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME), password);
+        if (browserPort != 0) {
+            try {
+                BrowserServer.start(browserPort, port, Version.getNeo4jVersion());
+            } catch (IOException e) {
+                System.err.println("cannot serve Neo4j Browser on 127.0.0.1:" + browserPort + ": " + e.getMessage());
+                System.exit(1);  // the shutdown hook closes the database
+            }
+            System.out.println("BROWSER http://127.0.0.1:" + browserPort + "/browser/");
+        }
         System.out.println("READY bolt://127.0.0.1:" + port);
         System.out.flush();
         stopped.await();
