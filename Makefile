@@ -16,7 +16,7 @@ TEST_NEO4J_PORT     ?= 7697
 TEST_NEO4J_PASSWORD ?= cinegraph-test-password
 PYTEST_ARGS ?=
 
-.PHONY: install lock demo test neo4j-test-start neo4j-test-stop clean
+.PHONY: install lock lint demo test neo4j-test-start neo4j-test-stop clean
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -34,6 +34,11 @@ install: $(STAMP)
 # Re-resolves uv.lock after a change to pyproject.toml; `$(UV) lock --upgrade` moves every pin.
 lock: $(UV)
 	$(UV) lock
+
+# Lint rules and type-checking settings live in pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 demo: install
 	$(CINEGRAPH) demo --variant ml-latest-small --out $(OUT) $(if $(wildcard $(MIRROR)),--mirror $(MIRROR),)
