@@ -35,10 +35,9 @@ install: $(STAMP)
 lock: $(UV)
 	$(UV) lock
 
-# Lint rules and type-checking settings live in pyproject.toml.
+# Lint rules and type-checking settings live in pyproject.toml. Both run; either failing fails.
 lint: install
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy
+	$(VENV)/bin/ruff check .; ruff=$$?; $(VENV)/bin/mypy; mypy=$$?; exit $$((ruff || mypy))
 
 demo: install
 	$(CINEGRAPH) demo --variant ml-latest-small --out $(OUT) $(if $(wildcard $(MIRROR)),--mirror $(MIRROR),)
