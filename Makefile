@@ -17,7 +17,7 @@ TEST_NEO4J_BROWSER_PORT ?= 7698
 TEST_NEO4J_PASSWORD ?= cinegraph-test-password
 PYTEST_ARGS ?=
 
-.PHONY: install lock demo test neo4j-test-start neo4j-test-stop clean
+.PHONY: install lock lint demo test neo4j-test-start neo4j-test-stop clean
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -35,6 +35,10 @@ install: $(STAMP)
 # Re-resolves uv.lock after a change to pyproject.toml; `$(UV) lock --upgrade` moves every pin.
 lock: $(UV)
 	$(UV) lock
+
+# Lint rules and type-checking settings live in pyproject.toml. Both run; either failing fails.
+lint: install
+	$(VENV)/bin/ruff check .; ruff=$$?; $(VENV)/bin/mypy; mypy=$$?; exit $$((ruff || mypy))
 
 demo: install
 	$(CINEGRAPH) demo --variant ml-latest-small --out $(OUT) $(if $(wildcard $(MIRROR)),--mirror $(MIRROR),)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import multiprocessing as mp
+import os
 import random
 import resource
 import sys
@@ -26,6 +26,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -86,7 +87,12 @@ def generate(con: duckdb.DuckDBPyConnection, n_movies: int, n_candidates: int, s
     """Stage a synthetic MovieLens list and IMDb candidate set; stg_ml_links holds the truth."""
     rng = random.Random(seed)
     vocab = sorted({_word(rng) for _ in range(20000)})
-    tconst, kinds, primary, original, years, votes = [], [], [], [], [], []
+    tconst: list[str] = []
+    kinds: list[str] = []
+    primary: list[str] = []
+    original: list[str] = []
+    years: list[int] = []
+    votes: list[int] = []
     for i in range(n_candidates):
         if i and rng.random() < 0.05:  # a homonym of an earlier title, same or next year
             j = rng.randrange(i)
@@ -189,10 +195,11 @@ def bench_splink(con: duckdb.DuckDBPyConnection, threshold: float = 0.9) -> dict
     """Splink 4/5 link_only on the same task: normalised main and alternate titles, year ±1 blocks."""
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    from splink.blocking_rule_library import CustomRule
 
     movies = con.execute("SELECT movie_id, title FROM stg_ml_movies").fetchall()
-    left = {"unique_id": [], "title": [], "alt": [], "year": []}
-    for (movie_id, title), all_spellings in zip(movies, query_strings_many([t for _, t in movies])):
+    left: dict[str, list[str | int | None]] = {"unique_id": [], "title": [], "alt": [], "year": []}
+    for (movie_id, title), all_spellings in zip(movies, query_strings_many([t for _, t in movies]), strict=True):
         spellings = [s for s, derived in all_spellings if not derived]
         left["unique_id"].append(str(movie_id))
         left["title"].append(spellings[0] if spellings else "")
@@ -236,7 +243,7 @@ def bench_splink(con: duckdb.DuckDBPyConnection, threshold: float = 0.9) -> dict
         link_type="link_only",
         comparisons=[title_any, year],
         blocking_rules_to_generate_predictions=[
-            block_on("year"), "l.year = r.year + 1", "l.year = r.year - 1"],
+            block_on("year"), CustomRule("l.year = r.year + 1"), CustomRule("l.year = r.year - 1")],
         retain_intermediate_calculation_columns=False,
     )
     linker = Linker([df_l, df_r], settings, log_level=logging.WARNING)
@@ -246,12 +253,14 @@ def bench_splink(con: duckdb.DuckDBPyConnection, threshold: float = 0.9) -> dict
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("year"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("title"))
     pred = linker.inference.predict(threshold_match_probability=threshold).as_duckdbpyrelation()
-    best = pred.query("p", """
+    best_relation = pred.query("p", """
         WITH oriented AS (
             SELECT CASE WHEN source_dataset_l = 'ml' THEN unique_id_l ELSE unique_id_r END AS movie_id,
                    CASE WHEN source_dataset_l = 'ml' THEN unique_id_r ELSE unique_id_l END AS tconst,
                    match_probability FROM p)
-        SELECT movie_id, arg_max(tconst, match_probability) FROM oriented GROUP BY movie_id""").fetchall()
+        SELECT movie_id, arg_max(tconst, match_probability) FROM oriented GROUP BY movie_id""")
+    assert best_relation is not None  # a SELECT always gives a relation
+    best = best_relation.fetchall()
     seconds = time.perf_counter() - start
     con.register("_splink_best", pa.table({"movie_id": pa.array([int(b[0]) for b in best], pa.int64()),
                                            "tconst": [b[1] for b in best]}))
@@ -272,7 +281,7 @@ def bench_splink(con: duckdb.DuckDBPyConnection, threshold: float = 0.9) -> dict
 # ---------------------------------------------------------------- report
 
 
-def render(results: dict[str, dict[str, object]], real_report: MatchReport | None) -> str:
+def render(results: dict[str, dict[str, Any]], real_report: MatchReport | None) -> str:
     lines = ["# Title matching benchmark", "", f"Machine: {mp.cpu_count()} cores. Produced by "
              "`benchmarks/match_benchmark.py`.", ""]
     syn = results.get("synthetic")
@@ -320,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     parts = set(args.parts.split(","))
-    results: dict[str, dict[str, object]] = {}
+    results: dict[str, dict[str, Any]] = {}
     real_report = None
     with tempfile.TemporaryDirectory(prefix="match-bench-") as tmp_name:
         tmp = Path(tmp_name)

@@ -81,7 +81,7 @@ def run_steps(
 
 
 def count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
 
 def drop_tables(con: duckdb.DuckDBPyConnection, names: Iterable[str]) -> None:

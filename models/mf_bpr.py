@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +11,9 @@ from torch import Tensor, nn
 
 from models.data import PreparedData, bpr_triples
 from models.evaluate import RunResult, train_with_early_stopping
+
+if TYPE_CHECKING:
+    from models.lightgcn import LightGCNRecommender
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +97,7 @@ def train_mf_bpr(
 
 
 def fit_bpr(
-    model: torch.nn.Module,
+    model: MFBPR | LightGCNRecommender,
     data: PreparedData,
     config: BPRConfig,
     *,

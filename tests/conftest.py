@@ -1,4 +1,5 @@
-"""Shared fixtures: the real-data mirror, a real HTTP server on 127.0.0.1, Neo4j settings."""
+"""Shared fixtures: the real-data mirror, a real HTTP server on 127.0.0.1, the shared test Neo4j
+(NEO4J_* from `make test`) with a wiped database per test."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from neo4j import Driver
+
+from graph_store.connection import Neo4jSettings, open_driver, settings_from_env
+from graph_store.errors import CinegraphError
+from tests.graph_store.neo4j_testing import wipe
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("CINEGRAPH_MIRROR", ROOT.parent / "shared" / "data" / "mirror"))
@@ -34,6 +40,28 @@ def real_snapshot(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     out = tmp_path_factory.mktemp("real-etl")
     config = EtlConfig(mirror=str(mirror), out=out, match=MatchConfig(mode="links"), progress=False)
     return run_etl(config).snapshot
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings() -> Neo4jSettings:
+    try:
+        return settings_from_env()
+    except CinegraphError:
+        pytest.skip("NEO4J_PASSWORD not set: `make test` starts Neo4j and exports NEO4J_URI/USER/PASSWORD")
+
+
+@pytest.fixture(scope="session")
+def neo4j_driver(neo4j_settings: Neo4jSettings) -> Iterator[Driver]:
+    with open_driver(neo4j_settings) as driver:
+        yield driver
+
+
+@pytest.fixture
+def graph(neo4j_driver: Driver) -> Iterator[Driver]:
+    """The shared server's driver on an empty database, emptied again afterwards for the next test."""
+    wipe(neo4j_driver)
+    yield neo4j_driver
+    wipe(neo4j_driver)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -25,7 +25,6 @@ from graph_store.cypher import (
 )
 from graph_store.errors import CinegraphError
 from graph_store.snapshot_io import read_snapshot
-from tests.graph_store.real_graph import _wiped_at_session_end, real_graph  # noqa: F401  (fixtures)
 
 QUERY_FILES = sorted(QUERIES_DIR.glob("*.cypher"))
 

@@ -20,7 +20,6 @@ from graph_store.export import (
 )
 from graph_store.pyg import build_hetero_data
 from graph_store.snapshot_io import read_manifest, read_snapshot, write_snapshot
-from tests.graph_store.real_graph import _wiped_at_session_end, real_graph  # noqa: F401  (fixtures)
 
 # --- a tiny hand-built snapshot ------------------------------------------------------------------
 

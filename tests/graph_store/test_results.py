@@ -9,7 +9,6 @@ import neo4j
 import numpy as np
 import pyarrow as pa
 import pytest
-from tests.graph_store.real_graph import _wiped_at_session_end, real_graph  # noqa: F401  (fixtures)
 
 from graph_store import schema
 from graph_store.cypher import format_value, load_query, run_query

@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,22 +25,26 @@ def _one_line(exc: pytest.ExceptionInfo[CinegraphError]) -> str:
     return message
 
 
-def test_build_is_cached() -> None:
+def test_build_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     server.build()
-    started = time.perf_counter()
+    stamp = server.SERVER_DIR / "target" / ".build-stamp"
+    built_at = stamp.stat().st_mtime_ns
+    monkeypatch.setenv("PATH", "")  # a second build reaching for Maven would now fail
     classpath = server.build()
-    assert time.perf_counter() - started < 1.0
+    assert stamp.stat().st_mtime_ns == built_at
     assert (server.SERVER_DIR / "target" / "classes" / "cinegraph" / "EmbeddedNeo4j.class").exists()
     assert classpath.endswith(str(Path("target") / "lib" / "*"))
 
 
-def test_start_is_idempotent_and_status_reports(private_home: Path) -> None:
+def test_start_is_idempotent_and_status_reports(private_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = server.status(private_home)
     assert state.running and state.pid and state.port and state.uri == f"bolt://127.0.0.1:{state.port}"
-    started = time.perf_counter()
+    pidfile, log = (private_home / server.PID_FILE).read_text(), (private_home / server.LOG_FILE).stat().st_size
+    monkeypatch.setenv("PATH", "")  # a second JVM (or a Maven build) could not even be looked up
     again = server.start(private_home, state.port, password=PRIVATE_PASSWORD)
-    assert time.perf_counter() - started < 2.0
-    assert again.pid == state.pid
+    assert again.pid == state.pid and again.port == state.port
+    assert (private_home / server.PID_FILE).read_text() == pidfile
+    assert (private_home / server.LOG_FILE).stat().st_size == log
     with pytest.raises(CinegraphError) as info:
         server.start(private_home, free_port(), password=PRIVATE_PASSWORD)
     assert "stop it first" in _one_line(info)
