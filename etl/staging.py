@@ -213,7 +213,8 @@ def count_data_lines(path: Path, raw: RawFile) -> int:
 def check_rows_read(con: duckdb.DuckDBPyConnection, raw: RawFile, path: Path, data_lines: int) -> None:
     """Rows read plus lines rejected by the reader must cover every data line. A quote that
     opens and never closes on its line makes the CSV reader take the following lines into one
-    value; that fails the run naming the line, instead of losing the rest of the file."""
+    value; that fails the stage naming the line (its tables stay as they were) instead of losing
+    the rest of the file."""
     rows = count(con, raw.table)
     rejected = con.execute(
         f"SELECT count(DISTINCT line) FROM {raw.rejects_table} "
@@ -500,13 +501,14 @@ def stage(
     raw_tables = [r.table for r in ml_read]
     # The reader appends to its rejects tables and leaves them as they were after a clean read.
     drop_tables(con, [t for r in (*ml_read, *imdb_read) for t in (r.rejects_table, f"{r.rejects_table}_scan")])
-    run_steps(con, [*ml, *imdb, rejects_step([*ml_read, *imdb_read], checked)],
-              drop=[*ml_absent, *imdb_drop])  # fmt: skip
-    try:
+
+    def every_line_read() -> None:
         for raw in ml_read:
             check_rows_read(con, raw, ml_folder / raw.name, data_lines[raw.name])
-    finally:
-        drop_tables(con, raw_tables)
+
+    run_steps(con, [*ml, *imdb, rejects_step([*ml_read, *imdb_read], checked)],
+              drop=[*ml_absent, *imdb_drop], verify=every_line_read)  # fmt: skip
+    drop_tables(con, raw_tables)
 
     rows = {c.file: count(con, c.output) for c in checked}
     rows.update({r.name: count(con, r.table) for r in imdb_read})

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -57,10 +57,12 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 def run_steps(
-    con: duckdb.DuckDBPyConnection, steps: Iterable[Step], *, drop: Iterable[str] = ()
+    con: duckdb.DuckDBPyConnection, steps: Iterable[Step], *, drop: Iterable[str] = (),
+    verify: Callable[[], None] | None = None,
 ) -> None:
     """Run the steps and drop the ``drop`` tables in ONE transaction, so a failure leaves every
-    table as it was before (atomic replace of a whole stage)."""
+    table as it was before (atomic replace of a whole stage); ``verify`` runs last, inside it,
+    and rolls it back by raising."""
     con.execute("BEGIN TRANSACTION")
     try:
         for name in drop:
@@ -74,6 +76,8 @@ def run_steps(
                     raise
                 reason = str(exc).splitlines()[0]
                 raise CinegraphError(f"{step.source}: cannot read: {reason}") from exc
+        if verify is not None:
+            verify()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -38,10 +38,10 @@ from etl.sources import (
 from etl.staging import StageReport, stage
 from etl.warehouse import connect
 from flows import artifacts
-from graph_store.lock import locked
 from flows.params import RefreshParams
 from graph_store.connection import URI_VAR, open_driver, settings_from_env
 from graph_store.load import load_snapshot
+from graph_store.lock import locked
 
 RAW_DIR = "raw"
 # Each download task try is one HTTP attempt: Prefect owns the retrying.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 import stat
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -136,3 +138,21 @@ def test_cap_must_be_positive(tmp_path: Path) -> None:
     sha = _zip(tmp_path / "v.zip", [("movies.csv", MOVIES)])
     with pytest.raises(CinegraphError, match="max_extract_bytes=0 must be positive"):
         _extract(tmp_path / "v.zip", sha, tmp_path / "v", max_bytes=0)
+
+
+def test_only_dead_runs_leftovers_are_removed(tmp_path: Path) -> None:
+    """Temporary folders carry their run's pid: a dead run's go, a live run's stay."""
+    sha = _zip(tmp_path / "v.zip", [("movies.csv", MOVIES)])
+    raw = tmp_path / "raw"
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+        try:
+            mine = [raw / f".ml-x.extracting-{live.pid}-aaaa", raw / f".ml-x.old-{live.pid}-bbbb"]
+            theirs = [raw / f".ml-x.extracting-{dead}-cccc", raw / f".ml-x.old-{dead}-dddd"]
+            for folder in (*mine, *theirs):
+                folder.mkdir(parents=True)
+            _extract(tmp_path / "v.zip", sha, raw / "ml-x")
+            assert all(f.is_dir() for f in mine) and not any(f.exists() for f in theirs)
+        finally:
+            live.kill()

@@ -148,3 +148,17 @@ def test_swap_replaces_a_previous_snapshot(con: duckdb.DuckDBPyConnection, tmp_p
 def test_select_checks_column_count() -> None:
     with pytest.raises(ValueError, match="snap_genre"):
         snapshot._select(schema.GENRE, ["a", "b"])
+
+
+def test_values_too_long_to_index_are_cut_on_a_character_boundary(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    con.execute("UPDATE stg_ml_movies SET name = ? WHERE movie_id = 3", ["🎬" * 9_000])  # 36,000 bytes
+    con.execute("UPDATE stg_imdb_names SET primary_name = ? WHERE nconst = 'nm1'", ["x" * 40_000])
+    path = write(con, tmp_path / "out")
+    t = read_snapshot(path, node_types=(schema.MOVIE, schema.PERSON), edge_types=())
+    limit = schema.INDEX_MAX_BYTES["TEXT"]
+    assert t["Movie"].column("title").to_pylist()[2] == "🎬" * (limit // 4)  # 32,764 bytes: whole characters
+    assert t["Person"].column("name").to_pylist()[0] == "x" * limit
+    assert t["Movie"].column("title").to_pylist()[:2] == ["Great Escape, The", "Toy Story"]
+    assert read_manifest(path)["truncated"] == {"Movie.title": 1, "Person.name": 1}

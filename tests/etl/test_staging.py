@@ -387,3 +387,14 @@ def test_required_imdb_file_with_only_a_header(con: duckdb.DuckDBPyConnection, t
     with pytest.raises(CinegraphError, match=rf"{name}\.tsv\.gz: no rows after the header") as err:
         stage(con, write_ml_csv(tmp_path / "ml"), imdb)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.realdata
+def test_unclosed_quote_keeps_the_previous_tables(con: duckdb.DuckDBPyConnection, real_ml: Path, tmp_path: Path) -> None:
+    imdb = write_imdb(tmp_path / "imdb")
+    stage(con, real_ml, imdb)
+    ml = edited_copy(real_ml, tmp_path / "ml", "ratings.csv", _quote_after_first_comma(50_001))
+    with pytest.raises(CinegraphError, match="line 50001: unbalanced quote"):
+        stage(con, ml, imdb)
+    assert warehouse.count(con, "stg_ml_ratings") == 100_836
+    assert not warehouse.table_exists(con, "raw_ml_ratings")

@@ -111,17 +111,10 @@ def single_torch_thread() -> None:
 
 @pytest.fixture(scope="session")
 def tiny_snapshot(tiny_tables: dict[str, pa.Table], tmp_path_factory: pytest.TempPathFactory):
-    """``tiny_tables`` written in the snapshot layout (empty tables for absent types), as
-    ``read_snapshot`` and the ``train`` / ``benchmark`` commands read it."""
-    import json
+    """``tiny_tables`` written as a snapshot by the shared writer (empty tables for absent types),
+    as ``read_snapshot`` and the ``train`` / ``benchmark`` commands read it."""
+    from graph_store.snapshot_io import write_snapshot
 
-    import pyarrow.parquet as pq
-
-    root = tmp_path_factory.mktemp("tiny-snapshot")
-    for t in (*s.NODE_TYPES, *s.EDGE_TYPES):
-        name = t.label if isinstance(t, s.NodeType) else t.rel
-        path = root / (s.node_path(name) if isinstance(t, s.NodeType) else s.edge_path(name))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(tiny_tables.get(name, t.arrow_schema().empty_table()), path)
-    (root / s.MANIFEST_FILE).write_text(json.dumps({"schema_version": s.SCHEMA_VERSION}))
+    root = tmp_path_factory.mktemp("tiny-snapshot") / "snapshot"
+    write_snapshot(root, tiny_tables)
     return root
