@@ -110,12 +110,14 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
-def run_etl(mirror: Path, out: Path, variant: str) -> dict[str, Any]:
+def run_etl(mirror: Path, out: Path, variant: str, memory_limit: str | None = None) -> dict[str, Any]:
     """One `cinegraph etl` child process, sampled; returns what was measured."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     cmd = [sys.executable, "-m", "flows.cli", "etl", "--variant", variant, "--mirror", str(mirror),
            "--match", "fuzzy", "--out", str(out), "--no-progress"]  # fmt: skip
+    if memory_limit is not None:
+        cmd += ["--memory-limit", memory_limit]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
@@ -166,12 +168,14 @@ def _gb(n: float) -> str:
     return f"{n / 2**30:.2f} GB"
 
 
-def report(results: dict[float, dict[str, Any]], variant: str, seed: int, machine: str) -> str:
+def report(results: dict[float, dict[str, Any]], variant: str, seed: int, machine: str,
+           memory_limit: str | None) -> str:
     scales = sorted(results)
     lines = [
         "# ETL at scale: synthetic full-format dumps",
         "",
-        f"`benchmarks/etl_scale.py --variant {variant} --seed {seed}`: `cinegraph etl --match fuzzy` on mirrors "
+        f"`benchmarks/etl_scale.py --variant {variant} --seed {seed}`: `cinegraph etl --match fuzzy` "
+        f"(DuckDB memory limit {memory_limit or 'default'}) on mirrors "
         "written by `benchmarks/synthetic_dumps.py` (scale 1.0 = 11.5M titles, ~52M akas, ~92M principals, 14.5M "
         f"names, 11.5M crew rows, {variant}). Peak RSS is the sampled sum over the ETL's process tree; disk is the "
         f"peak of its output folder (raw extraction, warehouse, DuckDB spill). {machine}",
@@ -230,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "etl_scale.md")
     parser.add_argument("--keep", action="store_true", help="keep mirrors and outputs (default: delete each)")
     parser.add_argument("--reuse", action="store_true", help="reuse a mirror already generated in --work")
+    parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit passed to the ETL")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other scales already measured in the report's .json beside it")
     args = parser.parse_args(argv)
@@ -246,13 +251,13 @@ def main(argv: list[str] | None = None) -> int:
             generate(mirror, scale, args.variant, args.seed)
             generated = time.perf_counter() - start
         out = args.work / f"out-{scale:g}"
-        result = run_etl(mirror, out, args.variant)
+        result = run_etl(mirror, out, args.variant, args.memory_limit)
         result["generate"] = generated
         results[scale] = result
         print(f"scale {scale:g}: rc {result['rc']}, wall {result['wall']:.0f} s, peak RSS {_gb(result['peak_rss'])}, "
               f"disk {_gb(result['peak_disk'])}, match {(result.get('match') or {}).get('evaluation')}", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report(results, args.variant, args.seed, machine))
+        args.out.write_text(report(results, args.variant, args.seed, machine, args.memory_limit))
         store.write_text(json.dumps({str(k): v for k, v in sorted(results.items())}, indent=1) + "\n")
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)
