@@ -168,54 +168,55 @@ def _gb(n: float) -> str:
     return f"{n / 2**30:.2f} GB"
 
 
-def report(results: dict[float, dict[str, Any]], variant: str, seed: int, machine: str,
-           memory_limit: str | None) -> str:
-    scales = sorted(results)
+def _label(r: dict[str, Any]) -> str:
+    """A run's column name: its scale, and the DuckDB memory limit when not the default."""
+    return f"{r['scale']:g}" + (f" ({r['memory_limit']} limit)" if r.get("memory_limit") else "")
+
+
+def report(results: dict[str, dict[str, Any]], variant: str, seed: int, machine: str) -> str:
+    runs = sorted(results.values(), key=lambda r: (r["scale"], r.get("memory_limit") or ""))
     lines = [
         "# ETL at scale: synthetic full-format dumps",
         "",
-        f"`benchmarks/etl_scale.py --variant {variant} --seed {seed}`: `cinegraph etl --match fuzzy` "
-        f"(DuckDB memory limit {memory_limit or 'default'}) on mirrors "
+        f"`benchmarks/etl_scale.py --variant {variant} --seed {seed}`: `cinegraph etl --match fuzzy` on mirrors "
         "written by `benchmarks/synthetic_dumps.py` (scale 1.0 = 11.5M titles, ~52M akas, ~92M principals, 14.5M "
-        f"names, 11.5M crew rows, {variant}). Peak RSS is the sampled sum over the ETL's process tree; disk is the "
-        f"peak of its output folder (raw extraction, warehouse, DuckDB spill). {machine}",
+        f"names, 11.5M crew rows, {variant}), with the default DuckDB memory limit unless a row names one. Peak "
+        "RSS is the sampled sum over the ETL's process tree; disk is the peak of its output folder (raw "
+        f"extraction, warehouse, DuckDB spill). {machine}",
         "",
         "| scale | generate | ETL wall | peak RSS | peak disk | load avg (start / max / mean) | precision | recall "
         "| truth pairs | review | result |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for s in scales:
-        r = results[s]
+    for r in runs:
         ev = (r.get("match") or {}).get("evaluation") or {}
         gen = "reused" if r["generate"] is None else f"{r['generate']:.0f} s"
         lines.append(
-            f"| {s:g} | {gen} | {r['wall']:.0f} s | {_gb(r['peak_rss'])} | {_gb(r['peak_disk'])} "
+            f"| {_label(r)} | {gen} | {r['wall']:.0f} s | {_gb(r['peak_rss'])} | {_gb(r['peak_disk'])} "
             f"| {r['load'][0]:.1f} / {r['load'][1]:.1f} / {r['load'][2]:.1f} "
             f"| {ev.get('precision', float('nan')):.4f} | {ev.get('recall', float('nan')):.4f} "
             f"| {ev.get('truth_pairs', 0):,} | {(r.get('match') or {}).get('review', 0):,} "
             f"| {'ok' if r['rc'] == 0 else 'FAILED: ' + r.get('error', '')[:80]} |"
         )
-    if len(scales) > 1:
-        lines += ["", "Growth from one scale to the next (x rows in, x wall, x peak RSS):", ""]
-        for a, b in zip(scales, scales[1:]):
-            ra, rb = results[a], results[b]
-            lines.append(f"- {a:g} -> {b:g} ({b / a:g}x rows): wall x{rb['wall'] / ra['wall']:.1f}, "
-                         f"peak RSS x{rb['peak_rss'] / max(ra['peak_rss'], 1):.1f}")  # fmt: skip
-    lines += ["", "Per stage: wall seconds / own peak RSS (the ETL's run log).", "",
-              "| stage | " + " | ".join(f"scale {s:g}" for s in scales) + " |",
-              "|---|" + "---|" * len(scales)]  # fmt: skip
+    default = [r for r in runs if not r.get("memory_limit")]
+    if len(default) > 1:
+        lines += ["", "Growth from one scale to the next (default limit; x rows in, x wall, x peak RSS):", ""]
+        for ra, rb in zip(default, default[1:]):
+            lines.append(f"- {ra['scale']:g} -> {rb['scale']:g} ({rb['scale'] / ra['scale']:g}x rows): "
+                         f"wall x{rb['wall'] / ra['wall']:.1f}, peak RSS x{rb['peak_rss'] / max(ra['peak_rss'], 1):.1f}")
+    header = "| " + " | ".join(f"scale {_label(r)}" for r in runs) + " |"
+    lines += ["", "Per stage: wall seconds / own peak RSS (the ETL's run log).", "", "| stage " + header,
+              "|---|" + "---|" * len(runs)]  # fmt: skip
     for key, label in STAGE_ROWS:
         cells = []
-        for s in scales:
-            st = results[s]["stages"].get(key)
+        for r in runs:
+            st = r["stages"].get(key)
             cells.append(f"{st['seconds']:.1f} s / {_gb(st['peak_rss_bytes'])}" if st else "-")
         if any(c != "-" for c in cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "Rows staged per input file:", "", "| file | " + " | ".join(f"scale {s:g}" for s in scales) + " |",
-              "|---|" + "---|" * len(scales)]  # fmt: skip
-    files = [f for f in (results[scales[0]].get("rows") or {})]
-    for f in files:
-        lines.append(f"| {f} | " + " | ".join(f"{(results[s].get('rows') or {}).get(f, 0):,}" for s in scales) + " |")
+    lines += ["", "Rows staged per input file:", "", "| file " + header, "|---|" + "---|" * len(runs)]
+    for f in runs[0].get("rows") or {}:
+        lines.append(f"| {f} | " + " | ".join(f"{(r.get('rows') or {}).get(f, 0):,}" for r in runs) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -239,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the other scales already measured in the report's .json beside it")
     args = parser.parse_args(argv)
     store = args.out.with_suffix(".json")
-    results: dict[float, dict[str, Any]] = {}
+    results: dict[str, dict[str, Any]] = {}
     if args.merge and store.is_file():
-        results = {float(k): v for k, v in json.loads(store.read_text()).items()}
+        results = json.loads(store.read_text())
     machine = _machine()
     for scale in (float(s) for s in args.scales.split(",")):
         mirror = args.work / f"mirror-{args.variant}-{scale:g}-seed{args.seed}"
@@ -252,13 +253,13 @@ def main(argv: list[str] | None = None) -> int:
             generated = time.perf_counter() - start
         out = args.work / f"out-{scale:g}"
         result = run_etl(mirror, out, args.variant, args.memory_limit)
-        result["generate"] = generated
-        results[scale] = result
+        result.update(generate=generated, scale=scale, memory_limit=args.memory_limit)
+        results[_label(result)] = result
         print(f"scale {scale:g}: rc {result['rc']}, wall {result['wall']:.0f} s, peak RSS {_gb(result['peak_rss'])}, "
               f"disk {_gb(result['peak_disk'])}, match {(result.get('match') or {}).get('evaluation')}", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report(results, args.variant, args.seed, machine, args.memory_limit))
-        store.write_text(json.dumps({str(k): v for k, v in sorted(results.items())}, indent=1) + "\n")
+        args.out.write_text(report(results, args.variant, args.seed, machine))
+        store.write_text(json.dumps(results, indent=1) + "\n")
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(mirror, ignore_errors=True)
