@@ -242,14 +242,16 @@ def imdb_queries() -> dict[str, str]:
                         WHEN title_type IN ('movie', 'tvMovie', 'video') THEN 60 + (h(i, 64) % 90)::INTEGER
                         ELSE 5 + (h(i, 64) % 50)::INTEGER END,
                    CASE WHEN rnd(i, 65) < 0.1 THEN NULL ELSE array_to_string(list_sort(list_distinct(
-                       [pick({genres}, i, 66), pick({genres}, i, 67), pick({genres}, i, 68)][1:1 + (h(i, 69) % 3)::INTEGER])), ',') END
+                       [pick({genres}, i, 66), pick({genres}, i, 67), pick({genres}, i, 68)]
+                       [1:1 + (h(i, 69) % 3)::INTEGER])), ',') END
             FROM ({_TEXTS}) ORDER BY i""",
         # ordering 1 is the original title; films carry many more akas than episodes, popular ones most.
         "title.akas": f"""
             WITH a AS (
                 SELECT i, primary_title, coalesce(foreign_title, primary_title) AS original_title,
                        unnest(range(1, 1 + CASE WHEN title_type = 'tvEpisode' THEN 1 + (h(i, 70) % 9)::INTEGER
-                           ELSE 1 + (h(i, 70) % 4)::INTEGER + floor(power(log10(1 + votes), 2) * 2.5 * rnd(i, 71))::INTEGER
+                           ELSE 1 + (h(i, 70) % 4)::INTEGER
+                                + floor(power(log10(1 + votes), 2) * 2.5 * rnd(i, 71))::INTEGER
                            END)) AS ordering
                 FROM ({_TEXTS}))
             SELECT tconst(i), ordering,
@@ -280,32 +282,39 @@ def imdb_queries() -> dict[str, str]:
                    nconst(1 + floor(getvariable('n_names') * power(rnd(i * 100 + ordering, 92), 1.6))::BIGINT),
                    category,
                    CASE category WHEN 'writer' THEN CASE WHEN rnd(i * 100 + ordering, 93) < 0.5
-                                     THEN pick(['screenplay', 'novel', 'story', 'written by'], i * 100 + ordering, 94) END
+                                     THEN pick(['screenplay', 'novel', 'story', 'written by'],
+                                               i * 100 + ordering, 94) END
                                  WHEN 'producer' THEN pick(['producer', 'executive producer'], i * 100 + ordering, 94)
                                  END,
                    CASE WHEN category IN ('actor', 'actress', 'self') AND rnd(i * 100 + ordering, 95) < 0.85
-                        THEN '["' || CASE WHEN category = 'self' THEN 'Self' ELSE word(i * 100 + ordering, 96) END || '"]' END
+                        THEN '["' || CASE WHEN category = 'self' THEN 'Self' ELSE word(i * 100 + ordering, 96) END
+                             || '"]' END
             FROM c ORDER BY i, ordering""",
         "title.crew": """
             SELECT tconst(i),
                    CASE WHEN rnd(i, 100) < CASE WHEN title_type = 'tvEpisode' THEN 0.4 ELSE 0.06 END THEN NULL
                         ELSE array_to_string(list_transform(range(1 + CASE WHEN rnd(i, 101) < 0.06 THEN 1 ELSE 0 END),
-                             lambda j: nconst(1 + floor(getvariable('n_names') * power(rnd(i * 4 + j, 102), 1.6))::BIGINT)), ',')
+                             lambda j: nconst(1 + floor(getvariable('n_names')
+                                                        * power(rnd(i * 4 + j, 102), 1.6))::BIGINT)), ',')
                         END,
                    CASE WHEN rnd(i, 103) < 0.3 THEN NULL
                         ELSE array_to_string(list_transform(range(1 + (h(i, 104) % 3)::INTEGER),
-                             lambda j: nconst(1 + floor(getvariable('n_names') * power(rnd(i * 4 + j, 105), 1.6))::BIGINT)), ',')
+                             lambda j: nconst(1 + floor(getvariable('n_names')
+                                                        * power(rnd(i * 4 + j, 105), 1.6))::BIGINT)), ',')
                         END
             FROM titles ORDER BY i""",
         "name.basics": f"""
             SELECT nconst(i), word(i, 110) || ' ' || word(i, 111),
                    CASE WHEN rnd(i, 112) < 0.25 THEN 1880 + (h(i, 113) % 130)::INTEGER END,
-                   CASE WHEN rnd(i, 112) < 0.08 THEN 1880 + (h(i, 113) % 130)::INTEGER + 20 + (h(i, 114) % 70)::INTEGER END,
+                   CASE WHEN rnd(i, 112) < 0.08
+                        THEN 1880 + (h(i, 113) % 130)::INTEGER + 20 + (h(i, 114) % 70)::INTEGER END,
                    CASE WHEN rnd(i, 115) < 0.1 THEN NULL ELSE array_to_string(list_distinct(list_transform(
-                       range(1 + (h(i, 116) % 3)::INTEGER), lambda j: pick({_list(PROFESSIONS)}, i * 4 + j, 117))), ',') END,
+                       range(1 + (h(i, 116) % 3)::INTEGER),
+                       lambda j: pick({_list(PROFESSIONS)}, i * 4 + j, 117))), ',') END,
                    CASE WHEN rnd(i, 118) < 0.15 THEN NULL ELSE array_to_string(list_transform(
                        range(1 + (h(i, 119) % 4)::INTEGER),
-                       lambda j: tconst(1 + floor(getvariable('n_titles') * power(rnd(i * 4 + j, 120), 1.3))::BIGINT)), ',') END
+                       lambda j: tconst(1 + floor(getvariable('n_titles')
+                                                  * power(rnd(i * 4 + j, 120), 1.3))::BIGINT)), ',') END
             FROM range(1, getvariable('n_names') + 1) r(i) ORDER BY i""",
         "title.ratings": """
             SELECT tconst(i), round(1.5 + 8 * (rnd(i, 130) + rnd(i, 131) + rnd(i, 132)) / 3, 1), votes
@@ -326,7 +335,8 @@ def movielens_queries(variant: str) -> dict[str, str]:
                 SELECT ml_rank, i, year,
                        CASE WHEN foreign_title IS NOT NULL AND rnd(i, 140) < 0.6
                             THEN ml_form(foreign_title) || ' (' || ml_form(primary_title) || ')'
-                            WHEN rnd(i, 140) < 0.04 THEN ml_form(primary_title) || ' (a.k.a. ' || phrase(i, 141, 2) || ')'
+                            WHEN rnd(i, 140) < 0.04
+                            THEN ml_form(primary_title) || ' (a.k.a. ' || phrase(i, 141, 2) || ')'
                             ELSE ml_form(primary_title) END AS name
                 FROM m)
             SELECT 3 * ml_rank - (h(i, 142) % 3)::INTEGER AS movieId,
@@ -334,7 +344,8 @@ def movielens_queries(variant: str) -> dict[str, str]:
                         THEN left(name, 6 + (h(i, 144) % 4)::INTEGER) || substr(name, 8 + (h(i, 144) % 4)::INTEGER)
                         ELSE name END
                    || CASE WHEN rnd(i, 145) < 0.001 THEN ''
-                           ELSE ' (' || (year + CASE WHEN rnd(i, 146) < 0.02 THEN CASE WHEN rnd(i, 147) < 0.5 THEN -1 ELSE 1 END
+                           ELSE ' (' || (year + CASE WHEN rnd(i, 146) < 0.02
+                                                     THEN CASE WHEN rnd(i, 147) < 0.5 THEN -1 ELSE 1 END
                                                      ELSE 0 END) || ')' END AS title,
                    CASE WHEN rnd(i, 148) < 0.01 THEN '(no genres listed)' ELSE array_to_string(list_sort(list_distinct(
                        [pick({_list(ML_GENRES)}, i, 149), pick({_list(ML_GENRES)}, i, 150),
@@ -343,10 +354,12 @@ def movielens_queries(variant: str) -> dict[str, str]:
         "ratings.csv": f"""
             WITH u AS (
                 SELECT u, 20 + least(getvariable('n_movies') // 2,
-                                     floor(57 * getvariable('oversample') * (power(1 - rnd(u, 160), -0.7) - 1)))::BIGINT AS n
+                                     floor(57 * getvariable('oversample')
+                                           * (power(1 - rnd(u, 160), -0.7) - 1)))::BIGINT AS n
                 FROM range(1, getvariable('n_users') + 1) r(u)),
             drawn AS (
-                SELECT DISTINCT u, 1 + floor(getvariable('n_movies') * power(rnd(u * 100000 + k, 161), 2.2))::BIGINT AS pop_rank
+                SELECT DISTINCT u, 1 + floor(getvariable('n_movies')
+                                             * power(rnd(u * 100000 + k, 161), 2.2))::BIGINT AS pop_rank
                 FROM (SELECT u, unnest(range(n)) AS k FROM u))
             SELECT d.u AS userId, 3 * ml.ml_rank - (h(ml.i, 142) % 3)::INTEGER AS movieId,
                    [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.0, 3.5, 3.5, 3.5, 4.0, 4.0, 4.0, 4.0, 4.5, 4.5, 5.0, 5.0]

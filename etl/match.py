@@ -45,8 +45,8 @@ _TCONST_RE = re.compile(r"^tt\d{7,}$")
 # end; only match_decisions is a warehouse table (write disposition: replace).
 INTERMEDIATE_TABLES = ("match_movies", "match_queries", "match_overrides", "match_candidate_titles",
                        "match_candidate_info", "match_needed_titles", "match_title_norms", "match_spelled",
-                       "match_hits", "match_key_pairs", "match_pairs", "match_scored", "match_fuzzy", "match_links", "match_outcome",
-                       "match_review", "match_evaluation_counts")
+                       "match_hits", "match_key_pairs", "match_pairs", "match_scored", "match_fuzzy", "match_links",
+                       "match_outcome", "match_review", "match_evaluation_counts")
 NORM_BATCH_ROWS = 1_000_000  # candidate spellings normalised per batch: bounds Python memory
 REVIEW_COLUMNS = ["movie_id", "ml_title", "ml_year", "rank", "tconst", "imdb_title", "start_year",
                   "title_type", "num_votes", "score"]

@@ -115,6 +115,7 @@ def _etl_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overrides", type=Path, default=None, help="CSV movieId -> tconst (or none)")
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder (snapshot/ goes inside)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--memory-limit", default=None, help="DuckDB memory limit, e.g. 5GB (default: the config's)")
 
 
 def _cmd_etl(args: argparse.Namespace) -> int:
@@ -130,6 +131,7 @@ def _cmd_etl(args: argparse.Namespace) -> int:
         config = EtlConfig(
             variant=args.variant, out=args.out, mirror=args.mirror or os.environ.get("CINEGRAPH_MIRROR"),
             match=MatchConfig(mode=args.match), overrides=args.overrides, progress=not args.no_progress,
+            **({"memory_limit": args.memory_limit} if args.memory_limit else {}),
         )
     except ValidationError as exc:
         raise CinegraphError("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
