@@ -164,10 +164,10 @@ def bulk_load(
                 with server.stopped(home, password=password):
                     t = time.perf_counter()
                     server.run_import(
-                        Path(staging), database,
+                        home, Path(staging), database,
                         [*arguments, f"--max-off-heap-memory={off_heap}",
                          f"--report-file={Path(staging) / 'import.report'}"],
-                        heap_mb=import_heap_mb, log_path=Path(home) / "import.log", progress=progress,
+                        heap_mb=import_heap_mb, progress=progress,
                     )
                     server.install_database(home, Path(staging), database)
                     phases["import"] = time.perf_counter() - t
