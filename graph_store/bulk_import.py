@@ -27,6 +27,8 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, LiteralString
@@ -118,7 +120,7 @@ def use_bulk(driver: Driver, uri: str, home: Path, *, database: str = "neo4j", i
 
 
 def bulk_load(
-    driver_factory: Any,
+    driver_factory: Callable[[], AbstractContextManager[Driver]],
     snapshot_dir: Path,
     home: Path,
     *,
