@@ -1,13 +1,16 @@
-"""Neo4j load throughput: the batched loader at several batch sizes against one-row-per-query.
+"""Neo4j load and write-back throughput on one snapshot, side by side in one run.
 
-Each run loads the snapshot into an empty database with :func:`graph_store.load.load_snapshot` and
-reports nodes/s and relationships/s over the write phases. The baseline is the same loader with
-``batch_size=1`` (one ``UNWIND`` of one row per transaction, i.e. one query per row) on a slice of
-the same data (the first ``--baseline-rows`` ratings and their users and movies), which is also
-loaded batched so the ratio compares like with like.
+* First load into an empty database: the offline bulk import (``cinegraph load --initial``,
+  :func:`graph_store.bulk_import.bulk_load`) against the transactional loader (``--transactional``,
+  :func:`graph_store.load.load_snapshot`), each on a fresh embedded server of its own.
+* A second load of the same snapshot: the diff finds nothing and writes nothing.
+* Where the transactional time goes for RATED: the same RATED rows written into the loaded graph
+  with CREATE or MERGE, at several batch sizes, by one or two writers, with or without the
+  ``neo4j-rust-ext`` codec (each in a fresh process).
+* The results write-back: top-20 RECOMMENDED edges for every user (written, then replaced) and a
+  64-d embedding per movie with its vector index.
 
-By default it starts its own embedded Neo4j in a temporary home (it wipes the database between
-runs); ``--use-env`` uses NEO4J_URI/NEO4J_USER/NEO4J_PASSWORD instead. Writes a Markdown table.
+Writes a Markdown report (default ``benchmarks/results/load.md``).
 
     .venv/bin/python benchmarks/load_benchmark.py --snapshot out/snapshot
 """
@@ -15,116 +18,246 @@ runs); ``--use-env`` uses NEO4J_URI/NEO4J_USER/NEO4J_PASSWORD instead. Writes a 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import re
+import subprocess
 import sys
 import tempfile
+import threading
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from neo4j import Driver
 
-from graph_store import schema
-from graph_store.load import DEFAULT_BATCH_SIZE, LoadReport, load_snapshot
-from graph_store.snapshot_io import read_snapshot
-from neo4j_bench import DEFAULT_MIRROR, ROOT, bench_driver, bench_snapshot, machine_lines, wipe
+from graph_store import schema, server
+from graph_store.bulk_import import BulkReport, bulk_load
+from graph_store.connection import Neo4jSettings, open_driver
+from graph_store.load import EDGE_CREATE, EDGE_UPSERT, LoadReport, load_snapshot
+from graph_store.results import write_movie_embeddings, write_recommendations
+from neo4j_bench import DEFAULT_MIRROR, ROOT, bench_snapshot, load_average, machine_lines, private_server
 
 log = logging.getLogger("load_benchmark")
 BENCH_PASSWORD = "load-benchmark-password"
+TOP_K, EMBEDDING_DIM = 20, 64
+_DELETE_RATED = (
+    f"UNWIND $rows AS row MATCH (:{schema.USER.label} {{{schema.USER.key}: row.{schema.SRC}}})"
+    f"-[r:{schema.RATED.rel}]->(:{schema.MOVIE.label} {{{schema.MOVIE.key}: row.{schema.DST}}}) DELETE r"
+)
+_VARIANT_QUERIES = {"CREATE": EDGE_CREATE[schema.RATED.rel], "MERGE": EDGE_UPSERT[schema.RATED.rel]}
 
 
 @dataclass(frozen=True)
-class Run:
-    label: str
+class Variant:
+    query: str  # CREATE or MERGE
     batch_size: int
-    nodes: int
-    rels: int
-    node_seconds: float
-    rel_seconds: float
-    seconds: float
+    writers: int = 1
+    rust_ext: bool = False
 
     @property
-    def nodes_per_s(self) -> float:
-        return self.nodes / self.node_seconds if self.node_seconds else 0.0
-
-    @property
-    def rels_per_s(self) -> float:
-        return self.rels / self.rel_seconds if self.rel_seconds else 0.0
-
-    @property
-    def rows_per_s(self) -> float:
-        return (self.nodes + self.rels) / (self.node_seconds + self.rel_seconds)
+    def label(self) -> str:
+        ext = ", neo4j-rust-ext" if self.rust_ext else ""
+        return f"{self.query}, batch {self.batch_size:,}, {self.writers} writer{'s' * (self.writers > 1)}{ext}"
 
 
-def _run(driver: Driver, snapshot: Path, batch_size: int, label: str) -> Run:
-    wipe(driver)
-    report: LoadReport = load_snapshot(driver, snapshot, batch_size=batch_size, progress=False)
-    run = Run(
-        label, batch_size,
-        nodes=sum(s.upserted for s in report.nodes.values()),
-        rels=sum(s.upserted for s in report.edges.values()),
-        node_seconds=sum(s.seconds for s in report.nodes.values()),
-        rel_seconds=sum(s.seconds for s in report.edges.values()),
-        seconds=report.seconds,
-    )
-    log.info("%s batch %d: %.0f nodes/s, %.0f rels/s, %.1fs", label, batch_size, run.nodes_per_s,
-             run.rels_per_s, run.seconds)
-    return run
+# --- first loads --------------------------------------------------------------------------------
 
 
-def write_slice(snapshot: Path, out: Path, ratings: int) -> Path:
-    """The first ``ratings`` RATED rows with their users and movies, as a snapshot folder."""
-    tables = read_snapshot(snapshot)
-    rated = tables[schema.RATED.rel].slice(0, ratings)
-    keep = {
-        schema.USER.label: pc.unique(rated.column(schema.SRC)),
-        schema.MOVIE.label: pc.unique(rated.column(schema.DST)),
-    }
-    for nt in schema.NODE_TYPES:
-        table = tables[nt.label]
-        if nt.label in keep:
-            table = table.filter(pc.is_in(table.column(nt.key), value_set=keep[nt.label]))
-        else:
-            table = table.slice(0, 0)
-        _write(out / schema.node_path(nt.label), table)
-    for et in schema.EDGE_TYPES:
-        _write(out / schema.edge_path(et.rel), rated if et is schema.RATED else tables[et.rel].slice(0, 0))
-    (out / schema.MANIFEST_FILE).write_bytes((snapshot / schema.MANIFEST_FILE).read_bytes())
+def transactional(settings: Neo4jSettings, snapshot: Path) -> tuple[LoadReport, LoadReport]:
+    """The first load into the empty database, then the same snapshot again (a no-op)."""
+    with open_driver(settings) as driver:
+        first = load_snapshot(driver, snapshot, progress=False)
+        again = load_snapshot(driver, snapshot, progress=False)
+    log.info("transactional: %.1fs, reload %.1fs", first.seconds, again.seconds)
+    return first, again
+
+
+def bulk(home: Path, settings: Neo4jSettings, snapshot: Path) -> tuple[BulkReport, float]:
+    """The bulk import, and the importer's own time from its log."""
+    report = bulk_load(lambda: open_driver(settings), snapshot, home, password=settings.password, progress=False)
+    done = re.findall(r"IMPORT DONE in (?:(\d+)m )?(?:(\d+)s )?(\d+)ms", (home / server.IMPORT_LOG).read_text())
+    minutes, seconds, millis = (int(x or 0) for x in done[-1])
+    log.info("bulk: %.1fs", report.load.seconds)
+    return report, 60 * minutes + seconds + millis / 1000
+
+
+# --- RATED: where the transactional time goes ----------------------------------------------------
+
+
+def rated_rows(snapshot: Path, rows: int, out: Path) -> Path:
+    """The first ``rows`` RATED rows of the snapshot, as a Parquet file (read in batches)."""
+    reader = pq.ParquetFile(snapshot / schema.edge_path(schema.RATED.rel))
+    batches, n = [], 0
+    for batch in reader.iter_batches(batch_size=min(rows, 65_536)):
+        batches.append(batch.slice(0, rows - n))
+        n += batches[-1].num_rows
+        if n >= rows:
+            break
+    pq.write_table(pa.Table.from_batches(batches), out)
     return out
 
 
-def _write(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+def time_variant(settings: Neo4jSettings, rows_file: Path, variant: Variant) -> float:
+    """Write the rows with ``variant`` (their RATED edges deleted first); seconds of the writes only."""
+    table = pq.read_table(rows_file)
+    names = [p.name for p in schema.RATED.properties]
+    rows = [{schema.SRC: r[schema.SRC], schema.DST: r[schema.DST], "props": {n: r[n] for n in names}}
+            for r in table.to_pylist()]
+    with open_driver(settings) as driver:
+        for start in range(0, len(rows), 10_000):
+            driver.execute_query(_DELETE_RATED, {"rows": rows[start:start + 10_000]}, database_="neo4j")
+        parts = [[r for r in rows if hash(r[schema.SRC]) % variant.writers == w] for w in range(variant.writers)]
+        query = _VARIANT_QUERIES[variant.query]
+        errors: list[BaseException] = []
+
+        def write(part: list[dict[str, Any]]) -> None:
+            try:
+                with driver.session(database="neo4j") as session:
+                    for start in range(0, len(part), variant.batch_size):
+                        batch = part[start:start + variant.batch_size]
+                        session.execute_write(lambda tx, b=batch: tx.run(query, rows=b).consume())
+            except BaseException as exc:  # noqa: BLE001 - reported by the caller
+                errors.append(exc)
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=write, args=(part,)) for part in parts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seconds = time.perf_counter() - started
+        if errors:
+            raise errors[0]
+        count = driver.execute_query(f"MATCH ()-[r:{schema.RATED.rel}]->() RETURN count(r) AS n",
+                                     database_="neo4j").records[0]["n"]
+    log.info("%s: %.1fs (%d RATED in the graph)", variant.label, seconds, count)
+    return seconds
 
 
-def render(snapshot: Path, runs: list[Run], baseline: Run, sliced: Run, chosen: int, machine: list[str]) -> str:
+# Runs the benchmark in a fresh interpreter, first loading the neo4j-rust-ext codec (argv[1], a path
+# to its shared library, or empty) as ``neo4j._rust``, which the driver picks up when it is imported.
+_BOOTSTRAP = """
+import importlib.util, runpy, sys
+if sys.argv[1]:
+    spec = importlib.util.spec_from_file_location("neo4j._rust", sys.argv[1])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["neo4j._rust"] = module
+    spec.loader.exec_module(module)
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_variant(settings: Neo4jSettings, rows_file: Path, variant: Variant, rust_ext: Path | None) -> float:
+    """:func:`time_variant` in a fresh process (the codec is chosen when the driver is imported)."""
+    library = str(next(rust_ext.glob("neo4j/_rust*.so"))) if variant.rust_ext and rust_ext else ""
+    cmd = [sys.executable, "-c", _BOOTSTRAP, library, __file__, "--time-variant", json.dumps(variant.__dict__),
+           "--rows-file", str(rows_file), "--uri", settings.uri]
+    env = {**os.environ, "NEO4J_PASSWORD": settings.password, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{variant.label}: {proc.stderr.strip().splitlines()[-1:]}")
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def _check_codec(rust_ext: bool) -> None:
+    """The driver runs with the Rust codec exactly when the variant asks for it."""
+    from neo4j._codec.packstream import v1
+
+    if (v1._rust_pack is not None) != rust_ext:
+        raise RuntimeError(f"variant wants rust_ext={rust_ext}, the driver has {v1._rust_pack!r}")
+
+
+# --- write-back ----------------------------------------------------------------------------------
+
+
+def write_back(settings: Neo4jSettings, snapshot: Path) -> dict[str, tuple[int, float]]:
+    """Top-20 for every user (written, then replaced) and an embedding per movie: (rows, seconds)."""
+    users = pq.read_table(snapshot / schema.node_path(schema.USER.label), columns=[schema.USER.key])[0]
+    movies = pq.read_table(snapshot / schema.node_path(schema.MOVIE.label), columns=[schema.MOVIE.key])[0]
+    rng = np.random.default_rng(0)
+    user_ids = np.asarray(users.to_numpy(), dtype=np.int64)
+    movie_ids = np.asarray(movies.to_numpy(), dtype=np.int64)
+    k = min(TOP_K, len(movie_ids))
+    picks = np.stack([rng.choice(len(movie_ids), k, replace=False) for _ in user_ids])
+    recs = pa.table({
+        "user_id": np.repeat(user_ids, k),
+        "movie_id": movie_ids[picks].ravel(),
+        "score": rng.random(len(user_ids) * k),
+        "rank": np.tile(np.arange(1, k + 1), len(user_ids)),
+    })
+    embeddings = rng.standard_normal((len(movie_ids), EMBEDDING_DIM)).astype(np.float32)
+    out: dict[str, tuple[int, float]] = {}
+    with open_driver(settings) as driver:
+        for label in ("RECOMMENDED, first write", "RECOMMENDED, replacing the run"):
+            started = time.perf_counter()
+            n = write_recommendations(driver, recs, run_id="bench", model="bench", progress=False)
+            out[label] = (n, time.perf_counter() - started)
+        started = time.perf_counter()
+        n = write_movie_embeddings(driver, movie_ids.tolist(), embeddings, progress=False)
+        out[f"movie embeddings ({EMBEDDING_DIM}-d) + vector index"] = (n, time.perf_counter() - started)
+    return out
+
+
+# --- report ----------------------------------------------------------------------------------------
+
+
+def render(snapshot: Path, machine: list[str], first: LoadReport, again: LoadReport, fast: BulkReport,
+           importer_s: float, study: list[tuple[Variant, float]], study_rows: int,
+           written: dict[str, tuple[int, float]], load_end: str) -> str:
+    nodes = sum(s.total for s in first.nodes.values())
+    rels = sum(s.total for s in first.edges.values())
+    rated = first.edges[schema.RATED.rel]
     lines = [
         "# Neo4j load throughput",
         "",
-        f"Snapshot: `{snapshot}`. Each run loads into an empty database with `graph_store.load.load_snapshot`;",
-        "rates are rows written over the seconds of the node or relationship phases (reading the graph,",
-        "diffing, writing). Produced by `benchmarks/load_benchmark.py`.",
+        f"Snapshot: `{snapshot}` ({nodes:,} nodes, {rels:,} relationships, {rated.total:,} RATED). "
+        "Produced by `benchmarks/load_benchmark.py`; everything below ran in one run, one step at a time.",
         "",
         *machine,
+        f"- Load average at the end: {load_end}",
         "",
-        "| run | batch size | nodes | rels | nodes/s | rels/s | total s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in [*runs, sliced, baseline]:
-        lines.append(f"| {r.label} | {r.batch_size} | {r.nodes:,} | {r.rels:,} | {r.nodes_per_s:,.0f} | "
-                     f"{r.rels_per_s:,.0f} | {r.seconds:.1f} |")
-    lines += [
+        "## First load into an empty database",
         "",
-        f"Batched (batch {sliced.batch_size}) vs one row per query on the same slice: "
-        f"**{sliced.rows_per_s / baseline.rows_per_s:.1f}x** rows/s "
-        f"({sliced.nodes_per_s / baseline.nodes_per_s:.1f}x nodes/s, {sliced.rels_per_s / baseline.rels_per_s:.1f}x rels/s).",
+        "| path | wall s | rels/s (wall) | nodes | rels |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| transactional (`cinegraph load --transactional`, batch {first.batch_size:,}) | {first.seconds:.1f} | "
+        f"{rels / first.seconds:,.0f} | {nodes:,} | {rels:,} |",
+        f"| bulk (`cinegraph load --initial`, neo4j-admin import) | {fast.load.seconds:.1f} | "
+        f"{fast.relationships / fast.load.seconds:,.0f} | {fast.nodes:,} | {fast.relationships:,} |",
         "",
-        f"Fastest batch size on the full snapshot: **{chosen}** (rows/s over all phases); "
-        f"`graph_store.load.DEFAULT_BATCH_SIZE` is {DEFAULT_BATCH_SIZE}.",
+        f"Bulk vs transactional, end to end: **{first.seconds / fast.load.seconds:.1f}x**. "
+        f"The importer itself reported {importer_s:.1f} s ({fast.relationships / importer_s:,.0f} rels/s); "
+        f"the transactional loader spent {rated.seconds:.1f} s on RATED "
+        f"({rated.total / rated.seconds:,.0f} rels/s).",
+        "",
+        "Bulk phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in fast.phases.items())
+        + " (the rest is stopping the server). Rows whose lists CSV cannot carry, written through Bolt: "
+        + f"{sum(fast.patched.values()):,}.",
+        "",
+        "## Second load of the same snapshot",
+        "",
+        f"{again.seconds:.1f} s, {sum(s.upserted + s.deleted for s in [*again.nodes.values(), *again.edges.values()])} "
+        "rows written (the diff reads the graph back and finds nothing to do; the Snapshot node is left alone).",
+        "",
+        f"## RATED, transactional: {study_rows:,} rows written into the loaded graph",
+        "",
+        "| variant | s | rels/s |",
+        "| --- | ---: | ---: |",
+        *(f"| {v.label} | {s:.1f} | {study_rows / s:,.0f} |" for v, s in study),
+        "",
+        "## Results write-back (into the loaded graph)",
+        "",
+        "| what | rows | s | rows/s |",
+        "| --- | ---: | ---: | ---: |",
+        *(f"| {k} | {n:,} | {s:.1f} | {n / s:,.0f} |" for k, (n, s) in written.items()),
         "",
     ]
     return "\n".join(lines)
@@ -134,27 +267,45 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--snapshot", type=Path, help="snapshot folder (default: run the ETL on the mirror)")
     parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR)
-    parser.add_argument("--batch-sizes", default="100,1000,5000,10000,20000,50000")
-    parser.add_argument("--baseline-rows", type=int, default=3_000, help="ratings in the one-row-per-query slice")
+    parser.add_argument("--study-rows", type=int, default=200_000, help="RATED rows per variant of the study")
+    parser.add_argument("--batch-sizes", default="1000,10000,50000", help="batch sizes of the CREATE variants")
+    parser.add_argument("--rust-ext", type=Path,
+                        help="a `pip install --target DIR --no-deps neo4j-rust-ext` folder, for its variant")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "load.md")
-    parser.add_argument("--use-env", action="store_true", help="use NEO4J_URI/USER/PASSWORD (wipes that database!)")
+    parser.add_argument("--time-variant", help=argparse.SUPPRESS)  # internal: one study variant, in a subprocess
+    parser.add_argument("--rows-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--uri", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    sizes = [int(s) for s in args.batch_sizes.split(",")]
+    if args.time_variant:
+        variant = Variant(**json.loads(args.time_variant))
+        _check_codec(variant.rust_ext)
+        settings = Neo4jSettings(args.uri, "neo4j", os.environ["NEO4J_PASSWORD"])
+        print(time_variant(settings, args.rows_file, variant))
+        return 0
 
-    with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cinegraph-load-bench-")))
+    sizes = [int(s) for s in args.batch_sizes.split(",")]
+    variants = [Variant("CREATE", size) for size in sizes] + [Variant("MERGE", 10_000), Variant("CREATE", 10_000, 2)]
+    if args.rust_ext:
+        variants.append(Variant("CREATE", 10_000, rust_ext=True))
+    with tempfile.TemporaryDirectory(prefix="cinegraph-load-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
         snapshot = bench_snapshot(args.snapshot, args.mirror, tmp)
-        driver = bench_driver(stack, use_env=args.use_env, password=BENCH_PASSWORD)
-        machine = machine_lines(driver, private=not args.use_env)
-        runs = [_run(driver, snapshot, size, "full snapshot") for size in sizes]
-        sliced_dir = write_slice(snapshot, tmp / "slice", args.baseline_rows)
-        sliced = _run(driver, sliced_dir, DEFAULT_BATCH_SIZE, "slice, batched")
-        baseline = _run(driver, sliced_dir, 1, "slice, one row per query")
-        wipe(driver)
-    chosen = max(runs, key=lambda r: r.rows_per_s).batch_size
+        rows_file = rated_rows(snapshot, args.study_rows, tmp / "rated.parquet")
+        study_rows = pq.read_metadata(rows_file).num_rows
+        with ExitStack() as stack:  # the transactional loader's server, then the study and the write-back on it
+            _, settings = private_server(stack, BENCH_PASSWORD)
+            with open_driver(settings) as driver:
+                machine = machine_lines(driver, private=True)
+            first, again = transactional(settings, snapshot)
+            study = [(v, run_variant(settings, rows_file, v, args.rust_ext)) for v in variants]
+            written = write_back(settings, snapshot)
+        with ExitStack() as stack:  # a fresh server for the bulk import
+            home, settings = private_server(stack, BENCH_PASSWORD)
+            fast, importer_s = bulk(home, settings, snapshot)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(snapshot, runs, baseline, sliced, chosen, machine))
+    args.out.write_text(render(snapshot, machine, first, again, fast, importer_s, study, study_rows, written,
+                               load_average()))
     log.info("wrote %s", args.out)
     return 0
 

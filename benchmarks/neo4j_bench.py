@@ -29,15 +29,17 @@ def bench_snapshot(snapshot: Path | None, mirror: Path, tmp: Path) -> Path:
     return run_etl(config).snapshot
 
 
+def private_server(stack: ExitStack, password: str) -> tuple[Path, Neo4jSettings]:
+    """A private embedded server in a temporary home (stopped and removed by ``stack``)."""
+    home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cinegraph-bench-neo4j-")))
+    state = server.start(home, _free_port(), password=password)
+    stack.callback(server.stop, home)
+    return home, Neo4jSettings(state.uri or "", "neo4j", password)
+
+
 def bench_driver(stack: ExitStack, *, use_env: bool, password: str) -> Driver:
     """A driver on NEO4J_URI (``use_env``) or on a private embedded server that ``stack`` stops."""
-    if use_env:
-        settings = settings_from_env()
-    else:
-        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cinegraph-bench-neo4j-")))
-        state = server.start(home, _free_port(), password=password)
-        stack.callback(server.stop, home)
-        settings = Neo4jSettings(state.uri or "", "neo4j", password)
+    settings = settings_from_env() if use_env else private_server(stack, password)[1]
     return stack.enter_context(open_driver(settings))
 
 
@@ -66,10 +68,15 @@ def machine_lines(driver: Driver, private: bool) -> list[str]:
         if private else "the server of NEO4J_URI"
     )
     return [
-        f"- Machine: {cpu}, {os.cpu_count()} cores, {mem_kb / 2**20:.0f} GiB RAM; load average at "
-        f"start {os.getloadavg()[0]:.1f} (other processes share the cores, so rates are noisy)",
+        f"- Machine: {cpu}, {os.cpu_count()} cores, {mem_kb / 2**20:.0f} GiB RAM; load average "
+        f"{load_average()} (other processes share the cores, so absolute rates are noisy; compare ratios)",
         f"- Neo4j {version['v']} {version['e']} ({server_line}), Python driver over Bolt on 127.0.0.1",
     ]
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as /proc/loadavg has them."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def _free_port() -> int:

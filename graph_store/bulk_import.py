@@ -27,6 +27,8 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, LiteralString
@@ -118,7 +120,7 @@ def use_bulk(driver: Driver, uri: str, home: Path, *, database: str = "neo4j", i
 
 
 def bulk_load(
-    driver_factory: Any,
+    driver_factory: Callable[[], AbstractContextManager[Driver]],
     snapshot_dir: Path,
     home: Path,
     *,
@@ -164,10 +166,10 @@ def bulk_load(
                 with server.stopped(home, password=password):
                     t = time.perf_counter()
                     server.run_import(
-                        Path(staging), database,
+                        home, Path(staging), database,
                         [*arguments, f"--max-off-heap-memory={off_heap}",
                          f"--report-file={Path(staging) / 'import.report'}"],
-                        heap_mb=import_heap_mb, log_path=Path(home) / "import.log", progress=progress,
+                        heap_mb=import_heap_mb, progress=progress,
                     )
                     server.install_database(home, Path(staging), database)
                     phases["import"] = time.perf_counter() - t

@@ -1,7 +1,8 @@
 """Load a snapshot into Neo4j so that the graph ends up exactly equal to it.
 
-The loader is a sync, not an append: for each node label and relationship type it reads what the
-graph holds (keys, and the schema's properties), compares it with the snapshot table and then
+The loader is a sync, not an append: for each node label and relationship type it streams what the
+graph holds (keys, and the schema's properties) into DuckDB, compares it there with the snapshot's
+Parquet file (so memory stays bounded at any size: Python holds one batch of rows) and then
 
 * writes the rows that are new or changed, ``UNWIND $rows`` in batches: what the graph lacks with
   ``CREATE`` (the diff proved it absent, the uniqueness constraints guard node keys, and the driver
@@ -16,10 +17,12 @@ RATED and the property-less Person/Movie edges are unique per (src, dst); TAGGED
 category), as declared by ``EdgeType.identity`` in the schema module. Snapshot rows that repeat an
 identity are collapsed (the last one wins) and counted in the report.
 
-Hence a second load of the same snapshot writes nothing; a newer snapshot changes only what
-changed; and a load interrupted anywhere (even by the server dying) converges when re-run. The
-``(:Snapshot)`` node is removed when a load starts changing the graph and written when it is done,
-so the graph only claims a snapshot it fully holds.
+Hence a second load of the same snapshot writes nothing at all (not even the ``(:Snapshot)`` node);
+a newer snapshot changes only what changed; and a load interrupted anywhere (even by the server
+dying) converges when re-run. The ``(:Snapshot)`` node is removed when a load of another snapshot
+starts changing the graph and written when it is done, so the graph only claims a snapshot it fully
+holds. The first load into an empty database is faster with the offline importer
+(:mod:`graph_store.bulk_import`), which leaves the same graph.
 
 All Cypher is built at import time from schema constants; every value travels as a parameter.
 """

@@ -1,21 +1,27 @@
 """Write a training run's outputs back into the graph: top-K recommendations and movie embeddings.
 
 Both writers are safe to re-run: a run's RECOMMENDED edges are deleted before its new ones are
-written (so a re-run replaces, never duplicates), each batch MERGEs on the matched endpoints and
-the run id (so a transaction the driver retries writes nothing twice), and embeddings are set on
-the movie nodes, with the vector index rebuilt only when the dimension changes.
+written, so a re-run replaces, never duplicates. The new edges are then known to be absent and are
+CREATEd (a MERGE on the run id would let the planner seek the run-id index and compare against every
+edge of the run written so far: quadratic); a batch is one transaction, retried by the driver only
+when it did not commit. Embeddings are set on the movie nodes, with the vector index rebuilt only
+when the dimension changes.
+
+Rows travel in batches of Arrow record batches (never one Python dict per row of the whole
+table), with a progress bar per phase.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import neo4j
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from tqdm import tqdm
 
 from graph_store.errors import CinegraphError
 from graph_store.schema import (
@@ -38,7 +44,7 @@ _WRITE_RECS = (
     f"UNWIND $rows AS row "
     f"MATCH (u:{USER.label} {{{USER.key}: row.user_id}}) "
     f"MATCH (m:{MOVIE.label} {{{MOVIE.key}: row.movie_id}}) "
-    f"MERGE (u)-[r:{RECOMMENDED.rel} {{run_id: $run_id}}]->(m) "
+    f"CREATE (u)-[r:{RECOMMENDED.rel} {{run_id: $run_id}}]->(m) "
     "SET r.score = row.score, r.rank = row.rank, r.model = $model "
     "RETURN count(r) AS written"
 )
@@ -57,10 +63,12 @@ _SET_EMBEDDINGS = (
     "CALL db.create.setNodeVectorProperty(m, $property, row.embedding) "
     "RETURN count(m) AS written"
 )
-_CLEAR_OTHER_EMBEDDINGS = (
-    f"MATCH (m:{MOVIE.label}) WHERE m.{MOVIE_EMBEDDING_PROPERTY} IS NOT NULL "
-    f"AND NOT m.{MOVIE.key} IN $ids "
-    f"WITH m LIMIT $batch REMOVE m.{MOVIE_EMBEDDING_PROPERTY} RETURN count(m) AS cleared"
+_EMBEDDED_MOVIES = (
+    f"MATCH (m:{MOVIE.label}) WHERE m.{MOVIE_EMBEDDING_PROPERTY} IS NOT NULL RETURN m.{MOVIE.key} AS id"
+)
+_CLEAR_EMBEDDINGS = (
+    f"UNWIND $ids AS id MATCH (m:{MOVIE.label} {{{MOVIE.key}: id}}) "
+    f"REMOVE m.{MOVIE_EMBEDDING_PROPERTY} RETURN count(m) AS cleared"
 )
 _INDEX_DIMENSIONS = (
     "SHOW VECTOR INDEXES YIELD name, options WHERE name = $name "
@@ -68,15 +76,22 @@ _INDEX_DIMENSIONS = (
 )
 
 
-def _rows(recs: pa.Table | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Recommendation rows as plain dicts with typed values, validated all at once."""
+_REC_TYPES = {"user_id": pa.int64(), "movie_id": pa.int64(), "score": pa.float64(), "rank": pa.int64()}
+_KEY_CHECK_BATCH = 50_000
+
+
+def _rec_table(recs: pa.Table | Sequence[Mapping[str, Any]]) -> pa.Table:
+    """Recommendation rows as a typed table of :data:`REC_COLUMNS`, validated all at once."""
     table = recs if isinstance(recs, pa.Table) else pa.Table.from_pylist(list(recs))
     missing = [c for c in REC_COLUMNS if c not in table.column_names]
     if missing:
         raise CinegraphError(
             f"recommendations: missing column(s) {missing}; expected {list(REC_COLUMNS)}"
         )
-    table = table.select(list(REC_COLUMNS))
+    try:
+        table = table.select(list(REC_COLUMNS)).cast(pa.schema([pa.field(c, _REC_TYPES[c]) for c in REC_COLUMNS]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise CinegraphError(f"recommendations: {exc}") from exc
     problems = [f"{c}: {table.column(c).null_count} nulls" for c in REC_COLUMNS if table.column(c).null_count]
     pairs = table.group_by(["user_id", "movie_id"]).aggregate([("rank", "count")])
     dup = pc.sum(pc.greater(pairs.column("rank_count"), 1)).as_py() or 0
@@ -84,18 +99,24 @@ def _rows(recs: pa.Table | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         problems.append(f"{dup} (user_id, movie_id) pairs appear more than once")
     if problems:
         raise CinegraphError("recommendations: " + "; ".join(problems))
-    return [
-        {"user_id": int(u), "movie_id": int(m), "score": float(s), "rank": int(r)}
-        for u, m, s, r in zip(*(table.column(c).to_pylist() for c in REC_COLUMNS))
-    ]
+    return table
+
+
+def _batches(table: pa.Table, size: int) -> Iterator[list[dict[str, Any]]]:
+    for batch in table.to_batches(max_chunksize=size):
+        yield batch.to_pylist()
 
 
 def _check_keys_exist(
     session: neo4j.Session, what: str, label: str, key: str, ids: Iterable[int]
 ) -> None:
     query = _MISSING_KEYS.format(label=label, key=key)
-    record = session.execute_read(lambda tx: tx.run(query, ids=sorted(set(ids))).single())
-    missing = record["missing"] if record else []
+    unique = sorted(set(ids))
+    missing: list[int] = []
+    for start in range(0, len(unique), _KEY_CHECK_BATCH):
+        chunk = unique[start : start + _KEY_CHECK_BATCH]
+        record = session.execute_read(lambda tx: tx.run(query, ids=chunk).single())
+        missing += record["missing"] if record else []
     if missing:
         raise CinegraphError(
             f"{what}: {len(missing)} {label} id(s) not in the graph, e.g. {missing[:5]}"
@@ -121,6 +142,7 @@ def write_recommendations(
     model: str,
     database: str = "neo4j",
     batch_size: int = 10_000,
+    progress: bool = True,
 ) -> int:
     """Replace a run's top-K as ``(:User)-[:RECOMMENDED {score, rank, model, run_id}]->(:Movie)``.
 
@@ -138,20 +160,25 @@ def write_recommendations(
     """
     if not run_id:
         raise CinegraphError("run_id must be a non-empty string")
-    rows = _rows(recs)
+    if batch_size < 1:
+        raise CinegraphError(f"batch_size {batch_size}: must be at least 1")
+    table = _rec_table(recs)
     driver.execute_query(_RUN_INDEX, database_=database)
+    driver.execute_query("CALL db.awaitIndex($name, 300)", name=RUN_ID_INDEX, database_=database)
     with driver.session(database=database) as session:
-        _check_keys_exist(session, "recommendations", USER.label, USER.key, (r["user_id"] for r in rows))
-        _check_keys_exist(session, "recommendations", MOVIE.label, MOVIE.key, (r["movie_id"] for r in rows))
+        _check_keys_exist(session, "recommendations", USER.label, USER.key, pc.unique(table["user_id"]).to_pylist())
+        _check_keys_exist(session, "recommendations", MOVIE.label, MOVIE.key, pc.unique(table["movie_id"]).to_pylist())
         removed = _delete_in_batches(session, _DELETE_RUN, {"run_id": run_id}, batch_size)
         written = 0
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            written += session.execute_write(
-                lambda tx: tx.run(_WRITE_RECS, rows=chunk, run_id=run_id, model=model).single(
-                    strict=True
-                )[0]
-            )
+        with tqdm(total=table.num_rows, desc="write RECOMMENDED", unit="edge", disable=not progress,
+                  leave=False) as bar:
+            for chunk in _batches(table, batch_size):
+                written += session.execute_write(
+                    lambda tx, rows=chunk: tx.run(_WRITE_RECS, rows=rows, run_id=run_id, model=model).single(
+                        strict=True
+                    )[0]
+                )
+                bar.update(len(chunk))
     log.info("run %s: replaced %d RECOMMENDED edges with %d", run_id, removed, written)
     return written
 
@@ -188,6 +215,7 @@ def write_movie_embeddings(
     *,
     database: str = "neo4j",
     batch_size: int = 2_000,
+    progress: bool = True,
 ) -> int:
     """Store one embedding per movie as its vector property and index it for similarity search.
 
@@ -214,17 +242,30 @@ def write_movie_embeddings(
         _check_keys_exist(session, "movie embeddings", MOVIE.label, MOVIE.key, ids)
     ensure_vector_index(driver, emb.shape[1], database=database)
     written = 0
-    with driver.session(database=database) as session:
+    with (
+        driver.session(database=database) as session,
+        tqdm(total=len(ids), desc="write embeddings", unit="movie", disable=not progress, leave=False) as bar,
+    ):
         for start in range(0, len(ids), batch_size):
             chunk = [
                 {"movie_id": i, "embedding": v.tolist()}
                 for i, v in zip(ids[start : start + batch_size], emb[start : start + batch_size])
             ]
             written += session.execute_write(
-                lambda tx: tx.run(
-                    _SET_EMBEDDINGS, rows=chunk, property=MOVIE_EMBEDDING_PROPERTY
+                lambda tx, rows=chunk: tx.run(
+                    _SET_EMBEDDINGS, rows=rows, property=MOVIE_EMBEDDING_PROPERTY
                 ).single(strict=True)[0]
             )
-        cleared = _delete_in_batches(session, _CLEAR_OTHER_EMBEDDINGS, {"ids": ids}, batch_size)
+            bar.update(len(chunk))
+        kept = set(ids)
+        stale = [i for i in session.execute_read(lambda tx: [r["id"] for r in tx.run(_EMBEDDED_MOVIES)])
+                 if i not in kept]
+        cleared = 0
+        for start in range(0, len(stale), batch_size):
+            cleared += session.execute_write(
+                lambda tx, chunk=stale[start : start + batch_size]: tx.run(_CLEAR_EMBEDDINGS, ids=chunk).single(
+                    strict=True
+                )[0]
+            )
     log.info("wrote %d movie embeddings (dim %d), cleared %d stale", written, emb.shape[1], cleared)
     return written

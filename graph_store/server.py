@@ -5,10 +5,11 @@ With a browser port the same JVM also serves the official Neo4j Browser on 127.0
 the database over Bolt, which accepts WebSocket on the Bolt port).
 
 Home layout: ``HOME/neo4j.pid`` (pid, port, browser port and memory settings of the running JVM),
-``HOME/neo4j.log`` (its stdout and stderr), ``HOME/db/`` (Neo4j's own data and logs, kept across
-restarts; a database's store is ``db/data/databases/<name>`` and its transaction logs
-``db/data/transactions/<name>``). The offline importer (:func:`run_import`) builds a database in a
-staging home next to ``db/`` while the server is stopped (:func:`stopped`), and
+``HOME/neo4j.log`` (its stdout and stderr), ``HOME/import.log`` (the last offline import's output),
+``HOME/db/`` (Neo4j's own data and logs, kept across restarts; a database's store is
+``db/data/databases/<name>`` and its transaction logs ``db/data/transactions/<name>``). The offline
+importer (:func:`run_import`) builds a database in a staging home inside ``HOME`` while the server
+is stopped (:func:`stopped`), and
 :func:`install_database` swaps it in.
 """
 
@@ -39,6 +40,7 @@ SERVER_DIR = Path(__file__).resolve().parent / "neo4j_server"
 MAIN_CLASS = "cinegraph.EmbeddedNeo4j"
 ADMIN_CLASS = "org.neo4j.cli.AdminTool"  # neo4j-admin, from the same Neo4j jars as the server
 PID_FILE, LOG_FILE, DB_DIR = "neo4j.pid", "neo4j.log", "db"
+IMPORT_LOG = "import.log"  # output of the last offline import
 HOST = "127.0.0.1"
 READY_MARKER = b"READY bolt://"  # printed by EmbeddedNeo4j.java when it accepts clients
 DEFAULT_PORT = 7687
@@ -251,11 +253,12 @@ def staging_home(home: Path) -> tempfile.TemporaryDirectory[str]:
 
 
 def run_import(
-    staging: Path, database: str, arguments: Sequence[str], *, heap_mb: int = DEFAULT_HEAP_MB,
-    log_path: Path, progress: bool = True,
+    home: Path, staging: Path, database: str, arguments: Sequence[str], *, heap_mb: int = DEFAULT_HEAP_MB,
+    progress: bool = True,
 ) -> None:
-    """``neo4j-admin database import full <database> ARGUMENTS`` into the staging home ``staging``;
-    its output goes to ``log_path`` (and to stderr with ``progress``)."""
+    """``neo4j-admin database import full <database> ARGUMENTS`` into the staging home ``staging``
+    of ``home``; its output goes to ``HOME/import.log`` (and to stderr with ``progress``)."""
+    log_path = Path(home).resolve() / IMPORT_LOG
     classpath = build()
     java = shutil.which("java")
     if java is None:
