@@ -4,6 +4,7 @@ training report, as Prefect artifacts. Builders are pure (rows and markdown from
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -120,14 +121,16 @@ def report_markdown(
     summary: Mapping[str, Mapping[str, Mapping[str, Any]]],
     histories: Mapping[str, Sequence[Mapping[str, float]]],
     curves: Mapping[str, Path],
-    run_dir: Path,
 ) -> str:
-    parts = [f"# {title}", "", f"Run folder: `{run_dir}`", "", "## Evaluation (test split)", "",
+    """The run's report: evaluation table, then per model its curves as an inline image (the
+    markdown stands alone: in the Prefect UI, on disk, anywhere it is copied) and a table."""
+    parts = [f"# {title}", "", "## Evaluation (test split)", "",
              markdown_table(evaluation_rows(summary)), "", "## Training curves", ""]  # fmt: skip
     for name, history in histories.items():
         parts += [f"### {name}", ""]
-        if name in curves:
-            parts += [f"PNG: `{curves[name]}`", ""]
+        if name in curves and Path(curves[name]).exists():
+            png = base64.b64encode(Path(curves[name]).read_bytes()).decode("ascii")
+            parts += [f"![{name}: loss and validation per epoch](data:image/png;base64,{png})", ""]
         parts += [curve_table(history), ""]
     return "\n".join(parts)
 
@@ -141,12 +144,19 @@ def publish_markdown(key: str, markdown: str, description: str) -> None:
 
 
 class Progress:
-    """A progress artifact over ``total`` steps, advanced one step at a time."""
+    """A progress artifact over ``total`` steps, advanced one step at a time. A stage of at most
+    ``n`` steps may end early (early stopping): :meth:`finish_stage` skips to its end."""
 
     def __init__(self, key: str, total: int, description: str) -> None:
-        self.total, self.done = max(total, 1), 0
+        self.total, self.done, self.stage_end = max(total, 1), 0, 0
         self.id: UUID = create_progress_artifact(0.0, key=key, description=description)
 
     def step(self, n: int = 1) -> None:
         self.done = min(self.total, self.done + n)
         update_progress_artifact(self.id, 100.0 * self.done / self.total)
+
+    def start_stage(self, steps: int) -> None:
+        self.stage_end = self.done + steps
+
+    def finish_stage(self) -> None:
+        self.step(max(self.stage_end - self.done, 0))

@@ -12,6 +12,7 @@ from pathlib import Path
 from graph_store.errors import CinegraphError
 
 Handler = Callable[[argparse.Namespace], int]
+DEMO_PREFECT_SETTINGS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_LOGGING_LEVEL": "WARNING"}
 
 
 def _add_commands(sub: argparse._SubParsersAction) -> None:
@@ -142,6 +143,10 @@ def _cmd_etl(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import os
 
+    # Before Prefect loads its settings: the temporary server the demo may start sends no
+    # telemetry (its heartbeat raced the run for the SQLite file) and logs only warnings.
+    for name, value in DEMO_PREFECT_SETTINGS.items():
+        os.environ.setdefault(name, value)
     from flows.pipeline import run_demo
 
     print(run_demo(args.variant, args.out, args.mirror or os.environ.get("CINEGRAPH_MIRROR"), neo4j=args.neo4j))

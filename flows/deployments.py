@@ -74,7 +74,8 @@ def build_deployments(
 
 def form_schema(node: Any) -> Any:
     """A parameter schema as the form should render it: an optional field (``anyOf`` of a type
-    and null, default null) becomes its type with no default, and nulls leave the defaults, so an
+    and null, default null) becomes its type (a yes/no field a choice of true or false, so that
+    it can stay empty: "decide for me") with no default, and nulls leave the defaults, so an
     empty field is left out of the run's parameters (the model's default applies) instead of
     being shown as a null."""
     if isinstance(node, list):
@@ -85,6 +86,8 @@ def form_schema(node: Any) -> Any:
     options = node.get("anyOf")
     if isinstance(options, list) and {"type": "null"} in options and len(options) == 2:
         (kept,) = [o for o in options if o != {"type": "null"}]
+        if kept == {"type": "boolean"}:  # a checkbox cannot be left empty; a choice can
+            kept = {"enum": [True, False]}
         node = {**kept, **{k: v for k, v in node.items() if k not in ("anyOf", "default")}}
     return node
 

@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,13 +47,35 @@ def prepare(tables: dict[str, pa.Table], config: TrainConfig, seed_dir: Path) ->
 
 
 @task(name="pretrain", task_run_name="pretrain {kind} (seed {config.seed})", cache_policy=NO_CACHE)
-def pretrain_branch(kind: str, data: PreparedData, config: TrainConfig, seed_dir: Path) -> tuple[Any, RunResult]:
-    return pretrain(kind, data, config, seed_dir)
+def pretrain_branch(kind: str, data: PreparedData, config: TrainConfig, seed_dir: Path,
+                    progress: artifacts.Progress) -> tuple[Any, RunResult]:  # fmt: skip
+    try:
+        return pretrain(kind, data, config, seed_dir, on_epoch=epoch_reporter(progress))
+    finally:
+        progress.finish_stage()
 
 
 @task(name="fuse-finetune", task_run_name="fuse and fine-tune (seed {config.seed})", cache_policy=NO_CACHE)
-def fuse(gcn: Any, hgt: Any, data: PreparedData, config: TrainConfig, seed_dir: Path) -> tuple[Any, RunResult]:
-    return finetune(gcn, hgt, data, config, seed_dir)
+def fuse(gcn: Any, hgt: Any, data: PreparedData, config: TrainConfig, seed_dir: Path,
+         progress: artifacts.Progress) -> tuple[Any, RunResult]:  # fmt: skip
+    try:
+        return finetune(gcn, hgt, data, config, seed_dir, on_epoch=epoch_reporter(progress))
+    finally:
+        progress.finish_stage()
+
+
+def epoch_reporter(progress: artifacts.Progress) -> Callable[[str, dict[str, float]], None]:
+    """The training loop's per-epoch callback inside a task: one log line per evaluated epoch
+    (loss and validation score) and the progress artifact advanced by one epoch."""
+    logger = get_run_logger()
+
+    def report(stage: str, row: dict[str, float]) -> None:
+        progress.step()
+        if "valid_score" in row:
+            logger.info("%s epoch %d: loss %.4f, validation score %.4f", stage, int(row["epoch"]),
+                        row["loss"], row["valid_score"])  # fmt: skip
+
+    return report
 
 
 def train_seed(tables: dict[str, pa.Table], config: TrainConfig, seed_dir: Path,
@@ -60,12 +83,12 @@ def train_seed(tables: dict[str, pa.Table], config: TrainConfig, seed_dir: Path,
     """Both branches pretrained independently, then fused and fine-tuned end to end."""
     seed_dir.mkdir(parents=True, exist_ok=True)
     data = prepare(tables, config, seed_dir)
-    gcn, gcn_result = pretrain_branch("gcn", data, config, seed_dir)
-    progress.step()
-    hgt, hgt_result = pretrain_branch("hgt", data, config, seed_dir)
-    progress.step()
-    fused, fused_result = fuse(gcn, hgt, data, config, seed_dir)
-    progress.step()
+    progress.start_stage(config.gcn_epochs)
+    gcn, gcn_result = pretrain_branch("gcn", data, config, seed_dir, progress)
+    progress.start_stage(config.hgt_epochs)
+    hgt, hgt_result = pretrain_branch("hgt", data, config, seed_dir, progress)
+    progress.start_stage(config.fusion_epochs)
+    fused, fused_result = fuse(gcn, hgt, data, config, seed_dir, progress)
     for result in (gcn_result, hgt_result, fused_result):
         plot_curves(result.history, result.name, seed_dir / f"curves_{result.name}.png")
     return fused, data, {r.name: r for r in (fused_result, gcn_result, hgt_result)}
@@ -78,11 +101,17 @@ def write_back(model: Any, data: PreparedData, run_id: str, top_k: int, database
     from graph_store.results import write_movie_embeddings, write_recommendations
     from models.recommend import movie_embeddings, recommendation_table
 
+    logger = get_run_logger()
     recs = recommendation_table(model, data, top_k)
     movie_ids, embeddings = movie_embeddings(model, data)
+    logger.info("writing %d recommendations (top %d of %d users) and %d movie embeddings to Neo4j",
+                recs.num_rows, top_k, data.num_users, len(movie_ids))  # fmt: skip
+    started = time.perf_counter()
     with open_driver(settings_from_env()) as driver:
         edges = write_recommendations(driver, recs, run_id=run_id, model="fused", database=database)
+        logger.info("wrote %d RECOMMENDED edges of run %s", edges, run_id)
         vectors = write_movie_embeddings(driver, movie_ids, embeddings, database=database)
+    logger.info("wrote %d movie embeddings in %.1fs in all", vectors, time.perf_counter() - started)
     return {"recommended_edges": edges, "movie_embeddings": vectors}
 
 
@@ -125,7 +154,9 @@ class Trained:
 
 
 def train_seeds(tables: dict[str, pa.Table], params: TrainParams, run_dir: Path) -> Trained:
-    progress = artifacts.Progress("training", 3 * len(params.seeds), "training stages done")
+    m = params.model
+    epochs = (m.gcn_epochs + m.hgt_epochs + m.fusion_epochs) * len(params.seeds)
+    progress = artifacts.Progress("training", epochs, "training epochs done (early stopping skips ahead)")
     per_seed: dict[str, list[dict[str, float]]] = defaultdict(list)
     first: Trained | None = None
     for seed in params.seeds:
@@ -176,5 +207,5 @@ def write_report(run_dir: Path, title: str, done: Trained) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RESULTS_FILE).write_text(json.dumps({"models": done.summary}, indent=2))
     report = run_dir / REPORT_FILE
-    report.write_text(artifacts.report_markdown(title, done.summary, done.histories, done.curves, run_dir))
+    report.write_text(artifacts.report_markdown(title, done.summary, done.histories, done.curves))
     return report

@@ -37,6 +37,7 @@ from models.task_weighting import TaskWeighting
 log = logging.getLogger(__name__)
 
 Outputs = tuple[Tensor, Tensor, Tensor]  # z_user [U, D], z_movie [M, D], genre logits [M, G]
+EpochCallback = Callable[[str, dict[str, float]], None]  # (stage name, history row of the epoch)
 
 
 def set_seed(seed: int) -> None:
@@ -249,9 +250,11 @@ def fit(
     inp: Inputs,
     config: TrainConfig,
     out_dir: Path | None,
+    on_epoch: EpochCallback | None = None,
 ) -> dict[str, Any]:
     """Train ``stage`` with early stopping on its validation score; restore and return the best
-    checkpoint (also written to ``out_dir/<name>.pt``)."""
+    checkpoint (also written to ``out_dir/<name>.pt``). ``on_epoch(stage name, history row)``
+    is called after every epoch (progress reporting)."""
     gen = torch.Generator().manual_seed(config.seed)
     base_lrs = [g["lr"] for g in stage.optimizer.param_groups]
     val = evaluate(stage.model, data, inp, "valid", config.ks)
@@ -276,16 +279,11 @@ def fit(
                 bad += 1
         stage.history.append(row)
         parts = " ".join(f"{k} {row[k]:.4f}" for k in ("rec", "genre", "rating") if k in row)
-        log.info(
-            "%s epoch %3d | loss %.4f (%s) | valid %.4f best %.4f | %.2fs",
-            stage.name,
-            epoch,
-            row["loss"],
-            parts,
-            row.get("valid_score", float("nan")),
-            best,
-            row["seconds"],
-        )
+        valid = f" | valid {row['valid_score']:.4f} best {best:.4f}" if "valid_score" in row else ""
+        log.log(logging.INFO if valid else logging.DEBUG, "%s epoch %3d | loss %.4f (%s)%s | %.2fs",
+                stage.name, epoch, row["loss"], parts, valid, row["seconds"])  # fmt: skip
+        if on_epoch is not None:
+            on_epoch(stage.name, row)
         if bad >= config.patience:
             break
     if out_dir is not None and ckpt["epoch"] == 0:
@@ -314,7 +312,8 @@ def _result(name: str, stage: Stage, ckpt: dict, data: PreparedData, inp: Inputs
 
 
 def pretrain(
-    kind: str, data: PreparedData, config: TrainConfig, out_dir: Path | None = None
+    kind: str, data: PreparedData, config: TrainConfig, out_dir: Path | None = None,
+    on_epoch: EpochCallback | None = None,
 ) -> tuple[nn.Module, RunResult]:
     """Pretrain the "gcn" branch (selected on valid ndcg@20) or the "hgt" branch (valid genre
     mAP: threshold-free, whereas an untrained model's near-zero logits already score a macro-F1
@@ -339,7 +338,7 @@ def pretrain(
         steps=config.gcn_steps if kind == "gcn" else config.hgt_steps,
         select=(lambda m: m["ndcg@20"]) if kind == "gcn" else (lambda m: m["map"]),
     )
-    ckpt = fit(stage, args, data, inp, config, out_dir)
+    ckpt = fit(stage, args, data, inp, config, out_dir, on_epoch)
     return model, _result(f"{kind}_branch", stage, ckpt, data, inp, config)
 
 
@@ -350,6 +349,7 @@ def finetune(
     config: TrainConfig,
     out_dir: Path | None = None,
     name: str = "fused",
+    on_epoch: EpochCallback | None = None,
 ) -> tuple[FusedModel, RunResult]:
     """Fuse two pretrained branches and fine-tune everything end to end; the encoders train at
     ``encoder_lr``, fusion and heads at ``fusion_lr``. Selection: valid ndcg@20, genre mAP, or
@@ -378,7 +378,7 @@ def finetune(
         steps=config.fusion_steps,
         select=select,
     )
-    ckpt = fit(stage, model_args("fused", data, config), data, inp, config, out_dir)
+    ckpt = fit(stage, model_args("fused", data, config), data, inp, config, out_dir, on_epoch)
     return model, _result(name, stage, ckpt, data, inp, config)
 
 

@@ -5,6 +5,7 @@
 // :param limit => 10
 CALL db.index.fulltext.queryNodes('movie_title_search', '"' + replace(replace($title, '\\', ' '), '"', ' ') + '"')
 YIELD node, score
+WHERE node:Movie
 RETURN node.movie_id AS movie_id, node.title AS title, node.year AS year,
        node.imdb_title AS imdb_title, score
 ORDER BY toLower(node.title) = toLower(trim($title)) OR toLower(node.imdb_title) = toLower(trim($title)) DESC,

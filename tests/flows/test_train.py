@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
 
 from flows.train import train
 from flows.train_params import TrainParams
@@ -41,14 +42,29 @@ def test_train_flow_on_snapshot(tiny_snapshot: Path, tmp_path: Path) -> None:
     ndcg = models["fused"]["ndcg@20"]
     assert len(ndcg["per_seed"]) == 2 and 0.0 <= ndcg["mean"] <= 1.0
     report = (run / "report.md").read_text()
-    assert "| fused |" in report and "curves_fused.png" in report
-    kinds = _artifacts(state.state_details.flow_run_id)
+    assert "| fused |" in report and report.count("](data:image/png;base64,iVBORw0KGgo") == 3
+    assert str(tmp_path) not in report  # no machine paths: the report stands alone
+    flow_run_id = state.state_details.flow_run_id
+    kinds = _artifacts(flow_run_id)
     assert kinds == {"evaluation": "table", "training-report": "markdown", "training": "progress"}
+    with get_client(sync_client=True) as client:
+        logs = [log.message for log in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))]
+        (progress,) = [a for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))) if a.key == "training"]
+    evaluated = [m for m in logs if re.fullmatch(r"(gcn|hgt|fused) epoch \d+: loss [\d.]+, validation score [\d.]+", m)]
+    assert len(evaluated) >= 2 * 3 and not any("nan" in m for m in logs)  # every stage, both seeds
+    assert any(m.startswith("gcn epoch 2: loss") for m in evaluated)
+    assert progress.data == 100.0
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [({"model": {"device": "gpu"}}, "device"), ({"seeds": []}, "seeds"),
+     ({"run_name": ".."}, "run_name"), ({"seeds": [0, 0]}, "repeat a seed"),
+     ({"model": {"gcn_weights": {"rec": -1.0}}}, "gcn_weights.rec"),
+     ({"model": {"ks": [0, -3]}}, "ks.0"),
+     ({"subgraph": {"year_min": 2000, "year_max": 1990, "node_types": ["User", "User"]}},
+      r"node_types repeat a type: \['User', 'User'\]; year_min=2000 > year_max=1990"),
      ({"subgraph": {"node_types": ["Movie"]}}, "must include User"),
      ({"subgraph": {"edge_types": ["IN_GENRE"]}}, "must include RATED"), ({"mode": "fast"}, "mode")],
 )  # fmt: skip

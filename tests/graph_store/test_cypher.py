@@ -81,7 +81,7 @@ def test_query_names_exist_in_schema(path: Path) -> None:
     assert rels <= known_rels, rels - known_rels
     assert props <= _schema_properties(), props - _schema_properties()
     indexes = set(re.findall(r"queryNodes\(\s*'(\w+)'", path.read_text()))
-    assert indexes <= {schema.MOVIE_EMBEDDING_INDEX}
+    assert indexes <= {schema.MOVIE_EMBEDDING_INDEX, schema.MOVIE_TITLE_INDEX}
 
 
 def test_schema_check_catches_unknown_names() -> None:
@@ -126,6 +126,43 @@ def test_parse_params_and_errors() -> None:
     assert resolve_params(query, {"movie_id": 7})["movie_id"] == 7
     with pytest.raises(CinegraphError, match="no such Cypher file"):
         load_query("no_such_query")
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [({"limit": "ten"}, "limit='ten': expected an integer"),
+     ({"min_rating": "high"}, "min_rating='high': expected a number"),
+     ({"movie_id": 1.5}, "movie_id=1.5: expected a movie id \\(an integer\\) or a title"),
+     ({"limit": "ten", "min_rating": True}, "limit='ten'.*; min_rating=True")],
+)  # fmt: skip
+def test_a_parameter_of_the_wrong_type_is_refused_with_the_reason(given: dict, message: str) -> None:
+    with pytest.raises(CinegraphError, match=message):
+        resolve_params(load_query("also_rated"), given)
+
+
+def test_parameter_types_follow_the_defaults() -> None:
+    query = load_query("also_rated")
+    assert resolve_params(query, {"min_rating": 4, "movie_id": "Casablanca"}) == {
+        "movie_id": "Casablanca", "min_rating": 4.0, "limit": 10}  # fmt: skip
+    assert type(resolve_params(query, {"min_rating": 4})["min_rating"]) is float
+    assert resolve_params(load_query("explain_recommendation"), {"run_id": None, "movie_id": None})["run_id"] is None
+
+
+@pytest.mark.neo4j
+def test_movies_are_found_by_title(graph: neo4j.Driver, tmp_path: Path) -> None:
+    """Full-text title lookup over the MovieLens and IMDb titles; a title stands for a movie id."""
+    from graph_store.load import load_snapshot
+    from tests.graph_store.neo4j_testing import small_tables, write_test_snapshot
+
+    load_snapshot(graph, write_test_snapshot(tmp_path / "snapshot", small_tables()), progress=False)
+    found = _run(graph, "find_movie", title="toy story")
+    assert [(r["movie_id"], r["title"]) for r in found] == [(10, "Toy Story")]
+    rows = _run(graph, "movie_neighbourhood", movie_id="Metropolis")
+    assert {r["name"] for r in rows} == {"Fritz Lang", "Brigitte Helm", "Sci-Fi"}
+    assert rows == _run(graph, "movie_neighbourhood", movie_id=30)
+    assert _run(graph, "find_movie", title='Metro"polis: \\ (1927)') == []  # Lucene syntax is inert
+    with pytest.raises(CinegraphError, match="movie_id='Nothing Like It': no movie title matches"):
+        _run(graph, "movie_neighbourhood", movie_id="Nothing Like It")
 
 
 def test_load_query_from_path_and_missing_parameter(tmp_path: Path) -> None:
