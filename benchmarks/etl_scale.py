@@ -155,7 +155,30 @@ def run_etl(mirror: Path, out: Path, variant: str, memory_limit: str | None = No
         result["match"] = data["match"]
         result["rows"] = {s["file"]: s["rows"] for s in data["sources"]}
         result["counts"] = data["counts"]
+        result["wrong"] = wrong_matches(out / "warehouse.duckdb")
     return result
+
+
+# Fuzzy matches that disagree with links.csv, by why the wrong title could win.
+WRONG_SQL = """
+    SELECT CASE WHEN t.tconst IS NULL THEN 'true title not staged (not a film type)'
+                WHEN lower(g.primary_title) <> lower(t.primary_title) AND lower(g.original_title) <> lower(t.primary_title)
+                THEN 'winner matched through an aka' WHEN g.start_year <> t.start_year THEN 'homonym of another year'
+                ELSE 'homonym of the same year' END AS kind, count(*) AS n
+    FROM match_decisions d JOIN stg_ml_links l ON l.movie_id = d.movie_id
+    JOIN stg_imdb_titles g ON g.tconst = d.tconst LEFT JOIN stg_imdb_titles t ON t.tconst = l.tconst
+    WHERE d.method = 'fuzzy' AND d.tconst <> l.tconst GROUP BY kind ORDER BY n DESC, kind"""
+
+
+def wrong_matches(warehouse: Path) -> dict[str, int]:
+    """Wrong fuzzy matches by kind, read from a finished run's warehouse."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return dict(con.execute(WRONG_SQL).fetchall())
+    finally:
+        con.close()
 
 
 def _children_maxrss() -> int:
@@ -198,6 +221,11 @@ def report(results: dict[str, dict[str, Any]], variant: str, seed: int, machine:
             f"| {ev.get('truth_pairs', 0):,} | {(r.get('match') or {}).get('review', 0):,} "
             f"| {'ok' if r['rc'] == 0 else 'FAILED: ' + r.get('error', '')[:80]} |"
         )
+    lines += ["", "Wrong fuzzy matches (vs links.csv) by kind:", ""]
+    for r in runs:
+        wrong = r.get("wrong")
+        kinds = ", ".join(f"{k} {n}" for k, n in wrong.items()) if wrong else "none" if wrong == {} else "-"
+        lines.append(f"- scale {_label(r)}: {kinds}")
     default = [r for r in runs if not r.get("memory_limit")]
     if len(default) > 1:
         lines += ["", "Growth from one scale to the next (default limit; x rows in, x wall, x peak RSS):", ""]

@@ -65,6 +65,7 @@ class MatchConfig(BaseModel):
     type_penalty: dict[str, float] = Field({"movie": 0.0, "tvMovie": 1.0, "video": 1.0}, description="ranking points lost per IMDb title type")
     other_type_penalty: float = Field(4.0, description="for title types not listed above (short, tvSpecial, ...)")
     derived_penalty: float = Field(5.0, ge=0, description="score lost when only a colon half matched")
+    aka_penalty: float = Field(3.0, ge=0, description="score lost when only an a.k.a. title matched")
     vote_weight: float = Field(1.0, ge=0, description="ranking points per tenfold IMDb votes: popular homonyms win")
     tie_window: float = Field(0.5, ge=0, description="another title ranked this close (even a homonym): review")
     scorer: Literal["ratio", "token_sort_ratio"] = Field("ratio", description="rapidfuzz scorer on normalised titles")
@@ -95,13 +96,16 @@ class MatchReport(BaseModel):
 
 
 def candidate_titles_sql(with_akas: bool) -> Step:
-    """Every spelling of every staged title: primary, original and (when staged) a.k.a. titles."""
-    akas = ("UNION SELECT a.tconst, a.title FROM stg_imdb_akas a SEMI JOIN stg_imdb_titles t "
+    """Every spelling of every staged title: primary, original and (when staged) a.k.a. titles,
+    flagged ``aka`` when it is only an a.k.a. title."""
+    akas = ("UNION ALL SELECT a.tconst, a.title, true FROM stg_imdb_akas a SEMI JOIN stg_imdb_titles t "
             "ON a.tconst = t.tconst WHERE a.title IS NOT NULL") if with_akas else ""
     sql = f"""
-        SELECT tconst, primary_title AS title FROM stg_imdb_titles WHERE primary_title IS NOT NULL
-        UNION SELECT tconst, original_title FROM stg_imdb_titles WHERE original_title IS NOT NULL
-        {akas}"""
+        SELECT tconst, title, bool_and(aka) AS aka FROM (
+            SELECT tconst, primary_title AS title, false AS aka FROM stg_imdb_titles WHERE primary_title IS NOT NULL
+            UNION ALL SELECT tconst, original_title, false FROM stg_imdb_titles WHERE original_title IS NOT NULL
+            {akas})
+        GROUP BY tconst, title"""
     return Step(sql, "match_candidate_titles")
 
 
@@ -129,10 +133,10 @@ def spelled_sql() -> Step:
     """Each candidate title's normalised spellings with its start year, once, sorted by year so the
     scorer's per-year reads touch few row groups."""
     sql = """
-        SELECT DISTINCT i.start_year AS year, n.norm, n.key, n.derived, c.tconst FROM match_candidate_titles c
-        JOIN match_title_norms n ON n.title = c.title
+        SELECT i.start_year AS year, n.norm, n.key, n.derived, c.tconst, bool_and(c.aka) AS aka
+        FROM match_candidate_titles c JOIN match_title_norms n ON n.title = c.title
         JOIN match_candidate_info i ON i.tconst = c.tconst WHERE n.norm <> ''
-        ORDER BY year, norm, tconst, derived"""
+        GROUP BY ALL ORDER BY year, norm, tconst, derived"""
     return Step(sql, "match_spelled")
 
 
@@ -142,16 +146,19 @@ BLOCK_CHOICES_SQL = """
     GROUP BY ALL ORDER BY len, norm, derived"""
 
 
-def pairs_sql(year_tolerance: int) -> Step:
+def pairs_sql(year_tolerance: int, aka_penalty: float) -> Step:
     """Scored spellings back to titles: a dated movie's hit names every title within ±tol years
-    spelled that way; an undated movie's pairs were scored per title already (``match_key_pairs``)."""
+    spelled that way; an undated movie's pairs were scored per title already (``match_key_pairs``).
+    A spelling that is only one of a title's a.k.a. titles loses ``aka_penalty``: a popular film
+    whose foreign alias equals this title must not outrank the film of that name."""
     sql = """
-        SELECT h.movie_id, s.norm, s.tconst, h.score FROM match_hits h
-        JOIN match_movies m ON m.movie_id = h.movie_id
-        JOIN match_spelled s ON s.norm = h.norm AND s.derived = h.derived
-             AND s.year BETWEEN m.year - $tol AND m.year + $tol
-        UNION ALL SELECT movie_id, norm, tconst, score FROM match_key_pairs"""
-    return Step(sql, "match_pairs", {"tol": year_tolerance})
+        SELECT movie_id, norm, tconst, score - $aka_penalty * aka::INTEGER AS score FROM (
+            SELECT h.movie_id, s.norm, s.tconst, h.score, s.aka FROM match_hits h
+            JOIN match_movies m ON m.movie_id = h.movie_id
+            JOIN match_spelled s ON s.norm = h.norm AND s.derived = h.derived
+                 AND s.year BETWEEN m.year - $tol AND m.year + $tol
+            UNION ALL SELECT movie_id, norm, tconst, score, aka FROM match_key_pairs)"""
+    return Step(sql, "match_pairs", {"tol": year_tolerance, "aka_penalty": aka_penalty})
 
 
 def scored_sql(config: MatchConfig) -> Step:
@@ -416,7 +423,7 @@ def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> None:
                       "derived": pa.array([], pa.bool_()), "score": pa.array([], pa.float64())})  # fmt: skip
     _register(con, "match_hits", pa.concat_tables([empty, *hits]).combine_chunks())
     _register(con, "match_key_pairs", _score_undated(con, config, scorer, cutoff))
-    _run_temp(con, [pairs_sql(config.year_tolerance)])
+    _run_temp(con, [pairs_sql(config.year_tolerance, config.aka_penalty)])
     log.info("scored %d cells in %d year blocks, kept %d spellings", cells, len(year_starts),
              sum(t.num_rows for t in hits))  # fmt: skip
 
@@ -424,7 +431,7 @@ def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> None:
 def _score_undated(con: duckdb.DuckDBPyConnection, config: MatchConfig, scorer: object, cutoff: float) -> pa.Table:
     """Undated movies against every title sharing one of their title keys (any year), pair by pair."""
     pairs = con.sql("""
-        SELECT q.movie_id, q.norm AS query, q.derived AS query_derived, s.norm, s.derived, s.tconst
+        SELECT q.movie_id, q.norm AS query, q.derived AS query_derived, s.norm, s.derived, s.tconst, s.aka
         FROM match_queries q JOIN match_spelled s ON s.key = q.key WHERE q.block < 0
         ORDER BY q.movie_id, s.tconst, s.norm, q.norm""").to_arrow_table()
     score = process.cpdist(pairs["query"].to_pylist(), pairs["norm"].to_pylist(), scorer=scorer, processor=None,
@@ -433,7 +440,7 @@ def _score_undated(con: duckdb.DuckDBPyConnection, config: MatchConfig, scorer: 
     score = score - config.derived_penalty * derived
     keep = pa.array(score >= cutoff)
     return pa.table({"movie_id": pairs["movie_id"], "norm": pairs["norm"], "tconst": pairs["tconst"],
-                     "score": pa.array(score, pa.float64())}).filter(keep)  # fmt: skip
+                     "score": pa.array(score, pa.float64()), "aka": pairs["aka"]}).filter(keep)  # fmt: skip
 
 
 def read_overrides(con: duckdb.DuckDBPyConnection, path: Path) -> pa.Table:

@@ -87,6 +87,18 @@ def test_akas_are_candidates_when_staged(con: duckdb.DuckDBPyConnection, tmp_pat
     assert decisions(con)[1] == (("tt01", "fuzzy") if with_akas else (None, "none"))
 
 
+@pytest.mark.parametrize(("aka_penalty", "expected"), [(0.0, "tt01"), (3.0, "tt02")])
+def test_aka_match_yields_to_the_film_of_that_name(con: duckdb.DuckDBPyConnection, tmp_path: Path,
+                                                   aka_penalty: float, expected: str) -> None:
+    """A popular film a year off whose foreign alias equals the title loses to the film of that name
+    once an alias counts less than a title's own name (without the penalty its votes win)."""
+    stage(con, [(1, "Berka, The (2011)")],
+          [("tt01", "movie", "Kanorro Polka", "Kanorro Polka", 2012, 500_000),
+           ("tt02", "movie", "The Berka", "The Berka", 2011, 300)], akas=[("tt01", "The Berka")])
+    run(con, tmp_path, aka_penalty=aka_penalty)
+    assert decisions(con)[1] == (expected, "fuzzy")
+
+
 @pytest.mark.parametrize(("tolerance", "expected"), [(0, None), (1, "tt01"), (2, "tt01")])
 @pytest.mark.parametrize("offset", [-1, 1])
 def test_year_tolerance(con: duckdb.DuckDBPyConnection, tmp_path: Path, tolerance: int, expected: str | None,
@@ -237,7 +249,8 @@ def test_candidate_and_block_steps(con: duckdb.DuckDBPyConnection, tmp_path: Pat
     warehouse.run_steps(con, [match.candidate_titles_sql(True), match.candidate_info_sql(),
                               match.needed_titles_sql(1, all_titles=False)])
     assert sorted(con.execute("SELECT * FROM match_candidate_titles").fetchall()) == [
-        ("tt01", "HEAT"), ("tt01", "Heat"), ("tt01", "Hitze"), ("tt02", "Heat"), ("tt03", "Heat")]
+        ("tt01", "HEAT", False), ("tt01", "Heat", False), ("tt01", "Hitze", True), ("tt02", "Heat", False),
+        ("tt03", "Heat", False)]
     assert sorted(con.execute("SELECT title FROM match_needed_titles").fetchall()) == [("HEAT",), ("Heat",), ("Hitze",)]
     match._stage_title_norms(con, batch_rows=2)  # two hash slices: the batches add up to every title
     warehouse.run_steps(con, [match.spelled_sql()])
