@@ -23,7 +23,7 @@ class EtlConfig(BaseModel):
     mirror: str | None = Field(None, description="directory or http(s) URL in the mirror layout; empty: the official sites")
     movielens_base: str | None = Field(None, title="MovieLens base", description="MovieLens base URL or directory; wins over mirror")
     imdb_base: str | None = Field(None, title="IMDb base", description="IMDb base URL or directory; wins over mirror")
-    match: MatchConfig = Field(default_factory=MatchConfig, description="title matching: mode links|fuzzy, threshold, margin, ...")
+    match: MatchConfig = Field(default_factory=MatchConfig, title="Title matching", description="title matching: mode links|fuzzy, threshold, margin, ...")
     overrides: Path | None = Field(None, description="CSV movieId -> tconst (or none), always honoured")
     max_reject_fraction: float = Field(0.01, ge=0, le=1, title="Max reject fraction", description="fail when a file rejects more rows")
     max_extract_bytes: int = Field(DEFAULT_MAX_EXTRACT_BYTES, gt=0, description="cap on the unzipped variant")

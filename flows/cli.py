@@ -12,7 +12,11 @@ from pathlib import Path
 from graph_store.errors import CinegraphError
 
 Handler = Callable[[argparse.Namespace], int]
-DEMO_PREFECT_SETTINGS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_LOGGING_LEVEL": "WARNING"}
+DEMO_PREFECT_SETTINGS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry heartbeat racing the run for SQLite
+    "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # a busy 2-core machine needs more than 20 s
+}
 
 
 def _add_commands(sub: argparse._SubParsersAction) -> None:
@@ -143,8 +147,7 @@ def _cmd_etl(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import os
 
-    # Before Prefect loads its settings: the temporary server the demo may start sends no
-    # telemetry (its heartbeat raced the run for the SQLite file) and logs only warnings.
+    # Before Prefect loads its settings: how the temporary server the demo may start behaves.
     for name, value in DEMO_PREFECT_SETTINGS.items():
         os.environ.setdefault(name, value)
     from flows.pipeline import run_demo

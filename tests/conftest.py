@@ -95,7 +95,7 @@ def chromium() -> Iterator[object]:
     import shutil
 
     executable = os.environ.get("CHROMIUM") or next(filter(None, map(shutil.which, CHROMIUM_CANDIDATES)), None)
-    if executable is None:
+    if executable is None or not os.access(executable, os.X_OK):
         pytest.skip("no Chromium found (apt-get install chromium, or set CHROMIUM=/path/to/chromium)")
     try:
         from playwright.sync_api import sync_playwright

@@ -52,3 +52,31 @@ def test_parameter_schemas_render_the_forms() -> None:
 def test_a_bad_cron_is_refused() -> None:
     with pytest.raises(CinegraphError, match="refresh-cron"):
         build_deployments("every day")
+
+
+def test_serve_mirror_and_out_are_the_deployment_defaults(tmp_path) -> None:
+    deployments = {d.name: d for d in build_deployments(mirror="/srv/mirror", out=tmp_path / "out")}
+    out = str(tmp_path / "out")
+    assert deployments["etl-refresh"].parameters == {"params": {"out": out, "mirror": "/srv/mirror"}}
+    assert deployments["train"].parameters == {"params": {"snapshot": f"{out}/snapshot", "out": f"{out}/runs"}}
+    assert deployments["pipeline"].parameters["params"]["refresh"]["mirror"] == "/srv/mirror"
+    assert "mirror" not in build_deployments(out=tmp_path)[0].parameters["params"]  # official sites
+
+
+def test_form_schema_explains_every_field_and_shows_no_null() -> None:
+    schemas = {d.name: _schema(d) for d in build_deployments()}
+    for schema in schemas.values():
+        text = str(schema)
+        assert "'null'" not in text and "None" not in text  # no `Property is type "None"` in the form
+        for name, model in schema["definitions"].items():
+            for field, spec in model["properties"].items():
+                assert spec.get("title") and spec.get("description"), f"{name}.{field}"
+    train = schemas["train"]
+    fields = _props(train, "params")
+    assert fields["write_back"]["enum"] == [True, False] and "default" not in fields["write_back"]
+    model = train["definitions"]["TrainConfig"]["properties"]
+    assert model["device"]["enum"] == ["cpu", "cuda"] and model["ks"]["uniqueItems"] is True
+    assert model["gcn_weights"]["additionalProperties"]["minimum"] == 0
+    assert fields["seeds"]["uniqueItems"] is True and fields["seeds"]["items"]["minimum"] == 0
+    subgraph = train["definitions"]["ExportFilter"]["properties"]
+    assert "KNOWN_FOR" in subgraph["edge_types"]["items"]["enum"] and "Person" in subgraph["node_types"]["items"]["enum"]

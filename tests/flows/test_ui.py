@@ -103,11 +103,20 @@ def test_custom_run_form_explains_every_field_and_creates_a_valid_run(
     assert "write_back" not in params  # left empty: decided by the run
 
 
-def test_an_invalid_device_is_refused_at_submit(prefect_server: str, train_deployment: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [({"model": {"device": "gpu"}}, "'gpu' is not one of ['cpu', 'cuda']"),
+     ({"seeds": [1, 1]}, "[1, 1] has non-unique elements"),
+     ({"subgraph": {"edge_types": ["LIKED"]}}, "'LIKED' is not one of ['RATED'"),
+     ({"model": {"hgt_weights": {"genre": -1}}}, "-1 is less than the minimum of 0"),
+     ({"run_name": ".."}, "does not match"),
+     ({"model": {"ks": [0, -3]}}, "is less than the minimum of 1")],
+)  # fmt: skip
+def test_invalid_parameters_are_refused_at_submit(
+    prefect_server: str, train_deployment: str, params: dict, reason: str
+) -> None:
     before = len(_runs(prefect_server, train_deployment))
-    bad = {"parameters": {"params": {"model": {"device": "gpu"}, "seeds": [1, 1]}}}
     with pytest.raises(urllib.error.HTTPError) as info:
-        _api(prefect_server, f"/deployments/{train_deployment}/create_flow_run", bad)
-    reason = info.value.read().decode()
-    assert info.value.code == 409 and "'gpu' is not one of ['cpu', 'cuda']" in reason
+        _api(prefect_server, f"/deployments/{train_deployment}/create_flow_run", {"parameters": {"params": params}})
+    assert info.value.code == 409 and reason in info.value.read().decode()
     assert len(_runs(prefect_server, train_deployment)) == before

@@ -75,6 +75,17 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
     assert f"--port {port}" in _one_line(info) and "already in use" in str(info.value)
 
 
+def test_browser_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind((server.HOST, 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(CinegraphError) as info:
+            server.start(tmp_path / "home", free_port(), password=PRIVATE_PASSWORD, browser_port=port)
+    assert f"--browser-port {port}" in _one_line(info) and "already in use" in str(info.value)
+    assert not (tmp_path / "home" / server.PID_FILE).exists()
+
+
 @pytest.mark.parametrize(("password", "message"), [("", "NEO4J_PASSWORD is not set"), ("short", "at least 8")])
 def test_start_needs_a_password(tmp_path: Path, password: str, message: str) -> None:
     with pytest.raises(CinegraphError, match=message):
