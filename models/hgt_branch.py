@@ -8,7 +8,6 @@ from torch import Tensor, nn
 from torch_geometric.nn import HGTConv
 
 from graph_store.schema import MOVIE, USER, Metadata
-from models.gcn_branch import bpr_loss
 
 
 class _HGTConv(HGTConv):
@@ -142,8 +141,6 @@ class MultiTaskHGT(nn.Module):
     @staticmethod
     def genre_loss(logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(logits[mask], labels[mask])
-
-    recommendation_loss = staticmethod(bpr_loss)
 
     @torch.no_grad()
     def recommend(self, z_user: Tensor, z_movie: Tensor, users: Tensor, k: int = 20) -> Tensor:
