@@ -81,6 +81,9 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, default=None, help="TrainConfig as JSON (default: the defaults)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the config's device")
     p.add_argument("--models", default=None, help="comma-separated subset of the models (default: all)")
+    p.add_argument("--protocol", choices=("warm", "cold-items", "both"), default="warm",
+                   help="warm: held-out ratings of known movies; cold-items: 15%% of movies are new "
+                        "(no rating or tag in the input), ranked by content; both: one after the other")
     p.set_defaults(func=_cmd_benchmark)
 
 
@@ -134,12 +137,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from models.benchmark import MODELS, benchmark
+    from models.benchmark import MODELS, PROTOCOLS, benchmark
     from models.config import load_config
 
     config = load_config(args.config, device=args.device)
     models = tuple(args.models.split(",")) if args.models else MODELS
-    benchmark(args.snapshot, args.out, args.seeds, config, models)
+    protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
+    benchmark(args.snapshot, args.out, args.seeds, config, models, protocols)
     print(args.out / "report.md")
     return 0
 

@@ -1,9 +1,11 @@
-"""``cinegraph benchmark``: every model of issue 4 §9 and the fused one, on the same splits.
+"""``cinegraph benchmark``: the fused model, its branches and ablations beside the baselines, on
+the same splits, under the warm protocol or the item cold-start protocol (``models/data.py``).
 
 Per seed the data is prepared once (the MovieLens-only ablation prepares its own graph and is
 checked to hold the very same splits). The branches pretrained for ``gcn_branch`` and
 ``hgt_branch`` are the ones ``fused`` and ``fused_concat`` fine-tune (each from its own copy), so
-the ablation isolates the fusion. Writes ``results.json``, ``report.md`` and curve PNGs.
+the ablation isolates the fusion. Each protocol writes ``<out>/<protocol>/results.json`` and its
+curve PNGs; ``<out>/report.md`` covers every protocol whose results are in ``<out>``.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from models.train import finetune, plot_curves, pretrain, train_fused
 log = logging.getLogger(__name__)
 
 MODELS = (
-    "fused", "popularity", "mf_bpr", "lightgcn", "gcn_branch", "hgt_branch", "fused_concat",
-    "fused_no_imdb", "fused_single_task",
+    "fused", "popularity", "mf_bpr", "lightgcn", "ease", "gcn_branch",
+    "hgt_branch", "fused_concat", "fused_no_imdb", "fused_single_task",
 )
+PROTOCOLS = ("warm", "cold-items")
 RESULTS_FILE, REPORT_FILE = "results.json", "report.md"
 
 
@@ -118,6 +121,7 @@ def _timed(results: dict[str, RunResult], seconds: dict[str, float], device: str
 def run_seed(tables: dict[str, pa.Table], config: TrainConfig, seed: int, out_dir: Path,
              models: tuple[str, ...] = MODELS) -> tuple[dict[str, RunResult], dict[str, float]]:
     """Every selected model on the splits of ``seed``; returns results and train seconds."""
+    from models.ease import train_ease
     from models.lightgcn import train_lightgcn
     from models.mf_bpr import train_mf_bpr
     from models.popularity import train_popularity
@@ -126,7 +130,8 @@ def run_seed(tables: dict[str, pa.Table], config: TrainConfig, seed: int, out_di
     data = prepare_data(tables, cfg.data, seed).to(dev)
     results: dict[str, RunResult] = {}
     seconds: dict[str, float] = {}
-    baselines = {"popularity": train_popularity, "mf_bpr": train_mf_bpr, "lightgcn": train_lightgcn}
+    baselines = {"popularity": train_popularity, "mf_bpr": train_mf_bpr, "lightgcn": train_lightgcn,
+                 "ease": train_ease}
     for name, fn in baselines.items():
         if name in models:
             _timed(results, seconds, dev, name, lambda fn=fn: fn(data, None, seed, dev))
@@ -195,8 +200,11 @@ def aggregate(per_seed: list[dict[str, RunResult]], seconds: list[dict[str, floa
 def write_results(out_dir: Path, per_seed: list[dict[str, RunResult]], seconds: list[dict[str, float]],
                   *, seeds: list[int], config: TrainConfig, speed: dict, snapshot: str,
                   wall_seconds: float) -> dict:  # fmt: skip
-    """Write results.json and report.md for the seeds run so far; returns the summary they hold."""
+    """Write ``<protocol>/results.json`` for the seeds run so far and ``report.md`` over every
+    protocol with results in ``out_dir``; returns the summary written."""
+    protocol = config.data.protocol
     summary = {
+        "protocol": protocol,
         "models": aggregate(per_seed, seconds),
         "seeds": seeds,
         "device": config.device,
@@ -206,19 +214,33 @@ def write_results(out_dir: Path, per_seed: list[dict[str, RunResult]], seconds: 
         "snapshot": snapshot,
         "config": config.model_dump(mode="json"),
     }
-    (out_dir / RESULTS_FILE).write_text(json.dumps(summary, indent=2))
-    write_report(summary, out_dir / REPORT_FILE)
+    (out_dir / protocol).mkdir(parents=True, exist_ok=True)
+    (out_dir / protocol / RESULTS_FILE).write_text(json.dumps(summary, indent=2))
+    write_report(read_results(out_dir), out_dir / REPORT_FILE)
     return summary
 
 
+def read_results(out_dir: Path) -> dict[str, dict]:
+    """``{protocol: summary}`` of the protocols with a ``results.json`` in ``out_dir``."""
+    return {
+        p: json.loads((out_dir / p / RESULTS_FILE).read_text())
+        for p in PROTOCOLS
+        if (out_dir / p / RESULTS_FILE).exists()
+    }
+
+
 def benchmark(snapshot_dir: Path, out_dir: Path, seeds: int = 3, config: TrainConfig | None = None,
-              models: tuple[str, ...] = MODELS) -> dict:
-    """Run the benchmark on a snapshot; writes results.json, report.md and curves into out_dir."""
+              models: tuple[str, ...] = MODELS, protocols: tuple[str, ...] = ("warm",)) -> dict:
+    """Run the benchmark on a snapshot under each protocol; writes ``<protocol>/results.json``,
+    curves and ``report.md`` into out_dir. Returns ``{protocol: summary}``."""
     from graph_store.snapshot_io import read_snapshot
 
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         raise CinegraphError(f"--models: unknown {unknown}; known: {list(MODELS)}")
+    bad = sorted(set(protocols) - set(PROTOCOLS))
+    if bad or not protocols:
+        raise CinegraphError(f"--protocol: unknown {bad or protocols}; known: {list(PROTOCOLS)}")
     if seeds < 1:
         raise CinegraphError(f"--seeds {seeds}: need at least 1")
     config = config or TrainConfig()
@@ -228,19 +250,34 @@ def benchmark(snapshot_dir: Path, out_dir: Path, seeds: int = 3, config: TrainCo
         torch.set_num_threads(config.num_threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = read_snapshot(snapshot_dir)
+    done = {}
+    for protocol in protocols:
+        cfg = config.model_copy(
+            update={"data": config.data.model_copy(update={"protocol": protocol})}
+        )
+        done[protocol] = _benchmark_protocol(tables, cfg, seeds, out_dir, models, str(snapshot_dir))
+    return done
+
+
+def _benchmark_protocol(tables: dict[str, pa.Table], config: TrainConfig, seeds: int, out_dir: Path,
+                        models: tuple[str, ...], snapshot: str) -> dict:  # fmt: skip
+    protocol_dir = out_dir / config.data.protocol
+    protocol_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     speed = propagation_speed(prepare_data(tables, config.data, 0).to(config.device), config)
     log.info("propagation: gcn branch %.4fs vs LightGCN %.4fs per fwd+bwd (ratio %.2f)",
              speed["gcn_branch_s"], speed["lightgcn_s"], speed["ratio"])
     per_seed, seconds = [], []
     for seed in range(seeds):  # results and report are rewritten after each seed
-        results, secs = run_seed(tables, config, seed, out_dir, models)
+        results, secs = run_seed(tables, config, seed, protocol_dir, models)
         per_seed.append(results)
         seconds.append(secs)
         for name, r in results.items():
-            plot_curves(r.history, f"{name} seed {seed}", out_dir / f"curves_{name}_seed{seed}.png")
-        summary = write_results(out_dir, per_seed, seconds, seeds=list(range(seed + 1)), config=config,
-                                speed=speed, snapshot=str(snapshot_dir),
+            plot_curves(r.history, f"{name} seed {seed}",
+                        protocol_dir / f"curves_{name}_seed{seed}.png")
+        summary = write_results(out_dir, per_seed, seconds, seeds=list(range(seed + 1)),
+                                config=config, speed=speed, snapshot=snapshot,
                                 wall_seconds=time.perf_counter() - t0)  # fmt: skip
-    log.info("benchmark done in %.0fs: %s", summary["wall_seconds"], out_dir)
+    log.info("benchmark (%s) done in %.0fs: %s", config.data.protocol, summary["wall_seconds"],
+             out_dir)
     return summary

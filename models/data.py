@@ -7,6 +7,11 @@
   RATED edge except the validation and test pairs, so message passing sees training positives and
   non-positive ratings only; TAGGED edges of held-out pairs are dropped too (a tag shows the user
   watched the movie). Rating strength is kept as the edge weight (interaction intensity).
+* **Item cold start** (``protocol="cold-items"``). A seeded ``cold_item_frac`` of the movies
+  with positives are new: every RATED and TAGGED edge of theirs leaves the model input and their
+  positives are split at random between validation and test (the other movies keep the per-user
+  split above, drawn exactly as in the warm protocol). Their IMDb edges, features and genre edges
+  stay: content is known at release. ``cold_items`` marks them.
 * **Classification.** MovieLens genres are multi-label targets; movies with at least one genre are
   split 60/20/20. The graph keeps IN_GENRE edges of training movies only, and no genre property
   is ever a feature, so no validation or test movie's genres are reachable from the input.
@@ -77,6 +82,8 @@ class DataConfig(BaseModel):
     genre_valid_frac: float = Field(0.2, ge=0.0, lt=1.0)  # share of genre-labelled movies
     genre_test_frac: float = Field(0.2, ge=0.0, lt=1.0)
     include_imdb: bool = True  # False: MovieLens-only graph (ablation)
+    protocol: Literal["warm", "cold-items"] = "warm"  # cold-items: some movies are new items
+    cold_item_frac: float = Field(0.15, gt=0.0, lt=1.0)  # share of movies with positives made new
 
     @model_validator(mode="after")
     def _fractions(self) -> DataConfig:
@@ -110,6 +117,9 @@ class PreparedData:
     test_edges: Tensor  # [2, E_test]
     train_weight: Tensor  # [E_graph_rated]
     seen_edges: Tensor  # [2, E_graph_rated]
+    cold_items: Tensor  # [num_movies] bool: new items of the cold-items protocol
+    movie_tags: Tensor  # [2, T] (movie index, index in tag_names) of the input's TAGGED edges
+    tag_names: list[str]
     genre_labels: Tensor  # [num_movies, num_genres] float 0/1
     genre_masks: dict[str, Tensor]  # split -> [num_movies] bool
     user_ids: list
@@ -171,6 +181,34 @@ def _split_per_user(
     labels = np.empty_like(labels_sorted)
     labels[idx] = labels_sorted
     return labels
+
+
+def _cold_items(movies: np.ndarray, num_movies: int, frac: float, seed: int) -> Tensor:
+    """[num_movies] bool: a seeded ``frac`` of the movies among ``movies`` (those with positives)
+    drawn as new items; its own random stream, so the warm split's draws are unchanged."""
+    candidates = np.unique(movies)
+    n = int(round(candidates.size * frac))
+    picked = np.random.default_rng([seed, 2]).choice(candidates, size=n, replace=False)
+    cold = torch.zeros(num_movies, dtype=torch.bool)
+    cold[torch.from_numpy(picked)] = True
+    return cold
+
+
+def _movie_tags(table: pa.Table | None, movies: Tensor, keep: Tensor) -> tuple[Tensor, list[str]]:
+    """(movie index, tag index) pairs ``[2, T]`` of the kept TAGGED rows (edge order is table row
+    order), tags lower-cased and stripped, and the tag vocabulary."""
+    if table is None or table.num_rows == 0 or "tag" not in table.column_names:
+        return torch.zeros(2, 0, dtype=torch.long), []
+    text = [
+        (t or "").strip().lower()
+        for t, k in zip(table.column("tag").to_pylist(), keep.tolist(), strict=True)
+        if k
+    ]
+    names = sorted({t for t in text if t})
+    index = {t: i for i, t in enumerate(names)}
+    rows = [(int(m), index[t]) for m, t in zip(movies[keep].tolist(), text, strict=True) if t]
+    pairs = torch.tensor(rows, dtype=torch.long).t() if rows else torch.zeros(2, 0, dtype=torch.long)
+    return pairs.reshape(2, -1), names
 
 
 def _standardise_with_flags(columns: list[Tensor]) -> Tensor:
@@ -270,21 +308,27 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
         ts = np.nan_to_num(rated[TIMESTAMP].numpy()[positive].astype(np.float64), nan=-np.inf)
         order = np.empty(users.size, dtype=np.int64)  # time rank, ties broken by movie index
         order[np.lexsort((pos_index[1].numpy(), ts))] = np.arange(users.size)
-    labels = torch.from_numpy(_split_per_user(users, order, config.valid_frac, config.test_frac))
+    cold = torch.zeros(num_movies, dtype=torch.bool)
+    if config.protocol == "cold-items":
+        cold = _cold_items(pos_index[1].numpy(), num_movies, config.cold_item_frac, seed)
+    new = cold[pos_index[1]].numpy()  # [P] positives of new items
+    labels = np.zeros(users.size, dtype=np.int64)
+    labels[~new] = _split_per_user(users[~new], order[~new], config.valid_frac, config.test_frac)
+    labels[new] = 1 + (np.random.default_rng([seed, 3]).random(int(new.sum())) < 0.5)
+    labels = torch.from_numpy(labels)
     train_edges, valid_edges, test_edges = (pos_index[:, labels == s] for s in range(3))
 
     held_out = np.concatenate(
         [_pair_keys(valid_edges, num_movies), _pair_keys(test_edges, num_movies)]
     )
-    _filter_edges(
-        graph, RATED, torch.from_numpy(~np.isin(_pair_keys(rated.edge_index, num_movies), held_out))
-    )
+    keep_rated = ~np.isin(_pair_keys(rated.edge_index, num_movies), held_out)
+    _filter_edges(graph, RATED, torch.from_numpy(keep_rated) & ~cold[rated.edge_index[1]])
     tagged = graph[TAGGED.triplet]
-    _filter_edges(
-        graph,
-        TAGGED,
-        torch.from_numpy(~np.isin(_pair_keys(tagged.edge_index, num_movies), held_out)),
-    )
+    keep_tagged = torch.from_numpy(
+        ~np.isin(_pair_keys(tagged.edge_index, num_movies), held_out)
+    ) & ~cold[tagged.edge_index[1]]  # [E_tagged], in table row order
+    movie_tags, tag_names = _movie_tags(tables.get(TAGGED.rel), tagged.edge_index[1], keep_tagged)
+    _filter_edges(graph, TAGGED, keep_tagged)
     rated = graph[RATED.triplet]
     train_weight = rated[RATING] / float(pc.max(tables[RATED.rel].column(RATING)).as_py())
     rated.edge_weight = train_weight
@@ -320,10 +364,12 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
 
     seen_edges = graph[RATED.triplet].edge_index
     log.info(
-        "prepared data: %d users, %d movies, positives train/valid/test %d/%d/%d, "
-        "genre movies train/valid/test %d/%d/%d",
+        "prepared data (%s): %d users, %d movies (%d new), positives train/valid/test "
+        "%d/%d/%d, genre movies train/valid/test %d/%d/%d",
+        config.protocol,
         num_users,
         num_movies,
+        int(cold.sum()),
         train_edges.size(1),
         valid_edges.size(1),
         test_edges.size(1),
@@ -341,6 +387,9 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
         test_edges=test_edges,
         train_weight=train_weight,
         seen_edges=seen_edges,
+        cold_items=cold,
+        movie_tags=movie_tags,
+        tag_names=tag_names,
         genre_labels=genre_labels,
         genre_masks=genre_masks,
         user_ids=id_maps[USER.label],

@@ -11,6 +11,11 @@ all users and for three slices, by suffix:
 
 A slice keeps the full ranking and filters the ground truth; users without ground truth in the
 slice are left out of its averages (NaN when the slice is empty).
+
+Under the cold-items protocol (``data.cold_items`` marks the new movies) the headline metrics
+rank the new movies only against each other and count only their held-out positives (the standard
+cold-start evaluation); ``_cold_users`` is the same for cold users, and ``_all_movies`` ranks every
+movie (the hybrid view) with the new movies' positives as ground truth.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ log = logging.getLogger(__name__)
 COLD_USER_MAX = 5  # users with <= this many training positives are cold
 LONG_TAIL_MAX = 5  # movies with <= this many training positives are long-tail
 SLICES = ("", "_cold_users", "_long_tail", "_cold_items")
+COLD_SLICES = ("", "_cold_users", "_all_movies")  # under the cold-items protocol
 MONITOR = "ndcg@20"  # validation metric for early stopping and model selection
 
 
@@ -66,16 +72,21 @@ def peak_memory_mb(device: torch.device | str) -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
-def _slice_masks(data: PreparedData, truth: Tensor) -> dict[str, Tensor]:
-    """For each slice, which ground-truth pairs ``[2, G]`` it keeps."""
+def _slice_masks(data: PreparedData, truth: Tensor) -> dict[str, tuple[bool, Tensor]]:
+    """For each slice: whether it ranks the new movies only, and which ground-truth pairs
+    ``[2, G]`` it keeps."""
     train = data.train_edges.cpu()
     user_count = torch.bincount(train[0], minlength=data.num_users)
     item_count = torch.bincount(train[1], minlength=data.num_movies)
+    cold_user = user_count[truth[0]] <= COLD_USER_MAX
+    if data.config.protocol == "cold-items":
+        new = data.cold_items.cpu()[truth[1]]
+        return {"": (True, new), "_cold_users": (True, new & cold_user), "_all_movies": (False, new)}
     return {
-        "": torch.ones(truth.size(1), dtype=torch.bool),
-        "_cold_users": user_count[truth[0]] <= COLD_USER_MAX,
-        "_long_tail": item_count[truth[1]] <= LONG_TAIL_MAX,
-        "_cold_items": item_count[truth[1]] == 0,
+        "": (False, torch.ones(truth.size(1), dtype=torch.bool)),
+        "_cold_users": (False, cold_user),
+        "_long_tail": (False, item_count[truth[1]] <= LONG_TAIL_MAX),
+        "_cold_items": (False, item_count[truth[1]] == 0),
     }
 
 
@@ -98,15 +109,18 @@ def evaluate_ranking(
         split: which held-out positives are the ground truth.
         ks: cut-offs (default: ``(10, 20)``).
         batch_size: users scored at once (default: ``1024``).
-        slices: also report the ``_cold_users``, ``_long_tail``, ``_cold_items`` slices
-            (default: ``True``; training-time validation skips them).
+        slices: also report the slices (default: ``True``; training-time validation skips
+            them).
     """
     device = data.train_edges.device  # where the model and its data live
     truth = data.edges(split).cpu()  # [2, G]
     slice_masks = _slice_masks(data, truth)
+    if not slices:
+        slice_masks = {"": slice_masks[""]}
+    new_only = ~data.cold_items.cpu()  # [M] movies out of a new-items ranking
     seen = data.seen_edges.cpu()  # [2, S]
-    users = truth[0].unique()
-    meters = {name: RankingMetrics(ks) for name in (SLICES if slices else SLICES[:1])}
+    users = truth[0, slice_masks[""][1]].unique()
+    meters = {name: RankingMetrics(ks) for name in slice_masks}
     row_of = torch.full((data.num_users,), -1, dtype=torch.long)
     k = min(max(ks), data.num_movies)
     for batch in users.split(batch_size):
@@ -121,13 +135,18 @@ def evaluate_ranking(
             )
         in_batch = row_of[seen[0]] >= 0
         scores[row_of[seen[0, in_batch]], seen[1, in_batch]] = float("-inf")
-        top = scores.topk(k, dim=1).indices  # [B, k]
-        if k < max(ks):  # fewer movies than the cut-off: pad with an index no truth holds
-            top = torch.cat([top, top.new_full((B, max(ks) - k), data.num_movies)], dim=1)
+        tops = {}
+        for new in {new for new, _ in slice_masks.values()}:
+            masked = scores.masked_fill(new_only, float("-inf")) if new else scores
+            top = masked.topk(k, dim=1).indices  # [B, k]
+            if k < max(ks):  # fewer movies than the cut-off: pad with an index no truth holds
+                top = torch.cat([top, top.new_full((B, max(ks) - k), data.num_movies)], dim=1)
+            tops[new] = top
         t_in = row_of[truth[0]] >= 0
         for name, meter in meters.items():
-            keep = t_in & slice_masks[name]
-            meter.update(top, torch.stack([row_of[truth[0, keep]], truth[1, keep]]))
+            new, mask = slice_masks[name]
+            keep = t_in & mask
+            meter.update(tops[new], torch.stack([row_of[truth[0, keep]], truth[1, keep]]))
         row_of[batch] = -1
     out = {}
     for name, meter in meters.items():
@@ -192,4 +211,42 @@ def train_with_early_stopping(
         epoch_seconds=sum(seconds) / max(len(seconds), 1),
         peak_mem_mb=peak_memory_mb(device),
         config=config or {},
+    )
+
+
+def select_on_validation(
+    fit: Callable[[dict[str, Any]], Callable[[Tensor], Tensor]],
+    grid: list[dict[str, Any]],
+    data: PreparedData,
+    *,
+    name: str,
+    seed: int,
+    device: torch.device | str,
+    config: dict[str, Any],
+) -> RunResult:
+    """Fit a closed-form model once per ``grid`` point (``fit(params)`` returns its score
+    function), keep the point with the best validation ``ndcg@20``, evaluate it on valid and test.
+    ``history`` holds one row per grid point; ``config`` records the grid and the choice."""
+    if not grid:
+        raise ValueError(f"{name}: empty hyperparameter grid")
+    best, best_fn, best_params = float("-inf"), None, grid[0]
+    history: list[dict[str, float]] = []
+    for step, params in enumerate(grid, start=1):
+        t0 = time.perf_counter()
+        score_fn = fit(params)
+        seconds = time.perf_counter() - t0
+        score = evaluate_ranking(score_fn, data, "valid", ks=(20,), slices=False)[MONITOR]
+        history.append({"epoch": step, "loss": 0.0, "seconds": seconds, f"valid_{MONITOR}": score})
+        log.info("%s %s: valid %s %.4f (%.1fs)", name, params, MONITOR, score, seconds)
+        if score > best or best_fn is None:
+            best, best_fn, best_params = score, score_fn, params
+    return RunResult(
+        name=name,
+        seed=seed,
+        metrics=evaluate_ranking(best_fn, data, "test"),
+        valid_metrics=evaluate_ranking(best_fn, data, "valid"),
+        history=history,
+        epoch_seconds=sum(h["seconds"] for h in history) / len(history),
+        peak_mem_mb=peak_memory_mb(device),
+        config={**config, "selected": best_params},
     )

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-BASELINES = ("popularity", "mf_bpr", "lightgcn")
+BASELINES = ("popularity", "mf_bpr", "lightgcn", "ease")
 RANKING = [
     f"{m}@20{s}"
     for s in ("", "_cold_users", "_long_tail", "_cold_items")
@@ -43,11 +43,18 @@ def _verdict(fused: float, other: float, factor: float = 1.0) -> str:
     return f"{'YES' if yes else 'NO'} ({ratio:.2f}x)"
 
 
-def write_report(summary: dict[str, Any], path: Path) -> None:
+def write_report(results: dict[str, dict[str, Any]], path: Path) -> None:
+    """``report.md`` over ``{protocol: summary}``, one section per protocol."""
+    lines = ["# cinegraph benchmark\n"]
+    for protocol, summary in results.items():
+        lines += [f"# Protocol: {protocol}\n", *_protocol_lines(summary)]
+    path.write_text("\n".join(lines))
+
+
+def _protocol_lines(summary: dict[str, Any]) -> list[str]:
     models: dict[str, dict] = summary["models"]
     seeds, lines = summary["seeds"], []
     add = lines.append
-    add("# cinegraph benchmark\n")
     add(f"Snapshot `{summary['snapshot']}`, seeds {seeds}, device {summary['device']} "
         f"({summary['torch_threads']} torch threads), wall time {summary['wall_seconds']:.0f} s. "
         "Every figure is mean ± sample std over seeds, on the same splits per seed.\n")
@@ -128,4 +135,4 @@ def write_report(summary: dict[str, Any], path: Path) -> None:
         f"edges: GCN branch {p['gcn_branch_s'] * 1e3:.1f} ms, PyG LightGCN "
         f"{p['lightgcn_s'] * 1e3:.1f} ms, ratio {p['ratio']:.2f} (below 1: the branch is faster; "
         "measured in one run).\n")
-    path.write_text("\n".join(lines))
+    return lines

@@ -9,6 +9,7 @@ import torch
 from torch_geometric.nn.models import LightGCN
 
 from models.data import DataConfig, bpr_triples, prepare_data
+from models.ease import EASE, EASEConfig, train_ease
 from models.evaluate import evaluate_ranking
 from models.lightgcn import LightGCNConfig, LightGCNRecommender, train_lightgcn
 from models.mf_bpr import MFBPR, BPRConfig, train_mf_bpr
@@ -139,3 +140,25 @@ def test_baselines_train_on_cuda(data, random_ndcg: float, train, config) -> Non
     result = train(data, config(**FAST), seed=0, device="cuda")
     assert result.metrics["ndcg@20"] > 1.5 * random_ndcg
     assert result.peak_mem_mb > 0
+
+
+def test_ease_dual_equals_primal_and_has_a_zero_diagonal(data) -> None:
+    """The U x U Woodbury form gives the scores of the M x M closed form."""
+    users = torch.arange(data.num_users)
+    primal = EASE(data.num_users, data.num_movies, 5.0, dual=False).fit(data.train_edges)
+    dual = EASE(data.num_users, data.num_movies, 5.0, dual=True).fit(data.train_edges)
+    assert torch.allclose(primal.scores(users), dual.scores(users), atol=1e-4)
+    assert primal.weight.diagonal().abs().max() == 0.0
+    assert repr(dual) == "EASE(40, 60, lambda_=5.0, dual=True)"
+    with pytest.raises(ValueError, match="lambda_=0"):
+        EASE(3, 4, 0)
+
+
+def test_ease_picks_lambda_on_validation_and_beats_random(data, random_ndcg: float) -> None:
+    config = EASEConfig(lambdas=(1.0, 10.0, 1000.0))
+    result = train_ease(data, config, seed=0)
+    assert result.metrics["ndcg@20"] > 1.5 * random_ndcg
+    valid = [h["valid_ndcg@20"] for h in result.history]
+    assert len(valid) == 3
+    assert result.config["selected"] == {"lambda_": config.lambdas[valid.index(max(valid))]}
+    assert result.valid_metrics["ndcg@20"] == pytest.approx(max(valid))

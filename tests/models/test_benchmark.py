@@ -21,7 +21,8 @@ def test_benchmark_cli_on_a_tiny_snapshot(tiny_snapshot: Path, tmp_path: Path) -
     out = tmp_path / "bench"
     assert main(["benchmark", "--snapshot", str(tiny_snapshot), "--out", str(out), "--seeds", "2",
                  "--config", str(config)]) == 0
-    results = json.loads((out / "results.json").read_text())
+    results = json.loads((out / "warm" / "results.json").read_text())
+    assert results["protocol"] == "warm"
     assert set(results["models"]) == set(MODELS)
     for name, metrics in results["models"].items():
         for metric in ("ndcg@20", "recall@20", "ndcg@20_long_tail", "epoch_seconds"):
@@ -35,8 +36,8 @@ def test_benchmark_cli_on_a_tiny_snapshot(tiny_snapshot: Path, tmp_path: Path) -
     assert results["propagation"]["ratio"] > 0
     report = (out / "report.md").read_text()
     assert "ndcg@20 >= 1.05 x best baseline" in report and "per seed" in report
-    assert (out / "curves_fused_seed1.png").exists()
-    assert (out / "seed0" / "fused" / "fused.pt").exists()
+    assert (out / "warm" / "curves_fused_seed1.png").exists()
+    assert (out / "warm" / "seed0" / "fused" / "fused.pt").exists()
 
 
 def test_benchmark_rejects_unknown_models(tiny_snapshot: Path, tmp_path: Path) -> None:

@@ -20,6 +20,10 @@ def _pairs(edges: torch.Tensor) -> set[tuple[int, int]]:
     return set(map(tuple, edges.t().tolist()))
 
 
+def held_out_edges(data) -> torch.Tensor:
+    return torch.cat([data.valid_edges, data.test_edges], 1)
+
+
 @pytest.mark.parametrize("split", ["random", "temporal"])
 def test_split_sizes_and_disjointness(tiny_tables, split: str) -> None:
     data = prepare_data(tiny_tables, DataConfig(split=split), seed=0)
@@ -222,6 +226,54 @@ def test_real_snapshot_prepares_leak_free(real_snapshot: Path) -> None:
     ml = prepare_data(tables, DataConfig(include_imdb=False), seed=0)
     assert "Person" not in ml.graph.node_types and ml.graph["Movie"].x.shape == (9742, 2)
     assert torch.equal(ml.test_edges, data.test_edges)
+
+    cold = prepare_data(tables, DataConfig(protocol="cold-items"), seed=0)
+    new = cold.cold_items
+    movies_with_positives = torch.cat([data.train_edges, held_out_edges(data)], 1)[1].unique()
+    assert 0.14 < new.sum() / movies_with_positives.numel() < 0.16
+    for et in (s.RATED, s.TAGGED):
+        assert not new[cold.graph[et.triplet].edge_index[1]].any()
+        assert not new[cold.graph[et.reverse_triplet].edge_index[0]].any()
+    assert not new[cold.train_edges[1]].any() and not new[cold.movie_tags[0]].any()
+    assert new[cold.valid_edges[1]].sum() > 1000 and new[cold.test_edges[1]].sum() > 1000
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cold_items_have_no_user_edge_in_the_model_input(tiny_tables, seed: int) -> None:
+    """New movies: no RATED or TAGGED edge in either direction, no training positive, no seen
+    pair, no tag; every positive of theirs held out in valid or test; content edges kept."""
+    warm = prepare_data(tiny_tables, DataConfig(), seed=seed)
+    data = prepare_data(tiny_tables, DataConfig(protocol="cold-items"), seed=seed)
+    cold = data.cold_items
+    with_positives = torch.cat([warm.train_edges, warm.valid_edges, warm.test_edges], 1)[1].unique()
+    assert int(cold.sum()) == round(0.15 * with_positives.numel()) > 0
+    assert cold[with_positives].sum() == cold.sum()
+    for et in (s.RATED, s.TAGGED):
+        assert not cold[data.graph[et.triplet].edge_index[1]].any()
+        assert not cold[data.graph[et.reverse_triplet].edge_index[0]].any()
+    assert not cold[data.train_edges[1]].any() and not cold[data.seen_edges[1]].any()
+    assert not cold[data.movie_tags[0]].any()
+    held = torch.cat([data.valid_edges, data.test_edges], 1)
+    all_pos = _pairs(warm.train_edges) | _pairs(warm.valid_edges) | _pairs(warm.test_edges)
+    cold_pos = {p for p in all_pos if cold[p[1]]}
+    assert cold_pos <= _pairs(held) and len(cold_pos) == int(cold[held[1]].sum())
+    assert cold[data.valid_edges[1]].any() and cold[data.test_edges[1]].any()
+    assert len(_pairs(data.train_edges) | _pairs(held)) == len(all_pos)
+    for et in (s.ACTED_IN, s.DIRECTED):
+        assert torch.equal(data.graph[et.triplet].edge_index, warm.graph[et.triplet].edge_index)
+    assert torch.equal(data.graph[s.IN_GENRE.triplet].edge_index,
+                       warm.graph[s.IN_GENRE.triplet].edge_index)  # fmt: skip
+    assert not warm.cold_items.any()
+    again = prepare_data(tiny_tables, DataConfig(protocol="cold-items"), seed=seed)
+    assert torch.equal(again.cold_items, cold) and torch.equal(again.test_edges, data.test_edges)
+
+
+def test_movie_tags_keep_the_text_of_input_tags_only(tiny_tables) -> None:
+    data = prepare_data(tiny_tables, DataConfig(), seed=0)
+    assert data.tag_names == ["great"]
+    assert _pairs(data.movie_tags) == {
+        (m, 0) for m in data.graph[s.TAGGED.triplet].edge_index[1].tolist()
+    }
 
 
 def test_a_repeated_positive_pair_lands_in_one_split(tiny_tables) -> None:

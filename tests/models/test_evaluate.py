@@ -19,7 +19,8 @@ from models.evaluate import (
 
 
 def _reference(scores: torch.Tensor, data, split: str, k: int) -> dict[str, float]:
-    """A plain per-user loop: the second code path the harness must agree with."""
+    """A plain per-user loop: the second code path the harness must agree with. Under the
+    cold-items protocol a slice ranks the new movies only unless it is ``_all_movies``."""
     seen: dict[int, set[int]] = {}
     for u, m in data.seen_edges.t().tolist():
         seen.setdefault(u, set()).add(m)
@@ -31,6 +32,15 @@ def _reference(scores: torch.Tensor, data, split: str, k: int) -> dict[str, floa
         "_long_tail": lambda u, m: item_n[m] <= LONG_TAIL_MAX,
         "_cold_items": lambda u, m: item_n[m] == 0,
     }
+    new = set(torch.nonzero(data.cold_items).flatten().tolist())
+    candidates = {name: None for name in keep}
+    if data.config.protocol == "cold-items":
+        keep = {
+            "": lambda u, m: m in new,
+            "_cold_users": lambda u, m: m in new and user_n[u] <= COLD_USER_MAX,
+            "_all_movies": lambda u, m: m in new,
+        }
+        candidates = {"": new, "_cold_users": new, "_all_movies": None}
     truth: dict[int, list[int]] = {}
     for u, m in data.edges(split).t().tolist():
         truth.setdefault(u, []).append(m)
@@ -42,7 +52,9 @@ def _reference(scores: torch.Tensor, data, split: str, k: int) -> dict[str, floa
             if not rel:
                 continue
             ranked = [
-                m for m in scores[u].argsort(descending=True).tolist() if m not in seen.get(u, ())
+                m
+                for m in scores[u].argsort(descending=True).tolist()
+                if m not in seen.get(u, ()) and (candidates[name] is None or m in candidates[name])
             ]
             hits = [m in rel for m in ranked[:k]]
             first = next((i for i, h in enumerate(hits) if h), None)
@@ -64,10 +76,14 @@ def _reference(scores: torch.Tensor, data, split: str, k: int) -> dict[str, floa
     return out
 
 
+@pytest.mark.parametrize("protocol", ["warm", "cold-items"])
 @pytest.mark.parametrize("threshold", [4.0, 5.0])
 @pytest.mark.parametrize("split", ["valid", "test"])
-def test_harness_agrees_with_a_per_user_loop(tiny_tables, threshold: float, split: str) -> None:
-    data = prepare_data(tiny_tables, DataConfig(positive_threshold=threshold), seed=0)
+def test_harness_agrees_with_a_per_user_loop(
+    tiny_tables, threshold: float, split: str, protocol: str
+) -> None:
+    config = DataConfig(positive_threshold=threshold, protocol=protocol, cold_item_frac=0.3)
+    data = prepare_data(tiny_tables, config, seed=0)
     scores = torch.rand(data.num_users, data.num_movies, generator=torch.Generator().manual_seed(5))
     out = evaluate_ranking(lambda u: scores[u], data, split, ks=(10, 20), batch_size=7)
     for k in (10, 20):
@@ -76,6 +92,7 @@ def test_harness_agrees_with_a_per_user_loop(tiny_tables, threshold: float, spli
                 assert math.isnan(out[name]), name
             else:
                 assert out[name] == pytest.approx(value, abs=1e-5), name
+    assert len(out) == 5 * 2 * (3 if protocol == "cold-items" else 4)
     if threshold == 5.0:  # few positives per user: every slice is populated
         assert not any(math.isnan(v) for v in out.values())
 
@@ -100,6 +117,20 @@ def test_training_items_are_never_recommended(tiny_tables) -> None:
     )
     scores[truth[0], truth[1]] = -1.0
     assert evaluate_ranking(lambda u: scores[u], data, "test")["recall@20"] == 0.0
+
+
+def test_cold_items_ranking_is_among_new_movies_only(tiny_tables) -> None:
+    """Scoring every warm movie above the new ones costs nothing among new movies, everything
+    in the all-movies ranking."""
+    data = prepare_data(tiny_tables, DataConfig(protocol="cold-items"), seed=0)
+    truth = data.test_edges[:, data.cold_items[data.test_edges[1]]]
+    scores = torch.zeros(data.num_users, data.num_movies)
+    scores[:, ~data.cold_items] = 100.0
+    scores[truth[0], truth[1]] = 1.0
+    out = evaluate_ranking(lambda u: scores[u], data, "test")
+    assert out["recall@20"] == out["ndcg@20"] == 1.0
+    assert out["recall@20_all_movies"] == 0.0
+    assert "ndcg@20_long_tail" not in out
 
 
 def test_metric_names_and_bad_score_shape(tiny_tables) -> None:
