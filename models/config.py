@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -72,6 +72,8 @@ class TrainConfig(BaseModel):
     cold_dropout: float = Field(0.2, ge=0.0, lt=1.0)  # share of movies whose interactions each
     # fine-tuning step hides (DropoutNet), so the fused ranking learns to use content
     fusion_select: Literal["ndcg@20", "map", "sum"] = "sum"  # fine-tuning early-stop metric
+    baselines: dict[str, dict[str, Any]] = {}  # per baseline name: its config fields, as tuned
+    # by ``cinegraph tune`` (absent: the baseline's defaults)
     # --- run --------------------------------------------------------------------------------
     device: str = "cpu"  # "cpu" or "cuda"
     num_threads: int = Field(1, ge=0)  # torch CPU threads (benchmark sized on 1); 0: torch default

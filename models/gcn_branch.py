@@ -80,8 +80,8 @@ def ranking_loss(
 
 
 class MultiTaskGCN(nn.Module):
-    r"""The recommendation branch: graph convolution over the user–movie graph (training positives,
-    or every rating weighted by its strength), with a genre head on movie embeddings
+    r"""The recommendation branch: graph convolution over the user–movie graph (training
+    positives, or every rating weighted by its strength), with a genre head on movie embeddings
     and an optional rating-regression head. Propagation follows `"LightGCN: Simplifying and
     Powering Graph Convolution Network for Recommendation" <https://arxiv.org/abs/2002.02126>`_
     with the weighted, symmetric normalisation of `"Semi-Supervised Classification with Graph
@@ -93,10 +93,11 @@ class MultiTaskGCN(nn.Module):
         \frac{w_{ij}}{\sqrt{d_i d_j}} \mathbf{x}^{(l)}_j, \qquad
         d_i = \sum_{j} w_{ij},
 
-    where :math:`w_{ij}` is 1 or the rating strength of edge :math:`(i, j)`, :math:`\mathbf{f}_i` the
-    node's input features. The node's representation is the mean of its :math:`L + 1` layer
-    views; the views themselves are kept for the fusion module. Scores are
-    :math:`\hat{y}_{um} = \mathbf{x}_u^\top \mathbf{x}_m` trained with :func:`ranking_loss`; genres come from a
+    where :math:`w_{ij}` is 1 or the rating strength of edge :math:`(i, j)`,
+    :math:`\mathbf{f}_i` the node's input features. The node's representation is the mean of its
+    :math:`L + 1` layer views; the views themselves are kept for the fusion module. Scores are
+    :math:`\hat{y}_{um} = \mathbf{x}_u^\top \mathbf{x}_m` trained with :func:`ranking_loss`;
+    genres come from a
     linear head on :math:`\mathbf{x}_m` (multi-label BCE); ratings from
     :math:`\mathbf{a}^\top(\mathbf{x}_u \odot \mathbf{x}_m) + b` (MSE).
 

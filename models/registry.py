@@ -88,8 +88,14 @@ class Inputs:
         edges = {t: e for t, e in data.graph.edge_index_dict.items() if e.size(1) > 0}
         return cls(adj, dict(data.graph.x_dict), edges, evidence)
 
-    def dropping(self, drop: Tensor | None) -> Inputs:
-        return replace(self, drop=drop)
+    def dropping(self, drop: Tensor) -> Inputs:
+        """These inputs as if the ``drop`` movies ``[M]`` were new: their user edges (ratings,
+        tags) leave the HGT input and the fused model hides their GCN views (DropoutNet)."""
+        edges = dict(self.edge_index)
+        for t, e in self.edge_index.items():
+            if USER.label in (t[0], t[2]) and MOVIE.label in (t[0], t[2]):
+                edges[t] = e[:, ~drop[e[0 if t[0] == MOVIE.label else 1]]]
+        return replace(self, edge_index=edges, drop=drop)
 
 
 def outputs(model: nn.Module, inp: Inputs) -> Outputs:
@@ -98,7 +104,7 @@ def outputs(model: nn.Module, inp: Inputs) -> Outputs:
         z_user, z_movie = model.embed(inp.adj, inp.x.get(USER.label), inp.x.get(MOVIE.label))
         return z_user, z_movie, model.genre_logits(z_movie)
     if isinstance(model, MultiTaskHGT):
-        z_user, z_movie = model.embed(inp.x, inp.edge_index)
+        z_user, z_movie = model.embed(inp.x, inp.edge_index, inp.evidence <= 0)
         return z_user, z_movie, model.genre_logits(z_movie)
     z_user, z_movie, f_movie = model(inp.adj, inp.x, inp.edge_index, inp.evidence, inp.drop)
     return z_user, z_movie, model.genre_logits(f_movie)

@@ -132,3 +132,19 @@ def test_hide_genres_removes_the_edges_of_hidden_training_movies(tiny_data: Prep
     assert after.size(1) == (~hidden[before[0]]).sum()  # every other edge stays
     rev = masked.edge_index[IN_GENRE.reverse_triplet]
     assert torch.equal(rev.flip(0), after)
+
+
+def test_dropping_hides_the_user_edges_of_dropped_movies_only(tiny_data: PreparedData) -> None:
+    from graph_store.schema import RATED, TAGGED
+
+    inp = Inputs.of(tiny_data)
+    drop = torch.zeros(tiny_data.num_movies, dtype=torch.bool)
+    drop[inp.edge_index[RATED.triplet][1, :5]] = True
+    dropped = inp.dropping(drop)
+    for et in (RATED, TAGGED):
+        before, after = inp.edge_index[et.triplet], dropped.edge_index[et.triplet]
+        assert not drop[after[1]].any() and after.size(1) == (~drop[before[1]]).sum()
+        assert torch.equal(dropped.edge_index[et.reverse_triplet].flip(0), after)
+    others = [t for t in inp.edge_index if "User" not in (t[0], t[2])]
+    assert others and all(torch.equal(inp.edge_index[t], dropped.edge_index[t]) for t in others)
+    assert torch.equal(dropped.drop, drop) and inp.drop is None
