@@ -39,8 +39,8 @@ class TrainConfig(BaseModel):
     fusion_heads: int = Field(4, ge=1)  # cross-attention heads of the fusion
     fusion: Literal["cross_attention", "concat"] = "cross_attention"  # concat = ablation
     dropout: float = Field(0.1, ge=0.0, lt=1.0)  # HGT layers, fusion and genre heads
-    gcn_graph: Literal["positives", "ratings"] = "positives"  # GCN adjacency: positives, or all
-    # ratings weighted by strength
+    gcn_graph: Literal["positives", "ratings"] = "ratings"  # GCN adjacency: every input rating
+    # weighted by strength, or training positives only
     # --- optimisation -----------------------------------------------------------------------
     gcn_lr: float = Field(2e-2, gt=0)  # GCN branch pretraining
     hgt_lr: float = Field(1e-2, gt=0)  # HGT branch pretraining
