@@ -101,8 +101,8 @@ class FusedModel(nn.Module):
         \hat{\mathbf{y}}_m = \mathbf{W}_c \mathbf{f}_m + \mathbf{b}_c,
 
     where :math:`n_m` is the movie's number of interactions in the GCN's graph. A movie without
-    any (a new release) gets no GCN views and no learned HGT embedding: its ranking comes from
-    content (features, people, genres). Training treats a random share of movies the same way
+    any (a new release) gets no learned embedding and no propagated view in either branch: its
+    ranking comes from content (features, people, genres). Training treats a random share of movies the same way
     (``drop``; the caller also removes their user edges from the HGT input), as DropoutNet does (`"DropoutNet: Addressing Cold Start in Recommender Systems"
     <https://papers.nips.cc/paper/7081-dropoutnet>`_), so that side learns to rank on its own.
     :meth:`warm_start` sets :math:`\mathbf{P} = [\mathbf{I} \,\|\, \mathbf{0}]`,
@@ -169,11 +169,10 @@ class FusedModel(nn.Module):
         drop: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         ut, mt = self.hgt.user_type, self.hgt.movie_type
-        g_user, g_movie = self.gcn.split(
-            self.gcn(adj, x_dict.get(ut), x_dict.get(mt))
-        )  # [U, Tg, D], [M, Tg, D]
         cold = evidence <= 0 if drop is None else (evidence <= 0) | drop  # [M]
-        g_movie = g_movie.masked_fill(cold[:, None, None], 0.0)
+        g_user, g_movie = self.gcn.split(
+            self.gcn(adj, x_dict.get(ut), x_dict.get(mt), cold)
+        )  # [U, Tg, D], [M, Tg, D]
         h = self.hgt(x_dict, edge_index_dict, cold)  # {type: [N_t, Th, D]}
         f_user = self.user_fusion(g_user, h[ut])  # [U, 2D]
         f_movie = self.movie_fusion(g_movie, h[mt])  # [M, 2D]

@@ -158,10 +158,17 @@ class MultiTaskGCN(nn.Module):
         self.rating_head.reset_parameters()
 
     def forward(
-        self, adj: Tensor, x_user: Tensor | None = None, x_movie: Tensor | None = None
+        self,
+        adj: Tensor,
+        x_user: Tensor | None = None,
+        x_movie: Tensor | None = None,
+        cold: Tensor | None = None,
     ) -> Tensor:
-        """Layer views of every user then every movie."""
+        """Layer views of every user then every movie. ``cold`` ``[M]`` marks movies to treat as
+        new: no learned embedding and no propagated views, only their features remain."""
         u, m = self.split(self.embedding.weight)  # [U, D], [M, D]
+        if cold is not None:
+            m = m.masked_fill(cold[:, None], 0.0)  # [M, D]
         if self.user_lin is not None:
             u = u + self.user_lin(x_user)  # [U, D]
         if self.movie_lin is not None:
@@ -171,17 +178,26 @@ class MultiTaskGCN(nn.Module):
         for _ in range(self.num_layers):
             x = adj @ x  # [U+M, D]
             views.append(x)
-        return torch.stack(views, dim=1)  # [U+M, L+1, D]
+        views = torch.stack(views, dim=1)  # [U+M, L+1, D]
+        if cold is not None:
+            hide = torch.zeros(views.shape[:2], dtype=torch.bool, device=views.device)  # [U+M, L+1]
+            hide[self.num_users :, 1:] = cold[:, None]
+            views = views.masked_fill(hide[..., None], 0.0)
+        return views
 
     def split(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """Per-node embeddings (or views) of users and of movies."""
         return z[: self.num_users], z[self.num_users :]
 
     def embed(
-        self, adj: Tensor, x_user: Tensor | None = None, x_movie: Tensor | None = None
+        self,
+        adj: Tensor,
+        x_user: Tensor | None = None,
+        x_movie: Tensor | None = None,
+        cold: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Final user and movie embeddings: the mean over layer views."""
-        return self.split(self.forward(adj, x_user, x_movie).mean(dim=1))
+        return self.split(self.forward(adj, x_user, x_movie, cold).mean(dim=1))
 
     def genre_logits(self, z_movie: Tensor) -> Tensor:
         return self.genre_head(self.dropout(z_movie))  # [M, G]

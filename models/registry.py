@@ -101,7 +101,8 @@ class Inputs:
 def outputs(model: nn.Module, inp: Inputs) -> Outputs:
     """User and movie embeddings and genre logits of any of the three models."""
     if isinstance(model, MultiTaskGCN):
-        z_user, z_movie = model.embed(inp.adj, inp.x.get(USER.label), inp.x.get(MOVIE.label))
+        x_user, x_movie = inp.x.get(USER.label), inp.x.get(MOVIE.label)
+        z_user, z_movie = model.embed(inp.adj, x_user, x_movie, inp.evidence <= 0)
         return z_user, z_movie, model.genre_logits(z_movie)
     if isinstance(model, MultiTaskHGT):
         z_user, z_movie = model.embed(inp.x, inp.edge_index, inp.evidence <= 0)

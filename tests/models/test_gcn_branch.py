@@ -96,3 +96,18 @@ def test_errors_and_repr() -> None:
     assert repr(MultiTaskGCN(U, M, G, hidden_dim=8)) == (
         "MultiTaskGCN(users=5, movies=7, genres=3, dim=8, layers=2, graph=positives)"
     )
+
+
+def test_cold_movies_keep_only_their_features() -> None:
+    torch.manual_seed(0)
+    model = MultiTaskGCN(U, M, G, hidden_dim=8, num_layers=2, movie_in_dim=3)
+    adj = normalized_adjacency(EDGES, torch.ones(EDGES.size(1)), U, M)
+    x_movie = torch.randn(M, 3)
+    cold = torch.zeros(M, dtype=torch.bool)
+    cold[[1, 4]] = True  # movie 1 has edges (a dropped movie), movie 4 none (a new one)
+    views = model(adj, None, x_movie, cold)[U:]  # [M, L+1, D]
+    assert torch.allclose(views[cold, 0], model.movie_lin(x_movie[cold]))
+    assert torch.all(views[cold, 1:] == 0)
+    warm = model(adj, None, x_movie)[U:]
+    assert torch.allclose(views[5], warm[5])  # movie 5 shares no user with movie 1
+    assert not torch.allclose(views[0, 2], warm[0, 2])  # movie 0 does (user 0), two hops away
