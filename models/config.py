@@ -69,7 +69,7 @@ class TrainConfig(BaseModel):
     hgt_weights: dict[str, float] = {"genre": 1.0, "rec": 0.3}  # primary genre
     fusion_weights: dict[str, float] = {"rec": 1.0, "genre": 1.0}  # joint fine-tuning
     single_task: bool = False  # ablation: branches pretrain on their primary task only
-    cold_dropout: float = Field(0.2, ge=0.0, lt=1.0)  # share of movies whose interactions each
+    cold_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # share of movies whose interactions each
     # fine-tuning step hides (DropoutNet), so the fused ranking learns to use content
     fusion_select: Literal["ndcg@20", "map", "sum"] = "sum"  # fine-tuning early-stop metric
     baselines: dict[str, dict[str, Any]] = {}  # per baseline name: its config fields, as tuned

@@ -82,7 +82,8 @@ def finetune(
 ) -> tuple[FusedModel, RunResult]:
     """Fuse two pretrained branches and fine-tune everything end to end; the encoders train at
     ``encoder_lr``, fusion and heads at ``fusion_lr``. Selection: valid ndcg@20, genre mAP, or
-    (``"sum"``) both relative to their values right after fusing."""
+    (``"sum"``) both relative to their values right after fusing, among the epochs whose
+    ranking is no worse than right after fusing (else the fused start is kept)."""
     set_seed(config.seed)
     model = FusedModel(gcn, hgt, config.fusion_heads, config.dropout, config.fusion)
     model = model.to(config.device)
@@ -91,7 +92,9 @@ def finetune(
     start = evaluate(model, data, inp, "valid", config.ks)
     if config.fusion_select == "sum":
         n0, f0 = max(start["ndcg@20"], 1e-9), max(start["map"], 1e-9)
-        select = lambda m: m["ndcg@20"] / n0 + m["map"] / f0  # noqa: E731
+        select = lambda m: (  # noqa: E731
+            m["ndcg@20"] / n0 + m["map"] / f0 if m["ndcg@20"] >= n0 else float("-inf")
+        )
     else:
         select = lambda m: m[config.fusion_select]  # noqa: E731
     groups = [
