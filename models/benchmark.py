@@ -36,7 +36,7 @@ from models.train import finetune, plot_curves, pretrain, train_fused
 log = logging.getLogger(__name__)
 
 MODELS = (
-    "fused", "popularity", "mf_bpr", "lightgcn", "ease", "gcn_branch",
+    "fused", "popularity", "mf_bpr", "lightgcn", "ease", "itemknn", "content_knn", "gcn_branch",
     "hgt_branch", "fused_concat", "fused_no_imdb", "fused_single_task",
 )
 PROTOCOLS = ("warm", "cold-items")
@@ -121,7 +121,9 @@ def _timed(results: dict[str, RunResult], seconds: dict[str, float], device: str
 def run_seed(tables: dict[str, pa.Table], config: TrainConfig, seed: int, out_dir: Path,
              models: tuple[str, ...] = MODELS) -> tuple[dict[str, RunResult], dict[str, float]]:
     """Every selected model on the splits of ``seed``; returns results and train seconds."""
+    from models.content_knn import train_content_knn
     from models.ease import train_ease
+    from models.itemknn import train_itemknn
     from models.lightgcn import train_lightgcn
     from models.mf_bpr import train_mf_bpr
     from models.popularity import train_popularity
@@ -131,7 +133,7 @@ def run_seed(tables: dict[str, pa.Table], config: TrainConfig, seed: int, out_di
     results: dict[str, RunResult] = {}
     seconds: dict[str, float] = {}
     baselines = {"popularity": train_popularity, "mf_bpr": train_mf_bpr, "lightgcn": train_lightgcn,
-                 "ease": train_ease}
+                 "ease": train_ease, "itemknn": train_itemknn, "content_knn": train_content_knn}
     for name, fn in baselines.items():
         if name in models:
             _timed(results, seconds, dev, name, lambda fn=fn: fn(data, None, seed, dev))
