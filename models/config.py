@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,6 +20,7 @@ ARCHITECTURE_FIELDS = (
     "fusion_heads",
     "fusion",
     "dropout",
+    "gcn_graph",
 )
 
 
@@ -38,14 +39,20 @@ class TrainConfig(BaseModel):
     fusion_heads: int = Field(4, ge=1)  # cross-attention heads of the fusion
     fusion: Literal["cross_attention", "concat"] = "cross_attention"  # concat = ablation
     dropout: float = Field(0.1, ge=0.0, lt=1.0)  # HGT layers, fusion and genre heads
+    gcn_graph: Literal["positives", "ratings"] = "ratings"  # GCN adjacency: every input rating
+    # weighted by strength, or training positives only
     # --- optimisation -----------------------------------------------------------------------
     gcn_lr: float = Field(2e-2, gt=0)  # GCN branch pretraining
     hgt_lr: float = Field(1e-2, gt=0)  # HGT branch pretraining
     fusion_lr: float = Field(2e-3, gt=0)  # fusion module and heads while fine-tuning
     encoder_lr: float = Field(2e-4, gt=0)  # both encoders while fine-tuning (kept low)
     weight_decay: float = Field(0.0, ge=0)  # AdamW decoupled weight decay
-    bpr_l2: float = Field(1e-4, ge=0)  # L2 on the BPR batch embeddings
-    batch_size: int = Field(8192, gt=0)  # BPR triples per step
+    rec_loss: Literal["bpr", "softmax", "sampled_softmax"] = "softmax"  # ranking loss of every
+    # stage: full softmax over all movies (ml-latest-small), sampled softmax (large catalogues)
+    temperature: float = Field(1.0, gt=0)  # softmax temperature on the dot-product scores
+    num_negatives: int = Field(1024, gt=0)  # shared negatives of the sampled softmax
+    emb_l2: float = Field(1e-4, ge=0)  # L2 on the batch's embeddings in the ranking loss
+    batch_size: int = Field(8192, gt=0)  # positive pairs (with one sampled negative) per step
     gcn_steps: int = Field(4, ge=1)  # BPR steps per GCN epoch (full-graph propagation each)
     hgt_steps: int = Field(1, ge=1)  # steps per HGT epoch (each a full-graph HGT pass)
     fusion_steps: int = Field(4, ge=1)  # steps per fine-tuning epoch (1 left the heads untrained)
@@ -62,7 +69,11 @@ class TrainConfig(BaseModel):
     hgt_weights: dict[str, float] = {"genre": 1.0, "rec": 0.3}  # primary genre
     fusion_weights: dict[str, float] = {"rec": 1.0, "genre": 1.0}  # joint fine-tuning
     single_task: bool = False  # ablation: branches pretrain on their primary task only
+    cold_dropout: float = Field(0.2, ge=0.0, lt=1.0)  # share of movies whose interactions each
+    # fine-tuning step hides (DropoutNet), so the fused ranking learns to use content
     fusion_select: Literal["ndcg@20", "map", "sum"] = "sum"  # fine-tuning early-stop metric
+    baselines: dict[str, dict[str, Any]] = {}  # per baseline name: its config fields, as tuned
+    # by ``cinegraph tune`` (absent: the baseline's defaults)
     # --- run --------------------------------------------------------------------------------
     device: str = "cpu"  # "cpu" or "cuda"
     num_threads: int = Field(1, ge=0)  # torch CPU threads (benchmark sized on 1); 0: torch default
