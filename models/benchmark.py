@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import statistics
 import threading
 import time
@@ -42,6 +43,7 @@ MODELS = (
 )
 PROTOCOLS = ("warm", "cold-items")
 RESULTS_FILE, REPORT_FILE = "results.json", "report.md"
+VALID_KEPT = ("ndcg@20", "recall@20", "mrr@20", "map", "macro_f1")  # validation metrics kept
 
 
 @contextmanager
@@ -201,15 +203,18 @@ def run_seed(tables: dict[str, pa.Table], config: TrainConfig, seed: int, out_di
 
 
 def aggregate(per_seed: list[dict[str, RunResult]], seconds: list[dict[str, float]]) -> dict:
-    """``{"<model>": {"<metric>": {"mean", "std", "per_seed"}}}`` over seeds; cost figures
-    (``epoch_seconds``, ``train_seconds``, ``peak_mem_mb``) ride along as metrics."""
+    """``{"<model>": {"<metric>": {"mean", "std", "per_seed"}}}`` over seeds; test metrics by
+    name, validation ones as ``valid_<name>``, cost figures (``epoch_seconds``,
+    ``train_seconds``, ``peak_mem_mb``) ride along as metrics."""
     out: dict[str, dict[str, dict]] = {}
     for name in per_seed[0]:
         rows = [
-            {**r[name].metrics, "epoch_seconds": r[name].epoch_seconds,
-             "train_seconds": s[name], "peak_mem_mb": r[name].peak_mem_mb}
+            {**r[name].metrics,
+             **{f"valid_{k}": v for k, v in r[name].valid_metrics.items() if k in VALID_KEPT},
+             "epoch_seconds": r[name].epoch_seconds, "train_seconds": s[name],
+             "peak_mem_mb": r[name].peak_mem_mb}
             for r, s in zip(per_seed, seconds, strict=True)
-        ]
+        ]  # fmt: skip
         out[name] = {}
         for metric in rows[0]:
             values = [row[metric] for row in rows]
@@ -235,6 +240,7 @@ def write_results(out_dir: Path, per_seed: list[dict[str, RunResult]], seconds: 
         "device": config.device,
         "torch_threads": torch.get_num_threads(),
         "wall_seconds": wall_seconds,
+        "load_average": os.getloadavg(),
         "propagation": speed,
         "snapshot": snapshot,
         "config": config.model_dump(mode="json"),
