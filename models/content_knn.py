@@ -44,7 +44,7 @@ def _sparse_block(index: Tensor, rows: int, cols: int, idf: bool) -> Tensor:
         values = torch.log(rows / df[index[1]])
     norm = torch.zeros(rows, device=index.device).index_add_(0, index[0], values.pow(2)).sqrt()
     values = values / norm[index[0]].clamp(min=1e-12)
-    return torch.sparse_coo_tensor(index, values, (rows, cols)).coalesce()
+    return torch.sparse_coo_tensor(index, values, (rows, cols), check_invariants=True).coalesce()
 
 
 def content_blocks(data: PreparedData) -> dict[str, Tensor]:
