@@ -76,7 +76,7 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("tune", help="hyperparameter search of one model on the validation split")
     p.add_argument("--snapshot", type=Path, required=True, help="snapshot folder")
-    p.add_argument("--model", default="fused", help="fused, lightgcn, mf_bpr or ease (default fused)")
+    p.add_argument("--model", default="fused", help="fused, lightgcn, mf_bpr, ease, itemknn or content_knn (default fused)")
     p.add_argument("--out", type=Path, required=True,
                    help="config JSON to write the best setting into (updated if it exists)")
     p.add_argument("--trials", type=int, default=20, help="most trials (default 20)")

@@ -26,7 +26,7 @@ from models.data import PreparedData, prepare_data
 
 log = logging.getLogger(__name__)
 
-TUNABLE = ("fused", "lightgcn", "mf_bpr", "ease")
+TUNABLE = ("fused", "lightgcn", "mf_bpr", "ease", "itemknn", "content_knn")
 
 
 def suggest(trial: optuna.Trial, model: str) -> dict[str, Any]:
@@ -54,6 +54,15 @@ def suggest(trial: optuna.Trial, model: str) -> dict[str, Any]:
         return params
     if model == "ease":
         return {"lambdas": [trial.suggest_float("lambda", 5.0, 3000.0, log=True)]}
+    if model == "itemknn":
+        return {
+            "ks": [trial.suggest_int("k", 5, 400, log=True)],
+            "shrinks": [trial.suggest_float("shrink", 0.0, 100.0)],
+        }
+    if model == "content_knn":
+        blocks = ("genre", "people", "tags", "numeric")
+        weights = {b: trial.suggest_float(f"w_{b}", 0.0, 1.0) for b in blocks}
+        return {"weightings": [weights], "ks": [trial.suggest_int("k", 10, 400, log=True)]}
     raise CinegraphError(f"--model {model}: nothing to tune; tunable: {list(TUNABLE)}")
 
 

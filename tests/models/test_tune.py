@@ -31,9 +31,10 @@ def test_two_trials_of_the_fused_model_write_a_config_train_accepts(
 def test_baselines_tune_into_the_same_file(tiny_snapshot: Path, tmp_path: Path) -> None:
     out = tmp_path / "tuned.json"
     tune(tiny_snapshot, "lightgcn", out, trials=2, config=TINY)
-    tune(tiny_snapshot, "ease", out, trials=2, config=load_config(out))
+    for model in ("ease", "itemknn", "content_knn"):
+        tune(tiny_snapshot, model, out, trials=2, config=load_config(out))
     config = load_config(out)
-    assert set(config.baselines) == {"lightgcn", "ease"}
+    assert set(config.baselines) == {"lightgcn", "ease", "itemknn", "content_knn"}
     assert baseline_config("lightgcn", config).num_layers == config.baselines["lightgcn"]["num_layers"]
     assert len(baseline_config("ease", config).lambdas) == 1
     assert json.loads(out.read_text())["hidden_dim"] == 16  # the fused model's fields untouched
