@@ -44,7 +44,7 @@ class TrainConfig(BaseModel):
     # --- optimisation -----------------------------------------------------------------------
     gcn_lr: float = Field(2e-2, gt=0)  # GCN branch pretraining
     hgt_lr: float = Field(1e-2, gt=0)  # HGT branch pretraining
-    fusion_lr: float = Field(2e-3, gt=0)  # fusion module and heads while fine-tuning
+    fusion_lr: float = Field(5e-4, gt=0)  # fusion module and heads while fine-tuning
     encoder_lr: float = Field(2e-4, gt=0)  # both encoders while fine-tuning (kept low)
     weight_decay: float = Field(0.0, ge=0)  # AdamW decoupled weight decay
     rec_loss: Literal["bpr", "softmax", "sampled_softmax"] = "softmax"  # ranking loss of every
