@@ -18,10 +18,12 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from models.report import best_baseline
+
 # Metrics shown in the evaluation table, in this order, when present.
-HEADLINE = ("ndcg@20", "recall@20", "precision@20", "hit_rate@20", "mrr", "ndcg@10",
-            "ndcg@20_cold_users", "ndcg@20_long_tail", "ndcg@20_cold_items", "micro_f1",
-            "macro_f1", "map")  # fmt: skip
+HEADLINE = ("ndcg@20", "recall@20", "precision@20", "hit_rate@20", "mrr@10", "mrr@20", "ndcg@10",
+            "ndcg@20_cold_users", "ndcg@20_long_tail", "ndcg@20_cold_items", "ndcg@20_all_movies",
+            "micro_f1", "macro_f1", "map", "train_seconds", "peak_mem_mb")  # fmt: skip
 
 
 def counts_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -76,17 +78,34 @@ def summarize(per_seed: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str
     return out
 
 
-def evaluation_rows(summary: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per model, the headline metrics as ``mean ± std`` strings."""
+def evaluation_rows(summary: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                    protocol: str = "warm") -> list[dict[str, Any]]:  # fmt: skip
+    """One row per model of one protocol: the headline metrics as ``mean ± std``, the per-seed
+    test ndcg@20 and its ratio to the best non-fused model's."""
     present = [m for m in HEADLINE if any(m in s for s in summary.values())]
+    best = best_baseline(dict(summary), "ndcg@20")
     rows = []
     for model, metrics in summary.items():
-        row: dict[str, Any] = {"model": model}
+        row: dict[str, Any] = {"protocol": protocol, "model": model}
         for m in present:
             cell = metrics.get(m)
             row[m] = "" if cell is None else _pm(cell["mean"], cell["std"])
+        ndcg = metrics.get("ndcg@20")
+        row["ndcg@20 per seed"] = "" if ndcg is None else ", ".join(
+            f"{v:.4f}" for v in ndcg["per_seed"])
+        row[f"ndcg@20 / {best or 'best baseline'}"] = (
+            f"{ndcg['mean'] / summary[best]['ndcg@20']['mean']:.2f}x"
+            if best and ndcg and summary[best]["ndcg@20"]["mean"] > 0 else "")
         rows.append(row)
     return rows
+
+
+def protocol_rows(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The evaluation rows of every protocol run, ``results`` being ``{protocol: summary}`` as
+    ``results.json`` holds it; columns are the union, in order."""
+    rows = [r for p, s in results.items() for r in evaluation_rows(s["models"], p)]
+    cols = list(dict.fromkeys(c for r in rows for c in r))
+    return [{c: r.get(c, "") for c in cols} for r in rows]
 
 
 def _pm(mean: float, std: float) -> str:
@@ -102,15 +121,20 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+CURVE_VALID = ("ndcg@20", "map")  # validation metrics of the curve tables, each labelled
+
+
 def curve_table(history: Sequence[Mapping[str, float]], max_rows: int = 15) -> str:
-    """A compact per-epoch table (loss and validation score), thinned to ``max_rows``."""
+    """A compact per-epoch table (loss and the validation metrics, each column named after the
+    metric it holds), thinned to ``max_rows``."""
     step = max(1, math.ceil(len(history) / max_rows))
     picked = list(history[::step])
     if history and picked[-1] is not history[-1]:
         picked.append(history[-1])
     rows = [
         {"epoch": int(h["epoch"]), "loss": f"{h['loss']:.4f}",
-         "valid": f"{h['valid_score']:.4f}" if "valid_score" in h else ""}
+         **{f"valid {k}": f"{h[f'valid_{k}']:.4f}" if f"valid_{k}" in h else ""
+            for k in CURVE_VALID if any(f"valid_{k}" in r for r in history)}}
         for h in picked
     ]  # fmt: skip
     return markdown_table(rows)

@@ -90,6 +90,20 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the config's device")
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser("tune", help="hyperparameter search of one model on the validation split")
+    p.add_argument("--snapshot", type=Path, required=True, help="snapshot folder")
+    p.add_argument("--model", default="fused", help="fused, lightgcn, mf_bpr, ease, itemknn or content_knn (default fused)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="config JSON to write the best setting into (updated if it exists)")
+    p.add_argument("--trials", type=int, default=20, help="most trials (default 20)")
+    p.add_argument("--timeout", type=float, default=None, help="most seconds (default: no limit)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="TrainConfig JSON to start from when --out does not exist yet")
+    p.add_argument("--protocol", choices=("warm", "cold-items"), default=None,
+                   help="split to tune on (default: the config's, warm)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the config's device")
+    p.set_defaults(func=_cmd_tune)
+
     p = sub.add_parser("benchmark", help="fused model vs baselines and ablations over seeds")
     p.add_argument("--snapshot", type=Path, required=True, help="snapshot folder")
     p.add_argument("--out", type=Path, required=True, help="output folder (results.json, report.md, curves)")
@@ -164,6 +178,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     metrics = train(args.snapshot, args.out, load_config(args.config, device=args.device))
     print(json.dumps({k: v["test"] for k, v in metrics.items()}, indent=2))
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    import json
+
+    from models.config import load_config
+    from models.tune import tune
+
+    config = load_config(args.out if args.out.exists() else args.config, device=args.device)
+    if args.protocol:
+        config = config.model_copy(update={"data": config.data.model_copy(update={"protocol": args.protocol})})
+    result = tune(args.snapshot, args.model, args.out, args.trials, args.timeout, config)
+    print(json.dumps(result, indent=2))
     return 0
 
 

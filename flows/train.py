@@ -24,7 +24,14 @@ from graph_store.export import ExportFilter, export_tables, filter_snapshot
 from models.config import TrainConfig
 from models.data import PreparedData, export_split, prepare_data
 from models.evaluate import RunResult
-from models.benchmark import REPORT_FILE, RESULTS_FILE, propagation_speed, run_seed, write_results
+from models.benchmark import (
+    REPORT_FILE,
+    RESULTS_FILE,
+    propagation_speed,
+    read_results,
+    run_seed,
+    write_results,
+)
 from models.train import finetune, plot_curves, pretrain
 
 def reads_neo4j(source: str) -> bool:
@@ -130,7 +137,10 @@ def train(params: TrainParams = TrainParams()) -> dict[str, Any]:  # noqa: B008
         done = train_seeds(tables, params, run_dir)
         report = write_report(run_dir, f"cinegraph train {run_id}", done)
     summary = done.summary
-    artifacts.publish_table("evaluation", artifacts.evaluation_rows(summary), f"test metrics, run {run_id}")
+    protocol = params.model.data.protocol
+    rows = (artifacts.protocol_rows(read_results(run_dir)) if params.mode == "benchmark"
+            else artifacts.evaluation_rows(summary, protocol))  # fmt: skip
+    artifacts.publish_table("evaluation", rows, f"test metrics, run {run_id}")
     artifacts.publish_markdown("training-report", report.read_text(), f"report of run {run_id}")
     written = None
     if done.model is not None and (params.write_back if params.write_back is not None else from_neo4j):

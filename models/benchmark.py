@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import statistics
 import threading
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import torch
+from pydantic import BaseModel, ValidationError
 from torch_geometric.nn.models import LightGCN
 
 from graph_store.errors import CinegraphError
@@ -36,11 +38,12 @@ from models.train import finetune, plot_curves, pretrain, train_fused
 log = logging.getLogger(__name__)
 
 MODELS = (
-    "fused", "popularity", "mf_bpr", "lightgcn", "ease", "gcn_branch",
+    "fused", "popularity", "mf_bpr", "lightgcn", "ease", "itemknn", "content_knn", "gcn_branch",
     "hgt_branch", "fused_concat", "fused_no_imdb", "fused_single_task",
 )
 PROTOCOLS = ("warm", "cold-items")
 RESULTS_FILE, REPORT_FILE = "results.json", "report.md"
+VALID_KEPT = ("ndcg@20", "recall@20", "mrr@20", "map", "macro_f1")  # validation metrics kept
 
 
 @contextmanager
@@ -118,23 +121,47 @@ def _timed(results: dict[str, RunResult], seconds: dict[str, float], device: str
     log.info("%s: %.0fs, test ndcg@20 %.4f", name, seconds[name], result.metrics["ndcg@20"])
 
 
+def baselines() -> dict[str, tuple[Callable[..., RunResult], type[BaseModel]]]:
+    """Each baseline's trainer ``fn(data, config, seed, device)`` and config class, by name: what
+    :func:`run_seed` and ``cinegraph tune`` run."""
+    from models.content_knn import ContentKNNConfig, train_content_knn
+    from models.ease import EASEConfig, train_ease
+    from models.itemknn import ItemKNNConfig, train_itemknn
+    from models.lightgcn import LightGCNConfig, train_lightgcn
+    from models.mf_bpr import BPRConfig, train_mf_bpr
+    from models.popularity import PopularityConfig, train_popularity
+
+    return {
+        "popularity": (train_popularity, PopularityConfig), "mf_bpr": (train_mf_bpr, BPRConfig),
+        "lightgcn": (train_lightgcn, LightGCNConfig), "ease": (train_ease, EASEConfig),
+        "itemknn": (train_itemknn, ItemKNNConfig),
+        "content_knn": (train_content_knn, ContentKNNConfig),
+    }  # fmt: skip
+
+
+def baseline_config(name: str, config: TrainConfig) -> BaseModel:
+    """The config of baseline ``name``: its defaults updated by ``config.baselines[name]`` (what
+    ``cinegraph tune`` writes)."""
+    cls = baselines()[name][1]
+    try:
+        return cls.model_validate(config.baselines.get(name, {}))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise CinegraphError(f"config baselines.{name}.{where}: {first['msg']}") from exc
+
+
 def run_seed(tables: dict[str, pa.Table], config: TrainConfig, seed: int, out_dir: Path,
              models: tuple[str, ...] = MODELS) -> tuple[dict[str, RunResult], dict[str, float]]:
     """Every selected model on the splits of ``seed``; returns results and train seconds."""
-    from models.ease import train_ease
-    from models.lightgcn import train_lightgcn
-    from models.mf_bpr import train_mf_bpr
-    from models.popularity import train_popularity
-
     cfg, dev = config.model_copy(update={"seed": seed}), config.device
     data = prepare_data(tables, cfg.data, seed).to(dev)
     results: dict[str, RunResult] = {}
     seconds: dict[str, float] = {}
-    baselines = {"popularity": train_popularity, "mf_bpr": train_mf_bpr, "lightgcn": train_lightgcn,
-                 "ease": train_ease}
-    for name, fn in baselines.items():
+    for name, (fn, _) in baselines().items():
         if name in models:
-            _timed(results, seconds, dev, name, lambda fn=fn: fn(data, None, seed, dev))
+            bcfg = baseline_config(name, cfg)
+            _timed(results, seconds, dev, name, lambda fn=fn, c=bcfg: fn(data, c, seed, dev))
     branches: dict[str, torch.nn.Module] = {}
     if {"gcn_branch", "hgt_branch", "fused", "fused_concat"} & set(models):
         for kind in ("gcn", "hgt"):
@@ -176,15 +203,18 @@ def run_seed(tables: dict[str, pa.Table], config: TrainConfig, seed: int, out_di
 
 
 def aggregate(per_seed: list[dict[str, RunResult]], seconds: list[dict[str, float]]) -> dict:
-    """``{"<model>": {"<metric>": {"mean", "std", "per_seed"}}}`` over seeds; cost figures
-    (``epoch_seconds``, ``train_seconds``, ``peak_mem_mb``) ride along as metrics."""
+    """``{"<model>": {"<metric>": {"mean", "std", "per_seed"}}}`` over seeds; test metrics by
+    name, validation ones as ``valid_<name>``, cost figures (``epoch_seconds``,
+    ``train_seconds``, ``peak_mem_mb``) ride along as metrics."""
     out: dict[str, dict[str, dict]] = {}
     for name in per_seed[0]:
         rows = [
-            {**r[name].metrics, "epoch_seconds": r[name].epoch_seconds,
-             "train_seconds": s[name], "peak_mem_mb": r[name].peak_mem_mb}
+            {**r[name].metrics,
+             **{f"valid_{k}": v for k, v in r[name].valid_metrics.items() if k in VALID_KEPT},
+             "epoch_seconds": r[name].epoch_seconds, "train_seconds": s[name],
+             "peak_mem_mb": r[name].peak_mem_mb}
             for r, s in zip(per_seed, seconds, strict=True)
-        ]
+        ]  # fmt: skip
         out[name] = {}
         for metric in rows[0]:
             values = [row[metric] for row in rows]
@@ -210,6 +240,7 @@ def write_results(out_dir: Path, per_seed: list[dict[str, RunResult]], seconds: 
         "device": config.device,
         "torch_threads": torch.get_num_threads(),
         "wall_seconds": wall_seconds,
+        "load_average": os.getloadavg(),
         "propagation": speed,
         "snapshot": snapshot,
         "config": config.model_dump(mode="json"),

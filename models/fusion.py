@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from models.gcn_branch import MultiTaskGCN, bpr_loss
+from models.gcn_branch import MultiTaskGCN
 from models.hgt_branch import MultiTaskHGT
 
 FusionMode = Literal["cross_attention", "concat"]
@@ -89,16 +89,25 @@ class CrossAttentionFusion(nn.Module):
 
 class FusedModel(nn.Module):
     r"""The dual-branch model fine-tuned end to end: a :class:`MultiTaskGCN` and a
-    :class:`MultiTaskHGT`, one :class:`CrossAttentionFusion` for users and one for movies, and
-    two heads on the fused embeddings :math:`\mathbf{f}`:
+    :class:`MultiTaskHGT`, one :class:`CrossAttentionFusion` for users and one for movies, an
+    evidence gate on the movies' interaction half, and two heads on the fused embeddings
+    :math:`\mathbf{f} = [\tilde{\mathbf{a}} \,\|\, \tilde{\mathbf{b}}]`:
 
     .. math::
-        \hat{y}_{um} = (\mathbf{P}_u \mathbf{f}_u)^\top (\mathbf{P}_m \mathbf{f}_m), \qquad
+        \mathbf{e}_m = 2\sigma(\mathbf{w}\log(1 + n_m) + \mathbf{c}), \qquad
+        \hat{y}_{um} = (\mathbf{P}_u \mathbf{f}_u)^\top
+        (\mathbf{P}_m [\mathbf{e}_m \odot \tilde{\mathbf{a}}_m \,\|\,
+        \tilde{\mathbf{b}}_m]), \qquad
         \hat{\mathbf{y}}_m = \mathbf{W}_c \mathbf{f}_m + \mathbf{b}_c,
 
-    trained with BPR and multi-label BCE under a task weighting. :meth:`warm_start` sets
-    :math:`\mathbf{P} = [\mathbf{I} \,\|\, \mathbf{0}]` and :math:`\mathbf{W}_c` to the HGT genre
-    head, so the fused model starts at the GCN's ranking and the HGT's genre predictions.
+    where :math:`n_m` is the movie's number of interactions in the GCN's graph. A movie without
+    any (a new release) gets no learned embedding and no propagated view in either branch: its
+    ranking comes from content (features, people, genres). Training treats a random share of movies the same way
+    (``drop``; the caller also removes their user edges from the HGT input), as DropoutNet does (`"DropoutNet: Addressing Cold Start in Recommender Systems"
+    <https://papers.nips.cc/paper/7081-dropoutnet>`_), so that side learns to rank on its own.
+    :meth:`warm_start` sets :math:`\mathbf{P} = [\mathbf{I} \,\|\, \mathbf{0}]`,
+    :math:`\mathbf{e} = 1` and :math:`\mathbf{W}_c` to the HGT genre head, so the fused model
+    starts at the GCN's ranking (of movies with interactions) and the HGT's genre predictions.
 
     Args:
         gcn (MultiTaskGCN): Pretrained recommendation branch.
@@ -109,7 +118,8 @@ class FusedModel(nn.Module):
             (default: ``"cross_attention"``)
 
     Shapes:
-        - **input:** as both branches
+        - **input:** as both branches, plus interactions per movie :math:`(M)` and optionally a
+          boolean drop mask :math:`(M)`
         - **output:** users :math:`(U, D)`, movies :math:`(M, D)`, fused movies :math:`(M, 2D)`
     """
 
@@ -130,6 +140,7 @@ class FusedModel(nn.Module):
         self.gcn, self.hgt, self.mode = gcn, hgt, mode
         self.user_fusion = CrossAttentionFusion(d, heads, dropout, mode)
         self.movie_fusion = CrossAttentionFusion(d, heads, dropout, mode)
+        self.evidence_gate = nn.Linear(1, d)
         self.user_proj = nn.Linear(2 * d, d, bias=False)
         self.movie_proj = nn.Linear(2 * d, d, bias=False)
         self.dropout = nn.Dropout(dropout)
@@ -143,6 +154,8 @@ class FusedModel(nn.Module):
         eye = torch.eye(d)
         for proj in (self.user_proj, self.movie_proj):
             proj.weight.copy_(torch.cat([eye, torch.zeros(d, d)], dim=1))
+        nn.init.zeros_(self.evidence_gate.weight)
+        nn.init.zeros_(self.evidence_gate.bias)
         self.genre_head.weight.zero_()
         self.genre_head.weight[:, d:] = self.hgt.genre_head.weight
         self.genre_head.bias.copy_(self.hgt.genre_head.bias)
@@ -152,20 +165,26 @@ class FusedModel(nn.Module):
         adj: Tensor,
         x_dict: dict[str, Tensor],
         edge_index_dict: dict[tuple[str, str, str], Tensor],
+        evidence: Tensor,
+        drop: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         ut, mt = self.hgt.user_type, self.hgt.movie_type
+        cold = evidence <= 0 if drop is None else (evidence <= 0) | drop  # [M]
         g_user, g_movie = self.gcn.split(
-            self.gcn(adj, x_dict.get(ut), x_dict.get(mt))
+            self.gcn(adj, x_dict.get(ut), x_dict.get(mt), cold)
         )  # [U, Tg, D], [M, Tg, D]
-        h = self.hgt(x_dict, edge_index_dict)  # {type: [N_t, Th, D]}
+        h = self.hgt(x_dict, edge_index_dict, cold)  # {type: [N_t, Th, D]}
         f_user = self.user_fusion(g_user, h[ut])  # [U, 2D]
         f_movie = self.movie_fusion(g_movie, h[mt])  # [M, 2D]
-        return self.user_proj(f_user), self.movie_proj(f_movie), f_movie
+        d = self.gcn.hidden_dim
+        n = evidence.float().masked_fill(cold, 0.0).log1p()[:, None]  # [M, 1]
+        gate = 2.0 * torch.sigmoid(self.evidence_gate(n))  # [M, D]
+        ranked = torch.cat([gate * f_movie[:, :d], f_movie[:, d:]], dim=-1)  # [M, 2D]
+        return self.user_proj(f_user), self.movie_proj(ranked), f_movie
 
     def genre_logits(self, f_movie: Tensor) -> Tensor:
         return self.genre_head(self.dropout(f_movie))  # [M, G]
 
-    recommendation_loss = staticmethod(bpr_loss)
     genre_loss = staticmethod(MultiTaskHGT.genre_loss)
 
     def encoder_parameters(self) -> list[nn.Parameter]:

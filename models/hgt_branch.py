@@ -8,7 +8,6 @@ from torch import Tensor, nn
 from torch_geometric.nn import HGTConv
 
 from graph_store.schema import MOVIE, USER, Metadata
-from models.gcn_branch import bpr_loss
 
 
 class _HGTConv(HGTConv):
@@ -113,12 +112,19 @@ class MultiTaskHGT(nn.Module):
         self.genre_head.reset_parameters()
 
     def forward(
-        self, x_dict: dict[str, Tensor], edge_index_dict: dict[tuple[str, str, str], Tensor]
+        self,
+        x_dict: dict[str, Tensor],
+        edge_index_dict: dict[tuple[str, str, str], Tensor],
+        cold: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """Layer views per node type. A type that receives no message keeps its last state."""
+        """Layer views per node type. A type that receives no message keeps its last state.
+        ``cold`` ``[M]`` marks movies without interactions: their learned embedding is left
+        out, so they start from content alone (features), as a new release must."""
         h = {}
         for t, emb in self.embedding.items():
             h[t] = emb.weight  # [N_t, D]
+            if t == self.movie_type and cold is not None:
+                h[t] = h[t].masked_fill(cold[:, None], 0.0)  # [M, D]
             if t in self.lin:
                 h[t] = h[t] + self.lin[t](x_dict[t])  # [N_t, D]
         views = {t: [v] for t, v in h.items()}
@@ -130,10 +136,13 @@ class MultiTaskHGT(nn.Module):
         return {t: torch.stack(v, dim=1) for t, v in views.items()}  # [N_t, L+1, D]
 
     def embed(
-        self, x_dict: dict[str, Tensor], edge_index_dict: dict[tuple[str, str, str], Tensor]
+        self,
+        x_dict: dict[str, Tensor],
+        edge_index_dict: dict[tuple[str, str, str], Tensor],
+        cold: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Final user and movie embeddings: the mean over layer views."""
-        views = self.forward(x_dict, edge_index_dict)
+        views = self.forward(x_dict, edge_index_dict, cold)
         return views[self.user_type].mean(1), views[self.movie_type].mean(1)  # [U, D], [M, D]
 
     def genre_logits(self, z_movie: Tensor) -> Tensor:
@@ -142,8 +151,6 @@ class MultiTaskHGT(nn.Module):
     @staticmethod
     def genre_loss(logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(logits[mask], labels[mask])
-
-    recommendation_loss = staticmethod(bpr_loss)
 
     @torch.no_grad()
     def recommend(self, z_user: Tensor, z_movie: Tensor, users: Tensor, k: int = 20) -> Tensor:

@@ -11,7 +11,7 @@ from torch import nn
 from graph_store.errors import CinegraphError
 from models.data import PreparedData
 from models.fusion import FusedModel
-from models.train import Inputs, outputs
+from models.registry import Inputs, outputs
 
 
 @torch.no_grad()
@@ -25,7 +25,7 @@ def recommendation_table(
     if k < 1:
         raise CinegraphError(f"k={k}: must be at least 1")
     model.eval()
-    z_user, z_movie, _ = outputs(model, Inputs.of(data))  # [U, D], [M, D]
+    z_user, z_movie, _ = outputs(model, Inputs.of(data, model))  # [U, D], [M, D]
     k = min(k, data.num_movies)
     seen = rated_pairs(data).to(z_user.device)  # [2, S]
     users, movies, scores = [], [], []
@@ -60,9 +60,9 @@ def movie_embeddings(model: nn.Module, data: PreparedData) -> tuple[list[int], n
     """(movie ids, ``[M, D]`` float32): the fused representation for a :class:`FusedModel`, the
     branch's movie embedding otherwise."""
     model.eval()
-    inp = Inputs.of(data)
+    inp = Inputs.of(data, model)
     if isinstance(model, FusedModel):
-        _, _, emb = model(inp.adj, inp.x, inp.edge_index)  # [M, 2D]
+        _, _, emb = model(inp.adj, inp.x, inp.edge_index, inp.evidence)  # [M, 2D]
     else:
         _, emb, _ = outputs(model, inp)  # [M, D]
     return [int(i) for i in data.movie_ids], emb.float().cpu().numpy()

@@ -40,17 +40,46 @@ def _fused(mode: str = "cross_attention") -> tuple[FusedModel, MultiTaskGCN, Mul
     return FusedModel(gcn, hgt, heads=2, mode=mode), gcn, hgt
 
 
+EVIDENCE = torch.bincount(RATED[1], minlength=M)  # movie 4 has no interaction
+
+
 @pytest.mark.parametrize("mode", ["cross_attention", "concat"])
 def test_warm_start_reproduces_both_pretrained_branches(mode: str) -> None:
     model, gcn, hgt = _fused(mode)
     model.eval()
     adj = normalized_adjacency(RATED, torch.ones(5), U, M)
-    z_user, z_movie, f_movie = model(adj, {}, EDGES)
+    z_user, z_movie, f_movie = model(adj, {}, EDGES, EVIDENCE)
     assert z_user.shape == (U, D) and z_movie.shape == (M, D) and f_movie.shape == (M, 2 * D)
     g_user, g_movie = gcn.embed(adj)
-    assert torch.allclose(z_user @ z_movie.t(), g_user @ g_movie.t(), atol=1e-6)
-    h_movie = hgt.embed({}, EDGES)[1]
+    warm = EVIDENCE > 0
+    fused_scores, gcn_scores = z_user @ z_movie.t(), g_user @ g_movie.t()  # [U, M] each
+    assert torch.allclose(fused_scores[:, warm], gcn_scores[:, warm], atol=1e-6)
+    assert torch.all(z_movie[~warm] == 0)  # no interactions, no GCN half; the HGT half starts at 0
+    h_movie = hgt.embed({}, EDGES, EVIDENCE == 0)[1]  # new movies start from content alone
     assert torch.allclose(model.genre_logits(f_movie), hgt.genre_logits(h_movie), atol=1e-6)
+
+
+def test_dropped_movies_lose_their_interaction_half_and_train_the_content_half() -> None:
+    model, _, _ = _fused()
+    model.eval()
+    adj = normalized_adjacency(RATED, torch.ones(5), U, M)
+    drop = torch.zeros(M, dtype=torch.bool)
+    drop[0] = True
+    z_user, z_movie, _ = model(adj, {}, EDGES, EVIDENCE, drop)
+    assert torch.all(z_movie[0] == 0) and z_movie[1].abs().sum() > 0
+    (z_user[0] @ z_movie[0]).backward()  # ranks a dropped movie: only content can move it
+    assert model.movie_proj.weight.grad[:, D:].abs().sum() > 0
+    assert model.gcn.embedding.weight.grad[U + 0].abs().sum() == 0
+
+
+def test_evidence_gate_scales_the_interaction_half() -> None:
+    model, _, _ = _fused()
+    model.eval()
+    adj = normalized_adjacency(RATED, torch.ones(5), U, M)
+    before = model(adj, {}, EDGES, EVIDENCE)[1]
+    torch.nn.init.constant_(model.evidence_gate.weight, 5.0)  # more evidence, larger gate
+    after = model(adj, {}, EDGES, EVIDENCE)[1]
+    assert torch.all(after[EVIDENCE > 0].norm(dim=1) > before[EVIDENCE > 0].norm(dim=1))
 
 
 def test_parameter_groups_partition_the_model() -> None:
@@ -74,7 +103,8 @@ def test_errors_and_repr() -> None:
         "CrossAttentionFusion(dim=8, heads=2, mode=cross_attention)"
     )
     assert repr(_fused("concat")[0]) == (
-        "FusedModel(gcn=MultiTaskGCN(users=4, movies=6, genres=3, dim=8, layers=2), "
+        "FusedModel(gcn=MultiTaskGCN(users=4, movies=6, genres=3, dim=8, layers=2, "
+        "graph=positives), "
         "hgt=MultiTaskHGT(node_types=2, relations=2, genres=3, dim=8, layers=2, heads=2), "
         "fusion=CrossAttentionFusion(dim=8, heads=2, mode=concat))"
     )

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch_geometric.nn.models import LightGCN
 
-from models.gcn_branch import MultiTaskGCN, bpr_loss, normalized_adjacency
+from models.gcn_branch import MultiTaskGCN, normalized_adjacency, ranking_loss
 
 U, M, G = 5, 7, 3
 EDGES = torch.tensor([[0, 0, 1, 2, 3, 4, 4], [0, 1, 1, 2, 3, 5, 6]])  # (user, movie)
@@ -64,15 +64,50 @@ def test_bpr_loss_by_hand() -> None:
     z_user = torch.tensor([[1.0, 0.0]])
     z_movie = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     one = torch.tensor([0])
-    loss = bpr_loss(z_user, z_movie, one, one, torch.tensor([1]), l2=0.0)
+    loss = ranking_loss(z_user, z_movie, one, one, torch.tensor([1]), "bpr", l2=0.0)
     assert loss.item() == pytest.approx(torch.nn.functional.softplus(torch.tensor(-2.0)).item())
-    reg = bpr_loss(z_user, z_movie, one, one, torch.tensor([1]), l2=1.0) - loss
+    reg = ranking_loss(z_user, z_movie, one, one, torch.tensor([1]), "bpr", l2=1.0) - loss
     assert reg.item() == pytest.approx(1.0 + 4.0 + 1.0)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.2])
+def test_softmax_is_cross_entropy_over_every_movie(temperature: float) -> None:
+    torch.manual_seed(0)
+    z_user, z_movie = torch.randn(U, 4), torch.randn(M, 4)
+    users, pos = EDGES[0], EDGES[1]
+    loss = ranking_loss(z_user, z_movie, users, pos, pos, "softmax", temperature, l2=0.0)
+    logits = z_user[users] @ z_movie.t() / temperature  # [B, M], one row per pair
+    assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, pos).item())
+    # Sampled against every other movie, one pair alone: the same number.
+    others = torch.tensor([m for m in range(M) if m != 2])
+    one = ranking_loss(z_user, z_movie, users[3:4], pos[3:4], others, "sampled_softmax",
+                       temperature, l2=0.0)  # fmt: skip
+    ce = torch.nn.functional.cross_entropy(logits[3:4], pos[3:4])
+    assert one.item() == pytest.approx(ce.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="loss='hinge'"):
+        ranking_loss(z_user, z_movie, users, pos, pos, "hinge")
 
 
 def test_errors_and_repr() -> None:
     with pytest.raises(ValueError, match="num_layers=-1"):
         MultiTaskGCN(U, M, G, num_layers=-1)
+    with pytest.raises(ValueError, match="graph='all'"):
+        MultiTaskGCN(U, M, G, graph="all")
     assert repr(MultiTaskGCN(U, M, G, hidden_dim=8)) == (
-        "MultiTaskGCN(users=5, movies=7, genres=3, dim=8, layers=2)"
+        "MultiTaskGCN(users=5, movies=7, genres=3, dim=8, layers=2, graph=positives)"
     )
+
+
+def test_cold_movies_keep_only_their_features() -> None:
+    torch.manual_seed(0)
+    model = MultiTaskGCN(U, M, G, hidden_dim=8, num_layers=2, movie_in_dim=3)
+    adj = normalized_adjacency(EDGES, torch.ones(EDGES.size(1)), U, M)
+    x_movie = torch.randn(M, 3)
+    cold = torch.zeros(M, dtype=torch.bool)
+    cold[[1, 4]] = True  # movie 1 has edges (a dropped movie), movie 4 none (a new one)
+    views = model(adj, None, x_movie, cold)[U:]  # [M, L+1, D]
+    assert torch.allclose(views[cold, 0], model.movie_lin(x_movie[cold]))
+    assert torch.all(views[cold, 1:] == 0)
+    warm = model(adj, None, x_movie)[U:]
+    assert torch.allclose(views[5], warm[5])  # movie 5 shares no user with movie 1
+    assert not torch.allclose(views[0, 2], warm[0, 2])  # movie 0 does (user 0), two hops away

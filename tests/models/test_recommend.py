@@ -9,7 +9,8 @@ import torch
 from models.config import TrainConfig
 from models.data import DataConfig, PreparedData, prepare_data
 from models.recommend import movie_embeddings, recommendation_table
-from models.train import Inputs, finetune, outputs, pretrain
+from models.registry import Inputs, outputs
+from models.train import finetune, pretrain
 
 TINY = TrainConfig(hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=2, hgt_epochs=2, fusion_epochs=2,
                    eval_every=2, batch_size=256, num_threads=1)  # fmt: skip
@@ -42,7 +43,7 @@ def test_top_k_is_ranked_unseen_and_keyed_by_ids(trained, tiny_tables, kind: str
         assert [r["rank"] for r in mine] == list(range(1, min(per_user, unseen) + 1))
         assert all(a["score"] >= b["score"] for a, b in zip(mine, mine[1:]))
     # Agrees with scoring every pair directly.
-    z_user, z_movie, _ = outputs(models[kind].eval(), Inputs.of(data))
+    z_user, z_movie, _ = outputs(models[kind].eval(), Inputs.of(data, models[kind]))
     best = rows[0]
     u, m = data.user_ids.index(best["user_id"]), data.movie_ids.index(best["movie_id"])
     assert best["score"] == pytest.approx(float(z_user[u] @ z_movie[m]), rel=1e-5)

@@ -11,7 +11,9 @@ import torch
 from graph_store.errors import CinegraphError
 from models.config import TrainConfig, load_config
 from models.data import DataConfig, PreparedData, prepare_data
-from models.train import Inputs, evaluate, load_checkpoint, lr_factor, pretrain, train, train_fused
+from models.loop import evaluate, lr_factor
+from models.registry import Inputs, load_checkpoint
+from models.train import pretrain, train, train_fused
 
 TINY = dict(
     hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=6, hgt_epochs=4, fusion_epochs=4,
@@ -44,12 +46,12 @@ def test_tiny_end_to_end_and_exact_reload(tiny_data: PreparedData, tmp_path: Pat
     for r in results.values():
         assert 0.0 <= r.metrics["ndcg@20"] <= 1.0 and 0.0 <= r.metrics["macro_f1"] <= 1.0
         assert r.history and r.epoch_seconds > 0
-    inp = Inputs.of(tiny_data)
     for name, result in zip(("gcn", "hgt", "fused"), results.values(), strict=True):
         ckpt = torch.load(tmp_path / f"{name}.pt", weights_only=False)
         assert {"model_args", "config", "optimizer", "epoch", "best_score", "split"} <= set(ckpt)
         model, saved = load_checkpoint(tmp_path / f"{name}.pt", tiny_data)
         assert saved.hidden_dim == 16
+        inp = Inputs.of(tiny_data, model)
         assert same(evaluate(model, tiny_data, inp, "valid"), ckpt["valid_metrics"])
         assert same(evaluate(model, tiny_data, inp, "test"), result.metrics)
 
@@ -120,7 +122,7 @@ def test_short_train_on_the_real_snapshot(real_snapshot: Path, tmp_path: Path) -
 
 def test_hide_genres_removes_the_edges_of_hidden_training_movies(tiny_data: PreparedData) -> None:
     from graph_store.schema import IN_GENRE
-    from models.train import hide_genres
+    from models.loop import hide_genres
 
     inp = Inputs.of(tiny_data)
     masked, hidden = hide_genres(inp, tiny_data, torch.Generator().manual_seed(0))
@@ -130,3 +132,19 @@ def test_hide_genres_removes_the_edges_of_hidden_training_movies(tiny_data: Prep
     assert after.size(1) == (~hidden[before[0]]).sum()  # every other edge stays
     rev = masked.edge_index[IN_GENRE.reverse_triplet]
     assert torch.equal(rev.flip(0), after)
+
+
+def test_dropping_hides_the_user_edges_of_dropped_movies_only(tiny_data: PreparedData) -> None:
+    from graph_store.schema import RATED, TAGGED
+
+    inp = Inputs.of(tiny_data)
+    drop = torch.zeros(tiny_data.num_movies, dtype=torch.bool)
+    drop[inp.edge_index[RATED.triplet][1, :5]] = True
+    dropped = inp.dropping(drop)
+    for et in (RATED, TAGGED):
+        before, after = inp.edge_index[et.triplet], dropped.edge_index[et.triplet]
+        assert not drop[after[1]].any() and after.size(1) == (~drop[before[1]]).sum()
+        assert torch.equal(dropped.edge_index[et.reverse_triplet].flip(0), after)
+    others = [t for t in inp.edge_index if "User" not in (t[0], t[2])]
+    assert others and all(torch.equal(inp.edge_index[t], dropped.edge_index[t]) for t in others)
+    assert torch.equal(dropped.drop, drop) and inp.drop is None
