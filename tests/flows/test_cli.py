@@ -13,7 +13,7 @@ import pytest
 from flows.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = {"neo4j", "cypher", "export", "load", "etl", "demo", "serve", "train", "benchmark"}
+COMMANDS = {"neo4j", "cypher", "export", "load", "etl", "demo", "serve", "train", "benchmark", "tune"}
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -47,7 +47,7 @@ def test_defaults_and_conversions() -> None:
         (["train", "--snapshot", "s", "--out", "o", "--device", "gpu"], "argument --device: invalid choice: 'gpu'"),
         (["etl", "--match", "exact"], "argument --match: invalid choice: 'exact'"),
         (["neo4j", "restart"], "argument action: invalid choice: 'restart'"),
-        (["load", "--snapshot", "s", "--batch-size", "many"], "argument --batch-size: invalid int value: 'many'"),
+        (["load", "--snapshot", "s", "--batch-size", "many"], "argument --batch-size: 'many' is not an integer"),
         ([], "the following arguments are required: COMMAND"),
     ],
 )
