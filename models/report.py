@@ -97,7 +97,7 @@ def bars(protocol: str, models: dict) -> list[tuple[str, str]]:
                     _verdict(_mean(models, "fused", "macro_f1"),
                              _mean(models, "hgt_branch", "macro_f1"))))  # fmt: skip
     stds = {m: models[m]["ndcg@20"]["std"] for m in BASELINES if m in models}
-    if stds:
+    if stds and len(models["fused"]["ndcg@20"]["per_seed"]) > 1:  # no spread from one seed
         std = models["fused"]["ndcg@20"]["std"]
         out.append((f"fused ndcg@20 seed std {std:.4f} <= every baseline's",
                     "YES" if all(std <= v for v in stds.values()) else
