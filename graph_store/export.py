@@ -33,7 +33,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch_geometric.data import HeteroData
 
 from graph_store import schema
-from graph_store.errors import CinegraphError
 from graph_store.pyg import build_hetero_data
 from graph_store.lock import locked
 from graph_store.schema import DST, MOVIE, RATED, SRC, USER, EdgeType, NodeType
