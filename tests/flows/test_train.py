@@ -81,7 +81,7 @@ def test_benchmark_mode_runs_the_baselines(tiny_snapshot: Path, tmp_path: Path) 
     params = TrainParams(snapshot=str(tiny_snapshot), out=str(tmp_path / "runs"), source="snapshot",
                          mode="benchmark", model=TINY, seeds=[3], run_name="bench")  # fmt: skip
     result = train(params)
-    models = json.loads((tmp_path / "runs" / "bench" / "results.json").read_text())["models"]
+    models = json.loads((tmp_path / "runs" / "bench" / "warm" / "results.json").read_text())["models"]
     assert {"fused", "popularity", "mf_bpr", "lightgcn", "gcn_branch", "hgt_branch"} <= set(models)
     assert models["lightgcn"]["ndcg@20"]["per_seed"][0] >= 0.0
     assert result["write_back"] is None and Path(result["report"]).read_text().strip()

@@ -74,11 +74,13 @@ def test_cypher_statements_are_idempotent_and_cover_the_schema() -> None:
         assert statement.startswith("CREATE CONSTRAINT ") and " IF NOT EXISTS " in statement
         assert f"(x:{nt.label}) REQUIRE x.{nt.key} IS UNIQUE" in statement
     indexed = [(n.label, p) for n in NODE_TYPES for p in n.properties if p.index is not None]
-    indexes = schema.index_statements()
+    *indexes, fulltext = schema.index_statements()
     assert len(indexes) == len(indexed) > 0
     for (label, prop), statement in zip(indexed, indexes, strict=True):
         assert prop.index in ("RANGE", "TEXT")
         assert statement.startswith(f"CREATE {prop.index} INDEX ") and f"(x:{label}) ON (x.{prop.name})" in statement
+    assert fulltext.startswith(f"CREATE FULLTEXT INDEX {schema.MOVIE_TITLE_INDEX} IF NOT EXISTS ")
+    assert all(f"x.{p}" in fulltext for p in schema.MOVIE_TITLE_PROPERTIES)
 
 
 def test_the_names_the_etl_and_models_read_are_properties() -> None:
