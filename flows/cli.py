@@ -8,7 +8,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-
 from graph_store.errors import CinegraphError
 
 Handler = Callable[[argparse.Namespace], int]

@@ -21,9 +21,6 @@ from flows import artifacts
 from flows.train_params import TrainParams
 from graph_store.connection import URI_VAR, open_driver, settings_from_env
 from graph_store.export import ExportFilter, export_tables, filter_snapshot
-from models.config import TrainConfig
-from models.data import PreparedData, export_split, prepare_data
-from models.evaluate import RunResult
 from models.benchmark import (
     REPORT_FILE,
     RESULTS_FILE,
@@ -32,7 +29,11 @@ from models.benchmark import (
     run_seed,
     write_results,
 )
+from models.config import TrainConfig
+from models.data import PreparedData, export_split, prepare_data
+from models.evaluate import RunResult
 from models.train import finetune, plot_curves, pretrain
+
 
 def reads_neo4j(source: str) -> bool:
     return source == "neo4j" or (source == "auto" and bool(os.environ.get(URI_VAR)))

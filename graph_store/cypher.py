@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import neo4j
-from neo4j.graph import Node, Path as GraphPath, Relationship
+from neo4j.graph import Node, Relationship
+from neo4j.graph import Path as GraphPath
 
 from graph_store import schema
 from graph_store.errors import CinegraphError
@@ -134,7 +135,7 @@ def resolve_params(query: CypherFile, given: Mapping[str, Any]) -> dict[str, Any
 
 def _type_problem(name: str, value: Any, default: Any) -> str | None:
     """Why ``value`` does not fit parameter ``name`` whose declared default is ``default``."""
-    if value is None or default is None and name not in MOVIE_PARAMS:
+    if value is None or (default is None and name not in MOVIE_PARAMS):
         return None  # null is always allowed; a null default declares no type
     expected: tuple[type, ...] = (int, str) if name in MOVIE_PARAMS else (type(default),)
     if float in expected:

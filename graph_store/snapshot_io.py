@@ -19,7 +19,7 @@ import os
 import shutil
 import signal
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -139,7 +139,7 @@ class SnapshotWriter:
             raise CinegraphError(f"{self.target}: exists and is not a snapshot folder; refusing to replace it")
         self.versions.mkdir(parents=True, exist_ok=True)
         recover(self.target)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         self.version = self.versions / owned_name(stamp)
         self.version.mkdir()
         return self
@@ -189,7 +189,7 @@ class SnapshotWriter:
             ("nodes", [nt.label for nt in schema.NODE_TYPES]), ("edges", [et.rel for et in schema.EDGE_TYPES]))}
         manifest = {
             "schema_version": schema.SCHEMA_VERSION,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "sources": [],
             "counts": counts,
             "rejects": {},
@@ -264,9 +264,7 @@ def prune(target: Path, previous: Path | None = None) -> None:
     for version in versions.iterdir():
         if version in (current, previous):
             continue
-        if not _is_complete(version):
-            stale = not owner_alive(version.name)
-        elif current is None or _age(version) > _age(current):
+        if not _is_complete(version) or current is None or _age(version) > _age(current):
             stale = not owner_alive(version.name)
         else:
             stale = previous is not None

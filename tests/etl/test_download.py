@@ -43,7 +43,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         script = self.server.script  # type: ignore[attr-defined]
         script.requests.append({"path": self.path, **dict(self.headers)})
         if script.fail:

@@ -20,8 +20,8 @@ from etl.download import HTTPStatusError, RetryPolicy
 from etl.sources import (
     IMDB_BASE,
     IMDB_FILES,
-    FetchResult,
     MOVIELENS_BASE,
+    FetchResult,
     fetch_imdb,
     fetch_imdb_file,
     fetch_movielens,
@@ -299,7 +299,7 @@ class _ForbiddingHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path in self.forbidden:
             self.send_error(403)
         else:

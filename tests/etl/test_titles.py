@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from etl.titles import (ParsedTitle, colon_parts, normalize, normalize_many, parse_title, query_strings, split_year,
-                         title_key)
+from etl.titles import (
+    ParsedTitle,
+    colon_parts,
+    normalize,
+    normalize_many,
+    parse_title,
+    query_strings,
+    split_year,
+    title_key,
+)
 
 
 @pytest.mark.parametrize(

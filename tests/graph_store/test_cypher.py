@@ -183,7 +183,7 @@ def test_format_table() -> None:
 
 
 
-def real_sample(test):  # noqa: ANN001, ANN201
+def real_sample(test):
     """Mark a test that needs the test Neo4j holding the real sample."""
     for mark in (pytest.mark.neo4j, pytest.mark.slow, pytest.mark.realdata):
         test = mark(test)

@@ -19,7 +19,6 @@ from graph_store.connection import Neo4jSettings
 from graph_store.errors import CinegraphError
 from graph_store.load import load_snapshot
 from graph_store.snapshot_io import read_manifest
-from tests.hostile_mirror import build_mirror
 from tests.graph_store.neo4j_testing import (
     edge_table,
     expected_rows,
@@ -28,6 +27,7 @@ from tests.graph_store.neo4j_testing import (
     small_tables,
     write_test_snapshot,
 )
+from tests.hostile_mirror import build_mirror
 
 pytestmark = pytest.mark.neo4j
 

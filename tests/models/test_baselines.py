@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch_geometric.nn.models import LightGCN
 
-from models.data import DataConfig, bpr_triples, prepare_data
 from models.content_knn import ContentKNN, ContentKNNConfig, content_blocks, train_content_knn
+from models.data import DataConfig, bpr_triples, prepare_data
 from models.ease import EASE, EASEConfig, train_ease
-from models.itemknn import ItemKNN, ItemKNNConfig, train_itemknn
 from models.evaluate import evaluate_ranking
+from models.itemknn import ItemKNN, ItemKNNConfig, train_itemknn
 from models.lightgcn import LightGCNConfig, LightGCNRecommender, train_lightgcn
 from models.mf_bpr import MFBPR, BPRConfig, train_mf_bpr
 from models.popularity import MostPopular, PopularityConfig, train_popularity

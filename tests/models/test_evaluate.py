@@ -33,7 +33,7 @@ def _reference(scores: torch.Tensor, data, split: str, k: int) -> dict[str, floa
         "_cold_items": lambda u, m: item_n[m] == 0,
     }
     new = set(torch.nonzero(data.cold_items).flatten().tolist())
-    candidates = {name: None for name in keep}
+    candidates = dict.fromkeys(keep)
     if data.config.protocol == "cold-items":
         keep = {
             "": lambda u, m: m in new,
@@ -111,7 +111,7 @@ def test_training_items_are_never_recommended(tiny_tables) -> None:
     padded = evaluate_ranking(lambda u: scores[u], data, "test", ks=(100,), slices=False)
     assert padded == pytest.approx(
         {
-            **{m: 1.0 for m in ("recall@100", "ndcg@100", "hit_rate@100", "mrr@100")},
+            **dict.fromkeys(("recall@100", "ndcg@100", "hit_rate@100", "mrr@100"), 1.0),
             "precision@100": 0.01,
         }
     )
