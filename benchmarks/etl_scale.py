@@ -114,7 +114,7 @@ def run_etl(mirror: Path, out: Path, variant: str, memory_limit: str | None = No
     """One `cinegraph etl` child process, sampled; returns what was measured."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    cmd = [sys.executable, "-m", "flows.cli", "etl", "--variant", variant, "--mirror", str(mirror),
+    cmd = [sys.executable, "-m", "cinegraph.flows.cli", "etl", "--variant", variant, "--mirror", str(mirror),
            "--match", "fuzzy", "--out", str(out), "--no-progress"]  # fmt: skip
     if memory_limit is not None:
         cmd += ["--memory-limit", memory_limit]

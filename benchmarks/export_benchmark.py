@@ -27,10 +27,10 @@ import pyarrow as pa
 from neo4j import Driver
 from neo4j_bench import DEFAULT_MIRROR, ROOT, bench_driver, bench_snapshot, machine_lines, wipe
 
-from graph_store import schema
-from graph_store.export import ExportFilter, export_tables, filter_snapshot
-from graph_store.load import load_snapshot
-from graph_store.pyg import build_hetero_data
+from cinegraph import schema
+from cinegraph.graph_store.export import ExportFilter, export_tables, filter_snapshot
+from cinegraph.graph_store.load import load_snapshot
+from cinegraph.graph_store.pyg import build_hetero_data
 
 log = logging.getLogger("export_benchmark")
 BENCH_PASSWORD = "export-benchmark-password"

@@ -37,11 +37,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from neo4j_bench import DEFAULT_MIRROR, ROOT, bench_snapshot, load_average, machine_lines, private_server
 
-from graph_store import schema, server
-from graph_store.bulk_import import BulkReport, bulk_load
-from graph_store.connection import Neo4jSettings, open_driver
-from graph_store.load import EDGE_CREATE, EDGE_UPSERT, LoadReport, load_snapshot
-from graph_store.results import write_movie_embeddings, write_recommendations
+from cinegraph import schema
+from cinegraph.graph_store import server
+from cinegraph.graph_store.bulk_import import BulkReport, bulk_load
+from cinegraph.graph_store.connection import Neo4jSettings, open_driver
+from cinegraph.graph_store.load import EDGE_CREATE, EDGE_UPSERT, LoadReport, load_snapshot
+from cinegraph.graph_store.results import write_movie_embeddings, write_recommendations
 
 log = logging.getLogger("load_benchmark")
 BENCH_PASSWORD = "load-benchmark-password"

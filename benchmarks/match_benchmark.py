@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from etl import staging, warehouse  # noqa: E402
-from etl.match import MatchConfig, MatchReport, evaluation_from_counts, match_titles  # noqa: E402
-from etl.sources import IMDB_FILES  # noqa: E402
-from etl.titles import normalize_many, parse_title, query_strings_many  # noqa: E402
+from cinegraph.etl import staging, warehouse  # noqa: E402
+from cinegraph.etl.match import MatchConfig, MatchReport, evaluation_from_counts, match_titles  # noqa: E402
+from cinegraph.etl.sources import IMDB_FILES  # noqa: E402
+from cinegraph.etl.titles import normalize_many, parse_title, query_strings_many  # noqa: E402
 
 log = logging.getLogger("match_benchmark")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from neo4j import Driver
 
-from graph_store import server
-from graph_store.connection import Neo4jSettings, open_driver, settings_from_env
+from cinegraph.graph_store import server
+from cinegraph.graph_store.connection import Neo4jSettings, open_driver, settings_from_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MIRROR = Path(os.environ.get("CINEGRAPH_MIRROR", ROOT.parent / "shared/data/mirror"))
@@ -23,7 +23,7 @@ def bench_snapshot(snapshot: Path | None, mirror: Path, tmp: Path) -> Path:
     """The given snapshot, or a fresh one from the ETL on the mirror (links mode)."""
     if snapshot is not None:
         return snapshot
-    from etl import EtlConfig, MatchConfig, run_etl
+    from cinegraph.etl import EtlConfig, MatchConfig, run_etl
 
     config = EtlConfig(mirror=str(mirror), out=tmp / "etl", match=MatchConfig(mode="links"), progress=False)
     return run_etl(config).snapshot

@@ -2,8 +2,8 @@
 
 Flows call only these; the step modules stay internal."""
 
-from etl.config import EtlConfig
-from etl.match import MatchConfig
-from etl.pipeline import EtlResult, run_etl, summarize
+from cinegraph.etl.config import EtlConfig
+from cinegraph.etl.match import MatchConfig
+from cinegraph.etl.pipeline import EtlResult, run_etl, summarize
 
 __all__ = ["EtlConfig", "EtlResult", "MatchConfig", "run_etl", "summarize"]

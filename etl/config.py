@@ -7,10 +7,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from etl.extract import DEFAULT_MAX_EXTRACT_BYTES
-from etl.match import MatchConfig
-from etl.sources import Variant
-from etl.staging import FILM_TITLE_TYPES
+from cinegraph.etl.extract import DEFAULT_MAX_EXTRACT_BYTES
+from cinegraph.etl.match import MatchConfig
+from cinegraph.etl.sources import Variant
+from cinegraph.etl.staging import FILM_TITLE_TYPES
 
 
 class EtlConfig(BaseModel):

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
 
 log = logging.getLogger(__name__)
 

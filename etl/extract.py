@@ -18,8 +18,8 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from graph_store.errors import CinegraphError
-from graph_store.lock import owned_name, owner_alive
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store.lock import owned_name, owner_alive
 
 log = logging.getLogger(__name__)
 

@@ -32,10 +32,10 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
 
-from etl.resources import usage
-from etl.titles import colon_parts_many, normalize_many, parse_title, query_strings_many, title_key
-from etl.warehouse import Step, drop_tables, register_arrow, run_steps, table_exists
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
+from cinegraph.etl.resources import usage
+from cinegraph.etl.titles import colon_parts_many, normalize_many, parse_title, query_strings_many, title_key
+from cinegraph.etl.warehouse import Step, drop_tables, register_arrow, run_steps, table_exists
 
 log = logging.getLogger(__name__)
 

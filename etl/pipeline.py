@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from etl import warehouse
-from etl.config import EtlConfig
-from etl.match import MatchReport, match_titles
-from etl.resources import StageUsage, recording, usage
-from etl.snapshot import write_snapshot
-from etl.sources import FetchResult, fetch_imdb, fetch_movielens, resolve_bases
-from etl.staging import IMDB, StageReport, stage
-from graph_store.lock import locked
+from cinegraph.etl import warehouse
+from cinegraph.etl.config import EtlConfig
+from cinegraph.etl.match import MatchReport, match_titles
+from cinegraph.etl.resources import StageUsage, recording, usage
+from cinegraph.etl.snapshot import write_snapshot
+from cinegraph.etl.sources import FetchResult, fetch_imdb, fetch_movielens, resolve_bases
+from cinegraph.etl.staging import IMDB, StageReport, stage
+from cinegraph.graph_store.lock import locked
 
 log = logging.getLogger(__name__)
 

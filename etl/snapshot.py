@@ -1,5 +1,5 @@
 """Build the graph snapshot: ``snap_*`` tables in SQL, then one Parquet file per node and edge
-type (typed by :mod:`graph_store.schema`), ``matches.parquet`` and ``manifest.json``, written as
+type (typed by :mod:`cinegraph.schema`), ``matches.parquet`` and ``manifest.json``, written as
 a new version and swapped in whole by the shared writer (write disposition: replace; a failed or
 killed run keeps the old one).
 
@@ -18,10 +18,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl.warehouse import Step, run_steps, table_exists
-from graph_store import schema
-from graph_store.schema import EdgeType, NodeType
-from graph_store.snapshot_io import SnapshotWriter
+from cinegraph import schema
+from cinegraph.etl.warehouse import Step, run_steps, table_exists
+from cinegraph.graph_store.snapshot_io import SnapshotWriter
+from cinegraph.schema import EdgeType, NodeType
 
 log = logging.getLogger(__name__)
 

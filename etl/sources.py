@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-from etl.download import FetchState, HTTPStatusError, RetryPolicy, download, fetch_text
-from etl.extract import DEFAULT_MAX_EXTRACT_BYTES, extract_zip
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
+from cinegraph.etl.download import FetchState, HTTPStatusError, RetryPolicy, download, fetch_text
+from cinegraph.etl.extract import DEFAULT_MAX_EXTRACT_BYTES, extract_zip
 
 log = logging.getLogger(__name__)
 

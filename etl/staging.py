@@ -18,9 +18,9 @@ from pathlib import Path
 
 import duckdb
 
-from etl.warehouse import Step, count, drop_tables, run_steps
-from graph_store import schema
-from graph_store.errors import CinegraphError
+from cinegraph import schema
+from cinegraph.errors import CinegraphError
+from cinegraph.etl.warehouse import Step, count, drop_tables, run_steps
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import NamedTuple
 import duckdb
 import pyarrow as pa
 
-from etl.resources import usage
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
+from cinegraph.etl.resources import usage
 
 log = logging.getLogger(__name__)
 

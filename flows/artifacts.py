@@ -18,7 +18,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from models.report import best_baseline
+from cinegraph.models.report import best_baseline
 
 # Metrics shown in the evaluation table, in this order, when present.
 HEADLINE = ("ndcg@20", "recall@20", "precision@20", "hit_rate@20", "mrr@10", "mrr@20", "ndcg@10",

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
 
 Handler = Callable[[argparse.Namespace], int]
 DEMO_PREFECT_SETTINGS = {
@@ -141,9 +141,9 @@ def _cmd_etl(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from etl.config import EtlConfig
-    from etl.match import MatchConfig
-    from etl.pipeline import run_etl, summarize
+    from cinegraph.etl.config import EtlConfig
+    from cinegraph.etl.match import MatchConfig
+    from cinegraph.etl.pipeline import run_etl, summarize
 
     try:
         config = EtlConfig(
@@ -163,7 +163,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     # Before Prefect loads its settings: how the temporary server the demo may start behaves.
     for name, value in DEMO_PREFECT_SETTINGS.items():
         os.environ.setdefault(name, value)
-    from flows.pipeline import run_demo
+    from cinegraph.flows.pipeline import run_demo
 
     print(run_demo(args.variant, args.out, args.mirror or os.environ.get("CINEGRAPH_MIRROR"), neo4j=args.neo4j))
     return 0
@@ -172,8 +172,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     import json
 
-    from models.config import load_config
-    from models.train import train
+    from cinegraph.models.config import load_config
+    from cinegraph.models.train import train
 
     metrics = train(args.snapshot, args.out, load_config(args.config, device=args.device))
     print(json.dumps({k: v["test"] for k, v in metrics.items()}, indent=2))
@@ -183,8 +183,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     import json
 
-    from models.config import load_config
-    from models.tune import tune
+    from cinegraph.models.config import load_config
+    from cinegraph.models.tune import tune
 
     config = load_config(args.out if args.out.exists() else args.config, device=args.device)
     if args.protocol:
@@ -195,8 +195,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from models.benchmark import MODELS, PROTOCOLS, benchmark
-    from models.config import load_config
+    from cinegraph.models.benchmark import MODELS, PROTOCOLS, benchmark
+    from cinegraph.models.config import load_config
 
     config = load_config(args.config, device=args.device)
     models = tuple(args.models.split(",")) if args.models else MODELS
@@ -209,7 +209,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import os
 
-    from flows.deployments import serve
+    from cinegraph.flows.deployments import serve
 
     mirror = args.mirror or os.environ.get("CINEGRAPH_MIRROR")
     return serve(args.refresh_cron, args.timezone, mirror=mirror, out=args.out)
@@ -218,7 +218,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_neo4j(args: argparse.Namespace) -> int:
     import os
 
-    from graph_store import server
+    from cinegraph.graph_store import server
 
     if args.action == "start":
         state = server.start(
@@ -235,8 +235,8 @@ def _cmd_neo4j(args: argparse.Namespace) -> int:
 
 
 def _cmd_cypher(args: argparse.Namespace) -> int:
-    from graph_store.connection import open_driver, settings_from_env
-    from graph_store.cypher import run_cypher_file
+    from cinegraph.graph_store.connection import open_driver, settings_from_env
+    from cinegraph.graph_store.cypher import run_cypher_file
 
     with open_driver(settings_from_env()) as driver:
         print(run_cypher_file(driver, args.file, args.param, database=args.database))
@@ -246,8 +246,8 @@ def _cmd_cypher(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from graph_store.connection import open_driver, settings_from_env
-    from graph_store.export import ExportFilter, export_snapshot
+    from cinegraph.graph_store.connection import open_driver, settings_from_env
+    from cinegraph.graph_store.export import ExportFilter, export_snapshot
 
     fields = ["min_user_ratings", "rating_after", "rating_before", "year_min", "year_max"]
     given = {name: getattr(args, name) for name in fields}
@@ -265,9 +265,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
-    from graph_store.bulk_import import bulk_load, use_bulk
-    from graph_store.connection import open_driver, settings_from_env
-    from graph_store.load import DEFAULT_BATCH_SIZE, load_snapshot
+    from cinegraph.graph_store.bulk_import import bulk_load, use_bulk
+    from cinegraph.graph_store.connection import open_driver, settings_from_env
+    from cinegraph.graph_store.load import DEFAULT_BATCH_SIZE, load_snapshot
 
     if args.initial and args.transactional:
         raise CinegraphError("--initial and --transactional exclude each other")

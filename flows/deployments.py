@@ -9,10 +9,10 @@ from typing import Any
 
 from prefect.deployments.runner import RunnerDeployment
 
-from flows.pipeline import pipeline
-from flows.refresh import etl_refresh
-from flows.train import train
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
+from cinegraph.flows.pipeline import pipeline
+from cinegraph.flows.refresh import etl_refresh
+from cinegraph.flows.train import train
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from etl.config import EtlConfig
+from cinegraph.etl.config import EtlConfig
 
 
 class RefreshParams(EtlConfig):

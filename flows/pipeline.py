@@ -10,13 +10,13 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows import artifacts
-from flows.params import RefreshParams
-from flows.refresh import etl_refresh
-from flows.train import train
-from flows.train_params import PipelineParams, TrainParams
-from graph_store.connection import PASSWORD_VAR, URI_VAR
-from models.config import TrainConfig
+from cinegraph.flows import artifacts
+from cinegraph.flows.params import RefreshParams
+from cinegraph.flows.refresh import etl_refresh
+from cinegraph.flows.train import train
+from cinegraph.flows.train_params import PipelineParams, TrainParams
+from cinegraph.graph_store.connection import PASSWORD_VAR, URI_VAR
+from cinegraph.models.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,9 @@ def run_demo(variant: str, out: Path, mirror: str | None, *, neo4j: bool = False
     """Run the pipeline flow; with ``neo4j`` start the local server first (password from
     NEO4J_PASSWORD) so the graph is loaded and results are written back. Returns the summary."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
-    logging.getLogger("models.train").setLevel(logging.WARNING)  # the flow's tasks log each evaluation
+    logging.getLogger("cinegraph.models.train").setLevel(logging.WARNING)  # the flow's tasks log each evaluation
     if neo4j and not os.environ.get(URI_VAR):
-        from graph_store import server
+        from cinegraph.graph_store import server
 
         state = server.start(neo4j_home, neo4j_port, password=os.environ.get(PASSWORD_VAR, ""))
         os.environ[URI_VAR] = state.uri or f"bolt://127.0.0.1:{neo4j_port}"

@@ -20,12 +20,12 @@ from prefect.context import TaskRunContext
 from prefect.states import State
 from prefect.tasks import Task, exponential_backoff
 
-from etl.config import EtlConfig
-from etl.download import HTTPStatusError, RetryPolicy
-from etl.match import MatchReport, match_titles
-from etl.pipeline import REVIEW_FILE, WAREHOUSE_FILE, source_entries
-from etl.snapshot import write_snapshot
-from etl.sources import (
+from cinegraph.etl.config import EtlConfig
+from cinegraph.etl.download import HTTPStatusError, RetryPolicy
+from cinegraph.etl.match import MatchReport, match_titles
+from cinegraph.etl.pipeline import REVIEW_FILE, WAREHOUSE_FILE, source_entries
+from cinegraph.etl.snapshot import write_snapshot
+from cinegraph.etl.sources import (
     IMDB_FILES,
     MISSING,
     FetchResult,
@@ -35,13 +35,13 @@ from etl.sources import (
     source_location,
     upstream_version,
 )
-from etl.staging import StageReport, stage
-from etl.warehouse import connect
-from flows import artifacts
-from flows.params import RefreshParams
-from graph_store.connection import URI_VAR, open_driver, settings_from_env
-from graph_store.load import load_snapshot
-from graph_store.lock import locked
+from cinegraph.etl.staging import StageReport, stage
+from cinegraph.etl.warehouse import connect
+from cinegraph.flows import artifacts
+from cinegraph.flows.params import RefreshParams
+from cinegraph.graph_store.connection import URI_VAR, open_driver, settings_from_env
+from cinegraph.graph_store.load import load_snapshot
+from cinegraph.graph_store.lock import locked
 
 RAW_DIR = "raw"
 # Each download task try is one HTTP attempt: Prefect owns the retrying.

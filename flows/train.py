@@ -17,11 +17,11 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows import artifacts
-from flows.train_params import TrainParams
-from graph_store.connection import URI_VAR, open_driver, settings_from_env
-from graph_store.export import ExportFilter, export_tables, filter_snapshot
-from models.benchmark import (
+from cinegraph.flows import artifacts
+from cinegraph.flows.train_params import TrainParams
+from cinegraph.graph_store.connection import URI_VAR, open_driver, settings_from_env
+from cinegraph.graph_store.export import ExportFilter, export_tables, filter_snapshot
+from cinegraph.models.benchmark import (
     REPORT_FILE,
     RESULTS_FILE,
     propagation_speed,
@@ -29,10 +29,10 @@ from models.benchmark import (
     run_seed,
     write_results,
 )
-from models.config import TrainConfig
-from models.data import PreparedData, export_split, prepare_data
-from models.evaluate import RunResult
-from models.train import finetune, plot_curves, pretrain
+from cinegraph.models.config import TrainConfig
+from cinegraph.models.data import PreparedData, export_split, prepare_data
+from cinegraph.models.evaluate import RunResult
+from cinegraph.models.train import finetune, plot_curves, pretrain
 
 
 def reads_neo4j(source: str) -> bool:
@@ -106,8 +106,8 @@ def train_seed(tables: dict[str, pa.Table], config: TrainConfig, seed_dir: Path,
 def write_back(model: Any, data: PreparedData, run_id: str, top_k: int, database: str) -> dict[str, int]:
     """Top-K per user as RECOMMENDED edges (a re-run of ``run_id`` replaces them) and the fused
     movie embeddings under the vector index."""
-    from graph_store.results import write_movie_embeddings, write_recommendations
-    from models.recommend import movie_embeddings, recommendation_table
+    from cinegraph.graph_store.results import write_movie_embeddings, write_recommendations
+    from cinegraph.models.recommend import movie_embeddings, recommendation_table
 
     logger = get_run_logger()
     recs = recommendation_table(model, data, top_k)

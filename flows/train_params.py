@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows.params import RefreshParams
-from graph_store.export import ExportFilter
-from graph_store.schema import MOVIE, RATED, USER
-from models.config import TrainConfig
+from cinegraph.flows.params import RefreshParams
+from cinegraph.graph_store.export import ExportFilter
+from cinegraph.models.config import TrainConfig
+from cinegraph.schema import MOVIE, RATED, USER
 
 # A folder name: no separators, no leading dot (so never "." or "..").
 RUN_NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"

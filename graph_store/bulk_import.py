@@ -38,9 +38,9 @@ import pyarrow as pa
 from neo4j import Driver
 from tqdm import tqdm
 
-from graph_store import server
-from graph_store.errors import CinegraphError
-from graph_store.load import (
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store import server
+from cinegraph.graph_store.load import (
     EDGE_COUNT,
     EDGE_UPSERT,
     NODE_COUNT,
@@ -55,8 +55,8 @@ from graph_store.load import (
     snapshot_props,
     validate_snapshot,
 )
-from graph_store.schema import DST, EDGE_TYPES, NODE_TYPES, SRC, EdgeType, NodeType, Property
-from graph_store.snapshot_io import snapshot_duckdb, view_name
+from cinegraph.graph_store.snapshot_io import snapshot_duckdb, view_name
+from cinegraph.schema import DST, EDGE_TYPES, NODE_TYPES, SRC, EdgeType, NodeType, Property
 
 log = logging.getLogger(__name__)
 

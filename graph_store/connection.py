@@ -12,7 +12,7 @@ from typing import Any
 from neo4j import Driver, GraphDatabase
 from neo4j.exceptions import AuthError, ClientError, ServiceUnavailable, SessionExpired
 
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
 
 URI_VAR, USER_VAR, PASSWORD_VAR = "NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD"
 _DATABASE_NOT_FOUND = "Neo.ClientError.Database.DatabaseNotFound"

@@ -22,8 +22,8 @@ import neo4j
 from neo4j.graph import Node, Relationship
 from neo4j.graph import Path as GraphPath
 
-from graph_store import schema
-from graph_store.errors import CinegraphError
+from cinegraph import schema
+from cinegraph.errors import CinegraphError
 
 log = logging.getLogger(__name__)
 

@@ -32,11 +32,11 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch_geometric.data import HeteroData
 
-from graph_store import schema
-from graph_store.lock import locked
-from graph_store.pyg import build_hetero_data
-from graph_store.schema import DST, MOVIE, RATED, SRC, USER, EdgeType, NodeType
-from graph_store.snapshot_io import read_snapshot, write_snapshot
+from cinegraph import schema
+from cinegraph.graph_store.lock import locked
+from cinegraph.graph_store.pyg import build_hetero_data
+from cinegraph.graph_store.snapshot_io import read_snapshot, write_snapshot
+from cinegraph.schema import DST, MOVIE, RATED, SRC, USER, EdgeType, NodeType
 
 log = logging.getLogger(__name__)
 

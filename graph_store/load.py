@@ -45,10 +45,10 @@ import pyarrow as pa
 from neo4j import READ_ACCESS, Driver, ManagedTransaction
 from tqdm import tqdm
 
-from graph_store import schema
-from graph_store.errors import CinegraphError
-from graph_store.schema import DST, EDGE_TYPES, NODE_TYPES, SNAPSHOT, SRC, EdgeType, NodeType
-from graph_store.snapshot_io import read_manifest, snapshot_duckdb, view_name
+from cinegraph import schema
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store.snapshot_io import read_manifest, snapshot_duckdb, view_name
+from cinegraph.schema import DST, EDGE_TYPES, NODE_TYPES, SNAPSHOT, SRC, EdgeType, NodeType
 
 log = logging.getLogger(__name__)
 

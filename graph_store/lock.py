@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
 
 log = logging.getLogger(__name__)
 LOCK_FILE = ".cinegraph.lock"

@@ -3,7 +3,7 @@
 The one builder both data paths use: the Parquet snapshot (via ``read_snapshot``) and the Neo4j
 export hand the same ``{label | rel: pa.Table}`` dict here, so both give the same graph.
 
-Node and edge types come in schema order (:func:`graph_store.schema.metadata`). Each node type gets
+Node and edge types come in schema order (:func:`cinegraph.schema.metadata`). Each node type gets
 contiguous indices ``0..n-1`` in table row order; ``id_maps[label][i]`` is the key of node ``i``.
 Every edge type also gets its reverse ``rev_<REL>`` (like ``ToUndirected``). Numeric properties
 become tensors named after the property: node properties as float with NaN for null, edge
@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 import torch
 from torch_geometric.data import HeteroData
 
-from graph_store.errors import CinegraphError
-from graph_store.schema import DST, EDGE_TYPES, NODE_TYPES, SRC, EdgeType, NodeType
+from cinegraph.errors import CinegraphError
+from cinegraph.schema import DST, EDGE_TYPES, NODE_TYPES, SRC, EdgeType, NodeType
 
 log = logging.getLogger(__name__)
 

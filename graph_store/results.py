@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from graph_store.errors import CinegraphError
-from graph_store.schema import (
+from cinegraph.errors import CinegraphError
+from cinegraph.schema import (
     MOVIE,
     MOVIE_EMBEDDING_INDEX,
     MOVIE_EMBEDDING_PROPERTY,

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from graph_store import schema
-from graph_store.errors import CinegraphError
-from graph_store.lock import owned_name, owner_alive
+from cinegraph import schema
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store.lock import owned_name, owner_alive
 
 log = logging.getLogger(__name__)
 

@@ -26,14 +26,14 @@ import torch
 from pydantic import BaseModel, ValidationError
 from torch_geometric.nn.models import LightGCN
 
-from graph_store.errors import CinegraphError
-from graph_store.schema import RATED
-from models.config import TrainConfig
-from models.data import PreparedData, prepare_data
-from models.evaluate import RunResult
-from models.gcn_branch import normalized_adjacency
-from models.report import write_report
-from models.train import finetune, plot_curves, pretrain, train_fused
+from cinegraph.errors import CinegraphError
+from cinegraph.models.config import TrainConfig
+from cinegraph.models.data import PreparedData, prepare_data
+from cinegraph.models.evaluate import RunResult
+from cinegraph.models.gcn_branch import normalized_adjacency
+from cinegraph.models.report import write_report
+from cinegraph.models.train import finetune, plot_curves, pretrain, train_fused
+from cinegraph.schema import RATED
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +124,12 @@ def _timed(results: dict[str, RunResult], seconds: dict[str, float], device: str
 def baselines() -> dict[str, tuple[Callable[..., RunResult], type[BaseModel]]]:
     """Each baseline's trainer ``fn(data, config, seed, device)`` and config class, by name: what
     :func:`run_seed` and ``cinegraph tune`` run."""
-    from models.content_knn import ContentKNNConfig, train_content_knn
-    from models.ease import EASEConfig, train_ease
-    from models.itemknn import ItemKNNConfig, train_itemknn
-    from models.lightgcn import LightGCNConfig, train_lightgcn
-    from models.mf_bpr import BPRConfig, train_mf_bpr
-    from models.popularity import PopularityConfig, train_popularity
+    from cinegraph.models.content_knn import ContentKNNConfig, train_content_knn
+    from cinegraph.models.ease import EASEConfig, train_ease
+    from cinegraph.models.itemknn import ItemKNNConfig, train_itemknn
+    from cinegraph.models.lightgcn import LightGCNConfig, train_lightgcn
+    from cinegraph.models.mf_bpr import BPRConfig, train_mf_bpr
+    from cinegraph.models.popularity import PopularityConfig, train_popularity
 
     return {
         "popularity": (train_popularity, PopularityConfig), "mf_bpr": (train_mf_bpr, BPRConfig),
@@ -264,7 +264,7 @@ def benchmark(snapshot_dir: Path, out_dir: Path, seeds: int = 3, config: TrainCo
               models: tuple[str, ...] = MODELS, protocols: tuple[str, ...] = ("warm",)) -> dict:
     """Run the benchmark on a snapshot under each protocol; writes ``<protocol>/results.json``,
     curves and ``report.md`` into out_dir. Returns ``{protocol: summary}``."""
-    from graph_store.snapshot_io import read_snapshot
+    from cinegraph.graph_store.snapshot_io import read_snapshot
 
     unknown = sorted(set(models) - set(MODELS))
     if unknown:

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from graph_store.errors import CinegraphError
-from models.data import DataConfig
+from cinegraph.errors import CinegraphError
+from cinegraph.models.data import DataConfig
 
 # Fields that shape the networks: a resumed or reloaded run takes these from the checkpoint.
 ARCHITECTURE_FIELDS = (

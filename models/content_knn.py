@@ -9,10 +9,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from graph_store.schema import GENRE, IN_GENRE, MOVIE, PERSON
-from models.data import PreparedData
-from models.ease import interaction_matrix
-from models.evaluate import RunResult, select_on_validation
+from cinegraph.models.data import PreparedData
+from cinegraph.models.ease import interaction_matrix
+from cinegraph.models.evaluate import RunResult, select_on_validation
+from cinegraph.schema import GENRE, IN_GENRE, MOVIE, PERSON
 
 log = logging.getLogger(__name__)
 

@@ -40,9 +40,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from graph_store.errors import CinegraphError
-from graph_store.pyg import build_hetero_data
-from graph_store.schema import (
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store.pyg import build_hetero_data
+from cinegraph.schema import (
     DST,
     EDGE_TYPES,
     GENRE,

@@ -8,8 +8,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from models.data import PreparedData
-from models.evaluate import RunResult, select_on_validation
+from cinegraph.models.data import PreparedData
+from cinegraph.models.evaluate import RunResult, select_on_validation
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from models.data import PreparedData
-from models.metrics import RankingMetrics, classification_metrics
+from cinegraph.models.data import PreparedData
+from cinegraph.models.metrics import RankingMetrics, classification_metrics
 
 log = logging.getLogger(__name__)
 

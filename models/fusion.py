@@ -8,8 +8,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from models.gcn_branch import MultiTaskGCN
-from models.hgt_branch import MultiTaskHGT
+from cinegraph.models.gcn_branch import MultiTaskGCN
+from cinegraph.models.hgt_branch import MultiTaskHGT
 
 FusionMode = Literal["cross_attention", "concat"]
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import HGTConv
 
-from graph_store.schema import MOVIE, USER, Metadata
+from cinegraph.schema import MOVIE, USER, Metadata
 
 
 class _HGTConv(HGTConv):

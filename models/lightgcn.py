@@ -11,9 +11,9 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.nn.models import LightGCN
 from torch_geometric.utils import to_torch_csr_tensor
 
-from models.data import PreparedData
-from models.evaluate import RunResult
-from models.mf_bpr import BPRConfig, fit_bpr
+from cinegraph.models.data import PreparedData
+from cinegraph.models.evaluate import RunResult
+from cinegraph.models.mf_bpr import BPRConfig, fit_bpr
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from graph_store.schema import IN_GENRE, RATED
-from models.config import TrainConfig
-from models.data import PreparedData, bpr_triples
-from models.evaluate import evaluate_classification, evaluate_ranking
-from models.fusion import FusedModel
-from models.gcn_branch import MultiTaskGCN, ranking_loss
-from models.registry import Inputs, checkpoint, outputs
-from models.task_weighting import TaskWeighting
+from cinegraph.models.config import TrainConfig
+from cinegraph.models.data import PreparedData, bpr_triples
+from cinegraph.models.evaluate import evaluate_classification, evaluate_ranking
+from cinegraph.models.fusion import FusedModel
+from cinegraph.models.gcn_branch import MultiTaskGCN, ranking_loss
+from cinegraph.models.registry import Inputs, checkpoint, outputs
+from cinegraph.models.task_weighting import TaskWeighting
+from cinegraph.schema import IN_GENRE, RATED
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from models.data import PreparedData, bpr_triples
-from models.evaluate import RunResult, train_with_early_stopping
+from cinegraph.models.data import PreparedData, bpr_triples
+from cinegraph.models.evaluate import RunResult, train_with_early_stopping
 
 if TYPE_CHECKING:
-    from models.lightgcn import LightGCNRecommender
+    from cinegraph.models.lightgcn import LightGCNRecommender
 
 log = logging.getLogger(__name__)
 

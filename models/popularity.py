@@ -10,8 +10,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
-from models.data import PreparedData
-from models.evaluate import RunResult, evaluate_ranking, peak_memory_mb
+from cinegraph.models.data import PreparedData
+from cinegraph.models.evaluate import RunResult, evaluate_ranking, peak_memory_mb
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from graph_store.errors import CinegraphError
-from models.data import PreparedData
-from models.fusion import FusedModel
-from models.registry import Inputs, outputs
+from cinegraph.errors import CinegraphError
+from cinegraph.models.data import PreparedData
+from cinegraph.models.fusion import FusedModel
+from cinegraph.models.registry import Inputs, outputs
 
 
 @torch.no_grad()

@@ -14,13 +14,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from graph_store.errors import CinegraphError
-from graph_store.schema import MOVIE, RATED, USER
-from models.config import TrainConfig
-from models.data import PreparedData
-from models.fusion import FusedModel
-from models.gcn_branch import MultiTaskGCN, normalized_adjacency
-from models.hgt_branch import MultiTaskHGT
+from cinegraph.errors import CinegraphError
+from cinegraph.models.config import TrainConfig
+from cinegraph.models.data import PreparedData
+from cinegraph.models.fusion import FusedModel
+from cinegraph.models.gcn_branch import MultiTaskGCN, normalized_adjacency
+from cinegraph.models.hgt_branch import MultiTaskHGT
+from cinegraph.schema import MOVIE, RATED, USER
 
 Outputs = tuple[Tensor, Tensor, Tensor]  # z_user [U, D], z_movie [M, D], genre logits [M, G]
 

@@ -13,17 +13,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from graph_store.errors import CinegraphError
-from models.config import TrainConfig
-from models.data import PreparedData, prepare_data
-from models.evaluate import RunResult, peak_memory_mb
-from models.fusion import FusedModel
-from models.gcn_branch import MultiTaskGCN
-from models.hgt_branch import MultiTaskHGT
-from models.loop import EpochCallback, Stage, evaluate, fit, set_seed
-from models.plots import plot_curves
-from models.registry import Inputs, build_model, model_args
-from models.task_weighting import TaskWeighting
+from cinegraph.errors import CinegraphError
+from cinegraph.models.config import TrainConfig
+from cinegraph.models.data import PreparedData, prepare_data
+from cinegraph.models.evaluate import RunResult, peak_memory_mb
+from cinegraph.models.fusion import FusedModel
+from cinegraph.models.gcn_branch import MultiTaskGCN
+from cinegraph.models.hgt_branch import MultiTaskHGT
+from cinegraph.models.loop import EpochCallback, Stage, evaluate, fit, set_seed
+from cinegraph.models.plots import plot_curves
+from cinegraph.models.registry import Inputs, build_model, model_args
+from cinegraph.models.task_weighting import TaskWeighting
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,8 @@ def train_fused(
 def train(snapshot_dir: Path, out_dir: Path, config: TrainConfig) -> dict[str, dict[str, float]]:
     """``cinegraph train``: one fused model from a snapshot; writes its checkpoints
     (gcn.pt, hgt.pt, fused.pt), metrics.json, split files and curve PNGs into ``out_dir``."""
-    from graph_store.snapshot_io import read_snapshot
-    from models.data import export_split
+    from cinegraph.graph_store.snapshot_io import read_snapshot
+    from cinegraph.models.data import export_split
 
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise CinegraphError(f"--device {config.device}: CUDA is not available on this machine")

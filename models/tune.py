@@ -20,9 +20,9 @@ from typing import Any
 import optuna
 import torch
 
-from graph_store.errors import CinegraphError
-from models.config import TrainConfig
-from models.data import PreparedData, prepare_data
+from cinegraph.errors import CinegraphError
+from cinegraph.models.config import TrainConfig
+from cinegraph.models.data import PreparedData, prepare_data
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ def with_params(config: TrainConfig, model: str, params: dict[str, Any]) -> Trai
 
 def validation_score(model: str, data: PreparedData, config: TrainConfig) -> float:
     """Validation ``ndcg@20`` of ``model`` trained with ``config`` on ``data``."""
-    from models.benchmark import baseline_config, baselines
-    from models.train import train_fused
+    from cinegraph.models.benchmark import baseline_config, baselines
+    from cinegraph.models.train import train_fused
 
     if model == "fused":
         return train_fused(data, config)["fused"].valid_metrics["ndcg@20"]
@@ -97,7 +97,7 @@ def tune(
 ) -> dict[str, Any]:
     """Search ``model``'s settings from ``config``; write ``config`` with the best of them to
     ``out_path`` and return ``{"params", "value", "trials"}``."""
-    from graph_store.snapshot_io import read_snapshot
+    from cinegraph.graph_store.snapshot_io import read_snapshot
 
     if model not in TUNABLE:
         raise CinegraphError(f"--model {model}: nothing to tune; tunable: {list(TUNABLE)}")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from neo4j import Driver
 
-from graph_store.connection import Neo4jSettings, open_driver, settings_from_env
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store.connection import Neo4jSettings, open_driver, settings_from_env
 from tests.graph_store.neo4j_testing import wipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,9 +33,9 @@ def mirror() -> Path:
 def real_snapshot(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The ETL run once per session on the real mirror (ml-latest-small, links mode); returns
     the snapshot directory (its parent holds warehouse.duckdb and match_review.csv)."""
-    from etl.config import EtlConfig
-    from etl.match import MatchConfig
-    from etl.pipeline import run_etl
+    from cinegraph.etl.config import EtlConfig
+    from cinegraph.etl.match import MatchConfig
+    from cinegraph.etl.pipeline import run_etl
 
     out = tmp_path_factory.mktemp("real-etl")
     config = EtlConfig(mirror=str(mirror), out=out, match=MatchConfig(mode="links"), progress=False)

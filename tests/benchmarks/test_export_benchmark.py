@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from neo4j import Driver
 
-from graph_store.export import ExportFilter, filter_snapshot
+from cinegraph.graph_store.export import ExportFilter, filter_snapshot
 from tests.graph_store.neo4j_testing import small_tables, write_test_snapshot
 from tests.markdown import number, tables
 

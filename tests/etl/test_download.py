@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from etl.download import Download, FetchState, HTTPStatusError, RetryPolicy, download, fetch_text
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
+from cinegraph.etl.download import Download, FetchState, HTTPStatusError, RetryPolicy, download, fetch_text
 
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, timeout_s=5)
 BODY = bytes(range(256)) * 4096  # 1 MiB: several read chunks

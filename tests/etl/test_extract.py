@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from etl.extract import MARKER, extract_zip, unsafe_entries
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
+from cinegraph.etl.extract import MARKER, extract_zip, unsafe_entries
 
 MOVIES = b"movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n"
 

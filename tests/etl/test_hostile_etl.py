@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from graph_store.lock import LOCK_FILE
-from graph_store.snapshot_io import KILL_AT_VAR, read_manifest, read_snapshot
+from cinegraph.graph_store.lock import LOCK_FILE
+from cinegraph.graph_store.snapshot_io import KILL_AT_VAR, read_manifest, read_snapshot
 from tests.hostile_mirror import ZIP, build_mirror
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_etl(base: str, out: Path, **env: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "flows.cli", "etl", "--mirror", base, "--out", str(out), "--no-progress"]
+    cmd = [sys.executable, "-m", "cinegraph.flows.cli", "etl", "--mirror", base, "--out", str(out), "--no-progress"]
     environ = {k: v for k, v in os.environ.items() if k != "CINEGRAPH_MIRROR"} | {"PYTHONPATH": str(ROOT)} | env
     return subprocess.Popen(cmd, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from etl import match, warehouse
-from etl.match import MatchConfig, evaluation_from_counts, match_titles
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
+from cinegraph.etl import match, warehouse
+from cinegraph.etl.match import MatchConfig, evaluation_from_counts, match_titles
 
 Movie = tuple[int, str]  # movie_id, raw ML title
 Title = tuple[str, str, str, str, int | None, int]  # tconst, type, primary, original, start_year, votes
@@ -275,7 +275,7 @@ def test_rerun_is_identical(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> N
 @pytest.mark.slow
 def test_bar_on_real_mirror(mirror: Path, tmp_path: Path) -> None:
     """ml-latest-small against the real IMDb rows, fuzzy mode: precision >= 0.995, recall >= 0.99."""
-    from etl import staging
+    from cinegraph.etl import staging
 
     with zipfile.ZipFile(mirror / "movielens" / "ml-latest-small.zip") as zf:
         zf.extractall(tmp_path)

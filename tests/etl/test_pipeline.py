@@ -10,13 +10,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from etl.config import EtlConfig
-from etl.match import MatchConfig
-from etl.pipeline import run_etl, summarize
-from flows.cli import main
-from graph_store import schema
-from graph_store.errors import CinegraphError
-from graph_store.snapshot_io import read_manifest, read_snapshot
+from cinegraph import schema
+from cinegraph.errors import CinegraphError
+from cinegraph.etl.config import EtlConfig
+from cinegraph.etl.match import MatchConfig
+from cinegraph.etl.pipeline import run_etl, summarize
+from cinegraph.flows.cli import main
+from cinegraph.graph_store.snapshot_io import read_manifest, read_snapshot
 
 ML = {
     "movies.csv": "movieId,title,genres\n1,Toy Story (1995),Animation|Comedy\n"

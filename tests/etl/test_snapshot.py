@@ -9,9 +9,9 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from etl import snapshot, warehouse
-from graph_store import schema
-from graph_store.snapshot_io import read_manifest, read_snapshot
+from cinegraph import schema
+from cinegraph.etl import snapshot, warehouse
+from cinegraph.graph_store.snapshot_io import read_manifest, read_snapshot
 
 STAGED = """
 CREATE TABLE stg_ml_movies AS SELECT * FROM (VALUES

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.download import HTTPStatusError, RetryPolicy
-from etl.sources import (
+from cinegraph.errors import CinegraphError
+from cinegraph.etl.download import HTTPStatusError, RetryPolicy
+from cinegraph.etl.sources import (
     IMDB_BASE,
     IMDB_FILES,
     MOVIELENS_BASE,
@@ -28,7 +29,6 @@ from etl.sources import (
     parse_md5,
     resolve_bases,
 )
-from graph_store.errors import CinegraphError
 
 FAST = RetryPolicy(attempts=2, backoff_s=0.01, timeout_s=5)
 ML_FILES = {
@@ -204,7 +204,7 @@ def test_movielens_without_published_md5_is_fetched_and_logged(
 ) -> None:
     base, root = http_dir
     _write_movielens(root, variant="ml-100k", md5_format=None)
-    with caplog.at_level(logging.WARNING, logger="etl.sources"):
+    with caplog.at_level(logging.WARNING, logger="cinegraph.etl.sources"):
         folder, result = _ml(tmp_path / "raw", f"{base}/movielens", "ml-100k")
     assert result.status == "downloaded" and (folder / "movies.csv").exists()
     assert "no published md5" in caplog.text
@@ -259,7 +259,7 @@ def test_imdb_over_http_optional_missing_then_not_modified(
     base, root = http_dir
     served = _write_imdb(root)
     raw = tmp_path / "raw"
-    with caplog.at_level(logging.WARNING, logger="etl.sources"):
+    with caplog.at_level(logging.WARNING, logger="cinegraph.etl.sources"):
         results = fetch_imdb(raw, f"{base}/imdb", progress=False, retry=FAST)
     assert list(results) == list(IMDB_FILES)
     assert {k: r.status for k, r in results.items()} == {

@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from etl import staging, warehouse
-from etl.sources import IMDB_FILES
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
+from cinegraph.etl import staging, warehouse
+from cinegraph.etl.sources import IMDB_FILES
 
 IMDB_ROWS = {
     "title.basics": [

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.synthetic_dumps import IMDB_HEADERS, generate
-from etl.config import EtlConfig
-from etl.match import MatchConfig
-from etl.pipeline import RUN_LOG_FILE, run_etl
+from cinegraph.etl.config import EtlConfig
+from cinegraph.etl.match import MatchConfig
+from cinegraph.etl.pipeline import RUN_LOG_FILE, run_etl
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALE = 0.0005  # 5,750 titles, 7,250 names, 31 MovieLens movies

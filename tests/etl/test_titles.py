@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from etl.titles import (
+from cinegraph.etl.titles import (
     ParsedTitle,
     colon_parts,
     normalize,

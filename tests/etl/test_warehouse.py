@@ -8,8 +8,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from etl.warehouse import Step, connect, count, drop_tables, register_arrow, run_steps, table_exists
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
+from cinegraph.etl.warehouse import Step, connect, count, drop_tables, register_arrow, run_steps, table_exists
 
 
 @pytest.fixture

@@ -128,8 +128,8 @@ def tiny_mirror_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_snapshot(tiny_mirror_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny mirror through the plain ETL once per session (what the train flow reads)."""
-    from etl.config import EtlConfig
-    from etl.pipeline import run_etl
+    from cinegraph.etl.config import EtlConfig
+    from cinegraph.etl.pipeline import run_etl
 
     out = tmp_path_factory.mktemp("tiny-etl")
     return run_etl(EtlConfig(mirror=str(tiny_mirror_dir), out=out, progress=False)).snapshot

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.artifacts import curve_table, evaluation_rows
+from cinegraph.flows.artifacts import curve_table, evaluation_rows
 
 
 def test_curve_table_names_the_validation_metric_of_each_column() -> None:

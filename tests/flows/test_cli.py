@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import build_parser, main
+from cinegraph.flows.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = {"neo4j", "cypher", "export", "load", "etl", "demo", "serve", "train", "benchmark", "tune"}
@@ -18,7 +18,7 @@ COMMANDS = {"neo4j", "cypher", "export", "load", "etl", "demo", "serve", "train"
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``cinegraph ARGS`` as a separate process, run from this checkout."""
-    command = [sys.executable, "-m", "flows.cli", *args]
+    command = [sys.executable, "-m", "cinegraph.flows.cli", *args]
     env = env if env is not None else dict(os.environ)
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prefect.deployments.runner import RunnerDeployment
 
-from flows.deployments import DEFAULT_REFRESH_CRON, build_deployments
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
+from cinegraph.flows.deployments import DEFAULT_REFRESH_CRON, build_deployments
 
 
 def _props(schema: dict, name: str) -> dict:

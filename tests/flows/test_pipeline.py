@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.params import RefreshParams
-from flows.pipeline import pipeline, run_demo
-from flows.train import train
-from flows.train_params import PipelineParams, TrainParams
-from graph_store.schema import MOVIE_EMBEDDING_INDEX, RECOMMENDED
-from models.config import TrainConfig
+from cinegraph.flows.params import RefreshParams
+from cinegraph.flows.pipeline import pipeline, run_demo
+from cinegraph.flows.train import train
+from cinegraph.flows.train_params import PipelineParams, TrainParams
+from cinegraph.models.config import TrainConfig
+from cinegraph.schema import MOVIE_EMBEDDING_INDEX, RECOMMENDED
 
 TINY = TrainConfig(hidden_dim=16, gcn_layers=1, hgt_layers=1, hgt_heads=2, fusion_heads=2, gcn_epochs=4,
                    hgt_epochs=2, fusion_epochs=2, eval_every=2, batch_size=256, warmup_epochs=0)  # fmt: skip
@@ -34,8 +34,8 @@ def test_demo_runs_the_pipeline_embedded(tiny_mirror_dir: Path, tmp_path: Path,
 def test_pipeline_with_neo4j_loads_and_writes_results_back(tiny_mirror_dir: Path, tmp_path: Path) -> None:
     if not os.environ.get("NEO4J_URI"):
         pytest.skip("NEO4J_URI not set (make test starts Neo4j and sets it)")
-    from graph_store.connection import open_driver, settings_from_env
-    from graph_store.cypher import load_query, run_query
+    from cinegraph.graph_store.connection import open_driver, settings_from_env
+    from cinegraph.graph_store.cypher import load_query, run_query
 
     run = "flows-test-run"
     params = PipelineParams(

@@ -15,9 +15,9 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.settings import PREFECT_API_URL
 
-from flows.params import RefreshParams
-from flows.refresh import etl_refresh, retry_unless_4xx
-from graph_store.snapshot_io import read_manifest, read_snapshot
+from cinegraph.flows.params import RefreshParams
+from cinegraph.flows.refresh import etl_refresh, retry_unless_4xx
+from cinegraph.graph_store.snapshot_io import read_manifest, read_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 ZIP = "/movielens/ml-latest-small.zip"
@@ -103,7 +103,7 @@ def test_client_errors_are_not_retried(upstream, tmp_path: Path) -> None:
 def test_retry_condition(status: int, retry: bool) -> None:
     from prefect.states import Failed
 
-    from etl.download import HTTPStatusError
+    from cinegraph.etl.download import HTTPStatusError
 
     state = Failed(data=HTTPStatusError("http://x/y", status, "r"))
     assert retry_unless_4xx(None, None, state) is retry  # type: ignore[arg-type]
@@ -112,8 +112,8 @@ def test_retry_condition(status: int, retry: bool) -> None:
 _RUN_ONE = """
 import sys, time
 from pathlib import Path
-from flows.params import RefreshParams
-from flows.refresh import etl_refresh
+from cinegraph.flows.params import RefreshParams
+from cinegraph.flows.refresh import etl_refresh
 from prefect import flow
 flow(lambda: None, name="warm-up")()  # the first flow run of a process pays for lazy set-up
 Path(sys.argv[2]).touch()

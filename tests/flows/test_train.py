@@ -10,9 +10,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
 
-from flows.train import train
-from flows.train_params import TrainParams
-from models.config import TrainConfig
+from cinegraph.flows.train import train
+from cinegraph.flows.train_params import TrainParams
+from cinegraph.models.config import TrainConfig
 
 # A few epochs of a small model: the tiny graph trains in seconds.
 TINY = TrainConfig(hidden_dim=16, gcn_layers=1, hgt_layers=1, hgt_heads=2, fusion_heads=2, gcn_epochs=4,

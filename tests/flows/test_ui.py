@@ -65,7 +65,7 @@ def train_deployment(prefect_server: str, tmp_path_factory: pytest.TempPathFacto
     """The train deployment as `cinegraph serve --mirror --out` registers it (registered from
     another process: the browser's event loop runs in this one)."""
     out = tmp_path_factory.mktemp("served-out")
-    code = ("import sys; from pathlib import Path; from flows.deployments import build_deployments; "
+    code = ("import sys; from pathlib import Path; from cinegraph.flows.deployments import build_deployments; "
             "(d,) = [d for d in build_deployments(mirror='/srv/mirror', out=Path(sys.argv[1])) if d.name == 'train']; "
             "print(d.apply())")  # fmt: skip
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(ROOT)}

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from neo4j import Driver
 
-from graph_store import server
-from graph_store.load import SNAPSHOT_READ, load_snapshot, snapshot_identity
-from graph_store.results import RUN_ID_INDEX
-from graph_store.schema import MOVIE, MOVIE_EMBEDDING_INDEX, MOVIE_EMBEDDING_PROPERTY, RECOMMENDED
+from cinegraph.graph_store import server
+from cinegraph.graph_store.load import SNAPSHOT_READ, load_snapshot, snapshot_identity
+from cinegraph.graph_store.results import RUN_ID_INDEX
+from cinegraph.schema import MOVIE, MOVIE_EMBEDDING_INDEX, MOVIE_EMBEDDING_PROPERTY, RECOMMENDED
 from tests.graph_store.neo4j_testing import small_tables, start_private, wipe, write_test_snapshot
 
 

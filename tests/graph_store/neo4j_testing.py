@@ -10,9 +10,10 @@ from typing import Any
 import pyarrow as pa
 from neo4j import Driver
 
-from graph_store import schema, server
-from graph_store.connection import Neo4jSettings
-from graph_store.snapshot_io import write_snapshot
+from cinegraph import schema
+from cinegraph.graph_store import server
+from cinegraph.graph_store.connection import Neo4jSettings
+from cinegraph.graph_store.snapshot_io import write_snapshot
 
 PRIVATE_PASSWORD = "private-test-password"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from neo4j import Driver
 
-from graph_store.connection import Neo4jSettings
-from graph_store.cypher import load_query
-from graph_store.load import load_snapshot
+from cinegraph.graph_store.connection import Neo4jSettings
+from cinegraph.graph_store.cypher import load_query
+from cinegraph.graph_store.load import load_snapshot
 from tests.graph_store.neo4j_testing import small_tables, write_test_snapshot
 
 pytestmark = pytest.mark.neo4j

@@ -13,12 +13,13 @@ import pyarrow as pa
 import pytest
 from neo4j import Driver
 
-from graph_store import schema, server
-from graph_store.bulk_import import bulk_load, database_is_empty, serves
-from graph_store.connection import Neo4jSettings, open_driver
-from graph_store.errors import CinegraphError
-from graph_store.load import load_snapshot
-from graph_store.snapshot_io import read_snapshot
+from cinegraph import schema
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store import server
+from cinegraph.graph_store.bulk_import import bulk_load, database_is_empty, serves
+from cinegraph.graph_store.connection import Neo4jSettings, open_driver
+from cinegraph.graph_store.load import load_snapshot
+from cinegraph.graph_store.snapshot_io import read_snapshot
 from tests.graph_store.neo4j_testing import (
     PRIVATE_PASSWORD,
     edge_table,
@@ -32,7 +33,7 @@ from tests.graph_store.neo4j_testing import (
 )
 
 pytestmark = pytest.mark.neo4j
-CLI = [sys.executable, "-m", "flows.cli"]
+CLI = [sys.executable, "-m", "cinegraph.flows.cli"]
 
 HOSTILE = [
     'say "cheese", then leave',  # quote and delimiter

@@ -12,8 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from graph_store import schema
-from graph_store.cypher import (
+from cinegraph import schema
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store.cypher import (
     QUERIES_DIR,
     available_queries,
     format_table,
@@ -23,8 +24,7 @@ from graph_store.cypher import (
     resolve_params,
     run_query,
 )
-from graph_store.errors import CinegraphError
-from graph_store.snapshot_io import read_snapshot
+from cinegraph.graph_store.snapshot_io import read_snapshot
 
 QUERY_FILES = sorted(QUERIES_DIR.glob("*.cypher"))
 
@@ -151,7 +151,7 @@ def test_parameter_types_follow_the_defaults() -> None:
 @pytest.mark.neo4j
 def test_movies_are_found_by_title(graph: neo4j.Driver, tmp_path: Path) -> None:
     """Full-text title lookup over the MovieLens and IMDb titles; a title stands for a movie id."""
-    from graph_store.load import load_snapshot
+    from cinegraph.graph_store.load import load_snapshot
     from tests.graph_store.neo4j_testing import small_tables, write_test_snapshot
 
     load_snapshot(graph, write_test_snapshot(tmp_path / "snapshot", small_tables()), progress=False)
@@ -310,7 +310,7 @@ def test_genre_cooccurrence(real_graph: neo4j.Driver, duck) -> None:
 
 @real_sample
 def test_cypher_cli(real_graph: neo4j.Driver, capsys: pytest.CaptureFixture[str]) -> None:
-    from flows.cli import main
+    from cinegraph.flows.cli import main
 
     assert main(["cypher", "genre_cooccurrence", "--param", "limit=3"]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -9,17 +9,17 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from graph_store import schema
-from graph_store.errors import CinegraphError
-from graph_store.export import (
+from cinegraph import schema
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store.export import (
     ExportFilter,
     export_hetero_data,
     export_tables,
     filter_snapshot,
     sort_table,
 )
-from graph_store.pyg import build_hetero_data
-from graph_store.snapshot_io import read_manifest, read_snapshot, write_snapshot
+from cinegraph.graph_store.pyg import build_hetero_data
+from cinegraph.graph_store.snapshot_io import read_manifest, read_snapshot, write_snapshot
 
 # --- a tiny hand-built snapshot ------------------------------------------------------------------
 
@@ -234,7 +234,7 @@ def test_export_equals_filtered_snapshot(real_graph, real_snapshot: Path, flt: E
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_export_hetero_data_and_cli(real_graph, real_snapshot: Path, tmp_path: Path) -> None:
-    from flows.cli import main
+    from cinegraph.flows.cli import main
 
     flt = ExportFilter(min_user_ratings=100, year_min=1980)
     data, id_maps, tables = export_hetero_data(real_graph, flt)

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from neo4j import Driver
 
-from flows.cli import main
-from graph_store import schema
-from graph_store.connection import Neo4jSettings
-from graph_store.errors import CinegraphError
-from graph_store.load import load_snapshot
-from graph_store.snapshot_io import read_manifest
+from cinegraph import schema
+from cinegraph.errors import CinegraphError
+from cinegraph.flows.cli import main
+from cinegraph.graph_store.connection import Neo4jSettings
+from cinegraph.graph_store.load import load_snapshot
+from cinegraph.graph_store.snapshot_io import read_manifest
 from tests.graph_store.neo4j_testing import (
     edge_table,
     expected_rows,
@@ -108,7 +108,7 @@ def test_load_csv_cannot_read_server_files(graph: Driver, neo4j_settings: Neo4jS
                                            url: str) -> None:  # fmt: skip
     query = tmp_path / "read.cypher"
     query.write_text(f"LOAD CSV FROM '{url}' AS row RETURN row LIMIT 1\n")
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "cypher", str(query)], env=_cli_env(neo4j_settings),
+    proc = subprocess.run([sys.executable, "-m", "cinegraph.flows.cli", "cypher", str(query)], env=_cli_env(neo4j_settings),
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 2 and "root:" not in proc.stdout
     assert "allow_csv_import_from_file_urls' is false" in proc.stderr

@@ -14,11 +14,12 @@ import pyarrow as pa
 import pytest
 from neo4j import Driver
 
-from graph_store import schema, server
-from graph_store.connection import open_driver
-from graph_store.errors import CinegraphError
-from graph_store.load import load_snapshot
-from graph_store.snapshot_io import read_snapshot
+from cinegraph import schema
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store import server
+from cinegraph.graph_store.connection import open_driver
+from cinegraph.graph_store.load import load_snapshot
+from cinegraph.graph_store.snapshot_io import read_snapshot
 from tests.graph_store.neo4j_testing import (
     edge_table,
     expected_rows,

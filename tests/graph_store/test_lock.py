@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from neo4j import Driver
 
-from graph_store.errors import CinegraphError
-from graph_store.export import export_snapshot
-from graph_store.load import load_snapshot
-from graph_store.lock import locked
-from graph_store.snapshot_io import read_manifest
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store.export import export_snapshot
+from cinegraph.graph_store.load import load_snapshot
+from cinegraph.graph_store.lock import locked
+from cinegraph.graph_store.snapshot_io import read_manifest
 
 
 def test_second_holder_waits_for_the_first(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_waiting_too_long_is_a_clear_error(tmp_path: Path) -> None:
 HOLDER = """
 import sys, time
 from pathlib import Path
-from graph_store.lock import locked
+from cinegraph.graph_store.lock import locked
 with locked(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -68,7 +68,7 @@ def test_export_waits_for_the_lock_of_its_folder(
                           stdout=subprocess.PIPE, text=True) as holder:  # fmt: skip
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         start = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="graph_store.lock"):
+        with caplog.at_level(logging.WARNING, logger="cinegraph.graph_store.lock"):
             export_snapshot(graph, tmp_path / "export")
         assert time.monotonic() - start > 0.5 and holder.poll() == 0
     assert f"held by another run (pid {holder.pid}): waiting" in caplog.text

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pytest
 import torch
 
-from graph_store import schema as s
-from graph_store.errors import CinegraphError
-from graph_store.pyg import build_hetero_data
+from cinegraph import schema as s
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store.pyg import build_hetero_data
 
 
 def _tables() -> dict[str, pa.Table]:

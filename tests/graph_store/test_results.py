@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from graph_store import schema
-from graph_store.cypher import format_value, load_query, run_query
-from graph_store.errors import CinegraphError
-from graph_store.results import write_movie_embeddings, write_recommendations
-from graph_store.snapshot_io import read_snapshot
+from cinegraph import schema
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store.cypher import format_value, load_query, run_query
+from cinegraph.graph_store.results import write_movie_embeddings, write_recommendations
+from cinegraph.graph_store.snapshot_io import read_snapshot
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow, pytest.mark.realdata]
 

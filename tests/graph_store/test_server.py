@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from graph_store import server
-from graph_store.connection import Neo4jSettings, open_driver, settings_from_env
-from graph_store.errors import CinegraphError
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store import server
+from cinegraph.graph_store.connection import Neo4jSettings, open_driver, settings_from_env
 from tests.graph_store.neo4j_testing import PRIVATE_PASSWORD, free_port, private_settings, start_private
 
 pytestmark = pytest.mark.neo4j
-CLI = [sys.executable, "-m", "flows.cli"]
+CLI = [sys.executable, "-m", "cinegraph.flows.cli"]
 
 
 def _one_line(exc: pytest.ExceptionInfo[CinegraphError]) -> str:

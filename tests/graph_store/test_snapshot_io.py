@@ -13,9 +13,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from graph_store import schema
-from graph_store.errors import CinegraphError
-from graph_store.snapshot_io import KILL_AT_VAR, SnapshotWriter, read_manifest, read_snapshot, recover, write_snapshot
+from cinegraph import schema
+from cinegraph.errors import CinegraphError
+from cinegraph.graph_store.snapshot_io import (
+    KILL_AT_VAR,
+    SnapshotWriter,
+    read_manifest,
+    read_snapshot,
+    recover,
+    write_snapshot,
+)
 from tests.graph_store.neo4j_testing import small_tables
 
 
@@ -70,7 +77,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLED_WRITER = """
 import sys
 from pathlib import Path
-from graph_store.snapshot_io import write_snapshot
+from cinegraph.graph_store.snapshot_io import write_snapshot
 from tests.graph_store.neo4j_testing import small_tables
 write_snapshot(Path(sys.argv[1]), small_tables(), created_at=sys.argv[2])
 """

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from graph_store import schema as s
+from cinegraph import schema as s
 
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "(no genres listed)"]
 
@@ -113,7 +113,7 @@ def single_torch_thread() -> None:
 def tiny_snapshot(tiny_tables: dict[str, pa.Table], tmp_path_factory: pytest.TempPathFactory):
     """``tiny_tables`` written as a snapshot by the shared writer (empty tables for absent types),
     as ``read_snapshot`` and the ``train`` / ``benchmark`` commands read it."""
-    from graph_store.snapshot_io import write_snapshot
+    from cinegraph.graph_store.snapshot_io import write_snapshot
 
     root = tmp_path_factory.mktemp("tiny-snapshot") / "snapshot"
     write_snapshot(root, tiny_tables)

@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch_geometric.nn.models import LightGCN
 
-from models.content_knn import ContentKNN, ContentKNNConfig, content_blocks, train_content_knn
-from models.data import DataConfig, bpr_triples, prepare_data
-from models.ease import EASE, EASEConfig, train_ease
-from models.evaluate import evaluate_ranking
-from models.itemknn import ItemKNN, ItemKNNConfig, train_itemknn
-from models.lightgcn import LightGCNConfig, LightGCNRecommender, train_lightgcn
-from models.mf_bpr import MFBPR, BPRConfig, train_mf_bpr
-from models.popularity import MostPopular, PopularityConfig, train_popularity
+from cinegraph.models.content_knn import ContentKNN, ContentKNNConfig, content_blocks, train_content_knn
+from cinegraph.models.data import DataConfig, bpr_triples, prepare_data
+from cinegraph.models.ease import EASE, EASEConfig, train_ease
+from cinegraph.models.evaluate import evaluate_ranking
+from cinegraph.models.itemknn import ItemKNN, ItemKNNConfig, train_itemknn
+from cinegraph.models.lightgcn import LightGCNConfig, LightGCNRecommender, train_lightgcn
+from cinegraph.models.mf_bpr import MFBPR, BPRConfig, train_mf_bpr
+from cinegraph.models.popularity import MostPopular, PopularityConfig, train_popularity
 
 FAST = {
     "embedding_dim": 16,

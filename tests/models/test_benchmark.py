@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
-from models.benchmark import MODELS
+from cinegraph.flows.cli import main
+from cinegraph.models.benchmark import MODELS
 
 TINY = dict(
     hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=4, hgt_epochs=4, fusion_epochs=2,
@@ -48,8 +48,8 @@ def test_benchmark_rejects_unknown_models(tiny_snapshot: Path, tmp_path: Path) -
 def test_both_protocols_reach_one_report_and_the_evaluation_rows(
     tiny_snapshot: Path, tmp_path: Path
 ) -> None:
-    from flows.artifacts import protocol_rows
-    from models.benchmark import read_results
+    from cinegraph.flows.artifacts import protocol_rows
+    from cinegraph.models.benchmark import read_results
 
     config = tmp_path / "config.json"
     config.write_text(json.dumps(TINY))

@@ -11,9 +11,9 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from graph_store import schema as s
-from graph_store.errors import CinegraphError
-from models.data import DataConfig, export_split, prepare_data
+from cinegraph import schema as s
+from cinegraph.errors import CinegraphError
+from cinegraph.models.data import DataConfig, export_split, prepare_data
 
 
 def _pairs(edges: torch.Tensor) -> set[tuple[int, int]]:
@@ -203,9 +203,9 @@ def test_to_moves_every_tensor(tiny_tables) -> None:
 @pytest.mark.realdata
 def test_real_snapshot_prepares_leak_free(real_snapshot: Path) -> None:
     """ml-latest-small end to end: sizes, the split partition, no leakage, the ML-only ablation."""
-    from graph_store.snapshot_io import read_snapshot
-    from models.evaluate import evaluate_ranking
-    from models.popularity import MostPopular
+    from cinegraph.graph_store.snapshot_io import read_snapshot
+    from cinegraph.models.evaluate import evaluate_ranking
+    from cinegraph.models.popularity import MostPopular
 
     tables = read_snapshot(real_snapshot)
     data = prepare_data(tables, DataConfig(), seed=0)

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from models.data import DataConfig, prepare_data
-from models.evaluate import (
+from cinegraph.models.data import DataConfig, prepare_data
+from cinegraph.models.evaluate import (
     COLD_USER_MAX,
     LONG_TAIL_MAX,
     RunResult,

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.fusion import CrossAttentionFusion, FusedModel
-from models.gcn_branch import MultiTaskGCN, normalized_adjacency
-from models.hgt_branch import MultiTaskHGT
+from cinegraph.models.fusion import CrossAttentionFusion, FusedModel
+from cinegraph.models.gcn_branch import MultiTaskGCN, normalized_adjacency
+from cinegraph.models.hgt_branch import MultiTaskHGT
 
 U, M, G, D = 4, 6, 3, 8
 RATED = torch.tensor([[0, 1, 2, 3, 3], [0, 1, 2, 3, 5]])

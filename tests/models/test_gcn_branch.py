@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch_geometric.nn.models import LightGCN
 
-from models.gcn_branch import MultiTaskGCN, normalized_adjacency, ranking_loss
+from cinegraph.models.gcn_branch import MultiTaskGCN, normalized_adjacency, ranking_loss
 
 U, M, G = 5, 7, 3
 EDGES = torch.tensor([[0, 0, 1, 2, 3, 4, 4], [0, 1, 1, 2, 3, 5, 6]])  # (user, movie)

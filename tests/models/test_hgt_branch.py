@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.hgt_branch import MultiTaskHGT
+from cinegraph.models.hgt_branch import MultiTaskHGT
 
 NODES = {"User": 4, "Movie": 6, "Genre": 3, "Person": 2}
 EDGES = {
@@ -67,7 +67,7 @@ def test_errors_and_repr() -> None:
 def test_fast_relation_transform_agrees_with_pyg_hgtconv() -> None:
     from torch_geometric.nn import HGTConv
 
-    from models.hgt_branch import _HGTConv
+    from cinegraph.models.hgt_branch import _HGTConv
 
     torch.manual_seed(0)
     fast = _HGTConv(8, 8, META, heads=2)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from models.metrics import (
+from cinegraph.models.metrics import (
     RankingMetrics,
     classification_metrics,
     f1_scores,

@@ -6,11 +6,11 @@ import pyarrow as pa
 import pytest
 import torch
 
-from models.config import TrainConfig
-from models.data import DataConfig, PreparedData, prepare_data
-from models.recommend import movie_embeddings, recommendation_table
-from models.registry import Inputs, outputs
-from models.train import finetune, pretrain
+from cinegraph.models.config import TrainConfig
+from cinegraph.models.data import DataConfig, PreparedData, prepare_data
+from cinegraph.models.recommend import movie_embeddings, recommendation_table
+from cinegraph.models.registry import Inputs, outputs
+from cinegraph.models.train import finetune, pretrain
 
 TINY = TrainConfig(hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=2, hgt_epochs=2, fusion_epochs=2,
                    eval_every=2, batch_size=256, num_threads=1)  # fmt: skip

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from models.task_weighting import TaskWeighting
+from cinegraph.models.task_weighting import TaskWeighting
 
 
 def test_fixed_is_the_weighted_sum() -> None:

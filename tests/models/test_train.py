@@ -8,12 +8,12 @@ import pyarrow as pa
 import pytest
 import torch
 
-from graph_store.errors import CinegraphError
-from models.config import TrainConfig, load_config
-from models.data import DataConfig, PreparedData, prepare_data
-from models.loop import evaluate, lr_factor
-from models.registry import Inputs, load_checkpoint
-from models.train import pretrain, train, train_fused
+from cinegraph.errors import CinegraphError
+from cinegraph.models.config import TrainConfig, load_config
+from cinegraph.models.data import DataConfig, PreparedData, prepare_data
+from cinegraph.models.loop import evaluate, lr_factor
+from cinegraph.models.registry import Inputs, load_checkpoint
+from cinegraph.models.train import pretrain, train, train_fused
 
 TINY = dict(
     hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=6, hgt_epochs=4, fusion_epochs=4,
@@ -121,8 +121,8 @@ def test_short_train_on_the_real_snapshot(real_snapshot: Path, tmp_path: Path) -
 
 
 def test_hide_genres_removes_the_edges_of_hidden_training_movies(tiny_data: PreparedData) -> None:
-    from graph_store.schema import IN_GENRE
-    from models.loop import hide_genres
+    from cinegraph.models.loop import hide_genres
+    from cinegraph.schema import IN_GENRE
 
     inp = Inputs.of(tiny_data)
     masked, hidden = hide_genres(inp, tiny_data, torch.Generator().manual_seed(0))
@@ -135,7 +135,7 @@ def test_hide_genres_removes_the_edges_of_hidden_training_movies(tiny_data: Prep
 
 
 def test_dropping_hides_the_user_edges_of_dropped_movies_only(tiny_data: PreparedData) -> None:
-    from graph_store.schema import RATED, TAGGED
+    from cinegraph.schema import RATED, TAGGED
 
     inp = Inputs.of(tiny_data)
     drop = torch.zeros(tiny_data.num_movies, dtype=torch.bool)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from graph_store.errors import CinegraphError
-from models.benchmark import baseline_config
-from models.config import TrainConfig, load_config
-from models.tune import tune
+from cinegraph.errors import CinegraphError
+from cinegraph.models.benchmark import baseline_config
+from cinegraph.models.config import TrainConfig, load_config
+from cinegraph.models.tune import tune
 
 TINY = TrainConfig(hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=2, hgt_epochs=2,
                    fusion_epochs=2, eval_every=2, batch_size=256, num_threads=1)  # fmt: skip

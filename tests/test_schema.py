@@ -1,4 +1,4 @@
-"""graph_store/schema.py: one consistent description that the snapshot, Neo4j and PyG all read."""
+"""cinegraph/schema.py: one consistent description that the snapshot, Neo4j and PyG all read."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch_geometric.nn import HGTConv
 
-from graph_store import schema
-from graph_store.schema import EDGE_TYPES, NODE_TYPES, PERSON, RECOMMENDED, SNAPSHOT
+from cinegraph import schema
+from cinegraph.schema import EDGE_TYPES, NODE_TYPES, PERSON, RECOMMENDED, SNAPSHOT
 
 
 def test_names_are_unique_and_every_edge_joins_known_nodes() -> None:
