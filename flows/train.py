@@ -8,7 +8,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from cinegraph.models.benchmark import (
 from cinegraph.models.config import TrainConfig
 from cinegraph.models.data import PreparedData, export_split, prepare_data
 from cinegraph.models.evaluate import RunResult
-from cinegraph.models.train import finetune, plot_curves, pretrain
+from cinegraph.models.train import finetune, plot_curves, pretrain, refit
 
 
 def reads_neo4j(source: str) -> bool:
@@ -102,6 +102,14 @@ def train_seed(tables: dict[str, pa.Table], config: TrainConfig, seed_dir: Path,
     return fused, data, {r.name: r for r in (fused_result, gcn_result, hgt_result)}
 
 
+@task(name="refit", task_run_name="refit on every rating (seed {config.seed})", cache_policy=NO_CACHE)
+def refit_for_serving(tables: dict[str, pa.Table], config: TrainConfig, best_epochs: dict[str, int],
+                      seed_dir: Path) -> tuple[Any, PreparedData]:  # fmt: skip
+    """The fused model again on all of each user's ratings: the evaluation split measures, this serves."""
+    get_run_logger().info("refitting on every rating for %s epochs", best_epochs)
+    return refit(tables, config, best_epochs, seed_dir / "refit")
+
+
 @task(name="write-back", cache_policy=NO_CACHE)
 def write_back(model: Any, data: PreparedData, run_id: str, top_k: int, database: str) -> dict[str, int]:
     """Top-K per user as RECOMMENDED edges (a re-run of ``run_id`` replaces them) and the fused
@@ -145,7 +153,12 @@ def train(params: TrainParams = TrainParams()) -> dict[str, Any]:  # noqa: B008
     artifacts.publish_markdown("training-report", report.read_text(), f"report of run {run_id}")
     written = None
     if done.model is not None and (params.write_back if params.write_back is not None else from_neo4j):
-        written = write_back(done.model, done.data, run_id, params.top_k, params.neo4j_database)
+        model, data = done.model, done.data
+        if params.refit:
+            seed = params.seeds[0]
+            config = params.model.model_copy(update={"seed": seed})
+            model, data = refit_for_serving(tables, config, done.best_epochs, run_dir / f"seed-{seed}")
+        written = write_back(model, data, run_id, params.top_k, params.neo4j_database)
         logger.info("wrote back %s", written)
     logger.info("run %s done: report %s", run_id, report)
     return {"run_id": run_id, "run_dir": str(run_dir), "report": str(report), "summary": summary,
@@ -162,6 +175,7 @@ class Trained:
     curves: dict[str, Path]
     model: Any  # None in benchmark mode: nothing is written back
     data: PreparedData | None
+    best_epochs: dict[str, int] = field(default_factory=dict)  # per stage ("gcn", "hgt", "fused"), first seed
 
 
 def train_seeds(tables: dict[str, pa.Table], params: TrainParams, run_dir: Path) -> Trained:
@@ -178,7 +192,9 @@ def train_seeds(tables: dict[str, pa.Table], params: TrainParams, run_dir: Path)
             per_seed[name].append(result.metrics)
         if first is None:
             curves = {name: seed_dir / f"curves_{name}.png" for name in results}
-            first = Trained({}, {n: r.history for n, r in results.items()}, curves, fused, data)
+            best_epochs = {"gcn": results["gcn_branch"].best_epoch, "hgt": results["hgt_branch"].best_epoch,
+                           "fused": results["fused"].best_epoch}  # fmt: skip
+            first = Trained({}, {n: r.history for n, r in results.items()}, curves, fused, data, best_epochs)
     first.summary = artifacts.summarize(per_seed)
     return first
 

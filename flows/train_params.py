@@ -56,6 +56,10 @@ class TrainParams(_Params):
         None, title="Write back to Neo4j",
         description="write recommendations and embeddings to Neo4j; empty: when reading from Neo4j",
     )
+    refit: bool = Field(
+        True, title="Refit before writing back",
+        description="train again on every rating, for the epochs chosen on validation, before writing back",
+    )
     neo4j_database: str = Field("neo4j", title="Neo4j database", description="Neo4j database name")
 
     @model_validator(mode="after")

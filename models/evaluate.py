@@ -57,6 +57,7 @@ class RunResult:
     epoch_seconds: float = 0.0  # mean wall seconds per training epoch
     peak_mem_mb: float = 0.0  # see peak_memory_mb
     config: dict[str, Any] = field(default_factory=dict)  # the model's config, as saved
+    best_epoch: int = 0  # the epoch selected on validation (0: the weights training started from)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

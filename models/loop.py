@@ -155,7 +155,8 @@ def fit(
 ) -> dict[str, Any]:
     """Train ``stage`` with early stopping on its validation score; restore and return the best
     checkpoint (also written to ``out_dir/<name>.pt``). ``on_epoch(stage name, history row)``
-    is called after every epoch (progress reporting)."""
+    is called after every epoch (progress reporting). Data without a validation split (a refit on
+    every rating) trains for exactly ``stage.epochs`` epochs and keeps the last."""
     gen = torch.Generator().manual_seed(config.seed)
     base_lrs = [g["lr"] for g in stage.optimizer.param_groups]
     states = {"model": stage.model, "weighting": stage.weighting, "optimizer": stage.optimizer}
@@ -163,8 +164,9 @@ def fit(
     def save(epoch: int, best: float, metrics: dict[str, float]) -> dict[str, Any]:
         return checkpoint(stage.name, states, args, config, data, epoch, best, metrics)
 
-    val = evaluate(stage.model, data, inp, "valid", config.ks)
-    best = stage.select(val)
+    validating = data.valid_edges.size(1) > 0
+    val = evaluate(stage.model, data, inp, "valid", config.ks) if validating else {}
+    best = stage.select(val) if validating else float("nan")
     ckpt, bad = save(0, best, val), 0
     for epoch in range(1, stage.epochs + 1):
         for g, lr in zip(stage.optimizer.param_groups, base_lrs, strict=True):
@@ -172,7 +174,7 @@ def fit(
         t0 = time.perf_counter()
         row: dict[str, float] = {"epoch": epoch, **train_epoch(stage, data, inp, config, gen)}
         row["seconds"] = time.perf_counter() - t0
-        if epoch % config.eval_every == 0 or epoch == stage.epochs:
+        if validating and (epoch % config.eval_every == 0 or epoch == stage.epochs):
             val = evaluate(stage.model, data, inp, "valid", config.ks)
             score = stage.select(val)
             row.update({"valid_score": score, **{f"valid_{k}": v for k, v in val.items()}})
@@ -191,7 +193,9 @@ def fit(
             on_epoch(stage.name, row)
         if bad >= config.patience:
             break
-    if out_dir is not None and ckpt["epoch"] == 0:
+    if not validating and stage.history:
+        ckpt = save(len(stage.history), best, {})
+    if out_dir is not None and (ckpt["epoch"] == 0 or not validating):
         torch.save(ckpt, out_dir / f"{stage.name}.pt")
     stage.model.load_state_dict(ckpt["model"])
     stage.weighting.load_state_dict(ckpt["weighting"])

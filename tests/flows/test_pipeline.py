@@ -44,6 +44,7 @@ def test_pipeline_with_neo4j_loads_and_writes_results_back(tiny_mirror_dir: Path
     )  # fmt: skip
     result = pipeline(params)
     assert result["refresh"]["load"] and result["train"]["write_back"]["recommended_edges"] == 30 * 5
+    assert (Path(result["train"]["run_dir"]) / "seed-0" / "refit" / "fused.pt").is_file()  # served: refit on all
     count = f"MATCH ()-[r:{RECOMMENDED.rel} {{run_id: $run}}]->() RETURN count(r) AS n"
     with open_driver(settings_from_env()) as driver:
         assert driver.execute_query(count, run=run).records[0]["n"] == 30 * 5
