@@ -179,6 +179,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from cinegraph.models import distributed
     from cinegraph.models.config import load_config
+    from cinegraph.models.report import COST
     from cinegraph.models.runner import TRAIN_MODELS, run
 
     config = load_config(args.config, device=args.device)
@@ -188,8 +189,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         done = run(args.snapshot, args.out, config, [config.seed], TRAIN_MODELS, (config.data.protocol,),
                    "cinegraph train")
     for summary in done.values():
-        print(json.dumps({name: {k: v["mean"] for k, v in metrics.items() if "@" in k or "f1" in k or k == "map"}
-                          for name, metrics in summary["models"].items()}, indent=2))
+        test = {name: {k: v["mean"] for k, v in metrics.items() if not k.startswith("valid_") and k not in COST}
+                for name, metrics in summary["models"].items()}
+        print(json.dumps(test, indent=2))
         print(args.out / "report.md")
     return 0
 
