@@ -8,7 +8,7 @@ import copy
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -116,7 +116,7 @@ class Progress:
 
     def __init__(self, key: str, total: int, description: str) -> None:
         self.total, self.done = max(total, 1), 0
-        self.id: UUID = create_progress_artifact(0.0, key=key, description=description)
+        self.id = cast("UUID", create_progress_artifact(0.0, key=key, description=description))
 
     def set(self, done: int) -> None:
         self.done = min(self.total, done)

@@ -159,7 +159,9 @@ def fit(
     is called after every epoch (progress reporting)."""
     gen = torch.Generator().manual_seed(config.seed)
     base_lrs = [g["lr"] for g in stage.optimizer.param_groups]
-    states = {"model": stage.model, "weighting": stage.weighting, "optimizer": stage.optimizer}
+    states: dict[str, nn.Module | torch.optim.Optimizer] = {
+        "model": stage.model, "weighting": stage.weighting, "optimizer": stage.optimizer
+    }
 
     def train(epoch: int) -> dict[str, float]:
         for g, lr in zip(stage.optimizer.param_groups, base_lrs, strict=True):

@@ -28,6 +28,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,7 @@ def run_seed(
     for name, (fn, _) in baselines().items():
         if name in models:
             bcfg = baseline_config(name, cfg)
-            timed(name, lambda fn=fn, c=bcfg: fn(data, c, seed, dev))
+            timed(name, partial(fn, data, bcfg, seed, dev))
     branches: dict[str, Any] = {}
     if "gcn" in stages(models):
         for kind in ("gcn", "hgt"):
@@ -147,19 +148,25 @@ def run_seed(
                 return result
 
             timed(f"{kind}_branch", fit)
+
+    def fuse(name: str, config: TrainConfig) -> RunResult:  # each from its own copy of the branches
+        gcn, hgt = copy.deepcopy(branches["gcn"]), copy.deepcopy(branches["hgt"])
+        return finetune(gcn, hgt, data, config, ckpt_dir, name, on_epoch)[1]
+
+    def retrain(name: str) -> RunResult:
+        own, ocfg = _ablation(tables, data, cfg, name)
+        sub = folder / name if writes else None
+        if sub is not None:
+            sub.mkdir(parents=True, exist_ok=True)
+        return train_fused(own, ocfg, sub, name, on_epoch)[name]
+
     for name, mode in (("fused", "cross_attention"), ("fused_concat", "concat")):
         if name in models:
-            fcfg = cfg.model_copy(update={"fusion": mode})
-            gcn, hgt = copy.deepcopy(branches["gcn"]), copy.deepcopy(branches["hgt"])
-            timed(name, lambda g=gcn, h=hgt, c=fcfg, n=name: finetune(g, h, data, c, ckpt_dir, n, on_epoch)[1])
+            timed(name, partial(fuse, name, cfg.model_copy(update={"fusion": mode})))
             run.seconds[name] += run.seconds["gcn_branch"] + run.seconds["hgt_branch"]  # whole method
     for name in RETRAINED:
         if name in models:
-            own, ocfg = _ablation(tables, data, cfg, name)
-            sub = folder / name if writes else None
-            if sub is not None:
-                sub.mkdir(parents=True, exist_ok=True)
-            timed(name, lambda d=own, c=ocfg, s=sub, n=name: train_fused(d, c, s, n, on_epoch)[n])
+            timed(name, partial(retrain, name))
     if writes:
         for name, r in run.results.items():
             plot_curves(r.history, f"{name} seed {seed}", folder / f"curves_{name}.png")
