@@ -27,7 +27,7 @@ def test_demo_runs_the_pipeline_embedded(tiny_mirror_dir: Path, tmp_path: Path,
     assert "| fused |" in summary and "| hgt_branch |" in summary
     assert f"report:   {out / 'runs' / 'demo' / 'report.md'}" in summary
     assert (out / "snapshot" / "manifest.json").is_file()
-    assert (out / "runs" / "demo" / "seed-0" / "fused.pt").is_file()
+    assert (out / "runs" / "demo" / "warm" / "seed-0" / "fused.pt").is_file()
 
 
 @pytest.mark.neo4j
