@@ -180,9 +180,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from cinegraph.models import distributed
     from cinegraph.models.config import load_config
     from cinegraph.models.report import COST
-    from cinegraph.models.runner import TRAIN_MODELS, run
+    from cinegraph.models.runner import TRAIN_MODELS, run, setup_torch
 
     config = load_config(args.config, device=args.device)
+    setup_torch(config)  # before a process group is joined on a device that may not exist
     with distributed.process_group(config.device) if args.distributed else contextlib.nullcontext():
         if not distributed.is_main():  # one process logs and writes
             logging.getLogger("cinegraph").setLevel(logging.WARNING)

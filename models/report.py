@@ -154,9 +154,10 @@ def protocol_lines(protocol: str, summary: dict[str, Any]) -> list[str]:
     if checks:
         lines += ["### Verdicts\n"]
         lines += [f"- {what}: **{verdict}**" for what, verdict in checks] + [""]
+    baselines = [b for b in BASELINES if b in models]
+    if checks and baselines:
         lines += ["### Fused against the best non-fused model, metric by metric\n",
-                  f"Non-fused models: {', '.join(b for b in BASELINES if b in models)}. "
-                  "Ratio = fused mean / best mean.\n"]  # fmt: skip
+                  f"Non-fused models: {', '.join(baselines)}. Ratio = fused mean / best mean.\n"]
         rows = []
         for m in metrics:
             best = best_baseline(models, m)

@@ -73,3 +73,16 @@ def test_cuda_is_checked_once_before_training() -> None:
         pytest.skip("a CUDA device is present")
     with pytest.raises(CinegraphError, match="--device cuda: CUDA is not available"):
         setup_torch(TrainConfig(device="cuda"))
+
+
+def test_a_train_report_has_verdicts_against_the_branches_only() -> None:
+    def result(name: str, ndcg: float) -> RunResult:
+        return RunResult(name, 0, {"ndcg@20": ndcg, "macro_f1": 0.3}, {"ndcg@20": ndcg})
+
+    run = SeedRun(0, {n: result(n, v) for n, v in (("fused", 0.3), ("gcn_branch", 0.2), ("hgt_branch", 0.1))},
+                  dict.fromkeys(("fused", "gcn_branch", "hgt_branch"), 1.0))  # fmt: skip
+    summary = {"models": aggregate([run]), "seeds": [0], "graph": "g", "device": "cpu", "torch_threads": 1,
+               "wall_seconds": 1.0, "config": {}}  # fmt: skip
+    text = "\n".join(protocol_lines("warm", summary))
+    assert "fused ndcg@20 >= gcn_branch (0.2000): **YES (1.50x)**" in text
+    assert "metric by metric" not in text and "best non-fused model" not in text
