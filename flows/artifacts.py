@@ -4,11 +4,11 @@ training report, as Prefect artifacts. Builders are pure (rows and markdown from
 
 from __future__ import annotations
 
-import base64
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -18,12 +18,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from cinegraph.models.report import best_baseline
-
-# Metrics shown in the evaluation table, in this order, when present.
-HEADLINE = ("ndcg@20", "recall@20", "precision@20", "hit_rate@20", "mrr@10", "mrr@20", "ndcg@10",
-            "ndcg@20_cold_users", "ndcg@20_long_tail", "ndcg@20_cold_items", "ndcg@20_all_movies",
-            "micro_f1", "macro_f1", "map", "train_seconds", "peak_mem_mb")  # fmt: skip
+from cinegraph.models.report import CLASSIFICATION, HEADLINE, best_baseline
 
 
 def counts_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -63,26 +58,12 @@ def match_markdown(match: Mapping[str, Any], review_path: Path) -> str:
     return "\n".join(lines)
 
 
-def summarize(per_seed: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str, dict[str, dict]]:
-    """{model: [metrics of seed 0, seed 1, ...]} -> {model: {metric: {mean, std, per_seed}}}
-    (sample std; NaN, e.g. an empty slice, propagates)."""
-    out: dict[str, dict[str, dict]] = {}
-    for model, runs in per_seed.items():
-        keys = [k for k in runs[0] if all(k in r for r in runs)]
-        out[model] = {}
-        for k in keys:
-            values = [float(r[k]) for r in runs]
-            mean = math.fsum(values) / len(values)
-            var = math.fsum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)
-            out[model][k] = {"mean": mean, "std": math.sqrt(var), "per_seed": values}
-    return out
-
-
 def evaluation_rows(summary: Mapping[str, Mapping[str, Mapping[str, Any]]],
                     protocol: str = "warm") -> list[dict[str, Any]]:  # fmt: skip
-    """One row per model of one protocol: the headline metrics as ``mean ± std``, the per-seed
-    test ndcg@20 and its ratio to the best non-fused model's."""
-    present = [m for m in HEADLINE if any(m in s for s in summary.values())]
+    """One row per model of one protocol: the report's headline and genre metrics and cost as
+    ``mean ± std``, the per-seed test ndcg@20 and its ratio to the best non-fused model's."""
+    names = [*HEADLINE.get(protocol, HEADLINE["warm"]), *CLASSIFICATION, "train_seconds", "peak_mem_mb"]
+    present = [m for m in names if any(m in s for s in summary.values())]
     best = best_baseline(dict(summary), "ndcg@20")
     rows = []
     for model, metrics in summary.items():
@@ -121,44 +102,6 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-CURVE_VALID = ("ndcg@20", "map")  # validation metrics of the curve tables, each labelled
-
-
-def curve_table(history: Sequence[Mapping[str, float]], max_rows: int = 15) -> str:
-    """A compact per-epoch table (loss and the validation metrics, each column named after the
-    metric it holds), thinned to ``max_rows``."""
-    step = max(1, math.ceil(len(history) / max_rows))
-    picked = list(history[::step])
-    if history and picked[-1] is not history[-1]:
-        picked.append(history[-1])
-    rows = [
-        {"epoch": int(h["epoch"]), "loss": f"{h['loss']:.4f}",
-         **{f"valid {k}": f"{h[f'valid_{k}']:.4f}" if f"valid_{k}" in h else ""
-            for k in CURVE_VALID if any(f"valid_{k}" in r for r in history)}}
-        for h in picked
-    ]  # fmt: skip
-    return markdown_table(rows)
-
-
-def report_markdown(
-    title: str,
-    summary: Mapping[str, Mapping[str, Mapping[str, Any]]],
-    histories: Mapping[str, Sequence[Mapping[str, float]]],
-    curves: Mapping[str, Path],
-) -> str:
-    """The run's report: evaluation table, then per model its curves as an inline image (the
-    markdown stands alone: in the Prefect UI, on disk, anywhere it is copied) and a table."""
-    parts = [f"# {title}", "", "## Evaluation (test split)", "",
-             markdown_table(evaluation_rows(summary)), "", "## Training curves", ""]  # fmt: skip
-    for name, history in histories.items():
-        parts += [f"### {name}", ""]
-        if name in curves and Path(curves[name]).exists():
-            png = base64.b64encode(Path(curves[name]).read_bytes()).decode("ascii")
-            parts += [f"![{name}: loss and validation per epoch](data:image/png;base64,{png})", ""]
-        parts += [curve_table(history), ""]
-    return "\n".join(parts)
-
-
 def publish_table(key: str, rows: list[dict[str, Any]], description: str) -> None:
     create_table_artifact(rows, key=key, description=description)
 
@@ -168,19 +111,22 @@ def publish_markdown(key: str, markdown: str, description: str) -> None:
 
 
 class Progress:
-    """A progress artifact over ``total`` steps, advanced one step at a time. A stage of at most
-    ``n`` steps may end early (early stopping): :meth:`finish_stage` skips to its end."""
+    """A progress artifact over ``total`` steps. Plain data once created, so a copy travels with
+    a task to another process (a Dask worker) and moves the same artifact from there."""
 
     def __init__(self, key: str, total: int, description: str) -> None:
-        self.total, self.done, self.stage_end = max(total, 1), 0, 0
-        self.id: UUID = create_progress_artifact(0.0, key=key, description=description)
+        self.total, self.done = max(total, 1), 0
+        self.id = cast("UUID", create_progress_artifact(0.0, key=key, description=description))
 
-    def step(self, n: int = 1) -> None:
-        self.done = min(self.total, self.done + n)
+    def set(self, done: int) -> None:
+        self.done = min(self.total, done)
         update_progress_artifact(self.id, 100.0 * self.done / self.total)
 
-    def start_stage(self, steps: int) -> None:
-        self.stage_end = self.done + steps
+    def step(self, n: int = 1) -> None:
+        self.set(self.done + n)
 
-    def finish_stage(self) -> None:
-        self.step(max(self.stage_end - self.done, 0))
+    def at(self, done: int) -> Progress:
+        """A copy standing at ``done`` steps (where a seed's share of the run starts)."""
+        other = copy.copy(self)
+        other.done = done
+        return other

@@ -84,9 +84,13 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train", help="pretrain both branches, fuse and fine-tune one model")
     p.add_argument("--snapshot", type=Path, required=True, help="snapshot folder")
-    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, metrics.json, curves)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="run folder (results.json, report.md; checkpoints, split and curves per seed)")
     p.add_argument("--config", type=Path, default=None, help="TrainConfig as JSON (default: the defaults)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the config's device")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes torchrun starts (gloo on CPU, nccl with --device cuda): "
+                        "torchrun --nproc-per-node N -m cinegraph.flows.cli train --distributed ...")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("tune", help="hyperparameter search of one model on the validation split")
@@ -170,13 +174,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    import contextlib
     import json
 
+    from cinegraph.models import distributed
     from cinegraph.models.config import load_config
-    from cinegraph.models.train import train
+    from cinegraph.models.report import COST
+    from cinegraph.models.runner import TRAIN_MODELS, run, setup_torch
 
-    metrics = train(args.snapshot, args.out, load_config(args.config, device=args.device))
-    print(json.dumps({k: v["test"] for k, v in metrics.items()}, indent=2))
+    config = load_config(args.config, device=args.device)
+    setup_torch(config)  # before a process group is joined on a device that may not exist
+    with distributed.process_group(config.device) if args.distributed else contextlib.nullcontext():
+        if not distributed.is_main():  # one process logs and writes
+            logging.getLogger("cinegraph").setLevel(logging.WARNING)
+        done = run(args.snapshot, args.out, config, [config.seed], TRAIN_MODELS, (config.data.protocol,),
+                   "cinegraph train")
+    for summary in done.values():
+        test = {name: {k: v["mean"] for k, v in metrics.items() if not k.startswith("valid_") and k not in COST}
+                for name, metrics in summary["models"].items()}
+        print(json.dumps(test, indent=2))
+        print(args.out / "report.md")
     return 0
 
 
@@ -195,13 +212,14 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from cinegraph.models.benchmark import MODELS, PROTOCOLS, benchmark
+    from cinegraph.models.benchmark import MODELS, PROTOCOLS
     from cinegraph.models.config import load_config
+    from cinegraph.models.runner import run
 
     config = load_config(args.config, device=args.device)
     models = tuple(args.models.split(",")) if args.models else MODELS
     protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
-    benchmark(args.snapshot, args.out, args.seeds, config, models, protocols)
+    run(args.snapshot, args.out, config, list(range(args.seeds)), models, protocols, "cinegraph benchmark")
     print(args.out / "report.md")
     return 0
 

@@ -50,7 +50,7 @@ def run_demo(variant: str, out: Path, mirror: str | None, *, neo4j: bool = False
     """Run the pipeline flow; with ``neo4j`` start the local server first (password from
     NEO4J_PASSWORD) so the graph is loaded and results are written back. Returns the summary."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise
-    logging.getLogger("cinegraph.models.train").setLevel(logging.WARNING)  # the flow's tasks log each evaluation
+    logging.getLogger("cinegraph.models.early_stopping").setLevel(logging.WARNING)  # tasks log each evaluation
     if neo4j and not os.environ.get(URI_VAR):
         from cinegraph.graph_store import server
 

@@ -1,14 +1,12 @@
-"""The ``train`` flow: read the graph (Neo4j export or snapshot), pretrain both branches, fuse and
-fine-tune, evaluate, keep checkpoints and a report, and write results back to Neo4j."""
+"""The ``train`` flow: read the graph (Neo4j export or snapshot), train each seed as a task (the
+fused model and its branches; in benchmark mode every baseline and ablation too) one after the
+other or in parallel on a Dask cluster, publish the evaluation and the report, and write the
+first seed's recommendations back to Neo4j. Every step is :mod:`models.runner`'s."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +14,29 @@ import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from cinegraph.flows import artifacts
 from cinegraph.flows.train_params import TrainParams
 from cinegraph.graph_store.connection import URI_VAR, open_driver, settings_from_env
 from cinegraph.graph_store.export import ExportFilter, export_tables, filter_snapshot
-from cinegraph.models.benchmark import (
+from cinegraph.models.benchmark import MODELS
+from cinegraph.models.config import TrainConfig
+from cinegraph.models.early_stopping import EpochCallback
+from cinegraph.models.runner import (
     REPORT_FILE,
-    RESULTS_FILE,
-    propagation_speed,
+    TRAIN_MODELS,
+    SeedRun,
+    epoch_budget,
+    measure_speed,
     read_results,
     run_seed,
+    seed_dir,
+    snapshot_label,
+    stage_epochs,
     write_results,
 )
-from cinegraph.models.config import TrainConfig
-from cinegraph.models.data import PreparedData, export_split, prepare_data
-from cinegraph.models.evaluate import RunResult
-from cinegraph.models.train import finetune, plot_curves, pretrain, refit
+from cinegraph.models.train import refit, serving_data
 
 
 def reads_neo4j(source: str) -> bool:
@@ -47,38 +51,35 @@ def read_graph(snapshot: Path, subgraph: ExportFilter, from_neo4j: bool, databas
         return export_tables(driver, subgraph, database=database)
 
 
-@task(name="prepare-data", cache_policy=NO_CACHE)
-def prepare(tables: dict[str, pa.Table], config: TrainConfig, seed_dir: Path) -> PreparedData:
-    data = prepare_data(tables, config.data, config.seed).to(config.device)
-    export_split(data, seed_dir / "split")
-    return data
+@task(name="propagation-speed", cache_policy=NO_CACHE)
+def propagation(tables: dict[str, pa.Table], config: TrainConfig, models: tuple[str, ...],
+                seed: int) -> dict[str, Any] | None:  # fmt: skip
+    return measure_speed(tables, config, models, seed)
 
 
-@task(name="pretrain", task_run_name="pretrain {kind} (seed {config.seed})", cache_policy=NO_CACHE)
-def pretrain_branch(kind: str, data: PreparedData, config: TrainConfig, seed_dir: Path,
-                    progress: artifacts.Progress) -> tuple[Any, RunResult]:  # fmt: skip
-    try:
-        return pretrain(kind, data, config, seed_dir, on_epoch=epoch_reporter(progress))
-    finally:
-        progress.finish_stage()
+@task(name="train-seed", task_run_name="seed {seed}", cache_policy=NO_CACHE)
+def train_seed(tables: dict[str, pa.Table], config: TrainConfig, seed: int, run_dir: Path,
+               models: tuple[str, ...], progress: artifacts.Progress) -> SeedRun:  # fmt: skip
+    """One seed's models; ``progress`` stands where this seed's share of the epochs starts."""
+    start = progress.done
+    run = run_seed(tables, config, seed, run_dir, models, on_epoch=epoch_reporter(progress, config))
+    progress.set(start + epoch_budget(config, models))
+    return run
 
 
-@task(name="fuse-finetune", task_run_name="fuse and fine-tune (seed {config.seed})", cache_policy=NO_CACHE)
-def fuse(gcn: Any, hgt: Any, data: PreparedData, config: TrainConfig, seed_dir: Path,
-         progress: artifacts.Progress) -> tuple[Any, RunResult]:  # fmt: skip
-    try:
-        return finetune(gcn, hgt, data, config, seed_dir, on_epoch=epoch_reporter(progress))
-    finally:
-        progress.finish_stage()
-
-
-def epoch_reporter(progress: artifacts.Progress) -> Callable[[str, dict[str, float]], None]:
+def epoch_reporter(progress: artifacts.Progress, config: TrainConfig) -> EpochCallback:
     """The training loop's per-epoch callback inside a task: one log line per evaluated epoch
-    (loss and validation score) and the progress artifact advanced by one epoch."""
+    (loss and validation score) and the progress artifact moved to the epoch reached. A stage
+    starting (epoch 1) closes the previous one at its full length: early stopping skips ahead."""
     logger = get_run_logger()
+    base, current = progress.done, ""
 
     def report(stage: str, row: dict[str, float]) -> None:
-        progress.step()
+        nonlocal base, current
+        if row["epoch"] == 1 and current:
+            base += stage_epochs(config, current)
+        current = stage
+        progress.set(base + int(row["epoch"]))
         if "valid_score" in row:
             logger.info("%s epoch %d: loss %.4f, validation score %.4f", stage, int(row["epoch"]),
                         row["loss"], row["valid_score"])  # fmt: skip
@@ -86,38 +87,45 @@ def epoch_reporter(progress: artifacts.Progress) -> Callable[[str, dict[str, flo
     return report
 
 
-def train_seed(tables: dict[str, pa.Table], config: TrainConfig, seed_dir: Path,
-               progress: artifacts.Progress) -> tuple[Any, PreparedData, dict[str, RunResult]]:  # fmt: skip
-    """Both branches pretrained independently, then fused and fine-tuned end to end."""
-    seed_dir.mkdir(parents=True, exist_ok=True)
-    data = prepare(tables, config, seed_dir)
-    progress.start_stage(config.gcn_epochs)
-    gcn, gcn_result = pretrain_branch("gcn", data, config, seed_dir, progress)
-    progress.start_stage(config.hgt_epochs)
-    hgt, hgt_result = pretrain_branch("hgt", data, config, seed_dir, progress)
-    progress.start_stage(config.fusion_epochs)
-    fused, fused_result = fuse(gcn, hgt, data, config, seed_dir, progress)
-    for result in (gcn_result, hgt_result, fused_result):
-        plot_curves(result.history, result.name, seed_dir / f"curves_{result.name}.png")
-    return fused, data, {r.name: r for r in (fused_result, gcn_result, hgt_result)}
+def task_runner(params: TrainParams) -> TaskRunner:
+    """Where the seeds run: one after the other here (they share this process's random number
+    generators), or in parallel on a Dask cluster (``dask_address``, else a temporary local one)."""
+    if params.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if params.dask_address:
+            return DaskTaskRunner(address=params.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": len(params.seeds), "threads_per_worker": 1})
+    return ThreadPoolTaskRunner(max_workers=1)
+
+
+@task(name="write-results", cache_policy=NO_CACHE)
+def report(run_dir: Path, runs: list[SeedRun], config: TrainConfig, graph: str, speed: dict[str, Any] | None,
+           title: str, wall_seconds: float) -> dict[str, Any]:  # fmt: skip
+    return write_results(run_dir, runs, config=config, graph=graph, speed=speed, title=title,
+                         wall_seconds=wall_seconds)  # fmt: skip
 
 
 @task(name="refit", task_run_name="refit on every rating (seed {config.seed})", cache_policy=NO_CACHE)
-def refit_for_serving(tables: dict[str, pa.Table], config: TrainConfig, best_epochs: dict[str, int],
-                      seed_dir: Path) -> tuple[Any, PreparedData]:  # fmt: skip
-    """The fused model again on all of each user's ratings: the evaluation split measures, this serves."""
-    get_run_logger().info("refitting on every rating for %s epochs", best_epochs)
-    return refit(tables, config, best_epochs, seed_dir / "refit")
+def refit_for_serving(tables: dict[str, pa.Table], config: TrainConfig, evaluated: Path) -> Path:
+    """The method again on all of each user's data, for the epochs the evaluation selected."""
+    return refit(tables, config, evaluated, evaluated / "refit")
 
 
 @task(name="write-back", cache_policy=NO_CACHE)
-def write_back(model: Any, data: PreparedData, run_id: str, top_k: int, database: str) -> dict[str, int]:
-    """Top-K per user as RECOMMENDED edges (a re-run of ``run_id`` replaces them) and the fused
-    movie embeddings under the vector index."""
+def write_back(tables: dict[str, pa.Table], config: TrainConfig, checkpoints: Path, run_id: str, top_k: int,
+               database: str) -> dict[str, int]:  # fmt: skip
+    """The fused model in ``checkpoints``, reloaded on the data it was trained on (``config.data``,
+    ``config.seed``): top-K per user as RECOMMENDED edges (a re-run of ``run_id`` replaces them)
+    and the movie embeddings under the vector index."""
     from cinegraph.graph_store.results import write_movie_embeddings, write_recommendations
+    from cinegraph.models.data import prepare_data
     from cinegraph.models.recommend import movie_embeddings, recommendation_table
+    from cinegraph.models.registry import load_checkpoint
 
     logger = get_run_logger()
+    data = prepare_data(tables, config.data, config.seed).to(config.device)
+    model, _ = load_checkpoint(checkpoints / "fused.pt", data, config)
     recs = recommendation_table(model, data, top_k)
     movie_ids, embeddings = movie_embeddings(model, data)
     logger.info("writing %d recommendations (top %d of %d users) and %d movie embeddings to Neo4j",
@@ -133,106 +141,40 @@ def write_back(model: Any, data: PreparedData, run_id: str, top_k: int, database
 
 @flow(name="train")
 def train(params: TrainParams = TrainParams()) -> dict[str, Any]:  # noqa: B008
-    """Read the graph, train the fused model per seed (``benchmark``: every baseline too),
-    publish the evaluation table and report, write results back to Neo4j when configured."""
+    """Read the graph, train per seed (``benchmark``: every baseline too), publish the evaluation
+    table and report, write results back to Neo4j when configured."""
     logger = get_run_logger()
     run_id = params.run_name or f"{flow_run.get_name() or 'run'}-{str(flow_run.get_id())[:8]}"
     run_dir = Path(params.out) / run_id
     from_neo4j = reads_neo4j(params.source)
     tables = read_graph(Path(params.snapshot), params.subgraph, from_neo4j, params.neo4j_database)
-    if params.mode == "benchmark":
-        done, report = benchmark_models(tables, params, run_dir)
-    else:
-        done = train_seeds(tables, params, run_dir)
-        report = write_report(run_dir, f"cinegraph train {run_id}", done)
-    summary = done.summary
-    protocol = params.model.data.protocol
-    rows = (artifacts.protocol_rows(read_results(run_dir)) if params.mode == "benchmark"
-            else artifacts.evaluation_rows(summary, protocol))  # fmt: skip
-    artifacts.publish_table("evaluation", rows, f"test metrics, run {run_id}")
-    artifacts.publish_markdown("training-report", report.read_text(), f"report of run {run_id}")
-    written = None
-    if done.model is not None and (params.write_back if params.write_back is not None else from_neo4j):
-        model, data = done.model, done.data
-        if params.refit:
-            seed = params.seeds[0]
-            config = params.model.model_copy(update={"seed": seed})
-            model, data = refit_for_serving(tables, config, done.best_epochs, run_dir / f"seed-{seed}")
-        written = write_back(model, data, run_id, params.top_k, params.neo4j_database)
-        logger.info("wrote back %s", written)
-    logger.info("run %s done: report %s", run_id, report)
-    return {"run_id": run_id, "run_dir": str(run_dir), "report": str(report), "summary": summary,
-            "write_back": written}  # fmt: skip
-
-
-@dataclass
-class Trained:
-    """What a train or benchmark run leaves: the summary over seeds, the first seed's curves and
-    its fused model and data (what is written back)."""
-
-    summary: dict[str, dict[str, dict]]
-    histories: dict[str, list[dict[str, float]]]
-    curves: dict[str, Path]
-    model: Any  # None in benchmark mode: nothing is written back
-    data: PreparedData | None
-    best_epochs: dict[str, int] = field(default_factory=dict)  # per stage ("gcn", "hgt", "fused"), first seed
-
-
-def train_seeds(tables: dict[str, pa.Table], params: TrainParams, run_dir: Path) -> Trained:
-    m = params.model
-    epochs = (m.gcn_epochs + m.hgt_epochs + m.fusion_epochs) * len(params.seeds)
-    progress = artifacts.Progress("training", epochs, "training epochs done (early stopping skips ahead)")
-    per_seed: dict[str, list[dict[str, float]]] = defaultdict(list)
-    first: Trained | None = None
-    for seed in params.seeds:
-        config = params.model.model_copy(update={"seed": seed})
-        seed_dir = run_dir / f"seed-{seed}"
-        fused, data, results = train_seed(tables, config, seed_dir, progress)
-        for name, result in results.items():
-            per_seed[name].append(result.metrics)
-        if first is None:
-            curves = {name: seed_dir / f"curves_{name}.png" for name in results}
-            best_epochs = {"gcn": results["gcn_branch"].best_epoch, "hgt": results["hgt_branch"].best_epoch,
-                           "fused": results["fused"].best_epoch}  # fmt: skip
-            first = Trained({}, {n: r.history for n, r in results.items()}, curves, fused, data, best_epochs)
-    first.summary = artifacts.summarize(per_seed)
-    return first
-
-
-@task(name="benchmark-seed", task_run_name="benchmark seed {seed}", cache_policy=NO_CACHE)
-def benchmark_seed(
-    tables: dict[str, pa.Table], config: TrainConfig, seed: int, run_dir: Path
-) -> tuple[dict[str, RunResult], dict[str, float]]:
-    return run_seed(tables, config, seed, run_dir)
-
-
-def benchmark_models(tables: dict[str, pa.Table], params: TrainParams, run_dir: Path) -> tuple[Trained, Path]:
-    """Every baseline and ablation beside the fused model, seed by seed, on the same splits;
-    results.json and the models' own report (verdicts against the best baseline)."""
+    config, models = params.model, TRAIN_MODELS if params.mode == "train" else MODELS
     started = time.perf_counter()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    progress = artifacts.Progress("training", len(params.seeds), "benchmark seeds done")
-    config = params.model
-    speed = propagation_speed(prepare_data(tables, config.data, params.seeds[0]).to(config.device), config)
-    per_seed, seconds = [], []
-    for seed in params.seeds:
-        results, secs = benchmark_seed(tables, config, seed, run_dir)
-        per_seed.append(results)
-        seconds.append(secs)
-        progress.step()
-    curves = {name: run_dir / f"curves_{name}.png" for name in per_seed[0]}
-    for name, result in per_seed[0].items():
-        plot_curves(result.history, name, curves[name])
-    summary = write_results(run_dir, per_seed, seconds, seeds=params.seeds, config=config, speed=speed,
-                            snapshot=params.snapshot, wall_seconds=time.perf_counter() - started)
-    histories = {name: r.history for name, r in per_seed[0].items()}
-    return Trained(summary["models"], histories, curves, None, None), run_dir / REPORT_FILE
-
-
-def write_report(run_dir: Path, title: str, done: Trained) -> Path:
-    """results.json (mean, std and per-seed values per model and metric) and report.md."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RESULTS_FILE).write_text(json.dumps({"models": done.summary}, indent=2))
-    report = run_dir / REPORT_FILE
-    report.write_text(artifacts.report_markdown(title, done.summary, done.histories, done.curves))
-    return report
+    speed = propagation(tables, config, models, params.seeds[0])
+    budget = epoch_budget(config, models)
+    progress = artifacts.Progress("training", budget * len(params.seeds),
+                                  "training epochs done (early stopping skips ahead)")  # fmt: skip
+    with task_runner(params) as runner:
+        futures = [runner.submit(train_seed, {"tables": tables, "config": config, "seed": seed, "run_dir": run_dir,
+                                              "models": models, "progress": progress.at(i * budget)})
+                   for i, seed in enumerate(params.seeds)]  # fmt: skip
+        runs = [f.result() for f in futures]
+    progress.set(progress.total)
+    graph = f"Neo4j database {params.neo4j_database}" if from_neo4j else snapshot_label(Path(params.snapshot))
+    summary = report(run_dir, runs, config, graph, speed, f"cinegraph {params.mode} {run_id}",
+                     time.perf_counter() - started)  # fmt: skip
+    report_path = run_dir / REPORT_FILE
+    artifacts.publish_table("evaluation", artifacts.protocol_rows(read_results(run_dir)), f"test metrics, run {run_id}")
+    artifacts.publish_markdown("training-report", report_path.read_text(), f"report of run {run_id}")
+    written = None
+    if params.write_back if params.write_back is not None else from_neo4j:
+        served = config.model_copy(update={"seed": params.seeds[0]})
+        checkpoints = seed_dir(run_dir, config.data.protocol, served.seed)
+        if params.refit:
+            checkpoints = refit_for_serving(tables, served, checkpoints)
+            served = served.model_copy(update={"data": serving_data(config.data)})
+        written = write_back(tables, served, checkpoints, run_id, params.top_k, params.neo4j_database)
+        logger.info("wrote back %s", written)
+    logger.info("run %s done: report %s", run_id, report_path)
+    return {"run_id": run_id, "run_dir": str(run_dir), "report": str(report_path), "summary": summary["models"],
+            "write_back": written}  # fmt: skip

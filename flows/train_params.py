@@ -51,6 +51,15 @@ class TrainParams(_Params):
         [0], min_length=1, json_schema_extra={"uniqueItems": True}, title="Seeds",
         description="one run per seed; the evaluation reports mean ± std over them",
     )
+    task_runner: Literal["local", "dask"] = Field(
+        "local", title="Seeds run on",
+        description="local: one seed after another in this process; dask: in parallel on a Dask cluster",
+    )
+    dask_address: str | None = Field(
+        None, title="Dask scheduler address",
+        description="an existing Dask cluster's scheduler, e.g. tcp://10.0.0.5:8786 (the run folder must be "
+        "shared with its workers); empty: a temporary local cluster with one worker per seed",
+    )
     top_k: int = Field(20, ge=1, le=1000, title="Top K", description="recommendations per user written to Neo4j")
     write_back: bool | None = Field(
         None, title="Write back to Neo4j",
@@ -71,6 +80,8 @@ class TrainParams(_Params):
             problems.append(f"subgraph.edge_types must include {RATED.rel} (the recommendation task)")
         if len(set(self.seeds)) != len(self.seeds):
             problems.append(f"seeds={self.seeds} repeat a seed")
+        if self.dask_address and self.task_runner != "dask":
+            problems.append(f"dask_address={self.dask_address!r} needs task_runner='dask'")
         if problems:
             raise ValueError("; ".join(problems))
         return self

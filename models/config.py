@@ -63,8 +63,8 @@ class TrainConfig(BaseModel):
     fusion_steps: int = Field(4, ge=1, title="Fusion steps per epoch", description="steps per fine-tuning epoch (1 left the heads untrained)")
     warmup_epochs: int = Field(2, ge=0, title="Warm-up epochs", description="linear LR warm-up, then cosine decay")
     # --- schedule and early stopping --------------------------------------------------------
-    gcn_epochs: int = Field(100, ge=1, title="GCN epochs", description="max GCN pretraining epochs")
-    hgt_epochs: int = Field(30, ge=1, title="HGT epochs", description="max HGT pretraining epochs")
+    gcn_epochs: int = Field(100, ge=0, title="GCN epochs", description="max GCN pretraining epochs (0: initial weights)")
+    hgt_epochs: int = Field(30, ge=0, title="HGT epochs", description="max HGT pretraining epochs (0: initial weights)")
     fusion_epochs: int = Field(10, ge=0, title="Fine-tuning epochs", description="max fine-tuning epochs (0: fuse without fine-tuning)")
     eval_every: int = Field(2, ge=1, title="Validate every N epochs", description="validate every N epochs")
     patience: int = Field(4, ge=1, title="Patience", description="validations without improvement before stopping")

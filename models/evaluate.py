@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from cinegraph.models.data import PreparedData
+from cinegraph.models.early_stopping import early_stopping
 from cinegraph.models.metrics import RankingMetrics, classification_metrics
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,6 @@ class RunResult:
     epoch_seconds: float = 0.0  # mean wall seconds per training epoch
     peak_mem_mb: float = 0.0  # see peak_memory_mb
     config: dict[str, Any] = field(default_factory=dict)  # the model's config, as saved
-    best_epoch: int = 0  # the epoch selected on validation (0: the weights training started from)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -178,29 +178,23 @@ def train_with_early_stopping(
     eval_every: int = 1,
     config: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Run ``train_epoch`` (returns the mean loss) until validation ``ndcg@20`` stops improving
-    for ``patience`` evaluations, restore the best weights, then evaluate valid and test."""
-    best, best_state, bad = float("-inf"), copy.deepcopy(model.state_dict()), 0
-    history: list[dict[str, float]] = []
-    seconds: list[float] = []
-    for epoch in range(1, max_epochs + 1):
+    """Run ``train_epoch`` (returns the mean loss) under :func:`early_stopping` on validation
+    ``ndcg@20``, restore the best weights, then evaluate valid and test."""
+
+    def train(_epoch: int) -> dict[str, float]:
         model.train()
-        t0 = time.perf_counter()
-        loss = train_epoch()
-        seconds.append(time.perf_counter() - t0)
-        row = {"epoch": epoch, "loss": float(loss), "seconds": seconds[-1]}
-        if epoch % eval_every == 0 or epoch == max_epochs:
-            model.eval()
-            score = evaluate_ranking(score_fn, data, "valid", ks=(20,), slices=False)[MONITOR]
-            row[f"valid_{MONITOR}"] = score
-            if score > best:
-                best, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
-            else:
-                bad += 1
-            log.info("%s epoch %d: loss %.4f, valid %s %.4f", name, epoch, loss, MONITOR, score)
-        history.append(row)
-        if bad >= patience:
-            break
+        return {"loss": float(train_epoch())}
+
+    def validate() -> dict[str, float]:
+        model.eval()
+        return evaluate_ranking(score_fn, data, "valid", ks=(20,), slices=False)
+
+    def keep(_epoch: int, _score: float, _metrics: dict[str, float]) -> dict[str, Any]:
+        return copy.deepcopy(model.state_dict())
+
+    best_state, history = early_stopping(
+        name, train, validate, lambda m: m[MONITOR], keep, epochs=max_epochs, eval_every=eval_every, patience=patience
+    )
     model.load_state_dict(best_state)
     model.eval()
     return RunResult(
@@ -209,7 +203,7 @@ def train_with_early_stopping(
         metrics=evaluate_ranking(score_fn, data, "test"),
         valid_metrics=evaluate_ranking(score_fn, data, "valid"),
         history=history,
-        epoch_seconds=sum(seconds) / max(len(seconds), 1),
+        epoch_seconds=sum(row["seconds"] for row in history) / max(len(history), 1),
         peak_mem_mb=peak_memory_mb(device),
         config=config or {},
     )

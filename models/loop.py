@@ -1,13 +1,12 @@
 """One training stage: ``train_epoch()`` takes ``steps`` optimizer steps (each a full-graph forward
 and one batch of positives with sampled negatives), ``evaluate()`` scores the validation split,
-:func:`fit` early-stops on it and restores the best checkpoint."""
+:func:`fit` early-stops on it (:mod:`models.early_stopping`) and restores the best checkpoint.
+Under ``torchrun`` each process takes its shard of every batch (:mod:`models.distributed`)."""
 
 from __future__ import annotations
 
-import logging
 import math
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,19 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cinegraph.models import distributed
 from cinegraph.models.config import TrainConfig
 from cinegraph.models.data import PreparedData, bpr_triples
+from cinegraph.models.early_stopping import EpochCallback, early_stopping
 from cinegraph.models.evaluate import evaluate_classification, evaluate_ranking
 from cinegraph.models.fusion import FusedModel
 from cinegraph.models.gcn_branch import MultiTaskGCN, ranking_loss
 from cinegraph.models.registry import Inputs, checkpoint, outputs
 from cinegraph.models.task_weighting import TaskWeighting
 from cinegraph.schema import IN_GENRE, RATED
-
-log = logging.getLogger(__name__)
-
-
-EpochCallback = Callable[[str, dict[str, float]], None]  # (stage name, history row of the epoch)
 
 
 def set_seed(seed: int) -> None:
@@ -94,8 +90,9 @@ def task_losses(
     z_user, z_movie, logits = outputs(stage.model, inp)
     if "rec" in active:
         users, pos, neg = batch  # [B] each
-        if config.rec_loss == "sampled_softmax":
-            neg = neg[: config.num_negatives]  # [N], shared by the batch
+        shared = config.rec_loss == "sampled_softmax"  # [N] negatives shared by the batch and every process
+        neg = neg[: config.num_negatives] if shared else distributed.shard(neg)
+        users, pos = distributed.shard(users), distributed.shard(pos)
         losses["rec"] = ranking_loss(
             z_user, z_movie, users, pos, neg, config.rec_loss, config.temperature, config.emb_l2
         )
@@ -109,6 +106,7 @@ def task_losses(
     if "rating" in active:
         rated = data.graph[RATED.triplet].edge_index  # every input rating, not just positives
         idx = torch.randint(rated.size(1), (config.batch_size,), generator=gen).to(rated.device)
+        idx = distributed.shard(idx)
         losses["rating"] = stage.model.rating_loss(
             z_user, z_movie, rated[:, idx], data.train_weight[idx]
         )
@@ -118,19 +116,22 @@ def task_losses(
 def train_epoch(
     stage: Stage, data: PreparedData, inp: Inputs, config: TrainConfig, gen: torch.Generator
 ) -> dict[str, float]:
-    """``stage.steps`` steps on the first batches of one shuffled pass over the positives."""
+    """``stage.steps`` steps on the first batches of one shuffled pass over the positives;
+    returns the mean losses (over the processes too, under ``torchrun``)."""
     stage.model.train()
     batches = bpr_triples(data.train_edges, data.num_movies, config.batch_size, gen)
+    params = [p for group in stage.optimizer.param_groups for p in group["params"]]
     sums: dict[str, float] = {}
     for step in range(stage.steps):
         losses = task_losses(stage, data, inp, batches[step % len(batches)], config, gen)
         loss = stage.weighting(losses)
         stage.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(params)
         stage.optimizer.step()
         for k, v in {"loss": loss, **losses}.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach()) / stage.steps
-    return sums
+    return distributed.mean(sums)
 
 
 @torch.no_grad()
@@ -155,48 +156,39 @@ def fit(
 ) -> dict[str, Any]:
     """Train ``stage`` with early stopping on its validation score; restore and return the best
     checkpoint (also written to ``out_dir/<name>.pt``). ``on_epoch(stage name, history row)``
-    is called after every epoch (progress reporting). Data without a validation split (a refit on
-    every rating) trains for exactly ``stage.epochs`` epochs and keeps the last."""
+    is called after every epoch (progress reporting). Without a validation split (a refit on
+    every rating) it trains exactly ``stage.epochs`` epochs and keeps the last."""
     gen = torch.Generator().manual_seed(config.seed)
     base_lrs = [g["lr"] for g in stage.optimizer.param_groups]
-    states = {"model": stage.model, "weighting": stage.weighting, "optimizer": stage.optimizer}
+    states: dict[str, nn.Module | torch.optim.Optimizer] = {
+        "model": stage.model, "weighting": stage.weighting, "optimizer": stage.optimizer
+    }
 
-    def save(epoch: int, best: float, metrics: dict[str, float]) -> dict[str, Any]:
-        return checkpoint(stage.name, states, args, config, data, epoch, best, metrics)
-
-    validating = data.valid_edges.size(1) > 0
-    val = evaluate(stage.model, data, inp, "valid", config.ks) if validating else {}
-    best = stage.select(val) if validating else float("nan")
-    ckpt, bad = save(0, best, val), 0
-    for epoch in range(1, stage.epochs + 1):
+    def train(epoch: int) -> dict[str, float]:
         for g, lr in zip(stage.optimizer.param_groups, base_lrs, strict=True):
             g["lr"] = lr * lr_factor(epoch - 1, config.warmup_epochs, stage.epochs)
-        t0 = time.perf_counter()
-        row: dict[str, float] = {"epoch": epoch, **train_epoch(stage, data, inp, config, gen)}
-        row["seconds"] = time.perf_counter() - t0
-        if validating and (epoch % config.eval_every == 0 or epoch == stage.epochs):
-            val = evaluate(stage.model, data, inp, "valid", config.ks)
-            score = stage.select(val)
-            row.update({"valid_score": score, **{f"valid_{k}": v for k, v in val.items()}})
-            if score > best:
-                best, bad, ckpt = score, 0, save(epoch, score, val)
-                if out_dir is not None:
-                    torch.save(ckpt, out_dir / f"{stage.name}.pt")
-            else:
-                bad += 1
-        stage.history.append(row)
-        parts = " ".join(f"{k} {row[k]:.4f}" for k in ("rec", "genre", "rating") if k in row)
-        valid = f" | valid {row['valid_score']:.4f} best {best:.4f}" if "valid_score" in row else ""
-        log.log(logging.INFO if valid else logging.DEBUG, "%s epoch %3d | loss %.4f (%s)%s | %.2fs",
-                stage.name, epoch, row["loss"], parts, valid, row["seconds"])  # fmt: skip
-        if on_epoch is not None:
-            on_epoch(stage.name, row)
-        if bad >= config.patience:
-            break
-    if not validating and stage.history:
-        ckpt = save(len(stage.history), best, {})
-    if out_dir is not None and (ckpt["epoch"] == 0 or not validating):
-        torch.save(ckpt, out_dir / f"{stage.name}.pt")
+        return train_epoch(stage, data, inp, config, gen)
+
+    def validate() -> dict[str, float]:
+        return distributed.on_main(lambda: evaluate(stage.model, data, inp, "valid", config.ks))
+
+    def keep(epoch: int, score: float, metrics: dict[str, float]) -> dict[str, Any]:
+        ckpt = checkpoint(stage.name, states, args, config, data, epoch, score, metrics)
+        if out_dir is not None:
+            torch.save(ckpt, out_dir / f"{stage.name}.pt")
+        return ckpt
+
+    ckpt, stage.history = early_stopping(
+        stage.name,
+        train,
+        validate if data.valid_edges.size(1) > 0 else None,  # none: a refit on every rating
+        stage.select,
+        keep,
+        epochs=stage.epochs,
+        eval_every=config.eval_every,
+        patience=config.patience,
+        on_epoch=on_epoch,
+    )
     stage.model.load_state_dict(ckpt["model"])
     stage.weighting.load_state_dict(ckpt["weighting"])
     return ckpt

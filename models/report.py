@@ -1,10 +1,14 @@
-"""``report.md`` of a benchmark, one section per protocol run: every model's mean ± std and
-per-seed values, validation figures labelled with what they hold, cost, the verdicts against the
-best non-fused model, and a PNG of per-seed test ndcg@20 per model."""
+"""``report.md`` of a run (``cinegraph train``, ``cinegraph benchmark``, the ``train`` flow), one
+section per protocol run: every model's mean ± std and per-seed values, validation figures
+labelled with what they hold, cost, the verdicts against the best non-fused model, and the first
+seed's training curves. Images are inline, so the report stands alone (on disk, in the Prefect UI,
+wherever it is copied)."""
 
 from __future__ import annotations
 
+import base64
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ PROTOCOL_TEXT = {
 }
 CLASSIFICATION = ["macro_f1", "micro_f1", "map"]
 COST = ["train_seconds", "epoch_seconds", "peak_mem_mb"]
+CURVE_VALID = ("ndcg@20", "map")  # validation metrics of the curve tables, each labelled
 
 
 def _fmt(stat: dict[str, Any] | None, digits: int = 4) -> str:
@@ -115,9 +120,11 @@ def protocol_lines(protocol: str, summary: dict[str, Any]) -> list[str]:
     models: dict[str, dict] = summary["models"]
     names = list(models)
     load = summary.get("load_average")
+    processes = summary.get("processes", 1)
     lines = [f"## Protocol: {protocol}\n", PROTOCOL_TEXT.get(protocol, "") + "\n",
-             f"Snapshot `{summary['snapshot']}`, seeds {summary['seeds']}, device "
-             f"{summary['device']} ({summary['torch_threads']} torch threads), wall time "
+             f"Graph: {summary['graph']}; seeds {summary['seeds']}, device "
+             f"{summary['device']} ({summary['torch_threads']} torch threads"
+             + (f", {processes} processes" if processes > 1 else "") + "), wall time "
              f"{summary['wall_seconds']:.0f} s"
              + (f", load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
                 if load else "")
@@ -147,9 +154,10 @@ def protocol_lines(protocol: str, summary: dict[str, Any]) -> list[str]:
     if checks:
         lines += ["### Verdicts\n"]
         lines += [f"- {what}: **{verdict}**" for what, verdict in checks] + [""]
+    baselines = [b for b in BASELINES if b in models]
+    if checks and baselines:
         lines += ["### Fused against the best non-fused model, metric by metric\n",
-                  f"Non-fused models: {', '.join(b for b in BASELINES if b in models)}. "
-                  "Ratio = fused mean / best mean.\n"]  # fmt: skip
+                  f"Non-fused models: {', '.join(baselines)}. Ratio = fused mean / best mean.\n"]
         rows = []
         for m in metrics:
             best = best_baseline(models, m)
@@ -170,6 +178,37 @@ def protocol_lines(protocol: str, summary: dict[str, Any]) -> list[str]:
         lines.append(f"Propagation, forward + backward, {p['layers']} layers over {p['edges']} "
                      f"directed edges: GCN branch {p['gcn_branch_s'] * 1e3:.1f} ms, PyG LightGCN "
                      f"{p['lightgcn_s'] * 1e3:.1f} ms (ratio {p['ratio']:.2f}).\n")  # fmt: skip
+    return lines
+
+
+def curve_table(history: Sequence[Mapping[str, float]], max_rows: int = 15) -> list[str]:
+    """A compact per-epoch table (loss and the validation metrics, each column named after the
+    metric it holds), thinned to ``max_rows``."""
+    step = max(1, math.ceil(len(history) / max_rows))
+    picked = list(history[::step])
+    if history and picked[-1] is not history[-1]:
+        picked.append(history[-1])
+    valid = [k for k in CURVE_VALID if any(f"valid_{k}" in r for r in history)]
+    rows = [[str(int(h["epoch"])), f"{h['loss']:.4f}",
+             *(f"{h[f'valid_{k}']:.4f}" if f"valid_{k}" in h else "" for k in valid)] for h in picked]
+    return _table(["epoch", "loss", *(f"valid {k}" for k in valid)], rows)
+
+
+def _inline_png(path: Path, alt: str) -> list[str]:
+    if not path.exists():
+        return []
+    return [f"![{alt}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode('ascii')})", ""]
+
+
+def curve_lines(protocol: str, summary: dict[str, Any], root: Path) -> list[str]:
+    """Per model, the first seed's curves: the PNG written next to its checkpoints and a table."""
+    seed = summary["seeds"][0]
+    lines = [f"### Training curves, seed {seed} ({protocol})\n"]
+    for name, history in summary.get("histories", {}).items():
+        lines += [f"#### {name}\n"]
+        lines += _inline_png(root / protocol / f"seed-{seed}" / f"curves_{name}.png",
+                             f"{name}: loss and validation per epoch")
+        lines += curve_table(history)
     return lines
 
 
@@ -194,12 +233,14 @@ def plot_ndcg_per_seed(results: dict[str, dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(results: dict[str, dict[str, Any]], path: Path) -> None:
-    """``report.md`` over ``{protocol: summary}`` and the per-seed plot next to it."""
-    lines = ["# cinegraph benchmark\n",
-             f"Protocols: {', '.join(results)}. Per-seed test ndcg@20 per model: "
-             f"![ndcg@20 per seed]({PLOT_FILE})\n"]  # fmt: skip
+def write_report(results: dict[str, dict[str, Any]], path: Path, title: str = "cinegraph benchmark") -> None:
+    """``report.md`` over ``{protocol: summary}`` (run folder layout of :mod:`models.runner`),
+    and the per-seed plot next to it."""
+    plot_ndcg_per_seed(results, path.parent / PLOT_FILE)
+    lines = [f"# {title}\n", f"Protocols: {', '.join(results)}. Per-seed test ndcg@20 per model:\n",
+             *_inline_png(path.parent / PLOT_FILE, "ndcg@20 per seed")]
     for protocol, summary in results.items():
         lines += protocol_lines(protocol, summary)
-    plot_ndcg_per_seed(results, path.parent / PLOT_FILE)
+    for protocol, summary in results.items():
+        lines += curve_lines(protocol, summary, path.parent)
     path.write_text("\n".join(lines))

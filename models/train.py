@@ -1,12 +1,11 @@
 """The method: pretrain both branches with early stopping, fuse them, fine-tune end to end.
 
-``train(snapshot_dir, out_dir, config)`` runs it for one fused model (``cinegraph train``); the
-loop is :mod:`models.loop`, checkpoints and inputs :mod:`models.registry`.
+The loop is :mod:`models.loop`, checkpoints and inputs :mod:`models.registry`; runs over seeds,
+their files and reports are :mod:`models.runner`'s.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -14,15 +13,15 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from cinegraph.errors import CinegraphError
+from cinegraph.models import distributed
 from cinegraph.models.config import TrainConfig
-from cinegraph.models.data import PreparedData, prepare_data
+from cinegraph.models.data import DataConfig, PreparedData, prepare_data
+from cinegraph.models.early_stopping import EpochCallback
 from cinegraph.models.evaluate import RunResult, peak_memory_mb
 from cinegraph.models.fusion import FusedModel
 from cinegraph.models.gcn_branch import MultiTaskGCN
 from cinegraph.models.hgt_branch import MultiTaskHGT
-from cinegraph.models.loop import EpochCallback, Stage, evaluate, fit, set_seed
-from cinegraph.models.plots import plot_curves
+from cinegraph.models.loop import Stage, evaluate, fit, set_seed
 from cinegraph.models.registry import Inputs, build_model, model_args
 from cinegraph.models.task_weighting import TaskWeighting
 
@@ -35,13 +34,12 @@ def _result(name: str, stage: Stage, ckpt: dict, data: PreparedData, inp: Inputs
     return RunResult(
         name=name,
         seed=config.seed,
-        metrics=evaluate(stage.model, data, inp, "test", config.ks),
+        metrics=distributed.on_main(lambda: evaluate(stage.model, data, inp, "test", config.ks)),
         valid_metrics=ckpt["valid_metrics"],
         history=stage.history,
         epoch_seconds=sum(seconds) / max(len(seconds), 1),
         peak_mem_mb=peak_memory_mb(config.device),
         config=config.model_dump(mode="json"),
-        best_epoch=ckpt["epoch"],
     )
 
 
@@ -97,7 +95,7 @@ def finetune(
     model = model.to(config.device)
     inp = Inputs.of(data, model)
     weighting = TaskWeighting(config.fusion_weights, config.weighting).to(config.device)
-    start = evaluate(model, data, inp, "valid", config.ks)
+    start = distributed.on_main(lambda: evaluate(model, data, inp, "valid", config.ks))
     if config.fusion_select == "sum":
         n0, f0 = max(start["ndcg@20"], 1e-9), max(start["map"], 1e-9)
         select = lambda m: (  # noqa: E731
@@ -123,57 +121,37 @@ def finetune(
 
 
 def train_fused(
-    data: PreparedData, config: TrainConfig, out_dir: Path | None = None, name: str = "fused"
+    data: PreparedData,
+    config: TrainConfig,
+    out_dir: Path | None = None,
+    name: str = "fused",
+    on_epoch: EpochCallback | None = None,
 ) -> dict[str, RunResult]:
     """The whole method on prepared data: both branches, then the fused model."""
-    gcn, gcn_result = pretrain("gcn", data, config, out_dir)
-    hgt, hgt_result = pretrain("hgt", data, config, out_dir)
-    _, fused_result = finetune(gcn, hgt, data, config, out_dir, name)
+    gcn, gcn_result = pretrain("gcn", data, config, out_dir, on_epoch)
+    hgt, hgt_result = pretrain("hgt", data, config, out_dir, on_epoch)
+    _, fused_result = finetune(gcn, hgt, data, config, out_dir, name, on_epoch)
     return {"gcn_branch": gcn_result, "hgt_branch": hgt_result, name: fused_result}
 
 
-def refit(
-    tables: dict[str, pa.Table], config: TrainConfig, best_epochs: dict[str, int], out_dir: Path | None = None
-) -> tuple[FusedModel, PreparedData]:
-    """The method again on every rating and every genre label, each stage for the number of epochs
-    selected on validation in the evaluation run (``best_epochs``: "gcn", "hgt", "fused"). The
-    evaluation split is for measuring; what is served learns from all of each user's data."""
-    everything = config.data.model_copy(
-        update={"valid_frac": 0.0, "test_frac": 0.0, "genre_valid_frac": 0.0, "genre_test_frac": 0.0,
-                "protocol": "warm"})  # fmt: skip
-    data = prepare_data(tables, everything, config.seed).to(config.device)
-    fixed = config.model_copy(update={
-        "data": everything, "gcn_epochs": best_epochs["gcn"], "hgt_epochs": best_epochs["hgt"],
-        "fusion_epochs": best_epochs["fused"]})  # fmt: skip
-    gcn, _ = pretrain("gcn", data, fixed, out_dir)
-    hgt, _ = pretrain("hgt", data, fixed, out_dir)
-    model, _ = finetune(gcn, hgt, data, fixed, out_dir)
-    return model, data
+
+def serving_data(config: DataConfig) -> DataConfig:
+    """The data settings of a refit: every rating and genre label in training, nothing held out."""
+    return config.model_copy(update={"valid_frac": 0.0, "test_frac": 0.0, "genre_valid_frac": 0.0,
+                                     "genre_test_frac": 0.0, "protocol": "warm"})  # fmt: skip
 
 
-def train(snapshot_dir: Path, out_dir: Path, config: TrainConfig) -> dict[str, dict[str, float]]:
-    """``cinegraph train``: one fused model from a snapshot; writes its checkpoints
-    (gcn.pt, hgt.pt, fused.pt), metrics.json, split files and curve PNGs into ``out_dir``."""
-    from cinegraph.graph_store.snapshot_io import read_snapshot
-    from cinegraph.models.data import export_split
-
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise CinegraphError(f"--device {config.device}: CUDA is not available on this machine")
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
+def refit(tables: dict[str, pa.Table], config: TrainConfig, evaluated: Path, out_dir: Path) -> Path:
+    """The method again on all of each user's data, each stage for the epochs selected on
+    validation in the evaluation run whose checkpoints are in ``evaluated`` (gcn.pt, hgt.pt,
+    fused.pt): the evaluation split is for measuring, what is served learns from everything.
+    Writes the refit checkpoints into ``out_dir`` and returns it."""
+    epochs = {stage: int(torch.load(evaluated / f"{stage}.pt", map_location="cpu", weights_only=False)["epoch"])
+              for stage in ("gcn", "hgt", "fused")}  # fmt: skip
+    log.info("refitting on every rating for the selected epochs %s", epochs)
+    fixed = config.model_copy(update={"data": serving_data(config.data), "gcn_epochs": epochs["gcn"],
+                                      "hgt_epochs": epochs["hgt"], "fusion_epochs": epochs["fused"]})  # fmt: skip
+    data = prepare_data(tables, fixed.data, config.seed).to(config.device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = prepare_data(read_snapshot(snapshot_dir), config.data, config.seed).to(config.device)
-    export_split(data, out_dir / "split")
-    results = train_fused(data, config, out_dir)
-    metrics = {
-        name: {"test": r.metrics, "valid": r.valid_metrics, "epoch_seconds": r.epoch_seconds,
-               "peak_mem_mb": r.peak_mem_mb}
-        for name, r in results.items()
-    }
-    (out_dir / "metrics.json").write_text(json.dumps({"config": config.model_dump(mode="json"),
-                                                      "models": metrics}, indent=2))
-    for name, r in results.items():
-        plot_curves(r.history, name, out_dir / f"curves_{name}.png")
-    log.info("fused test: %s", {k: round(v, 4) for k, v in results["fused"].metrics.items()
-                                if "@20" in k or "f1" in k})
-    return metrics
+    train_fused(data, fixed, out_dir)
+    return out_dir

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 
 from cinegraph.errors import CinegraphError
 from cinegraph.models.config import TrainConfig
 from cinegraph.models.data import PreparedData, prepare_data
+from cinegraph.models.runner import setup_torch
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,7 @@ def tune(
     if trials < 1:
         raise CinegraphError(f"--trials {trials}: need at least 1")
     base = config or TrainConfig()
-    if base.num_threads:
-        torch.set_num_threads(base.num_threads)
+    setup_torch(base)
     data = prepare_data(read_snapshot(snapshot_dir), base.data, base.seed).to(base.device)
     t0 = time.perf_counter()
 

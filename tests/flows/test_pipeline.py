@@ -27,7 +27,7 @@ def test_demo_runs_the_pipeline_embedded(tiny_mirror_dir: Path, tmp_path: Path,
     assert "| fused |" in summary and "| hgt_branch |" in summary
     assert f"report:   {out / 'runs' / 'demo' / 'report.md'}" in summary
     assert (out / "snapshot" / "manifest.json").is_file()
-    assert (out / "runs" / "demo" / "seed-0" / "fused.pt").is_file()
+    assert (out / "runs" / "demo" / "warm" / "seed-0" / "fused.pt").is_file()
 
 
 @pytest.mark.neo4j
@@ -44,7 +44,8 @@ def test_pipeline_with_neo4j_loads_and_writes_results_back(tiny_mirror_dir: Path
     )  # fmt: skip
     result = pipeline(params)
     assert result["refresh"]["load"] and result["train"]["write_back"]["recommended_edges"] == 30 * 5
-    assert (Path(result["train"]["run_dir"]) / "seed-0" / "refit" / "fused.pt").is_file()  # served: refit on all
+    served = Path(result["train"]["run_dir"]) / "warm" / "seed-0" / "refit"  # refit on every rating
+    assert (served / "fused.pt").is_file()
     count = f"MATCH ()-[r:{RECOMMENDED.rel} {{run_id: $run}}]->() RETURN count(r) AS n"
     with open_driver(settings_from_env()) as driver:
         assert driver.execute_query(count, run=run).records[0]["n"] == 30 * 5

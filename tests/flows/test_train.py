@@ -36,13 +36,15 @@ def test_train_flow_on_snapshot(tiny_snapshot: Path, tmp_path: Path) -> None:
     run = tmp_path / "runs" / "tiny"
     assert result["run_dir"] == str(run) and result["write_back"] is None
     for seed in (0, 1):
-        assert {"gcn.pt", "hgt.pt", "fused.pt", "curves_fused.png"} <= {p.name for p in (run / f"seed-{seed}").iterdir()}
-    models = json.loads((run / "results.json").read_text())["models"]
+        assert {"gcn.pt", "hgt.pt", "fused.pt", "curves_fused.png", "split"} <= {
+            p.name for p in (run / "warm" / f"seed-{seed}").iterdir()}
+    models = json.loads((run / "warm" / "results.json").read_text())["models"]
     assert set(models) == {"fused", "gcn_branch", "hgt_branch"}
     ndcg = models["fused"]["ndcg@20"]
     assert len(ndcg["per_seed"]) == 2 and 0.0 <= ndcg["mean"] <= 1.0
     report = (run / "report.md").read_text()
-    assert "| fused |" in report and report.count("](data:image/png;base64,iVBORw0KGgo") == 3
+    assert "| fused |" in report and "mrr@20" in report
+    assert report.count("loss and validation per epoch](data:image/png;base64,iVBORw0KGgo") == 3
     assert str(tmp_path) not in report  # no machine paths: the report stands alone
     flow_run_id = state.state_details.flow_run_id
     kinds = _artifacts(flow_run_id)
@@ -66,7 +68,8 @@ def test_train_flow_on_snapshot(tiny_snapshot: Path, tmp_path: Path) -> None:
      ({"subgraph": {"year_min": 2000, "year_max": 1990, "node_types": ["User", "User"]}},
       r"node_types repeat a type: \['User', 'User'\]; year_min=2000 > year_max=1990"),
      ({"subgraph": {"node_types": ["Movie"]}}, "must include User"),
-     ({"subgraph": {"edge_types": ["IN_GENRE"]}}, "must include RATED"), ({"mode": "fast"}, "mode")],
+     ({"subgraph": {"edge_types": ["IN_GENRE"]}}, "must include RATED"), ({"mode": "fast"}, "mode"),
+     ({"dask_address": "tcp://127.0.0.1:8786"}, "needs task_runner='dask'"), ({"task_runner": "ray"}, "task_runner")],
 )  # fmt: skip
 def test_invalid_train_parameters_are_refused(change: dict, message: str, tmp_path: Path) -> None:
     from prefect.exceptions import ParameterTypeError
@@ -85,3 +88,24 @@ def test_benchmark_mode_runs_the_baselines(tiny_snapshot: Path, tmp_path: Path) 
     assert {"fused", "popularity", "mf_bpr", "lightgcn", "gcn_branch", "hgt_branch"} <= set(models)
     assert models["lightgcn"]["ndcg@20"]["per_seed"][0] >= 0.0
     assert result["write_back"] is None and Path(result["report"]).read_text().strip()
+
+
+def test_seeds_on_a_dask_cluster_equal_the_sequential_run(tiny_snapshot: Path, tmp_path: Path) -> None:
+    """Two seeds on a real local Dask cluster (two worker processes) give per-seed results equal
+    to running them one after the other in the flow's process."""
+    from distributed import LocalCluster
+
+    params = TrainParams(snapshot=str(tiny_snapshot), out=str(tmp_path / "runs"), source="snapshot", model=TINY,
+                         seeds=[0, 1], write_back=False, run_name="sequential")  # fmt: skip
+    train(params)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        result = train(params.model_copy(update={"run_name": "dask", "task_runner": "dask", "dask_address": address}))
+    assert Path(result["report"]).exists()
+    sequential, parallel = (json.loads((tmp_path / "runs" / name / "warm" / "results.json").read_text())["models"]
+                            for name in ("sequential", "dask"))  # fmt: skip
+    for model, metrics in sequential.items():
+        for metric in ("ndcg@20", "recall@20", "mrr@20", "macro_f1", "valid_ndcg@20"):
+            if metric in metrics:
+                assert parallel[model][metric]["per_seed"] == metrics[metric]["per_seed"], (model, metric)
+    assert (tmp_path / "runs" / "dask" / "warm" / "seed-1" / "fused.pt").exists()

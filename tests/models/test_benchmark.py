@@ -36,8 +36,9 @@ def test_benchmark_cli_on_a_tiny_snapshot(tiny_snapshot: Path, tmp_path: Path) -
     assert results["propagation"]["ratio"] > 0
     report = (out / "report.md").read_text()
     assert "aim: fused ndcg@20 >= 1.05 x" in report and "per seed" in report
-    assert (out / "warm" / "curves_fused_seed1.png").exists()
-    assert (out / "warm" / "seed0" / "fused" / "fused.pt").exists()
+    assert (out / "warm" / "seed-1" / "curves_fused.png").exists()
+    assert {"gcn.pt", "hgt.pt", "fused.pt", "fused_concat.pt"} <= {p.name for p in (out / "warm" / "seed-0").iterdir()}
+    assert (out / "warm" / "seed-0" / "fused_no_imdb" / "fused_no_imdb.pt").exists()
 
 
 def test_benchmark_rejects_unknown_models(tiny_snapshot: Path, tmp_path: Path) -> None:
@@ -49,7 +50,7 @@ def test_both_protocols_reach_one_report_and_the_evaluation_rows(
     tiny_snapshot: Path, tmp_path: Path
 ) -> None:
     from cinegraph.flows.artifacts import protocol_rows
-    from cinegraph.models.benchmark import read_results
+    from cinegraph.models.runner import read_results
 
     config = tmp_path / "config.json"
     config.write_text(json.dumps(TINY))

@@ -9,8 +9,8 @@ import torch
 from cinegraph.models.config import TrainConfig
 from cinegraph.models.data import DataConfig, PreparedData, prepare_data
 from cinegraph.models.recommend import movie_embeddings, recommendation_table
-from cinegraph.models.registry import Inputs, outputs
-from cinegraph.models.train import finetune, pretrain, refit
+from cinegraph.models.registry import Inputs, load_checkpoint, outputs
+from cinegraph.models.train import finetune, pretrain, refit, serving_data, train_fused
 
 TINY = TrainConfig(hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=2, hgt_epochs=2, fusion_epochs=2,
                    eval_every=2, batch_size=256, num_threads=1)  # fmt: skip
@@ -58,11 +58,19 @@ def test_embeddings_are_the_fused_representation(trained) -> None:
     assert emb.shape[0] == data.num_movies
 
 
+
 def test_refit_learns_from_every_rating_for_the_selected_epochs(tiny_tables, tmp_path) -> None:
     """What is served is fitted on all of each user's data: no held-out split, every positive in
-    training and every rating in the model input, each stage for its selected epoch count."""
-    epochs = {"gcn": 3, "hgt": 1, "fused": 2}
-    model, data = refit(tiny_tables, TINY.model_copy(update={"patience": 1}), epochs, tmp_path)
+    training and every rating in the model input, each stage for its epochs selected on validation."""
+    evaluated = tmp_path / "evaluated"
+    evaluated.mkdir()
+    train_fused(prepare_data(tiny_tables, DataConfig(), seed=0), TINY, evaluated)
+    selected = {stage: torch.load(evaluated / f"{stage}.pt", weights_only=False)["epoch"]
+                for stage in ("gcn", "hgt", "fused")}
+    out = refit(tiny_tables, TINY.model_copy(update={"patience": 1}), evaluated, tmp_path / "refit")
+    for stage, count in selected.items():  # exactly the selected epochs: patience plays no part
+        assert torch.load(out / f"{stage}.pt", weights_only=False)["epoch"] == count
+    data = prepare_data(tiny_tables, serving_data(DataConfig()), seed=0)
     assert data.valid_edges.size(1) == 0 and data.test_edges.size(1) == 0
     rated = tiny_tables["RATED"]
     assert data.seen_edges.size(1) == rated.num_rows
@@ -70,14 +78,7 @@ def test_refit_learns_from_every_rating_for_the_selected_epochs(tiny_tables, tmp
     assert data.train_edges.size(1) == positives
     labelled = data.genre_labels.sum(1) > 0
     assert not data.genre_masks["valid"].any() and torch.equal(data.genre_masks["train"], labelled)
-    for stage, count in epochs.items():  # exactly the selected epochs: patience plays no part
-        assert torch.load(tmp_path / f"{stage}.pt", weights_only=False)["epoch"] == count
+    model, _ = load_checkpoint(out / "fused.pt", data, TINY)
     table = recommendation_table(model, data, k=5)
     seen = set(zip(rated.column("src").to_pylist(), rated.column("dst").to_pylist(), strict=True))
     assert table.num_rows > 0 and not {(r["user_id"], r["movie_id"]) for r in table.to_pylist()} & seen
-
-
-def test_selected_epoch_is_reported(tiny_tables) -> None:
-    data = prepare_data(tiny_tables, DataConfig(), seed=0)
-    _, result = pretrain("gcn", data, TINY)
-    assert 0 <= result.best_epoch <= TINY.gcn_epochs and result.best_epoch % TINY.eval_every == 0

@@ -13,7 +13,8 @@ from cinegraph.models.config import TrainConfig, load_config
 from cinegraph.models.data import DataConfig, PreparedData, prepare_data
 from cinegraph.models.loop import evaluate, lr_factor
 from cinegraph.models.registry import Inputs, load_checkpoint
-from cinegraph.models.train import pretrain, train, train_fused
+from cinegraph.models.runner import TRAIN_MODELS, run
+from cinegraph.models.train import pretrain, train_fused
 
 TINY = dict(
     hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=6, hgt_epochs=4, fusion_epochs=4,
@@ -114,10 +115,11 @@ def test_a_few_steps_on_cuda(tiny_data: PreparedData) -> None:
 @pytest.mark.realdata
 def test_short_train_on_the_real_snapshot(real_snapshot: Path, tmp_path: Path) -> None:
     config = TrainConfig(gcn_epochs=4, hgt_epochs=2, fusion_epochs=2, eval_every=2)
-    metrics = train(real_snapshot, tmp_path, config)
-    assert metrics["fused"]["test"]["ndcg@20"] > 0.0
-    assert (tmp_path / "metrics.json").exists() and (tmp_path / "curves_fused.png").exists()
-    assert (tmp_path / "fused.pt").exists() and (tmp_path / "split" / "test.csv").exists()
+    summary = run(real_snapshot, tmp_path, config, [0], TRAIN_MODELS, ("warm",), "cinegraph train")["warm"]
+    assert summary["models"]["fused"]["ndcg@20"]["mean"] > 0.0
+    seed = tmp_path / "warm" / "seed-0"
+    assert (tmp_path / "warm" / "results.json").exists() and (seed / "curves_fused.png").exists()
+    assert (seed / "fused.pt").exists() and (seed / "split" / "test.csv").exists()
 
 
 def test_hide_genres_removes_the_edges_of_hidden_training_movies(tiny_data: PreparedData) -> None:
