@@ -205,7 +205,7 @@ def colon_parts_many(texts: Sequence[str], min_words: int = 3) -> list[list[str]
             owners += [i, i]
             halves += [head, tail]
     out: list[list[str]] = [[] for _ in texts]
-    for i, half in zip(owners, normalize_many(halves).to_pylist()):
+    for i, half in zip(owners, normalize_many(halves).to_pylist(), strict=True):
         if half.count(" ") + 1 >= min_words:
             out[i].append(half)
     return out

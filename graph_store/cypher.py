@@ -236,7 +236,7 @@ def format_table(keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
     widths = [max([len(k), *(len(r[i]) for r in cells)]) for i, k in enumerate(keys)]
 
     def line(values: Sequence[str]) -> str:
-        return " | ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+        return " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
 
     out = [line(keys), "-+-".join("-" * w for w in widths)]
     out += [line(r) for r in cells]

@@ -222,10 +222,10 @@ def _stream(
         for record in tx.run(cypher, params):
             rows.append(record.values())
             if len(rows) >= batch_size:
-                batches.append(_batch(list(zip(*rows)), arrow))
+                batches.append(_batch(list(zip(*rows, strict=True)), arrow))
                 rows = []
         if rows:
-            batches.append(_batch(list(zip(*rows)), arrow))
+            batches.append(_batch(list(zip(*rows, strict=True)), arrow))
         return pa.Table.from_batches(batches, schema=arrow)
 
     return session.execute_read(work)
@@ -246,7 +246,7 @@ def _stream_edges(
             anchors = [anchor] * len(other)
             columns[0].extend(anchors if anchor_is_src else other)
             columns[1].extend(other if anchor_is_src else anchors)
-            for column, values in zip(columns[2:], props):
+            for column, values in zip(columns[2:], props, strict=True):
                 column.extend(values)
             if len(columns[0]) >= batch_size:
                 batches.append(_batch(columns, arrow))
@@ -259,7 +259,7 @@ def _stream_edges(
 
 
 def _batch(columns: list[Any], arrow: pa.Schema) -> pa.RecordBatch:
-    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, arrow)]
+    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, arrow, strict=True)]
     return pa.RecordBatch.from_arrays(arrays, schema=arrow)
 
 

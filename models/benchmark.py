@@ -180,7 +180,8 @@ def run_seed(tables: dict[str, pa.Table], config: TrainConfig, seed: int, out_di
             fcfg = cfg.model_copy(update={"fusion": mode})
             gcn, hgt = copy.deepcopy(branches["gcn"]), copy.deepcopy(branches["hgt"])
             _timed(results, seconds, dev, name,
-                   lambda: finetune(gcn, hgt, data, fcfg, run_dir, name)[1])
+                   lambda gcn=gcn, hgt=hgt, fcfg=fcfg, run_dir=run_dir, name=name:
+                   finetune(gcn, hgt, data, fcfg, run_dir, name)[1])
             seconds[name] += seconds["gcn_branch"] + seconds["hgt_branch"]  # whole method
     if "fused_single_task" in models:
         run_dir = out_dir / f"seed{seed}" / "fused_single_task"

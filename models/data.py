@@ -188,7 +188,7 @@ def _cold_items(movies: np.ndarray, num_movies: int, frac: float, seed: int) -> 
     """[num_movies] bool: a seeded ``frac`` of the movies among ``movies`` (those with positives)
     drawn as new items; its own random stream, so the warm split's draws are unchanged."""
     candidates = np.unique(movies)
-    n = int(round(candidates.size * frac))
+    n = round(candidates.size * frac)
     picked = np.random.default_rng([seed, 2]).choice(candidates, size=n, replace=False)
     cold = torch.zeros(num_movies, dtype=torch.bool)
     cold[torch.from_numpy(picked)] = True
@@ -342,8 +342,8 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
     genre_labels[in_genre[0], in_genre[1]] = 1.0
     labelled = torch.nonzero(genre_labels.sum(1) > 0).flatten().numpy()
     perm = torch.from_numpy(genre_rng.permutation(labelled))
-    n_valid = int(round(perm.numel() * config.genre_valid_frac))
-    n_test = int(round(perm.numel() * config.genre_test_frac))
+    n_valid = round(perm.numel() * config.genre_valid_frac)
+    n_test = round(perm.numel() * config.genre_test_frac)
     n_train = perm.numel() - n_valid - n_test
     genre_masks = {}
     for name, part in zip(SPLITS, perm.split([n_train, n_valid, n_test]), strict=True):

@@ -36,7 +36,8 @@ def test_train_flow_on_snapshot(tiny_snapshot: Path, tmp_path: Path) -> None:
     run = tmp_path / "runs" / "tiny"
     assert result["run_dir"] == str(run) and result["write_back"] is None
     for seed in (0, 1):
-        assert {"gcn.pt", "hgt.pt", "fused.pt", "curves_fused.png"} <= {p.name for p in (run / f"seed-{seed}").iterdir()}
+        written = {p.name for p in (run / f"seed-{seed}").iterdir()}
+        assert {"gcn.pt", "hgt.pt", "fused.pt", "curves_fused.png"} <= written
     models = json.loads((run / "results.json").read_text())["models"]
     assert set(models) == {"fused", "gcn_branch", "hgt_branch"}
     ndcg = models["fused"]["ndcg@20"]
