@@ -386,7 +386,7 @@ def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> None:
     hits: list[pa.Table] = []
     cells = 0
     year_starts = np.flatnonzero(np.r_[True, q_block[1:] != q_block[:-1]]) if len(q_block) else np.array([], int)
-    year_ends = np.r_[year_starts[1:], len(q_block)].astype(int)
+    year_ends = np.r_[year_starts[1:], len(q_block)].astype(int) if len(q_block) else year_starts
     for ys, ye in zip(year_starts.tolist(), year_ends.tolist(), strict=True):
         year = int(q_block[ys])
         choices_tab = con.sql(BLOCK_CHOICES_SQL, params={"low": year - config.year_tolerance,
