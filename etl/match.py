@@ -22,6 +22,7 @@ import csv
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -431,7 +432,9 @@ def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> None:
              sum(t.num_rows for t in hits))  # fmt: skip
 
 
-def _score_undated(con: duckdb.DuckDBPyConnection, config: MatchConfig, scorer: object, cutoff: float) -> pa.Table:
+def _score_undated(
+    con: duckdb.DuckDBPyConnection, config: MatchConfig, scorer: Callable[..., float], cutoff: float
+) -> pa.Table:
     """Undated movies against every title sharing one of their title keys (any year), pair by pair."""
     pairs = con.sql("""
         SELECT q.movie_id, q.norm AS query, q.derived AS query_derived, s.norm, s.derived, s.tconst, s.aka

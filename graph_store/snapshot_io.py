@@ -164,6 +164,8 @@ class SnapshotWriter:
         assert self.version is not None, "SnapshotWriter used outside its with block"
         batches = data.to_batches() if isinstance(data, pa.Table) else data
         if arrow is None:
+            if not isinstance(data, pa.Table):
+                raise TypeError(f"{rel_path}: record batches are written with an arrow schema")
             arrow = data.schema
         path = self.version / rel_path
         path.parent.mkdir(parents=True, exist_ok=True)
