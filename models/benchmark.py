@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import torch
@@ -30,7 +31,8 @@ from cinegraph.errors import CinegraphError
 from cinegraph.models.config import TrainConfig
 from cinegraph.models.data import PreparedData, prepare_data
 from cinegraph.models.evaluate import RunResult
-from cinegraph.models.gcn_branch import normalized_adjacency
+from cinegraph.models.gcn_branch import MultiTaskGCN, normalized_adjacency
+from cinegraph.models.hgt_branch import MultiTaskHGT
 from cinegraph.models.report import write_report
 from cinegraph.models.train import finetune, plot_curves, pretrain, train_fused
 from cinegraph.schema import RATED
@@ -161,14 +163,19 @@ def run_seed(tables: dict[str, pa.Table], config: TrainConfig, seed: int, out_di
     for name, (fn, _) in baselines().items():
         if name in models:
             bcfg = baseline_config(name, cfg)
-            _timed(results, seconds, dev, name, lambda fn=fn, c=bcfg: fn(data, c, seed, dev))
-    branches: dict[str, torch.nn.Module] = {}
+
+            def fit_baseline(fn: Callable[..., RunResult] = fn, bcfg: BaseModel = bcfg) -> RunResult:
+                return fn(data, bcfg, seed, dev)
+
+            _timed(results, seconds, dev, name, fit_baseline)
+    branches: dict[str, MultiTaskGCN | MultiTaskHGT] = {}
     if {"gcn_branch", "hgt_branch", "fused", "fused_concat"} & set(models):
-        for kind in ("gcn", "hgt"):
+        kinds: tuple[Literal["gcn", "hgt"], ...] = ("gcn", "hgt")
+        for kind in kinds:
             run_dir = out_dir / f"seed{seed}" / "branches"
             run_dir.mkdir(parents=True, exist_ok=True)
 
-            def fit(kind: str = kind, run_dir: Path = run_dir) -> RunResult:
+            def fit(kind: Literal["gcn", "hgt"] = kind, run_dir: Path = run_dir) -> RunResult:
                 branches[kind], result = pretrain(kind, data, cfg, run_dir)
                 return result
 
@@ -179,9 +186,13 @@ def run_seed(tables: dict[str, pa.Table], config: TrainConfig, seed: int, out_di
             run_dir.mkdir(parents=True, exist_ok=True)
             fcfg = cfg.model_copy(update={"fusion": mode})
             gcn, hgt = copy.deepcopy(branches["gcn"]), copy.deepcopy(branches["hgt"])
-            _timed(results, seconds, dev, name,
-                   lambda gcn=gcn, hgt=hgt, fcfg=fcfg, run_dir=run_dir, name=name:
-                   finetune(gcn, hgt, data, fcfg, run_dir, name)[1])
+            assert isinstance(gcn, MultiTaskGCN) and isinstance(hgt, MultiTaskHGT)  # pretrained above
+
+            def fuse(gcn: MultiTaskGCN = gcn, hgt: MultiTaskHGT = hgt, fcfg: TrainConfig = fcfg,
+                     run_dir: Path = run_dir, name: str = name) -> RunResult:
+                return finetune(gcn, hgt, data, fcfg, run_dir, name)[1]
+
+            _timed(results, seconds, dev, name, fuse)
             seconds[name] += seconds["gcn_branch"] + seconds["hgt_branch"]  # whole method
     if "fused_single_task" in models:
         run_dir = out_dir / f"seed{seed}" / "fused_single_task"

@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cinegraph.errors import CinegraphError
-from cinegraph.models.data import DataConfig
 
 # Fields that shape the networks: a resumed or reloaded run takes these from the checkpoint.
 ARCHITECTURE_FIELDS = (
@@ -25,6 +24,34 @@ ARCHITECTURE_FIELDS = (
 Task = Literal["rec", "genre", "rating"]  # recommendation (BPR), multi-label genres, rating regression
 TaskWeights = dict[Task, Annotated[float, Field(ge=0)]]
 SELECTION_K = 20  # early stopping and fusion selection read ndcg@20
+
+
+class DataConfig(BaseModel):
+    """How the model input is built and split; saved with every run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    positive_threshold: float = Field(4.0, description="ratings >= this are implicit positives")
+    split: Literal["random", "temporal"] = Field("random", description="per-user split of the positives")
+    valid_frac: float = Field(0.1, ge=0.0, lt=1.0, description="share of each user's positives for validation")
+    test_frac: float = Field(0.1, ge=0.0, lt=1.0, description="share of each user's positives for test")
+    genre_valid_frac: float = Field(0.2, ge=0.0, lt=1.0, description="share of genre-labelled movies for validation")
+    genre_test_frac: float = Field(0.2, ge=0.0, lt=1.0, description="share of genre-labelled movies for test")
+    include_imdb: bool = Field(True, title="Include IMDb", description="False: MovieLens-only graph (ablation)")
+    protocol: Literal["warm", "cold-items"] = Field(
+        "warm", description="cold-items: a share of the movies with positives become new items")
+    cold_item_frac: float = Field(0.15, gt=0.0, lt=1.0, description="share of movies with positives made new items")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> DataConfig:
+        if self.valid_frac + self.test_frac >= 1.0:
+            raise ValueError(f"valid_frac + test_frac = {self.valid_frac + self.test_frac} >= 1")
+        if self.genre_valid_frac + self.genre_test_frac >= 1.0:
+            raise ValueError(
+                f"genre_valid_frac + genre_test_frac = "
+                f"{self.genre_valid_frac + self.genre_test_frac} >= 1"
+            )
+        return self
 
 
 class TrainConfig(BaseModel):
@@ -137,6 +164,9 @@ class TrainConfig(BaseModel):
         for name in ("gcn_weights", "hgt_weights", "fusion_weights"):
             if not any(getattr(self, name).values()):
                 problems.append(f"{name}={getattr(self, name)}: at least one task needs a weight above 0")
+        for name in ("hgt_weights", "fusion_weights"):
+            if getattr(self, name).get("rating", 0) > 0:
+                problems.append(f"{name}={getattr(self, name)}: only the GCN branch has a rating head")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -23,7 +23,7 @@ from cinegraph.models.data import PreparedData, bpr_triples
 from cinegraph.models.evaluate import evaluate_classification, evaluate_ranking
 from cinegraph.models.fusion import FusedModel
 from cinegraph.models.gcn_branch import MultiTaskGCN, ranking_loss
-from cinegraph.models.registry import Inputs, checkpoint, outputs
+from cinegraph.models.registry import Inputs, Model, checkpoint, outputs
 from cinegraph.models.task_weighting import TaskWeighting
 from cinegraph.schema import IN_GENRE, RATED
 
@@ -50,7 +50,7 @@ def lr_factor(epoch: int, warmup: int, total: int) -> float:
 @dataclass
 class Stage:
     name: str  # "gcn", "hgt" or "fused": log prefix and checkpoint name
-    model: nn.Module
+    model: Model
     weighting: TaskWeighting
     optimizer: torch.optim.Optimizer
     epochs: int
@@ -107,6 +107,8 @@ def task_losses(
             logits[mask], labels, pos_weight=pos_weight.clamp(min=1.0)
         )
     if "rating" in active:
+        if not isinstance(stage.model, MultiTaskGCN):  # TrainConfig allows rating on the GCN only
+            raise ValueError(f"stage {stage.name}: only the GCN branch has a rating head")
         rated = data.graph[RATED.triplet].edge_index  # every input rating, not just positives
         idx = torch.randint(rated.size(1), (config.batch_size,), generator=gen).to(rated.device)
         losses["rating"] = stage.model.rating_loss(
@@ -135,7 +137,7 @@ def train_epoch(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: PreparedData, inp: Inputs, split: str, ks: tuple[int, ...] = (10, 20)
+    model: Model, data: PreparedData, inp: Inputs, split: str, ks: tuple[int, ...] = (10, 20)
 ) -> dict[str, float]:
     """Ranking and genre metrics of ``split`` from one forward pass."""
     model.eval()
@@ -158,7 +160,8 @@ def fit(
     is called after every epoch (progress reporting)."""
     gen = torch.Generator().manual_seed(config.seed)
     base_lrs = [g["lr"] for g in stage.optimizer.param_groups]
-    states = {"model": stage.model, "weighting": stage.weighting, "optimizer": stage.optimizer}
+    states: dict[str, nn.Module | torch.optim.Optimizer] = {
+        "model": stage.model, "weighting": stage.weighting, "optimizer": stage.optimizer}
 
     def save(epoch: int, best: float, metrics: dict[str, float]) -> dict[str, Any]:
         return checkpoint(stage.name, states, args, config, data, epoch, best, metrics)
