@@ -8,7 +8,7 @@ import base64
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -173,7 +173,8 @@ class Progress:
 
     def __init__(self, key: str, total: int, description: str) -> None:
         self.total, self.done, self.stage_end = max(total, 1), 0, 0
-        self.id: UUID = create_progress_artifact(0.0, key=key, description=description)
+        # Prefect types its sync/async dispatch as returning either; from sync code it is the id.
+        self.id = cast(UUID, create_progress_artifact(0.0, key=key, description=description))
 
     def step(self, n: int = 1) -> None:
         self.done = min(self.total, self.done + n)

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
@@ -55,7 +55,7 @@ def prepare(tables: dict[str, pa.Table], config: TrainConfig, seed_dir: Path) ->
 
 
 @task(name="pretrain", task_run_name="pretrain {kind} (seed {config.seed})", cache_policy=NO_CACHE)
-def pretrain_branch(kind: str, data: PreparedData, config: TrainConfig, seed_dir: Path,
+def pretrain_branch(kind: Literal["gcn", "hgt"], data: PreparedData, config: TrainConfig, seed_dir: Path,
                     progress: artifacts.Progress) -> tuple[Any, RunResult]:  # fmt: skip
     try:
         return pretrain(kind, data, config, seed_dir, on_epoch=epoch_reporter(progress))
@@ -144,7 +144,8 @@ def train(params: TrainParams = TrainParams()) -> dict[str, Any]:  # noqa: B008
     artifacts.publish_table("evaluation", rows, f"test metrics, run {run_id}")
     artifacts.publish_markdown("training-report", report.read_text(), f"report of run {run_id}")
     written = None
-    if done.model is not None and (params.write_back if params.write_back is not None else from_neo4j):
+    wanted = params.write_back if params.write_back is not None else from_neo4j
+    if done.model is not None and done.data is not None and wanted:
         written = write_back(done.model, done.data, run_id, params.top_k, params.neo4j_database)
         logger.info("wrote back %s", written)
     logger.info("run %s done: report %s", run_id, report)
@@ -179,6 +180,7 @@ def train_seeds(tables: dict[str, pa.Table], params: TrainParams, run_dir: Path)
         if first is None:
             curves = {name: seed_dir / f"curves_{name}.png" for name in results}
             first = Trained({}, {n: r.history for n, r in results.items()}, curves, fused, data)
+    assert first is not None  # TrainParams holds at least one seed
     first.summary = artifacts.summarize(per_seed)
     return first
 
