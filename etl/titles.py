@@ -144,8 +144,7 @@ def parse_title(raw: str) -> ParsedTitle:
         if group:
             alternates.append(uninvert(group))
     name = uninvert(main)
-    seen = {name}
-    unique = [a for a in alternates if not (a in seen or seen.add(a))]  # type: ignore[func-returns-value]
+    unique = [a for a in dict.fromkeys(alternates) if a != name]  # first spelling of each, in order
     return ParsedTitle(name=name, year=year, alternates=tuple(unique))
 
 
