@@ -400,3 +400,8 @@ def test_unclosed_quote_keeps_the_previous_tables(
         stage(con, ml, imdb)
     assert warehouse.count(con, "stg_ml_ratings") == 100_836
     assert not warehouse.table_exists(con, "raw_ml_ratings")
+
+
+def test_every_fetched_imdb_file_has_a_reader() -> None:
+    assert set(staging.IMDB) == set(IMDB_FILES)
+    assert staging.IMDB_REQUIRED == ("title.basics", "name.basics")
