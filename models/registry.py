@@ -76,6 +76,7 @@ def build_model(args: dict[str, Any]) -> Model:
 
 
 def _without_kind(args: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The constructor arguments in ``args``; args saved for another kind of model are refused."""
     if args["kind"] != kind:
         raise ValueError(f"model args of kind={args['kind']!r} where {kind!r} was expected")
     return {k: v for k, v in args.items() if k != "kind"}
