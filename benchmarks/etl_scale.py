@@ -18,6 +18,7 @@ later (each row carries its own load average).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -40,7 +41,8 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 # Stages of the run log shown per scale, in pipeline order, with the label the table gives them.
 STAGE_ROWS = [
     ("fetch", "fetch (md5, extract)"),
-    ("raw_ml_movies", "  read movies.csv"), ("raw_ml_ratings", "  read ratings.csv"), ("raw_ml_tags", "  read tags.csv"),
+    ("raw_ml_movies", "  read movies.csv"), ("raw_ml_ratings", "  read ratings.csv"),
+    ("raw_ml_tags", "  read tags.csv"),
     ("raw_ml_links", "  read links.csv"), ("stg_ml_ratings", "  check ratings"),
     ("stg_imdb_titles", "  title.basics"), ("stg_imdb_akas", "  title.akas"), ("stg_imdb_ratings", "  title.ratings"),
     ("stg_imdb_principals", "  title.principals"), ("stg_imdb_crew", "  title.crew"),
@@ -162,7 +164,8 @@ def run_etl(mirror: Path, out: Path, variant: str, memory_limit: str | None = No
 # Fuzzy matches that disagree with links.csv, by why the wrong title could win.
 WRONG_SQL = """
     SELECT CASE WHEN t.tconst IS NULL THEN 'true title not staged (not a film type)'
-                WHEN lower(g.primary_title) <> lower(t.primary_title) AND lower(g.original_title) <> lower(t.primary_title)
+                WHEN lower(g.primary_title) <> lower(t.primary_title)
+                     AND lower(g.original_title) <> lower(t.primary_title)
                 THEN 'winner matched through an aka' WHEN g.start_year <> t.start_year THEN 'homonym of another year'
                 ELSE 'homonym of the same year' END AS kind, count(*) AS n
     FROM match_decisions d JOIN stg_ml_links l ON l.movie_id = d.movie_id
@@ -229,9 +232,10 @@ def report(results: dict[str, dict[str, Any]], variant: str, seed: int, machine:
     default = [r for r in runs if not r.get("memory_limit")]
     if len(default) > 1:
         lines += ["", "Growth from one scale to the next (default limit; x rows in, x wall, x peak RSS):", ""]
-        for ra, rb in zip(default, default[1:]):
+        for ra, rb in itertools.pairwise(default):
             lines.append(f"- {ra['scale']:g} -> {rb['scale']:g} ({rb['scale'] / ra['scale']:g}x rows): "
-                         f"wall x{rb['wall'] / ra['wall']:.1f}, peak RSS x{rb['peak_rss'] / max(ra['peak_rss'], 1):.1f}")
+                         f"wall x{rb['wall'] / ra['wall']:.1f}, "
+                         f"peak RSS x{rb['peak_rss'] / max(ra['peak_rss'], 1):.1f}")
     header = "| " + " | ".join(f"scale {_label(r)}" for r in runs) + " |"
     lines += ["", "Per stage: wall seconds / own peak RSS (the ETL's run log).", "", "| stage " + header,
               "|---|" + "---|" * len(runs)]  # fmt: skip

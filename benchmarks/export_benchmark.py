@@ -25,12 +25,16 @@ from pathlib import Path
 
 import pyarrow as pa
 from neo4j import Driver
-from neo4j_bench import DEFAULT_MIRROR, ROOT, bench_driver, bench_snapshot, machine_lines, wipe
 
-from cinegraph import schema
-from cinegraph.graph_store.export import ExportFilter, export_tables, filter_snapshot
-from cinegraph.graph_store.load import load_snapshot
-from cinegraph.graph_store.pyg import build_hetero_data
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.neo4j_bench import DEFAULT_MIRROR, bench_driver, bench_snapshot, machine_lines, wipe  # noqa: E402
+from cinegraph import schema  # noqa: E402
+from cinegraph.graph_store.export import ExportFilter, export_tables, filter_snapshot  # noqa: E402
+from cinegraph.graph_store.load import load_snapshot  # noqa: E402
+from cinegraph.graph_store.pyg import build_hetero_data  # noqa: E402
 
 log = logging.getLogger("export_benchmark")
 BENCH_PASSWORD = "export-benchmark-password"
@@ -43,7 +47,9 @@ FILTERS: dict[str, ExportFilter] = {
     "ratings 2010-2015 (window)": ExportFilter(
         rating_after=1_262_304_000, rating_before=1_420_070_400, min_user_ratings=1
     ),
-    "MovieLens only (User, Movie, Genre)": ExportFilter(node_types=(schema.USER.label, schema.MOVIE.label, schema.GENRE.label)),
+    "MovieLens only (User, Movie, Genre)": ExportFilter(
+        node_types=(schema.USER.label, schema.MOVIE.label, schema.GENRE.label)
+    ),
 }
 
 

@@ -35,14 +35,25 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from neo4j_bench import DEFAULT_MIRROR, ROOT, bench_snapshot, load_average, machine_lines, private_server
+from neo4j import ManagedTransaction
 
-from cinegraph import schema
-from cinegraph.graph_store import server
-from cinegraph.graph_store.bulk_import import BulkReport, bulk_load
-from cinegraph.graph_store.connection import Neo4jSettings, open_driver
-from cinegraph.graph_store.load import EDGE_CREATE, EDGE_UPSERT, LoadReport, load_snapshot
-from cinegraph.graph_store.results import write_movie_embeddings, write_recommendations
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.neo4j_bench import (  # noqa: E402
+    DEFAULT_MIRROR,
+    bench_snapshot,
+    load_average,
+    machine_lines,
+    private_server,
+)
+from cinegraph import schema  # noqa: E402
+from cinegraph.graph_store import server  # noqa: E402
+from cinegraph.graph_store.bulk_import import BulkReport, bulk_load  # noqa: E402
+from cinegraph.graph_store.connection import Neo4jSettings, open_driver  # noqa: E402
+from cinegraph.graph_store.load import EDGE_CREATE, EDGE_UPSERT, LoadReport, load_snapshot  # noqa: E402
+from cinegraph.graph_store.results import write_movie_embeddings, write_recommendations  # noqa: E402
 
 log = logging.getLogger("load_benchmark")
 BENCH_PASSWORD = "load-benchmark-password"
@@ -117,12 +128,14 @@ def time_variant(settings: Neo4jSettings, rows_file: Path, variant: Variant) -> 
         query = _VARIANT_QUERIES[variant.query]
         errors: list[BaseException] = []
 
+        def write_batch(tx: ManagedTransaction, batch: list[dict[str, Any]]) -> None:
+            tx.run(query, rows=batch).consume()
+
         def write(part: list[dict[str, Any]]) -> None:
             try:
                 with driver.session(database="neo4j") as session:
                     for start in range(0, len(part), variant.batch_size):
-                        batch = part[start:start + variant.batch_size]
-                        session.execute_write(lambda tx, b=batch: tx.run(query, rows=b).consume())
+                        session.execute_write(write_batch, part[start:start + variant.batch_size])
             except BaseException as exc:  # noqa: BLE001 - reported by the caller
                 errors.append(exc)
 
@@ -161,7 +174,7 @@ def run_variant(settings: Neo4jSettings, rows_file: Path, variant: Variant, rust
     cmd = [sys.executable, "-c", _BOOTSTRAP, library, __file__, "--time-variant", json.dumps(variant.__dict__),
            "--rows-file", str(rows_file), "--uri", settings.uri]
     env = {**os.environ, "NEO4J_PASSWORD": settings.password, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")])}
+        [str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{variant.label}: {proc.stderr.strip().splitlines()[-1:]}")

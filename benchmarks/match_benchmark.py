@@ -133,9 +133,10 @@ def generate(con: duckdb.DuckDBPyConnection, n_movies: int, n_candidates: int, s
         ids.append(movie_id)
     parsed = [parse_title(t) for t in titles]
     con.register("_m", pa.table({"movie_id": pa.array(ids, pa.int64()), "title": titles,
-                                 "name": [p.name for p in parsed], "year": pa.array([p.year for p in parsed], pa.int32()),
-                                 "tconst": links}))
-    con.execute("CREATE OR REPLACE TABLE stg_ml_movies AS SELECT movie_id, title, name, year, ['Drama'] AS genres FROM _m")
+                                 "name": [p.name for p in parsed],
+                                 "year": pa.array([p.year for p in parsed], pa.int32()), "tconst": links}))
+    con.execute("CREATE OR REPLACE TABLE stg_ml_movies AS "
+                "SELECT movie_id, title, name, year, ['Drama'] AS genres FROM _m")
     con.execute("CREATE OR REPLACE TABLE stg_ml_links AS SELECT movie_id, tconst FROM _m")
     con.unregister("_m")
 
@@ -161,7 +162,8 @@ def bench_synthetic(n_movies: int, n_candidates: int, workers: int, tmp: Path) -
     con.close()
     gen_s = time.perf_counter() - start
     queue: mp.Queue = mp.get_context("spawn").Queue()
-    child = mp.get_context("spawn").Process(target=_match_child, args=(str(db), str(tmp / "review.csv"), workers, queue))
+    child = mp.get_context("spawn").Process(target=_match_child,
+                                            args=(str(db), str(tmp / "review.csv"), workers, queue))
     child.start()
     report, seconds, cpu_s, peak_mb = queue.get()
     child.join()
@@ -212,7 +214,8 @@ def bench_splink(con: duckdb.DuckDBPyConnection, threshold: float = 0.9) -> dict
     sconn = duckdb.connect()
     db_api = DuckDBAPI(sconn)
     df_l = db_api.register(pa.table({**left, "year": pa.array(left["year"], pa.int32())}), dataset_display_name="ml")
-    df_r = db_api.register(pa.table({**right, "year": pa.array(right["year"], pa.int32())}), dataset_display_name="imdb")
+    df_r = db_api.register(pa.table({**right, "year": pa.array(right["year"], pa.int32())}),
+                           dataset_display_name="imdb")
     title_any = cl.CustomComparison(
         output_column_name="title",
         comparison_levels=[
@@ -294,8 +297,9 @@ def render(results: dict[str, dict[str, Any]], real_report: MatchReport | None) 
                   f"- match time **{syn['match_s']:.1f} s** wall = **{syn['titles_per_s']:,.0f} titles/s**, "
                   f"{syn['cpu_s']:.1f} s CPU; peak RSS of the matching process **{syn['peak_rss_mb']:,.0f} MB** "
                   f"(target < 60 s on 2 cores; 1-min load average at the end {syn['load_avg']:.1f})",
-                  f"- generated-truth quality: precision {ev.get('precision', 0):.4f}, recall {ev.get('recall', 0):.4f},"
-                  f" F1 {ev.get('f1', 0):.4f} over {ev.get('truth_pairs', 0):,} truth pairs; "
+                  f"- generated-truth quality: precision {ev.get('precision', 0):.4f}, "
+                  f"recall {ev.get('recall', 0):.4f}, F1 {ev.get('f1', 0):.4f} "
+                  f"over {ev.get('truth_pairs', 0):,} truth pairs; "
                   f"{rep['matched']:,} matched, {rep['review']:,} to review",
                   "- The host is shared with other jobs (load average above): the CPU seconds of the matching "
                   "process are the load-independent figure (rapidfuzz gains ~1.3x from a second worker here).",
@@ -306,13 +310,15 @@ def render(results: dict[str, dict[str, Any]], real_report: MatchReport | None) 
     if real and real_report is not None and real_report.evaluation is not None:
         ev = real_report.evaluation
         lines += ["## 2. Quality on the real mirror (ml-latest-small vs real IMDb rows, fuzzy mode)", "",
-                  "| matcher | precision | recall | F1 | matched | time (s) | titles/s |", "|---|---|---|---|---|---|---|",
+                  "| matcher | precision | recall | F1 | matched | time (s) | titles/s |",
+                  "|---|---|---|---|---|---|---|",
                   f"| cinegraph (rapidfuzz cdist) | {ev.precision:.4f} | {ev.recall:.4f} | {ev.f1:.4f} | "
                   f"{real_report.matched} | {real['match_s']:.2f} | {real['titles_per_s']:,.0f} |"]
         spl = results.get("splink")
         if spl:
-            lines.append(f"| Splink (DuckDB, EM, p >= {spl['threshold']}) | {spl['precision']:.4f} | {spl['recall']:.4f} | "
-                         f"{spl['f1']:.4f} | {spl['matched']} | {spl['match_s']:.2f} | {spl['titles_per_s']:,.0f} |")
+            lines.append(f"| Splink (DuckDB, EM, p >= {spl['threshold']}) | {spl['precision']:.4f} | "
+                         f"{spl['recall']:.4f} | {spl['f1']:.4f} | {spl['matched']} | {spl['match_s']:.2f} | "
+                         f"{spl['titles_per_s']:,.0f} |")
         lines += ["", f"Truth pairs (linked movies whose IMDb title is in the mirror): {ev.truth_pairs}; "
                   f"{real_report.review} movie(s) sent to review.", ""]
     return "\n".join(lines) + "\n"

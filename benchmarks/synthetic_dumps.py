@@ -433,7 +433,7 @@ def generate(out: Path, scale: float, variant: str, seed: int = 0, *, memory_lim
         con.close()
         for proc in gzips:
             if proc.wait() != 0:
-                raise SystemExit(f"gzip failed with status {proc.returncode}: {proc.args}")
+                raise SystemExit(f"gzip failed with status {proc.returncode}: {proc.args!r}")
     start = time.perf_counter()
     zip_path = tmp / "movielens" / f"{variant}.zip"
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:

@@ -85,7 +85,7 @@ class HTTPStatusError(CinegraphError):
         self.reason = reason
 
 
-class _Truncated(Exception):
+class _TruncatedError(Exception):
     """The body ended before Content-Length, or a 206 did not start where asked: retry."""
 
 
@@ -156,7 +156,7 @@ def _retrying(url: str, retry: RetryPolicy, attempt: Callable[[], T]) -> T:
             if exc.code < 500:
                 raise HTTPStatusError(url, exc.code, str(exc.reason)) from None
             last = f"HTTP {exc.code} {exc.reason}"
-        except (_Truncated, *_TRANSIENT) as exc:
+        except (_TruncatedError, *_TRANSIENT) as exc:
             last = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
         if k + 1 < retry.attempts:
             delay = retry.backoff_s * 2**k
@@ -180,7 +180,7 @@ def fetch_text(url: str, *, retry: RetryPolicy = RetryPolicy(), max_bytes: int =
         if len(body) > max_bytes:
             raise CinegraphError(f"{url}: larger than {max_bytes} bytes, not a checksum file")
         if expected is not None and len(body) < expected:
-            raise _Truncated(f"got {len(body)} of {expected} bytes")
+            raise _TruncatedError(f"got {len(body)} of {expected} bytes")
         return body.decode("utf-8", errors="replace")
 
     try:
@@ -236,7 +236,7 @@ def download(
             if exc.code == 416 and offset:
                 exc.close()
                 part.unlink()
-                raise _Truncated("range not satisfiable; restarting") from None
+                raise _TruncatedError("range not satisfiable; restarting") from None
             raise
         with resp:
             return _receive(resp, url, part, offset, began_with, progress, dest.name)
@@ -282,7 +282,7 @@ def _receive(
         if not match or int(match.group(1)) != offset:
             part.unlink(missing_ok=True)
             got = resp.headers.get("Content-Range")
-            raise _Truncated(f"206 with Content-Range {got!r} when asked for byte {offset} on")
+            raise _TruncatedError(f"206 with Content-Range {got!r} when asked for byte {offset} on")
         with part.open("rb") as f:
             while chunk := f.read(_CHUNK):
                 sha.update(chunk)
@@ -311,5 +311,5 @@ def _receive(
         f.flush()
         os.fsync(f.fileno())
     if total is not None and received < total:
-        raise _Truncated(f"body cut short at {received} of {total} bytes")
+        raise _TruncatedError(f"body cut short at {received} of {total} bytes")
     return Download(part, "downloaded", received, sha.hexdigest(), md5.hexdigest())

@@ -4,8 +4,9 @@ Every entry is checked before a byte is written: absolute paths, ``..`` componen
 entries and archives whose declared uncompressed size exceeds a cap are refused (``zipfile``
 itself stops each entry at its declared size and checks its CRC, so the declared total bounds what
 is written). The archive is extracted into a temporary folder beside the destination, named with
-the run's pid (only a dead run's leftovers are removed), and renamed into place, with the zip's sha256 stored inside it, so an unchanged zip is never extracted twice and
-a failed extraction leaves the previous folder untouched.
+the run's pid (only a dead run's leftovers are removed), and renamed into place, with the zip's
+sha256 stored inside it, so an unchanged zip is never extracted twice and a failed extraction
+leaves the previous folder untouched.
 """
 
 from __future__ import annotations

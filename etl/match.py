@@ -22,6 +22,7 @@ import csv
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -62,7 +63,9 @@ class MatchConfig(BaseModel):
     margin: float = Field(4.0, ge=0, description="winner must beat the best differently-titled candidate by this")
     year_tolerance: int = Field(1, ge=0, description="candidates may start this many years off the ML year")
     year_penalty: float = Field(2.0, ge=0, description="ranking points lost per year off")
-    type_penalty: dict[str, float] = Field({"movie": 0.0, "tvMovie": 1.0, "video": 1.0}, description="ranking points lost per IMDb title type")
+    type_penalty: dict[str, float] = Field(
+        {"movie": 0.0, "tvMovie": 1.0, "video": 1.0},
+        description="ranking points lost per IMDb title type")
     other_type_penalty: float = Field(4.0, description="for title types not listed above (short, tvSpecial, ...)")
     derived_penalty: float = Field(5.0, ge=0, description="score lost when only a colon half matched")
     aka_penalty: float = Field(3.0, ge=0, description="score lost when only an a.k.a. title matched")
@@ -301,7 +304,8 @@ def _stage_movies(con: duckdb.DuckDBPyConnection) -> int:
     q_key: list[str] = []
     q_derived: list[bool] = []
     raws = [t or "" for t in titles.tolist()]
-    for movie_id, raw, staged_year, spellings in zip(ids.tolist(), raws, years.tolist(), query_strings_many(raws)):
+    rows = zip(ids.tolist(), raws, years.tolist(), query_strings_many(raws), strict=True)
+    for movie_id, raw, staged_year, spellings in rows:
         parsed_year = parse_title(raw).year
         year = parsed_year if parsed_year is not None else staged_year
         year = None if year is None or year != year else int(year)  # masked/NaN -> None
@@ -339,7 +343,7 @@ def _stage_title_norms(con: duckdb.DuckDBPyConnection, batch_rows: int = NORM_BA
         part_title: list[str] = []
         part_norm: list[str] = []
         colon_list = colon.to_pylist()
-        for title, halves in zip(colon_list, colon_parts_many(colon_list)):
+        for title, halves in zip(colon_list, colon_parts_many(colon_list), strict=True):
             part_title += [title] * len(halves)
             part_norm += halves
         all_norms = pa.concat_arrays([norms, pa.array(part_norm, pa.string())])
@@ -383,8 +387,8 @@ def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> None:
     hits: list[pa.Table] = []
     cells = 0
     year_starts = np.flatnonzero(np.r_[True, q_block[1:] != q_block[:-1]]) if len(q_block) else np.array([], int)
-    year_ends = np.r_[year_starts[1:], len(q_block)].astype(int)
-    for ys, ye in zip(year_starts.tolist(), year_ends.tolist()):
+    year_ends = np.r_[year_starts[1:], len(q_block)].astype(int) if len(q_block) else year_starts
+    for ys, ye in zip(year_starts.tolist(), year_ends.tolist(), strict=True):
         year = int(q_block[ys])
         choices_tab = con.sql(BLOCK_CHOICES_SQL, params={"low": year - config.year_tolerance,
                                                          "high": year + config.year_tolerance}).to_arrow_table()
@@ -395,7 +399,7 @@ def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> None:
         # One group per query length inside the year; queries are sorted that way.
         lens = q_len[ys:ye]
         starts = ys + np.flatnonzero(np.r_[True, lens[1:] != lens[:-1]])
-        for qs, qe in zip(starts.tolist(), np.r_[starts[1:], ye].astype(int).tolist()):
+        for qs, qe in zip(starts.tolist(), np.r_[starts[1:], ye].astype(int).tolist(), strict=True):
             low, high = length_window(int(q_len[qs]), cutoff)
             cs = int(np.searchsorted(b_len, low, "left"))
             ce = int(np.searchsorted(b_len, high, "right"))
@@ -428,7 +432,9 @@ def _score_blocks(con: duckdb.DuckDBPyConnection, config: MatchConfig) -> None:
              sum(t.num_rows for t in hits))  # fmt: skip
 
 
-def _score_undated(con: duckdb.DuckDBPyConnection, config: MatchConfig, scorer: object, cutoff: float) -> pa.Table:
+def _score_undated(
+    con: duckdb.DuckDBPyConnection, config: MatchConfig, scorer: Callable[..., float], cutoff: float
+) -> pa.Table:
     """Undated movies against every title sharing one of their title keys (any year), pair by pair."""
     pairs = con.sql("""
         SELECT q.movie_id, q.norm AS query, q.derived AS query_derived, s.norm, s.derived, s.tconst, s.aka

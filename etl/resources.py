@@ -9,6 +9,7 @@ is the process's peak so far.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import re
@@ -51,10 +52,8 @@ def peak_rss() -> int:
 
 
 def _reset_peak() -> None:
-    try:
+    with contextlib.suppress(OSError):
         _CLEAR_REFS.write_text("5")
-    except OSError:
-        pass
 
 
 @contextmanager

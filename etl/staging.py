@@ -20,12 +20,12 @@ import duckdb
 
 from cinegraph import schema
 from cinegraph.errors import CinegraphError
+from cinegraph.etl.sources import IMDB_FILES
 from cinegraph.etl.warehouse import Step, count, drop_tables, run_steps
 
 log = logging.getLogger(__name__)
 
 FILM_TITLE_TYPES = ("movie", "tvMovie", "video", "short", "tvShort", "tvSpecial", "tvMiniSeries")
-NO_GENRE = "(no genres listed)"
 # A trailing "(1995)" or "(2006-2007)" / "(2006– )" in a MovieLens title.
 YEAR_RE = r"\s*\((\d{4})(?:\s*[-–]\s*(?:\d{4})?\s*)?\)\s*$"
 # ml-100k u.item genre flag columns, in file order (u.genre); "unknown" is not a genre.
@@ -44,10 +44,7 @@ ML1M_OCCUPATIONS = (
 
 REJECTS = "rejects"
 ML_TABLES = ("stg_ml_movies", "stg_ml_ratings", "stg_ml_tags", "stg_ml_links", "stg_ml_users")
-IMDB_FILES = (
-    "title.basics", "title.akas", "title.principals", "title.crew", "name.basics", "title.ratings",
-)  # fmt: skip
-IMDB_REQUIRED = ("title.basics", "name.basics")
+IMDB_REQUIRED = tuple(name for name, required in IMDB_FILES.items() if required)
 
 
 @dataclass(frozen=True)
@@ -364,7 +361,7 @@ def ml_steps(folder: Path, fmt: str) -> tuple[list[Step], list[Checked], list[Ra
             (_not_null("movie_id", "imdb_id"),
              ("bad imdbId", "regexp_full_match(trim(imdb_id), '[0-9]{1,9}')"), _KNOWN_MOVIE),
         ))  # fmt: skip
-    params = {"year_re": YEAR_RE, "no_genre": NO_GENRE, "genres100k": list(ML100K_GENRES[1:]),
+    params = {"year_re": YEAR_RE, "no_genre": schema.NO_GENRES, "genres100k": list(ML100K_GENRES[1:]),
               "occupations": list(ML1M_OCCUPATIONS)}  # fmt: skip
     steps = reads + [_bind(c.step(), params) for c in checked]
     if "tags" not in present:

@@ -144,8 +144,7 @@ def parse_title(raw: str) -> ParsedTitle:
         if group:
             alternates.append(uninvert(group))
     name = uninvert(main)
-    seen = {name}
-    unique = [a for a in alternates if not (a in seen or seen.add(a))]  # type: ignore[func-returns-value]
+    unique = [a for a in dict.fromkeys(alternates) if a != name]  # first spelling of each, in order
     return ParsedTitle(name=name, year=year, alternates=tuple(unique))
 
 
@@ -205,7 +204,7 @@ def colon_parts_many(texts: Sequence[str], min_words: int = 3) -> list[list[str]
             owners += [i, i]
             halves += [head, tail]
     out: list[list[str]] = [[] for _ in texts]
-    for i, half in zip(owners, normalize_many(halves).to_pylist()):
+    for i, half in zip(owners, normalize_many(halves).to_pylist(), strict=True):
         if half.count(" ") + 1 >= min_words:
             out[i].append(half)
     return out

@@ -78,7 +78,8 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--refresh-cron", default="0 3 * * *", help="cron of the scheduled refresh (default daily 03:00)")
     p.add_argument("--timezone", default="UTC", help="time zone of the cron schedule")
     p.add_argument("--mirror", default=None,
-                   help="local mirror directory or URL the refresh reads (default: $CINEGRAPH_MIRROR, else the official sites)")
+                   help="local mirror directory or URL the refresh reads "
+                        "(default: $CINEGRAPH_MIRROR, else the official sites)")
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder of every run (snapshot/, runs/ inside)")
     p.set_defaults(func=_cmd_serve)
 
@@ -95,7 +96,8 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("tune", help="hyperparameter search of one model on the validation split")
     p.add_argument("--snapshot", type=Path, required=True, help="snapshot folder")
-    p.add_argument("--model", default="fused", help="fused, lightgcn, mf_bpr, ease, itemknn or content_knn (default fused)")
+    p.add_argument("--model", default="fused",
+                   help="fused, lightgcn, mf_bpr, ease, itemknn or content_knn (default fused)")
     p.add_argument("--out", type=Path, required=True,
                    help="config JSON to write the best setting into (updated if it exists)")
     p.add_argument("--trials", type=int, default=20, help="most trials (default 20)")

@@ -45,20 +45,23 @@ def build_deployments(
         raise CinegraphError(f"--refresh-cron {refresh_cron!r} / --timezone {timezone!r}: {exc}") from None
     defaults = default_parameters(mirror, Path(out).resolve())
     deployments = [
-        etl_refresh.to_deployment(
+        RunnerDeployment.from_flow(
+            etl_refresh,
             "etl-refresh",
             schedules=[schedule],
             parameters=defaults["etl-refresh"],
             description="Download what changed upstream, stage, match, snapshot, load into Neo4j.",
             tags=["cinegraph", "etl"],
         ),
-        train.to_deployment(
+        RunnerDeployment.from_flow(
+            train,
             "train",
             parameters=defaults["train"],
             description="Train the fused GCN+HGT recommender (benchmark mode adds the baselines).",
             tags=["cinegraph", "train"],
         ),
-        pipeline.to_deployment(
+        RunnerDeployment.from_flow(
+            pipeline,
             "pipeline",
             parameters=defaults["pipeline"],
             description="Refresh, then train.",

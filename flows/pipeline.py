@@ -41,7 +41,7 @@ def demo_params(variant: str, out: Path, mirror: str | None) -> PipelineParams:
     return PipelineParams(
         refresh=RefreshParams(variant=variant, out=out, mirror=mirror, progress=False),
         train=TrainParams(snapshot=str(out / "snapshot"), out=str(out / "runs"), run_name="demo",
-                          model=TrainConfig(**DEMO_MODEL)),  # fmt: skip
+                          model=TrainConfig(**DEMO_MODEL)),
     )
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import duckdb
 from prefect import flow, get_run_logger, task
@@ -66,8 +66,17 @@ def upstream_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
     return "download-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-_NETWORK = dict(retries=4, retry_delay_seconds=exponential_backoff(backoff_factor=2),
-                retry_jitter_factor=0.5, retry_condition_fn=retry_unless_4xx)  # fmt: skip
+class _Retries(TypedDict):
+    """The retry options of every network task, typed so that ``task(**_NETWORK)`` is checked."""
+
+    retries: int
+    retry_delay_seconds: Callable[[int], list[float]]
+    retry_jitter_factor: float
+    retry_condition_fn: Callable[[Task, TaskRun, State], bool]
+
+
+_NETWORK = _Retries(retries=4, retry_delay_seconds=exponential_backoff(backoff_factor=2),
+                    retry_jitter_factor=0.5, retry_condition_fn=retry_unless_4xx)  # fmt: skip
 
 
 @task(name="probe-upstream", task_run_name="probe {location}", cache_policy=NO_CACHE, **_NETWORK)
@@ -168,16 +177,18 @@ def fetch_all(
 ) -> tuple[Path, FetchResult, dict[str, FetchResult]]:
     """One probe and one (cached) download task per source file, in turn: they share the fetch
     state file. A download whose local copy is gone ignores the cache."""
-    options = dict(cache_expiration=timedelta(hours=params.download_cache_hours),
-                   retry_delay_seconds=exponential_backoff(backoff_factor=params.retry_backoff_s))  # fmt: skip
+    expiry = timedelta(hours=params.download_cache_hours)
+    delays = exponential_backoff(backoff_factor=params.retry_backoff_s)
     progress = artifacts.Progress("downloads", 1 + len(IMDB_FILES), "source files up to date")
     location = source_location(ml_base, f"{params.variant}.zip")
     fresh = not (raw / "movielens" / params.variant).is_dir()
-    state = download_movielens.with_options(refresh_cache=fresh, **options)(
+    download = download_movielens.with_options(refresh_cache=fresh, cache_expiration=expiry,
+                                               retry_delay_seconds=delays)
+    ml_state = download(
         params.variant, ml_base, location, probe(location, raw), raw, params.max_extract_bytes,
         return_state=True)  # fmt: skip
-    ml_folder, ml = state.result()
-    ml = _unless_cached(state, ml)
+    ml_folder, ml = ml_state.result()
+    ml = _unless_cached(ml_state, ml)
     progress.step()
     imdb: dict[str, FetchResult] = {}
     for key in IMDB_FILES:
@@ -185,7 +196,7 @@ def fetch_all(
         version = probe(location, raw)
         fresh = (not Path(location).is_file() and version != MISSING
                  and not (raw / "imdb" / f"{key}.tsv.gz").is_file())  # fmt: skip
-        state = download_imdb.with_options(refresh_cache=fresh, **options)(
+        state = download_imdb.with_options(refresh_cache=fresh, cache_expiration=expiry, retry_delay_seconds=delays)(
             key, imdb_base, location, version, raw, return_state=True)
         imdb[key] = _unless_cached(state, state.result())
         progress.step()

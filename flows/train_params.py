@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cinegraph.flows.params import RefreshParams
-from cinegraph.graph_store.export import ExportFilter
+from cinegraph.graph_store.subgraph import ExportFilter
 from cinegraph.models.config import TrainConfig
 from cinegraph.schema import MOVIE, RATED, USER
 

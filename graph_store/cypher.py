@@ -209,13 +209,11 @@ def format_value(value: Any) -> str:
     if isinstance(value, Relationship):
         return f"[:{value.type}]"
     if isinstance(value, GraphPath):
-        parts = [_node_text(value.start_node)]
-        current = value.start_node
-        for rel in value.relationships:
-            forward = rel.start_node.element_id == current.element_id
-            current = rel.end_node if forward else rel.start_node
-            arrow = f"-[:{rel.type}]->" if forward else f"<-[:{rel.type}]-"
-            parts += [arrow, _node_text(current)]
+        nodes = value.nodes
+        parts = [_node_text(nodes[0])]
+        for before, rel, after in zip(nodes[:-1], value.relationships, nodes[1:], strict=True):
+            forward = rel.start_node is not None and rel.start_node.element_id == before.element_id
+            parts += [f"-[:{rel.type}]->" if forward else f"<-[:{rel.type}]-", _node_text(after)]
         return "".join(parts)
     if isinstance(value, list):
         return "[" + ", ".join(format_value(v) for v in value) + "]"
@@ -236,7 +234,7 @@ def format_table(keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
     widths = [max([len(k), *(len(r[i]) for r in cells)]) for i, k in enumerate(keys)]
 
     def line(values: Sequence[str]) -> str:
-        return " | ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+        return " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
 
     out = [line(keys), "-+-".join("-" * w for w in widths)]
     out += [line(r) for r in cells]

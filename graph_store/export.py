@@ -24,95 +24,24 @@ import logging
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
 import neo4j
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch_geometric.data import HeteroData
 
 from cinegraph import schema
 from cinegraph.graph_store.lock import locked
 from cinegraph.graph_store.pyg import build_hetero_data
 from cinegraph.graph_store.snapshot_io import read_snapshot, write_snapshot
+from cinegraph.graph_store.subgraph import ExportFilter
 from cinegraph.schema import DST, MOVIE, RATED, SRC, USER, EdgeType, NodeType
 
 log = logging.getLogger(__name__)
 
 # Node types filtered by the rules above; the others are kept when an included edge reaches them.
 _FILTERED: tuple[NodeType, ...] = (USER, MOVIE)
-
-
-NodeLabel = Literal[tuple(n.label for n in schema.NODE_TYPES)]  # an enum in the flow form
-EdgeRel = Literal[tuple(e.rel for e in schema.EDGE_TYPES)]
-_UNIQUE = {"uniqueItems": True}
-
-
-class ExportFilter(BaseModel):
-    """Which subgraph to export. Field names match the train flow's subgraph parameters."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    min_user_ratings: int = Field(0, ge=0, description="drop users with fewer kept ratings")
-    rating_after: int | None = Field(None, description="keep ratings at or after (unix seconds)")
-    rating_before: int | None = Field(None, description="keep ratings before (unix seconds)")
-    year_min: int | None = Field(None, description="first movie year kept")
-    year_max: int | None = Field(None, description="last movie year kept")
-    node_types: tuple[NodeLabel, ...] = Field(
-        tuple(n.label for n in schema.NODE_TYPES), min_length=1, json_schema_extra=_UNIQUE,
-        description="node labels to include",
-    )
-    edge_types: tuple[EdgeRel, ...] | None = Field(
-        None, json_schema_extra=_UNIQUE,
-        description="relationship types to include (empty: all between included nodes)",
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> ExportFilter:
-        problems = []
-        rels = {e.rel: e for e in schema.EDGE_TYPES}
-        for name, values in (("node_types", self.node_types), ("edge_types", self.edge_types or ())):
-            if len(set(values)) != len(values):
-                problems.append(f"{name} repeat a type: {list(values)}")
-        for rel in self.edge_types or ():
-            need = {rels[rel].src.label, rels[rel].dst.label} - set(self.node_types)
-            if need:
-                problems.append(f"edge type {rel} needs node type(s) {sorted(need)}")
-        if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
-            problems.append(f"year_min={self.year_min} > year_max={self.year_max}")
-        if (
-            self.rating_after is not None
-            and self.rating_before is not None
-            and self.rating_after >= self.rating_before
-        ):
-            problems.append(
-                f"rating_after={self.rating_after} >= rating_before={self.rating_before}"
-            )
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-    @property
-    def selected_node_types(self) -> tuple[NodeType, ...]:
-        return tuple(n for n in schema.NODE_TYPES if n.label in self.node_types)
-
-    @property
-    def selected_edge_types(self) -> tuple[EdgeType, ...]:
-        if self.edge_types is None:
-            labels = set(self.node_types)
-            return tuple(e for e in schema.EDGE_TYPES if {e.src.label, e.dst.label} <= labels)
-        return tuple(e for e in schema.EDGE_TYPES if e.rel in self.edge_types)
-
-    def params(self) -> dict[str, Any]:
-        """The scalar bounds as query parameters (Cypher ``$name`` and DuckDB ``$name`` alike)."""
-        return {
-            "year_min": self.year_min,
-            "year_max": self.year_max,
-            "rating_after": self.rating_after,
-            "rating_before": self.rating_before,
-            "min_user_ratings": self.min_user_ratings,
-        }
 
 
 def sort_table(table: pa.Table) -> pa.Table:
@@ -222,10 +151,10 @@ def _stream(
         for record in tx.run(cypher, params):
             rows.append(record.values())
             if len(rows) >= batch_size:
-                batches.append(_batch(list(zip(*rows)), arrow))
+                batches.append(_batch(list(zip(*rows, strict=True)), arrow))
                 rows = []
         if rows:
-            batches.append(_batch(list(zip(*rows)), arrow))
+            batches.append(_batch(list(zip(*rows, strict=True)), arrow))
         return pa.Table.from_batches(batches, schema=arrow)
 
     return session.execute_read(work)
@@ -246,7 +175,7 @@ def _stream_edges(
             anchors = [anchor] * len(other)
             columns[0].extend(anchors if anchor_is_src else other)
             columns[1].extend(other if anchor_is_src else anchors)
-            for column, values in zip(columns[2:], props):
+            for column, values in zip(columns[2:], props, strict=True):
                 column.extend(values)
             if len(columns[0]) >= batch_size:
                 batches.append(_batch(columns, arrow))
@@ -259,7 +188,7 @@ def _stream_edges(
 
 
 def _batch(columns: list[Any], arrow: pa.Schema) -> pa.RecordBatch:
-    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, arrow)]
+    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, arrow, strict=True)]
     return pa.RecordBatch.from_arrays(arrays, schema=arrow)
 
 
@@ -368,7 +297,8 @@ def filter_snapshot(snapshot_dir: Path, flt: ExportFilter | None = None) -> dict
             used = {k: v for k, v in params.items() if f"${k}" in sql}
             con.execute(f"CREATE TEMP TABLE {table} AS {sql}", used)
         out = {}
-        for item in (*flt.selected_node_types, *flt.selected_edge_types):
+        items: tuple[NodeType | EdgeType, ...] = (*flt.selected_node_types, *flt.selected_edge_types)
+        for item in items:
             name = item.label if isinstance(item, NodeType) else item.rel
             arrow = item.arrow_schema()
             table = con.sql(f"SELECT {', '.join(arrow.names)} FROM snap_{name}").to_arrow_table()

@@ -149,7 +149,7 @@ def build_hetero_data(
             store[name] = value
     log.info(
         "built HeteroData: %s nodes, %s edges",
-        {k: v for k, v in data.num_nodes_dict.items()},
+        dict(data.num_nodes_dict),
         sum(data[t].num_edges for t in data.edge_types),
     )
     return data, id_maps

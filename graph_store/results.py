@@ -107,6 +107,11 @@ def _batches(table: pa.Table, size: int) -> Iterator[list[dict[str, Any]]]:
         yield batch.to_pylist()
 
 
+def _value(tx: neo4j.ManagedTransaction, query: str, /, **params: Any) -> Any:
+    """The one value of ``query``'s one row; a transaction function, so the driver may retry it."""
+    return tx.run(query, params).single(strict=True)[0]
+
+
 def _check_keys_exist(
     session: neo4j.Session, what: str, label: str, key: str, ids: Iterable[int]
 ) -> None:
@@ -115,8 +120,7 @@ def _check_keys_exist(
     missing: list[int] = []
     for start in range(0, len(unique), _KEY_CHECK_BATCH):
         chunk = unique[start : start + _KEY_CHECK_BATCH]
-        record = session.execute_read(lambda tx: tx.run(query, ids=chunk).single())
-        missing += record["missing"] if record else []
+        missing += session.execute_read(_value, query, ids=chunk)
     if missing:
         raise CinegraphError(
             f"{what}: {len(missing)} {label} id(s) not in the graph, e.g. {missing[:5]}"
@@ -126,9 +130,7 @@ def _check_keys_exist(
 def _delete_in_batches(session: neo4j.Session, query: str, params: dict[str, Any], batch: int) -> int:
     total = 0
     while True:
-        n = session.execute_write(
-            lambda tx: tx.run(query, params | {"batch": batch}).single(strict=True)[0]
-        )
+        n = session.execute_write(_value, query, **params, batch=batch)
         total += n
         if n == 0:
             return total
@@ -173,11 +175,7 @@ def write_recommendations(
         with tqdm(total=table.num_rows, desc="write RECOMMENDED", unit="edge", disable=not progress,
                   leave=False) as bar:
             for chunk in _batches(table, batch_size):
-                written += session.execute_write(
-                    lambda tx, rows=chunk: tx.run(_WRITE_RECS, rows=rows, run_id=run_id, model=model).single(
-                        strict=True
-                    )[0]
-                )
+                written += session.execute_write(_value, _WRITE_RECS, rows=chunk, run_id=run_id, model=model)
                 bar.update(len(chunk))
     log.info("run %s: replaced %d RECOMMENDED edges with %d", run_id, removed, written)
     return written
@@ -249,23 +247,15 @@ def write_movie_embeddings(
         for start in range(0, len(ids), batch_size):
             chunk = [
                 {"movie_id": i, "embedding": v.tolist()}
-                for i, v in zip(ids[start : start + batch_size], emb[start : start + batch_size])
+                for i, v in zip(ids[start : start + batch_size], emb[start : start + batch_size], strict=True)
             ]
-            written += session.execute_write(
-                lambda tx, rows=chunk: tx.run(
-                    _SET_EMBEDDINGS, rows=rows, property=MOVIE_EMBEDDING_PROPERTY
-                ).single(strict=True)[0]
-            )
+            written += session.execute_write(_value, _SET_EMBEDDINGS, rows=chunk, property=MOVIE_EMBEDDING_PROPERTY)
             bar.update(len(chunk))
         kept = set(ids)
         stale = [i for i in session.execute_read(lambda tx: [r["id"] for r in tx.run(_EMBEDDED_MOVIES)])
                  if i not in kept]
         cleared = 0
         for start in range(0, len(stale), batch_size):
-            cleared += session.execute_write(
-                lambda tx, chunk=stale[start : start + batch_size]: tx.run(_CLEAR_EMBEDDINGS, ids=chunk).single(
-                    strict=True
-                )[0]
-            )
+            cleared += session.execute_write(_value, _CLEAR_EMBEDDINGS, ids=stale[start : start + batch_size])
     log.info("wrote %d movie embeddings (dim %d), cleared %d stale", written, emb.shape[1], cleared)
     return written

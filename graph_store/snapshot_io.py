@@ -158,12 +158,14 @@ class SnapshotWriter:
         self.counts[kind][name] = self.write_file(rel_path, data, arrow)
         return self.counts[kind][name]
 
-    def write_file(self, rel_path: str, data: pa.Table | Iterable[pa.RecordBatch],
+    def write_file(self, rel_path: str, data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
                    arrow: pa.Schema | None = None) -> int:  # fmt: skip
         """Any Parquet file of the snapshot (``matches.parquet``), typed by ``arrow`` if given."""
         assert self.version is not None, "SnapshotWriter used outside its with block"
         batches = data.to_batches() if isinstance(data, pa.Table) else data
         if arrow is None:
+            if not isinstance(data, pa.Table | pa.RecordBatchReader):
+                raise TypeError(f"{rel_path}: a plain iterable of record batches needs the arrow schema")
             arrow = data.schema
         path = self.version / rel_path
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cinegraph.errors import CinegraphError
-from cinegraph.models.data import DataConfig
 
 # Fields that shape the networks: a resumed or reloaded run takes these from the checkpoint.
 ARCHITECTURE_FIELDS = (
@@ -27,6 +26,34 @@ TaskWeights = dict[Task, Annotated[float, Field(ge=0)]]
 SELECTION_K = 20  # early stopping and fusion selection read ndcg@20
 
 
+class DataConfig(BaseModel):
+    """How the model input is built and split; saved with every run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    positive_threshold: float = Field(4.0, description="ratings >= this are implicit positives")
+    split: Literal["random", "temporal"] = Field("random", description="per-user split of the positives")
+    valid_frac: float = Field(0.1, ge=0.0, lt=1.0, description="share of each user's positives for validation")
+    test_frac: float = Field(0.1, ge=0.0, lt=1.0, description="share of each user's positives for test")
+    genre_valid_frac: float = Field(0.2, ge=0.0, lt=1.0, description="share of genre-labelled movies for validation")
+    genre_test_frac: float = Field(0.2, ge=0.0, lt=1.0, description="share of genre-labelled movies for test")
+    include_imdb: bool = Field(True, title="Include IMDb", description="False: MovieLens-only graph (ablation)")
+    protocol: Literal["warm", "cold-items"] = Field(
+        "warm", description="cold-items: a share of the movies with positives become new items")
+    cold_item_frac: float = Field(0.15, gt=0.0, lt=1.0, description="share of movies with positives made new items")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> DataConfig:
+        if self.valid_frac + self.test_frac >= 1.0:
+            raise ValueError(f"valid_frac + test_frac = {self.valid_frac + self.test_frac} >= 1")
+        if self.genre_valid_frac + self.genre_test_frac >= 1.0:
+            raise ValueError(
+                f"genre_valid_frac + genre_test_frac = "
+                f"{self.genre_valid_frac + self.genre_test_frac} >= 1"
+            )
+        return self
+
+
 class TrainConfig(BaseModel):
     """Every knob of pretraining and fine-tuning. The defaults are what ``cinegraph benchmark``
     runs: all nine models x 3 seeds on ml-latest-small within 30 minutes on 2 CPU cores."""
@@ -40,7 +67,9 @@ class TrainConfig(BaseModel):
     hgt_layers: int = Field(2, ge=1, title="HGT layers", description="HGTConv layers")
     hgt_heads: int = Field(4, ge=1, title="HGT heads", description="attention heads per HGTConv")
     fusion_heads: int = Field(4, ge=1, title="Fusion heads", description="cross-attention heads of the fusion")
-    fusion: Literal["cross_attention", "concat"] = Field("cross_attention", title="Fusion", description="concat = ablation")
+    fusion: Literal["cross_attention", "concat"] = Field(
+        "cross_attention", title="Fusion",
+        description="concat = ablation")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, title="Dropout", description="HGT layers, fusion and genre heads")
     gcn_graph: Literal["positives", "ratings"] = Field(
         "ratings", title="GCN graph",
@@ -48,28 +77,55 @@ class TrainConfig(BaseModel):
     # --- optimisation -----------------------------------------------------------------------
     gcn_lr: float = Field(2e-2, gt=0, title="GCN learning rate", description="GCN branch pretraining")
     hgt_lr: float = Field(1e-2, gt=0, title="HGT learning rate", description="HGT branch pretraining")
-    fusion_lr: float = Field(5e-4, gt=0, title="Fusion learning rate", description="fusion module and heads while fine-tuning")
-    encoder_lr: float = Field(2e-4, gt=0, title="Encoder learning rate (fine-tuning)", description="both encoders while fine-tuning (kept low)")
+    fusion_lr: float = Field(
+        5e-4, gt=0, title="Fusion learning rate",
+        description="fusion module and heads while fine-tuning")
+    encoder_lr: float = Field(
+        2e-4, gt=0, title="Encoder learning rate (fine-tuning)",
+        description="both encoders while fine-tuning (kept low)")
     weight_decay: float = Field(0.0, ge=0, title="Weight decay", description="AdamW decoupled weight decay")
     rec_loss: Literal["bpr", "softmax", "sampled_softmax"] = Field(
         "softmax", title="Ranking loss",
-        description="ranking loss of every stage: full softmax over all movies, sampled softmax (large catalogues) or BPR")
-    temperature: float = Field(1.0, gt=0, title="Softmax temperature", description="temperature on the dot-product scores")
-    num_negatives: int = Field(1024, gt=0, title="Sampled negatives", description="shared negatives of the sampled softmax")
-    emb_l2: float = Field(1e-4, ge=0, title="Embedding L2", description="L2 on the batch's embeddings in the ranking loss")
-    batch_size: int = Field(8192, gt=0, title="Batch size", description="positive pairs (with one sampled negative) per step")
-    gcn_steps: int = Field(4, ge=1, title="GCN steps per epoch", description="steps per GCN epoch (full-graph propagation each)")
-    hgt_steps: int = Field(1, ge=1, title="HGT steps per epoch", description="steps per HGT epoch (each a full-graph HGT pass)")
-    fusion_steps: int = Field(4, ge=1, title="Fusion steps per epoch", description="steps per fine-tuning epoch (1 left the heads untrained)")
+        description="ranking loss of every stage: full softmax over all movies, sampled softmax (large catalogues) "
+                    "or BPR")
+    temperature: float = Field(
+        1.0, gt=0, title="Softmax temperature",
+        description="temperature on the dot-product scores")
+    num_negatives: int = Field(
+        1024, gt=0, title="Sampled negatives",
+        description="shared negatives of the sampled softmax")
+    emb_l2: float = Field(
+        1e-4, ge=0, title="Embedding L2",
+        description="L2 on the batch's embeddings in the ranking loss")
+    batch_size: int = Field(
+        8192, gt=0, title="Batch size",
+        description="positive pairs (with one sampled negative) per step")
+    gcn_steps: int = Field(
+        4, ge=1, title="GCN steps per epoch",
+        description="steps per GCN epoch (full-graph propagation each)")
+    hgt_steps: int = Field(
+        1, ge=1, title="HGT steps per epoch",
+        description="steps per HGT epoch (each a full-graph HGT pass)")
+    fusion_steps: int = Field(
+        4, ge=1, title="Fusion steps per epoch",
+        description="steps per fine-tuning epoch (1 left the heads untrained)")
     warmup_epochs: int = Field(2, ge=0, title="Warm-up epochs", description="linear LR warm-up, then cosine decay")
     # --- schedule and early stopping --------------------------------------------------------
-    gcn_epochs: int = Field(100, ge=0, title="GCN epochs", description="max GCN pretraining epochs (0: initial weights)")
-    hgt_epochs: int = Field(30, ge=0, title="HGT epochs", description="max HGT pretraining epochs (0: initial weights)")
-    fusion_epochs: int = Field(10, ge=0, title="Fine-tuning epochs", description="max fine-tuning epochs (0: fuse without fine-tuning)")
+    gcn_epochs: int = Field(
+        100, ge=0, title="GCN epochs",
+        description="max GCN pretraining epochs (0: the initial weights)")
+    hgt_epochs: int = Field(
+        30, ge=0, title="HGT epochs",
+        description="max HGT pretraining epochs (0: the initial weights)")
+    fusion_epochs: int = Field(
+        10, ge=0, title="Fine-tuning epochs",
+        description="max fine-tuning epochs (0: fuse without fine-tuning)")
     eval_every: int = Field(2, ge=1, title="Validate every N epochs", description="validate every N epochs")
     patience: int = Field(4, ge=1, title="Patience", description="validations without improvement before stopping")
     # --- tasks ------------------------------------------------------------------------------
-    weighting: Literal["fixed", "uncertainty"] = Field("fixed", title="Task weighting", description="task weighting mode")
+    weighting: Literal["fixed", "uncertainty"] = Field(
+        "fixed", title="Task weighting",
+        description="task weighting mode")
     gcn_weights: TaskWeights = Field(
         {"rec": 1.0, "genre": 0.2, "rating": 0.1}, title="GCN task weights",
         description="weight per task (rec, genre, rating) of GCN pretraining; rec is primary")
@@ -79,17 +135,23 @@ class TrainConfig(BaseModel):
     fusion_weights: TaskWeights = Field(
         {"rec": 1.0, "genre": 1.0}, title="Fusion task weights",
         description="weight per task (rec, genre, rating) of joint fine-tuning")
-    single_task: bool = Field(False, title="Single task (ablation)", description="ablation: branches pretrain on their primary task only")
+    single_task: bool = Field(
+        False, title="Single task (ablation)",
+        description="ablation: branches pretrain on their primary task only")
     cold_dropout: float = Field(
         0.0, ge=0.0, lt=1.0, title="Cold dropout",
         description="share of movies whose interactions each fine-tuning step hides (DropoutNet)")
-    fusion_select: Literal["ndcg@20", "map", "sum"] = Field("sum", title="Fine-tuning selection metric", description="fine-tuning early-stop metric")
+    fusion_select: Literal["ndcg@20", "map", "sum"] = Field(
+        "sum", title="Fine-tuning selection metric",
+        description="fine-tuning early-stop metric")
     baselines: dict[str, dict[str, Any]] = Field(
         default_factory=dict, title="Tuned baselines",
         description="per baseline name: its config fields as tuned by cinegraph tune (absent: its defaults)")
     # --- run --------------------------------------------------------------------------------
     device: Literal["cpu", "cuda"] = Field("cpu", title="Device", description="cpu, or cuda (an NVIDIA GPU)")
-    num_threads: int = Field(1, ge=0, title="CPU threads", description="torch CPU threads (benchmark sized on 1); 0: torch default")
+    num_threads: int = Field(
+        1, ge=0, title="CPU threads",
+        description="torch CPU threads (benchmark sized on 1); 0: torch default")
     seed: int = Field(0, ge=0, title="Seed", description="seeds the split, the initialisation and the sampling")
     ks: tuple[Annotated[int, Field(ge=1)], ...] = Field(
         (10, 20), json_schema_extra={"uniqueItems": True}, title="Ranking cut-offs k",
@@ -106,6 +168,9 @@ class TrainConfig(BaseModel):
         for name in ("gcn_weights", "hgt_weights", "fusion_weights"):
             if not any(getattr(self, name).values()):
                 problems.append(f"{name}={getattr(self, name)}: at least one task needs a weight above 0")
+        for name in ("hgt_weights", "fusion_weights"):
+            if getattr(self, name).get("rating", 0) > 0:
+                problems.append(f"{name}={getattr(self, name)}: only the GCN branch has a rating head")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -127,7 +192,8 @@ def load_config(path: Path | None, **overrides: object) -> TrainConfig:
         except (OSError, json.JSONDecodeError) as exc:
             raise CinegraphError(f"--config {path}: cannot read JSON ({exc})") from exc
         if not isinstance(raw, dict):
-            raise CinegraphError(f"--config {path}: expected a JSON object of TrainConfig fields, got {type(raw).__name__}")
+            raise CinegraphError(
+                f"--config {path}: expected a JSON object of TrainConfig fields, got {type(raw).__name__}")
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return TrainConfig.model_validate(raw)

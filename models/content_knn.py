@@ -4,6 +4,7 @@ It needs no interaction of the scored movie, so it is the reference for new item
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -95,6 +96,9 @@ class ContentKNN(nn.Module):
         - **scores:** users :math:`(B)` -> scores :math:`(B, M)`
     """
 
+    x: Tensor  # a buffer (see __init__), set by fit
+    weight: Tensor  # a buffer (see __init__), set by fit
+
     def __init__(self, num_users: int, num_movies: int, weights: dict[str, float], k: int) -> None:
         super().__init__()
         unknown = sorted(set(weights) - set(BLOCKS))
@@ -147,7 +151,7 @@ def train_content_knn(
     data = data.to(device)
     sims = block_similarities(content_blocks(data), data.train_edges[1].unique())
 
-    def fit(params: dict) -> ContentKNN:
+    def fit(params: dict) -> Callable[[Tensor], Tensor]:
         model = ContentKNN(data.num_users, data.num_movies, **params).to(device)
         return model.fit(data.train_edges, sims).scores
 

@@ -29,19 +29,18 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from cinegraph.errors import CinegraphError
 from cinegraph.graph_store.pyg import build_hetero_data
+from cinegraph.models.config import DataConfig
 from cinegraph.schema import (
     DST,
     EDGE_TYPES,
@@ -68,34 +67,6 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 LOG_SCALED = (IMDB_MOVIE_FEATURES[1],)  # vote counts enter as log1p
-
-
-class DataConfig(BaseModel):
-    """How the model input is built and split; saved with every run."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    positive_threshold: float = Field(4.0, description="ratings >= this are implicit positives")
-    split: Literal["random", "temporal"] = Field("random", description="per-user split of the positives")
-    valid_frac: float = Field(0.1, ge=0.0, lt=1.0, description="share of each user's positives for validation")
-    test_frac: float = Field(0.1, ge=0.0, lt=1.0, description="share of each user's positives for test")
-    genre_valid_frac: float = Field(0.2, ge=0.0, lt=1.0, description="share of genre-labelled movies for validation")
-    genre_test_frac: float = Field(0.2, ge=0.0, lt=1.0, description="share of genre-labelled movies for test")
-    include_imdb: bool = Field(True, title="Include IMDb", description="False: MovieLens-only graph (ablation)")
-    protocol: Literal["warm", "cold-items"] = Field(
-        "warm", description="cold-items: a share of the movies with positives become new items")
-    cold_item_frac: float = Field(0.15, gt=0.0, lt=1.0, description="share of movies with positives made new items")
-
-    @model_validator(mode="after")
-    def _fractions(self) -> DataConfig:
-        if self.valid_frac + self.test_frac >= 1.0:
-            raise ValueError(f"valid_frac + test_frac = {self.valid_frac + self.test_frac} >= 1")
-        if self.genre_valid_frac + self.genre_test_frac >= 1.0:
-            raise ValueError(
-                f"genre_valid_frac + genre_test_frac = "
-                f"{self.genre_valid_frac + self.genre_test_frac} >= 1"
-            )
-        return self
 
 
 @dataclass
@@ -188,7 +159,7 @@ def _cold_items(movies: np.ndarray, num_movies: int, frac: float, seed: int) -> 
     """[num_movies] bool: a seeded ``frac`` of the movies among ``movies`` (those with positives)
     drawn as new items; its own random stream, so the warm split's draws are unchanged."""
     candidates = np.unique(movies)
-    n = int(round(candidates.size * frac))
+    n = round(candidates.size * frac)
     picked = np.random.default_rng([seed, 2]).choice(candidates, size=n, replace=False)
     cold = torch.zeros(num_movies, dtype=torch.bool)
     cold[torch.from_numpy(picked)] = True
@@ -316,8 +287,8 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
     labels = np.zeros(users.size, dtype=np.int64)
     labels[~new] = _split_per_user(users[~new], order[~new], config.valid_frac, config.test_frac)
     labels[new] = 1 + (np.random.default_rng([seed, 3]).random(int(new.sum())) < 0.5)
-    labels = torch.from_numpy(labels)
-    train_edges, valid_edges, test_edges = (pos_index[:, labels == s] for s in range(3))
+    split = torch.from_numpy(labels)
+    train_edges, valid_edges, test_edges = (pos_index[:, split == s] for s in range(3))
 
     held_out = np.concatenate(
         [_pair_keys(valid_edges, num_movies), _pair_keys(test_edges, num_movies)]
@@ -342,8 +313,8 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
     genre_labels[in_genre[0], in_genre[1]] = 1.0
     labelled = torch.nonzero(genre_labels.sum(1) > 0).flatten().numpy()
     perm = torch.from_numpy(genre_rng.permutation(labelled))
-    n_valid = int(round(perm.numel() * config.genre_valid_frac))
-    n_test = int(round(perm.numel() * config.genre_test_frac))
+    n_valid = round(perm.numel() * config.genre_valid_frac)
+    n_test = round(perm.numel() * config.genre_test_frac)
     n_train = perm.numel() - n_valid - n_test
     genre_masks = {}
     for name, part in zip(SPLITS, perm.split([n_train, n_valid, n_test]), strict=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,6 +60,9 @@ class EASE(nn.Module):
         - **scores:** users :math:`(B)` -> scores :math:`(B, M)`
     """
 
+    x: Tensor  # a buffer (see __init__), set by fit
+    weight: Tensor  # a buffer (see __init__), set by fit
+
     def __init__(
         self, num_users: int, num_movies: int, lambda_: float, dual: bool | None = None
     ) -> None:
@@ -113,7 +117,7 @@ def train_ease(
     config = config or EASEConfig()
     data = data.to(device)
 
-    def fit(params: dict) -> EASE:
+    def fit(params: dict) -> Callable[[Tensor], Tensor]:
         return EASE(data.num_users, data.num_movies, params["lambda_"]).to(device).fit(
             data.train_edges
         ).scores

@@ -235,6 +235,7 @@ def select_on_validation(
         log.info("%s %s: valid %s %.4f (%.1fs)", name, params, MONITOR, score, seconds)
         if score > best or best_fn is None:
             best, best_fn, best_params = score, score_fn, params
+    assert best_fn is not None  # the grid is not empty
     return RunResult(
         name=name,
         seed=seed,

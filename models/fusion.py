@@ -102,8 +102,9 @@ class FusedModel(nn.Module):
 
     where :math:`n_m` is the movie's number of interactions in the GCN's graph. A movie without
     any (a new release) gets no learned embedding and no propagated view in either branch: its
-    ranking comes from content (features, people, genres). Training treats a random share of movies the same way
-    (``drop``; the caller also removes their user edges from the HGT input), as DropoutNet does (`"DropoutNet: Addressing Cold Start in Recommender Systems"
+    ranking comes from content (features, people, genres). Training treats a random share of movies
+    the same way (``drop``; the caller also removes their user edges from the HGT input), as
+    DropoutNet does (`"DropoutNet: Addressing Cold Start in Recommender Systems"
     <https://papers.nips.cc/paper/7081-dropoutnet>`_), so that side learns to rank on its own.
     :meth:`warm_start` sets :math:`\mathbf{P} = [\mathbf{I} \,\|\, \mathbf{0}]`,
     :math:`\mathbf{e} = 1` and :math:`\mathbf{W}_c` to the HGT genre head, so the fused model

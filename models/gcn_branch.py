@@ -178,12 +178,12 @@ class MultiTaskGCN(nn.Module):
         for _ in range(self.num_layers):
             x = adj @ x  # [U+M, D]
             views.append(x)
-        views = torch.stack(views, dim=1)  # [U+M, L+1, D]
+        z = torch.stack(views, dim=1)  # [U+M, L+1, D]
         if cold is not None:
-            hide = torch.zeros(views.shape[:2], dtype=torch.bool, device=views.device)  # [U+M, L+1]
+            hide = torch.zeros(z.shape[:2], dtype=torch.bool, device=z.device)  # [U+M, L+1]
             hide[self.num_users :, 1:] = cold[:, None]
-            views = views.masked_fill(hide[..., None], 0.0)
-        return views
+            z = z.masked_fill(hide[..., None], 0.0)
+        return z
 
     def split(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """Per-node embeddings (or views) of users and of movies."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -85,7 +87,7 @@ class MultiTaskHGT(nn.Module):
         for t in (user_type, movie_type):
             if t not in node_types:
                 raise ValueError(f"node type {t!r} is missing from metadata {node_types}")
-        self.metadata: Metadata = (list(node_types), [tuple(e) for e in edge_types])
+        self.metadata: Metadata = (list(node_types), [(s, r, d) for s, r, d in edge_types])
         self.num_nodes, self.in_dims = dict(num_nodes), {t: in_dims.get(t, 0) for t in node_types}
         self.num_genres, self.user_type, self.movie_type = num_genres, user_type, movie_type
         self.hidden_dim, self.num_layers, self.heads = hidden_dim, num_layers, heads
@@ -104,11 +106,11 @@ class MultiTaskHGT(nn.Module):
 
     def reset_parameters(self) -> None:
         for emb in self.embedding.values():
-            nn.init.normal_(emb.weight, std=0.1)
+            nn.init.normal_(emb.get_parameter("weight"), std=0.1)
         for lin in self.lin.values():
-            nn.init.xavier_uniform_(lin.weight)
+            nn.init.xavier_uniform_(lin.get_parameter("weight"))
         for conv in self.convs:
-            conv.reset_parameters()
+            cast(_HGTConv, conv).reset_parameters()  # a ModuleList yields plain Modules
         self.genre_head.reset_parameters()
 
     def forward(
@@ -120,9 +122,9 @@ class MultiTaskHGT(nn.Module):
         """Layer views per node type. A type that receives no message keeps its last state.
         ``cold`` ``[M]`` marks movies without interactions: their learned embedding is left
         out, so they start from content alone (features), as a new release must."""
-        h = {}
+        h: dict[str, Tensor] = {}
         for t, emb in self.embedding.items():
-            h[t] = emb.weight  # [N_t, D]
+            h[t] = emb.get_parameter("weight")  # [N_t, D]
             if t == self.movie_type and cold is not None:
                 h[t] = h[t].masked_fill(cold[:, None], 0.0)  # [M, D]
             if t in self.lin:

@@ -4,6 +4,7 @@ baseline, as tuned in the reproducibility studies."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,6 +60,10 @@ class ItemKNN(nn.Module):
         - **scores:** users :math:`(B)` -> scores :math:`(B, M)`
     """
 
+    active: Tensor  # a buffer (see __init__), set by fit
+    x: Tensor  # a buffer (see __init__), set by fit
+    weight: Tensor  # a buffer (see __init__), set by fit
+
     def __init__(self, num_users: int, num_movies: int, k: int, shrink: float) -> None:
         super().__init__()
         if k < 1 or shrink < 0:
@@ -109,7 +114,7 @@ def train_itemknn(
     x = interaction_matrix(data.train_edges, data.num_users, data.num_movies)[:, active]
     gram = x.t() @ x  # [A, A], shared by the whole grid
 
-    def fit(params: dict) -> ItemKNN:
+    def fit(params: dict) -> Callable[[Tensor], Tensor]:
         model = ItemKNN(data.num_users, data.num_movies, **params).to(device)
         return model.fit(data.train_edges, gram).scores
 

@@ -24,7 +24,7 @@ from cinegraph.models.early_stopping import EpochCallback, early_stopping
 from cinegraph.models.evaluate import evaluate_classification, evaluate_ranking
 from cinegraph.models.fusion import FusedModel
 from cinegraph.models.gcn_branch import MultiTaskGCN, ranking_loss
-from cinegraph.models.registry import Inputs, checkpoint, outputs
+from cinegraph.models.registry import Inputs, Model, checkpoint, outputs
 from cinegraph.models.task_weighting import TaskWeighting
 from cinegraph.schema import IN_GENRE, RATED
 
@@ -46,7 +46,7 @@ def lr_factor(epoch: int, warmup: int, total: int) -> float:
 @dataclass
 class Stage:
     name: str  # "gcn", "hgt" or "fused": log prefix and checkpoint name
-    model: nn.Module
+    model: Model
     weighting: TaskWeighting
     optimizer: torch.optim.Optimizer
     epochs: int
@@ -104,6 +104,8 @@ def task_losses(
             logits[mask], labels, pos_weight=pos_weight.clamp(min=1.0)
         )
     if "rating" in active:
+        if not isinstance(stage.model, MultiTaskGCN):  # TrainConfig allows rating on the GCN only
+            raise ValueError(f"stage {stage.name}: only the GCN branch has a rating head")
         rated = data.graph[RATED.triplet].edge_index  # every input rating, not just positives
         idx = torch.randint(rated.size(1), (config.batch_size,), generator=gen).to(rated.device)
         idx = distributed.shard(idx)
@@ -136,7 +138,7 @@ def train_epoch(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: PreparedData, inp: Inputs, split: str, ks: tuple[int, ...] = (10, 20)
+    model: Model, data: PreparedData, inp: Inputs, split: str, ks: tuple[int, ...] = (10, 20)
 ) -> dict[str, float]:
     """Ranking and genre metrics of ``split`` from one forward pass."""
     model.eval()

@@ -6,17 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import torch
-from torch import nn
 
 from cinegraph.errors import CinegraphError
 from cinegraph.models.data import PreparedData
 from cinegraph.models.fusion import FusedModel
-from cinegraph.models.registry import Inputs, outputs
+from cinegraph.models.registry import Inputs, Model, outputs
 
 
 @torch.no_grad()
 def recommendation_table(
-    model: nn.Module, data: PreparedData, k: int = 20, batch_size: int = 1024
+    model: Model, data: PreparedData, k: int = 20, batch_size: int = 1024
 ) -> pa.Table:
     """Top-``k`` movies per user by model score, never one the user rated: neither the ratings of
     the model input nor those held out for validation and test (what is served must not
@@ -56,7 +55,7 @@ def rated_pairs(data: PreparedData) -> torch.Tensor:
 
 
 @torch.no_grad()
-def movie_embeddings(model: nn.Module, data: PreparedData) -> tuple[list[int], np.ndarray]:
+def movie_embeddings(model: Model, data: PreparedData) -> tuple[list[int], np.ndarray]:
     """(movie ids, ``[M, D]`` float32): the fused representation for a :class:`FusedModel`, the
     branch's movie embedding otherwise."""
     model.eval()

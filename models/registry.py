@@ -23,45 +23,63 @@ from cinegraph.models.hgt_branch import MultiTaskHGT
 from cinegraph.schema import MOVIE, RATED, USER
 
 Outputs = tuple[Tensor, Tensor, Tensor]  # z_user [U, D], z_movie [M, D], genre logits [M, G]
+Model = MultiTaskGCN | MultiTaskHGT | FusedModel
 
 
 def model_args(kind: str, data: PreparedData, config: TrainConfig) -> dict[str, Any]:
     """Constructor arguments of ``kind`` ("gcn", "hgt", "fused"); saved in every checkpoint."""
     g = data.graph
     if kind == "gcn":
-        return dict(
-            kind="gcn", num_users=data.num_users, num_movies=data.num_movies,
-            num_genres=len(data.genre_names), hidden_dim=config.hidden_dim,
-            num_layers=config.gcn_layers, user_in_dim=g[USER.label].x.size(1),
-            movie_in_dim=g[MOVIE.label].x.size(1), dropout=config.dropout, graph=config.gcn_graph,
-        )  # fmt: skip
+        return {
+            "kind": "gcn", "num_users": data.num_users, "num_movies": data.num_movies,
+            "num_genres": len(data.genre_names), "hidden_dim": config.hidden_dim,
+            "num_layers": config.gcn_layers, "user_in_dim": g[USER.label].x.size(1),
+            "movie_in_dim": g[MOVIE.label].x.size(1), "dropout": config.dropout, "graph": config.gcn_graph,
+        }  # fmt: skip
     if kind == "hgt":
         edge_types = [t for t in g.edge_types if g[t].num_edges > 0]  # empty relations add nothing
-        return dict(
-            kind="hgt", metadata=(list(g.node_types), [list(t) for t in edge_types]),
-            num_nodes={t: g[t].num_nodes for t in g.node_types},
-            in_dims={t: g[t].x.size(1) for t in g.node_types}, num_genres=len(data.genre_names),
-            user_type=USER.label, movie_type=MOVIE.label, hidden_dim=config.hidden_dim,
-            num_layers=config.hgt_layers, heads=config.hgt_heads, dropout=config.dropout,
-        )  # fmt: skip
+        return {
+            "kind": "hgt", "metadata": (list(g.node_types), [list(t) for t in edge_types]),
+            "num_nodes": {t: g[t].num_nodes for t in g.node_types},
+            "in_dims": {t: g[t].x.size(1) for t in g.node_types}, "num_genres": len(data.genre_names),
+            "user_type": USER.label, "movie_type": MOVIE.label, "hidden_dim": config.hidden_dim,
+            "num_layers": config.hgt_layers, "heads": config.hgt_heads, "dropout": config.dropout,
+        }  # fmt: skip
     if kind == "fused":
-        return dict(
-            kind="fused", gcn=model_args("gcn", data, config), hgt=model_args("hgt", data, config),
-            heads=config.fusion_heads, dropout=config.dropout, mode=config.fusion,
-        )  # fmt: skip
+        return {
+            "kind": "fused", "gcn": model_args("gcn", data, config), "hgt": model_args("hgt", data, config),
+            "heads": config.fusion_heads, "dropout": config.dropout, "mode": config.fusion,
+        }  # fmt: skip
     raise ValueError(f"kind={kind!r} is not 'gcn', 'hgt' or 'fused'")
 
 
-def build_model(args: dict[str, Any]) -> nn.Module:
+def build_gcn(args: dict[str, Any]) -> MultiTaskGCN:
+    """The GCN branch of saved constructor ``args`` (``model_args("gcn", ...)``)."""
+    return MultiTaskGCN(**_without_kind(args, "gcn"))
+
+
+def build_hgt(args: dict[str, Any]) -> MultiTaskHGT:
+    """The HGT branch of saved constructor ``args`` (``model_args("hgt", ...)``)."""
+    args = _without_kind(args, "hgt")
+    node_types, edge_types = args.pop("metadata")
+    return MultiTaskHGT(metadata=(node_types, [(s, r, d) for s, r, d in edge_types]), **args)
+
+
+def build_model(args: dict[str, Any]) -> Model:
     """The model of saved constructor ``args`` (see :func:`model_args`)."""
-    args = dict(args)
-    kind = args.pop("kind")
-    if kind == "gcn":
-        return MultiTaskGCN(**args)
-    if kind == "hgt":
-        node_types, edge_types = args.pop("metadata")
-        return MultiTaskHGT(metadata=(node_types, [tuple(e) for e in edge_types]), **args)
-    return FusedModel(build_model(args.pop("gcn")), build_model(args.pop("hgt")), **args)
+    if args["kind"] == "gcn":
+        return build_gcn(args)
+    if args["kind"] == "hgt":
+        return build_hgt(args)
+    args = _without_kind(args, "fused")
+    return FusedModel(build_gcn(args.pop("gcn")), build_hgt(args.pop("hgt")), **args)
+
+
+def _without_kind(args: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The constructor arguments in ``args``; args saved for another kind of model are refused."""
+    if args["kind"] != kind:
+        raise ValueError(f"model args of kind={args['kind']!r} where {kind!r} was expected")
+    return {k: v for k, v in args.items() if k != "kind"}
 
 
 @dataclass
@@ -98,7 +116,7 @@ class Inputs:
         return replace(self, edge_index=edges, drop=drop)
 
 
-def outputs(model: nn.Module, inp: Inputs) -> Outputs:
+def outputs(model: Model, inp: Inputs) -> Outputs:
     """User and movie embeddings and genre logits of any of the three models."""
     if isinstance(model, MultiTaskGCN):
         x_user, x_movie = inp.x.get(USER.label), inp.x.get(MOVIE.label)
@@ -144,7 +162,7 @@ def checkpoint(
 
 def load_checkpoint(
     path: Path, data: PreparedData, config: TrainConfig | None = None
-) -> tuple[nn.Module, TrainConfig]:
+) -> tuple[Model, TrainConfig]:
     """Rebuild a checkpoint's model from its saved args, on the split it was trained on; the
     architecture fields of ``config`` are taken from the checkpoint."""
     try:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import torch
@@ -141,9 +141,10 @@ def run_seed(
             timed(name, partial(fn, data, bcfg, seed, dev))
     branches: dict[str, Any] = {}
     if "gcn" in stages(models):
-        for kind in ("gcn", "hgt"):
+        kinds: tuple[Literal["gcn", "hgt"], ...] = ("gcn", "hgt")
+        for kind in kinds:
 
-            def fit(kind: str = kind) -> RunResult:
+            def fit(kind: Literal["gcn", "hgt"] = kind) -> RunResult:
                 branches[kind], result = pretrain(kind, data, cfg, ckpt_dir, on_epoch)
                 return result
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
+
+from cinegraph.models.config import Task
 
 WeightingMode = Literal["fixed", "uncertainty"]
 
@@ -26,7 +29,7 @@ class TaskWeighting(nn.Module):
     are skipped entirely, so their loss need not even be computed.
 
     Args:
-        weights (dict[str, float]): Weight :math:`w_t` per task name.
+        weights (Mapping[Task, float]): Weight :math:`w_t` per task name.
         mode (str, optional): ``"fixed"`` or ``"uncertainty"``. (default: ``"fixed"``)
 
     Shapes:
@@ -34,7 +37,7 @@ class TaskWeighting(nn.Module):
         - **output:** a scalar
     """
 
-    def __init__(self, weights: dict[str, float], mode: WeightingMode = "fixed") -> None:
+    def __init__(self, weights: Mapping[Task, float], mode: WeightingMode = "fixed") -> None:
         super().__init__()
         if mode not in ("fixed", "uncertainty"):
             raise ValueError(f"mode={mode!r} is not 'fixed' or 'uncertainty'")
@@ -48,7 +51,7 @@ class TaskWeighting(nn.Module):
         )
 
     @property
-    def active(self) -> list[str]:
+    def active(self) -> list[Task]:
         """Tasks with a positive weight, in the order given."""
         return [k for k, w in self.weights.items() if w > 0]
 
@@ -65,7 +68,7 @@ class TaskWeighting(nn.Module):
                 total = total + self.weights[k] * 0.5 * (torch.exp(-s) * losses[k] + s)
         return total
 
-    def sigmas(self) -> dict[str, float]:
+    def sigmas(self) -> dict[Task, float]:
         """Learned :math:`\\sigma_t` per task (1.0 throughout in fixed mode), for the logs."""
         return {
             k: float(torch.exp(0.5 * self.log_vars[k].detach())) if k in self.log_vars else 1.0

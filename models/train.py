@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal, overload
 
 import pyarrow as pa
 import torch
-from torch import nn
 
 from cinegraph.models import distributed
-from cinegraph.models.config import TrainConfig
-from cinegraph.models.data import DataConfig, PreparedData, prepare_data
+from cinegraph.models.config import DataConfig, Task, TrainConfig
+from cinegraph.models.data import PreparedData, prepare_data
 from cinegraph.models.early_stopping import EpochCallback
 from cinegraph.models.evaluate import RunResult, peak_memory_mb
 from cinegraph.models.fusion import FusedModel
 from cinegraph.models.gcn_branch import MultiTaskGCN
 from cinegraph.models.hgt_branch import MultiTaskHGT
 from cinegraph.models.loop import Stage, evaluate, fit, set_seed
-from cinegraph.models.registry import Inputs, build_model, model_args
+from cinegraph.models.registry import Inputs, build_gcn, build_hgt, model_args
 from cinegraph.models.task_weighting import TaskWeighting
 
 log = logging.getLogger(__name__)
@@ -43,22 +43,32 @@ def _result(name: str, stage: Stage, ckpt: dict, data: PreparedData, inp: Inputs
     )
 
 
+@overload
+def pretrain(kind: Literal["gcn"], data: PreparedData, config: TrainConfig, out_dir: Path | None = None,
+             on_epoch: EpochCallback | None = None) -> tuple[MultiTaskGCN, RunResult]: ...
+@overload
+def pretrain(kind: Literal["hgt"], data: PreparedData, config: TrainConfig, out_dir: Path | None = None,
+             on_epoch: EpochCallback | None = None) -> tuple[MultiTaskHGT, RunResult]: ...
+@overload
+def pretrain(kind: Literal["gcn", "hgt"], data: PreparedData, config: TrainConfig, out_dir: Path | None = None,
+             on_epoch: EpochCallback | None = None) -> tuple[MultiTaskGCN | MultiTaskHGT, RunResult]: ...
 def pretrain(
-    kind: str,
+    kind: Literal["gcn", "hgt"],
     data: PreparedData,
     config: TrainConfig,
     out_dir: Path | None = None,
     on_epoch: EpochCallback | None = None,
-) -> tuple[nn.Module, RunResult]:
+) -> tuple[MultiTaskGCN | MultiTaskHGT, RunResult]:
     """Pretrain the "gcn" branch (selected on valid ndcg@20) or the "hgt" branch (valid genre
     mAP: threshold-free, whereas an untrained model's near-zero logits already score a macro-F1
     that early training lowers) on its own task-weighted objective."""
     set_seed(config.seed)
     args = model_args(kind, data, config)
-    model = build_model(args).to(config.device)
+    model = (build_gcn(args) if kind == "gcn" else build_hgt(args)).to(config.device)
     inp = Inputs.of(data, model)
     gcn = kind == "gcn"
-    weights, primary = (config.gcn_weights, "rec") if gcn else (config.hgt_weights, "genre")
+    weights = config.gcn_weights if gcn else config.hgt_weights
+    primary: Task = "rec" if gcn else "genre"
     if config.single_task:
         weights = {primary: weights.get(primary, 1.0)}
     weighting = TaskWeighting(weights, config.weighting).to(config.device)

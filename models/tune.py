@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 TUNABLE = ("fused", "lightgcn", "mf_bpr", "ease", "itemknn", "content_knn")
 
 
-def suggest(trial: optuna.Trial, model: str) -> dict[str, Any]:
+def suggest(trial: optuna.trial.BaseTrial, model: str) -> dict[str, Any]:
     """One setting of ``model``'s search space: config fields and their values."""
     if model == "fused":
         return {

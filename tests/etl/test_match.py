@@ -243,7 +243,8 @@ def test_evaluation_from_counts(made: int, correct: int, truth: int, p: float, r
 
 def test_candidate_and_block_steps(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     """The blocking SQL on its own: spellings collapse per title, a year block reads distinct spellings."""
-    stage(con, [(1, "Heat (1995)")], [("tt01", "movie", "Heat", "HEAT", 1995, 1), ("tt02", "movie", "Heat", "Heat", 1996, 1),
+    stage(con, [(1, "Heat (1995)")], [("tt01", "movie", "Heat", "HEAT", 1995, 1),
+                                      ("tt02", "movie", "Heat", "Heat", 1996, 1),
                                       ("tt03", "movie", "Heat", "Heat", 1999, 1)], akas=[("tt01", "Hitze")])
     match._stage_movies(con)
     warehouse.run_steps(con, [match.candidate_titles_sql(True), match.candidate_info_sql(),

@@ -96,7 +96,7 @@ def test_failed_run_leaves_previous_snapshot(tmp_path: Path) -> None:
     first = run_etl(config)
     before = {p: p.read_bytes() for p in first.snapshot.rglob("*") if p.is_file()}
     (mirror / "imdb" / "name.basics.tsv.gz").write_bytes(gzip.compress(b"nconst\tname\n"))
-    with pytest.raises(CinegraphError, match="name.basics.tsv.gz: wrong header"):
+    with pytest.raises(CinegraphError, match=r"name\.basics\.tsv\.gz: wrong header"):
         run_etl(config)
     assert {p: p.read_bytes() for p in first.snapshot.rglob("*") if p.is_file()} == before
 

@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,7 +71,7 @@ def _write_movielens(root: Path, variant: str = "ml-latest-small", md5_format: s
     return zip_path
 
 
-def _write_imdb(root: Path, names: list[str] = list(IMDB_TSV)) -> Path:
+def _write_imdb(root: Path, names: Iterable[str] = tuple(IMDB_TSV)) -> Path:
     folder = root / "imdb"
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:

@@ -259,7 +259,7 @@ def test_rerun_replaces_tables_of_another_variant(con: duckdb.DuckDBPyConnection
 def test_missing_required_imdb_file(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     imdb = write_imdb(tmp_path / "imdb")
     imdb["name.basics"] = None
-    with pytest.raises(CinegraphError, match="name.basics.tsv.gz: required"):
+    with pytest.raises(CinegraphError, match=r"name\.basics\.tsv\.gz: required"):
         staging.stage(con, write_ml_csv(tmp_path / "ml"), imdb)
 
 
@@ -390,7 +390,9 @@ def test_required_imdb_file_with_only_a_header(con: duckdb.DuckDBPyConnection, t
 
 
 @pytest.mark.realdata
-def test_unclosed_quote_keeps_the_previous_tables(con: duckdb.DuckDBPyConnection, real_ml: Path, tmp_path: Path) -> None:
+def test_unclosed_quote_keeps_the_previous_tables(
+    con: duckdb.DuckDBPyConnection, real_ml: Path, tmp_path: Path
+) -> None:
     imdb = write_imdb(tmp_path / "imdb")
     stage(con, real_ml, imdb)
     ml = edited_copy(real_ml, tmp_path / "ml", "ratings.csv", _quote_after_first_comma(50_001))
@@ -398,3 +400,8 @@ def test_unclosed_quote_keeps_the_previous_tables(con: duckdb.DuckDBPyConnection
         stage(con, ml, imdb)
     assert warehouse.count(con, "stg_ml_ratings") == 100_836
     assert not warehouse.table_exists(con, "raw_ml_ratings")
+
+
+def test_every_fetched_imdb_file_has_a_reader() -> None:
+    assert set(staging.IMDB) == set(IMDB_FILES)
+    assert staging.IMDB_REQUIRED == ("title.basics", "name.basics")

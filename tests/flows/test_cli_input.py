@@ -28,7 +28,8 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
      ({"ks": [0, -3]}, "ks.0: Input should be greater than or equal to 1; ks.1: Input should be greater"),
      ({"ks": [10]}, "ks=[10] must include 20"),
      ([1, 2], "expected a JSON object of TrainConfig fields, got list"),
-     ({"gcn_weights": {"rec": -1}}, "gcn_weights.rec: Input should be greater than or equal to 0")],
+     ({"gcn_weights": {"rec": -1}}, "gcn_weights.rec: Input should be greater than or equal to 0"),
+     ({"fusion_weights": {"rec": 1, "rating": 0.5}}, "only the GCN branch has a rating head")],
 )  # fmt: skip
 def test_train_config_errors_are_one_line(config: object, message: str, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip

@@ -79,4 +79,5 @@ def test_form_schema_explains_every_field_and_shows_no_null() -> None:
     assert model["gcn_weights"]["additionalProperties"]["minimum"] == 0
     assert fields["seeds"]["uniqueItems"] is True and fields["seeds"]["items"]["minimum"] == 0
     subgraph = train["definitions"]["ExportFilter"]["properties"]
-    assert "KNOWN_FOR" in subgraph["edge_types"]["items"]["enum"] and "Person" in subgraph["node_types"]["items"]["enum"]
+    assert "KNOWN_FOR" in subgraph["edge_types"]["items"]["enum"]
+    assert "Person" in subgraph["node_types"]["items"]["enum"]

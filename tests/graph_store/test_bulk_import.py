@@ -101,7 +101,8 @@ def test_bulk_load_equals_the_transactional_load(private_home: Path, tmp_path: P
     assert report.patched == {"Movie": 5, "ACTED_IN": 3}
     with open_driver(private_settings(private_home)) as driver:
         assert graph_rows(driver) == expected_rows(tables)
-        constraints = {r["name"] for r in driver.execute_query("SHOW CONSTRAINTS YIELD name", database_="neo4j").records}
+        records = driver.execute_query("SHOW CONSTRAINTS YIELD name", database_="neo4j").records
+        constraints = {r["name"] for r in records}
         assert {f"{nt.label.lower()}_{nt.key}" for nt in schema.NODE_TYPES} <= constraints
         snapshot_node = driver.execute_query(
             f"MATCH (s:{schema.SNAPSHOT.label}) RETURN elementId(s) AS id, properties(s) AS p", database_="neo4j"
@@ -130,7 +131,7 @@ def test_bulk_load_refuses_an_invalid_snapshot_before_stopping_anything(private_
     tables["RATED"] = edge_table(schema.RATED, [{"src": 99, "dst": 10, "rating": 1.0, "timestamp": 1}])
     snap = write_test_snapshot(tmp_path / "bad", tables)
     pid = server.status(private_home).pid
-    with pytest.raises(CinegraphError, match="edges/RATED.parquet: 1 src values not in nodes/User.parquet"):
+    with pytest.raises(CinegraphError, match=r"edges/RATED\.parquet: 1 src values not in nodes/User\.parquet"):
         bulk_load(lambda: open_driver(private_settings(private_home)), snap, private_home,
                   password=PRIVATE_PASSWORD, progress=False)
     assert server.status(private_home).pid == pid

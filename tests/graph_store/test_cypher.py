@@ -214,7 +214,7 @@ def _person_links(tables: dict[str, pa.Table]) -> list[tuple[str, str, int]]:
     return [
         (et.rel, s, d)
         for et in PERSON_EDGES
-        for s, d in zip(tables[et.rel].column("src").to_pylist(), tables[et.rel].column("dst").to_pylist())
+        for s, d in zip(tables[et.rel].column("src").to_pylist(), tables[et.rel].column("dst").to_pylist(), strict=True)
     ]
 
 
@@ -226,7 +226,7 @@ def test_movie_neighbourhood(real_graph: neo4j.Driver, tables) -> None:
     genres = tables["IN_GENRE"]
     expected |= {
         ("Genre", "IN_GENRE", g)
-        for m, g in zip(genres.column("src").to_pylist(), genres.column("dst").to_pylist())
+        for m, g in zip(genres.column("src").to_pylist(), genres.column("dst").to_pylist(), strict=True)
         if m == movie
     }
     rows = _run(real_graph, "movie_neighbourhood", movie_id=movie, limit=1000)

@@ -79,7 +79,8 @@ def _ids(tables: dict[str, pa.Table]) -> dict[str, object]:
         if name in {n.label for n in schema.NODE_TYPES}:
             out[name] = set(table.column(0).to_pylist())
         else:
-            out[name] = sorted(zip(table.column(schema.SRC).to_pylist(), table.column(schema.DST).to_pylist()))
+            src, dst = table.column(schema.SRC).to_pylist(), table.column(schema.DST).to_pylist()
+            out[name] = sorted(zip(src, dst, strict=True))
     return out
 
 
@@ -152,7 +153,8 @@ def test_filter_keeps_properties(tiny_snapshot: Path) -> None:
         ({"node_types": ("User", "Film")}, "node_types.1\n  Input should be 'User', 'Movie', 'Genre' or 'Person'"),
         ({"edge_types": ("RATED", "LIKED")}, "edge_types.1\n  Input should be 'RATED', 'TAGGED'"),
         ({"node_types": ("User", "Movie", "User")}, "node_types repeat a type"),
-        ({"node_types": ("User", "Movie"), "edge_types": ("IN_GENRE",)}, "IN_GENRE needs node type\\(s\\) \\['Genre'\\]"),
+        ({"node_types": ("User", "Movie"), "edge_types": ("IN_GENRE",)},
+         "IN_GENRE needs node type\\(s\\) \\['Genre'\\]"),
         ({"year_min": 2000, "year_max": 1990}, "year_min=2000 > year_max=1990"),
         ({"rating_after": 5, "rating_before": 5}, "rating_after=5 >= rating_before=5"),
         ({"min_user_ratings": -1}, "greater than or equal to 0"),

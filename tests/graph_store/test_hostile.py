@@ -62,7 +62,7 @@ def _hostile_tables() -> dict:
     tags = [{"src": 1, "dst": 1000 + i, "tag": t, "timestamp": i} for i, t in enumerate(HOSTILE)]
     tables["TAGGED"] = edge_table(schema.TAGGED, [*tables["TAGGED"].to_pylist(), *tags])
     acted = [{"src": p["nconst"], "dst": 1000 + i, "characters": [t, t], "ordering": 1} for i, (p, t) in
-             enumerate(zip(people, HOSTILE))]
+             enumerate(zip(people, HOSTILE, strict=True))]
     tables["ACTED_IN"] = edge_table(schema.ACTED_IN, [*tables["ACTED_IN"].to_pylist(), *acted])
     in_genre = [{"src": 1000 + i, "dst": g["name"]} for i, g in enumerate(genres)]
     tables["IN_GENRE"] = edge_table(schema.IN_GENRE, [*tables["IN_GENRE"].to_pylist(), *in_genre])
@@ -108,8 +108,8 @@ def test_load_csv_cannot_read_server_files(graph: Driver, neo4j_settings: Neo4jS
                                            url: str) -> None:  # fmt: skip
     query = tmp_path / "read.cypher"
     query.write_text(f"LOAD CSV FROM '{url}' AS row RETURN row LIMIT 1\n")
-    proc = subprocess.run([sys.executable, "-m", "cinegraph.flows.cli", "cypher", str(query)], env=_cli_env(neo4j_settings),
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "cinegraph.flows.cli", "cypher", str(query)],
+                          env=_cli_env(neo4j_settings), capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 2 and "root:" not in proc.stdout
     assert "allow_csv_import_from_file_urls' is false" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -49,7 +49,8 @@ def test_load_matches_snapshot_exactly(graph: Driver, small_snapshot: Path) -> N
 def test_constraints_and_indexes_exist(graph: Driver, small_snapshot: Path) -> None:
     load_snapshot(graph, small_snapshot, progress=False)
     constraints = {r["name"] for r in graph.execute_query("SHOW CONSTRAINTS YIELD name", database_="neo4j").records}
-    indexes = {r["name"]: r["type"] for r in graph.execute_query("SHOW INDEXES YIELD name, type", database_="neo4j").records}
+    index_records = graph.execute_query("SHOW INDEXES YIELD name, type", database_="neo4j").records
+    indexes = {r["name"]: r["type"] for r in index_records}
     for nt in (*schema.NODE_TYPES, schema.SNAPSHOT):
         assert f"{nt.label.lower()}_{nt.key}" in constraints
     assert indexes["movie_title"] == "TEXT" and indexes["movie_tconst"] == "RANGE"
@@ -57,7 +58,8 @@ def test_constraints_and_indexes_exist(graph: Driver, small_snapshot: Path) -> N
 
 def test_snapshot_node_records_the_manifest(graph: Driver, small_snapshot: Path) -> None:
     report = load_snapshot(graph, small_snapshot, progress=False)
-    records = graph.execute_query(f"MATCH (s:{schema.SNAPSHOT.label}) RETURN properties(s) AS p", database_="neo4j").records
+    query = f"MATCH (s:{schema.SNAPSHOT.label}) RETURN properties(s) AS p"
+    records = graph.execute_query(query, database_="neo4j").records
     assert len(records) == 1
     props = records[0]["p"]
     manifest = json.loads((small_snapshot / schema.MANIFEST_FILE).read_text())

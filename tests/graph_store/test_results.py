@@ -97,7 +97,7 @@ def test_similar_movies_via_vector_index(real_graph: neo4j.Driver, tables) -> No
     assert ids[3] not in [r["movie_id"] for r in rows]
     # the index is approximate (HNSW): check each score against the exact cosine, not the order
     unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    cosine = dict(zip(ids, (unit @ unit[3]).tolist()))
+    cosine = dict(zip(ids, (unit @ unit[3]).tolist(), strict=True))
     assert [r["score"] for r in rows] == pytest.approx([(1 + cosine[r["movie_id"]]) / 2 for r in rows], abs=1e-4)
     assert rows[0]["score"] == pytest.approx((1 + max(c for m, c in cosine.items() if m != ids[3])) / 2, abs=1e-4)
 
@@ -131,9 +131,9 @@ def _explanations(tables, user: int, target: int, min_rating: float) -> set[tupl
     links: dict[int, set[str]] = {}
     for et in schema.EDGE_TYPES:
         if et.src == schema.MOVIE and et.dst == schema.GENRE:
-            pairs = zip(tables[et.rel].column("src").to_pylist(), tables[et.rel].column("dst").to_pylist())
+            pairs = zip(tables[et.rel].column("src").to_pylist(), tables[et.rel].column("dst").to_pylist(), strict=True)
         elif et.src == schema.PERSON and et.dst == schema.MOVIE:
-            pairs = zip(tables[et.rel].column("dst").to_pylist(), tables[et.rel].column("src").to_pylist())
+            pairs = zip(tables[et.rel].column("dst").to_pylist(), tables[et.rel].column("src").to_pylist(), strict=True)
         else:
             continue
         for movie, other in pairs:

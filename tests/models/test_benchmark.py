@@ -9,10 +9,10 @@ import pytest
 from cinegraph.flows.cli import main
 from cinegraph.models.benchmark import MODELS
 
-TINY = dict(
-    hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=4, hgt_epochs=4, fusion_epochs=2,
-    eval_every=2, batch_size=256, gcn_steps=2,
-)
+TINY = {
+    "hidden_dim": 16, "hgt_heads": 2, "fusion_heads": 2, "gcn_epochs": 4, "hgt_epochs": 4, "fusion_epochs": 2,
+    "eval_every": 2, "batch_size": 256, "gcn_steps": 2,
+}
 
 
 def test_benchmark_cli_on_a_tiny_snapshot(tiny_snapshot: Path, tmp_path: Path) -> None:

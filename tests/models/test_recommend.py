@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pyarrow as pa
 import pytest
 import torch
@@ -41,7 +43,7 @@ def test_top_k_is_ranked_unseen_and_keyed_by_ids(trained, tiny_tables, kind: str
         mine = [r for r in rows if r["user_id"] == user]
         unseen = data.num_movies - sum(1 for u, _ in seen if u == user)
         assert [r["rank"] for r in mine] == list(range(1, min(per_user, unseen) + 1))
-        assert all(a["score"] >= b["score"] for a, b in zip(mine, mine[1:]))
+        assert all(a["score"] >= b["score"] for a, b in itertools.pairwise(mine))
     # Agrees with scoring every pair directly.
     z_user, z_movie, _ = outputs(models[kind].eval(), Inputs.of(data, models[kind]))
     best = rows[0]

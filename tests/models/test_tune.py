@@ -46,5 +46,5 @@ def test_errors(tiny_snapshot: Path, tmp_path: Path) -> None:
     with pytest.raises(CinegraphError, match="--trials 0"):
         tune(tiny_snapshot, "fused", tmp_path / "x.json", trials=0)
     bad = TrainConfig(baselines={"lightgcn": {"num_layer": 2}})
-    with pytest.raises(CinegraphError, match="baselines.lightgcn.num_layer"):
+    with pytest.raises(CinegraphError, match=r"baselines\.lightgcn\.num_layer"):
         baseline_config("lightgcn", bad)
