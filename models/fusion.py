@@ -3,11 +3,13 @@ concatenation), then the recommendation and genre heads of the fine-tuned model.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from cinegraph.models.ease import item_item_factors
 from cinegraph.models.gcn_branch import MultiTaskGCN
 from cinegraph.models.hgt_branch import MultiTaskHGT
 
@@ -90,17 +92,25 @@ class CrossAttentionFusion(nn.Module):
 class FusedModel(nn.Module):
     r"""The dual-branch model fine-tuned end to end: a :class:`MultiTaskGCN` and a
     :class:`MultiTaskHGT`, one :class:`CrossAttentionFusion` for users and one for movies, an
-    evidence gate on the movies' interaction half, and two heads on the fused embeddings
-    :math:`\mathbf{f} = [\tilde{\mathbf{a}} \,\|\, \tilde{\mathbf{b}}]`:
+    evidence gate on the movies' interaction half, an item-item residual, and two heads on the
+    fused embeddings :math:`\mathbf{f} = [\tilde{\mathbf{a}} \,\|\, \tilde{\mathbf{b}}]`:
 
     .. math::
         \mathbf{e}_m = 2\sigma(\mathbf{w}\log(1 + n_m) + \mathbf{c}), \qquad
         \hat{y}_{um} = (\mathbf{P}_u \mathbf{f}_u)^\top
         (\mathbf{P}_m [\mathbf{e}_m \odot \tilde{\mathbf{a}}_m \,\|\,
-        \tilde{\mathbf{b}}_m]), \qquad
+        \tilde{\mathbf{b}}_m]) + e^{\alpha}\,\mathbf{p}_u^\top \mathbf{q}_m, \qquad
         \hat{\mathbf{y}}_m = \mathbf{W}_c \mathbf{f}_m + \mathbf{b}_c,
 
-    where :math:`n_m` is the movie's number of interactions in the GCN's graph. A movie without
+    where :math:`n_m` is the movie's number of interactions in the GCN's graph and
+    :math:`\mathbf{p}_u^\top \mathbf{q}_m` a fixed rank-:math:`r` factorisation of the
+    closed-form EASE scores of the training positives (`"Embarrassingly Shallow Autoencoders for
+    Sparse Data" <https://arxiv.org/abs/1905.03375>`_; :meth:`fit_item_item`) with a learnt
+    log-scale :math:`\alpha`: the item-item signal that graph propagation of low-rank embeddings
+    misses, so fine-tuning learns the rest. It rides along as :math:`r` extra coordinates of the
+    ranking embeddings (:math:`[\,\cdot \,\|\, e^{\alpha}\mathbf{p}_u]`,
+    :math:`[\,\cdot \,\|\, \mathbf{q}_m]`), so every dot-product consumer scores with it; a
+    movie without interactions has :math:`\mathbf{q}_m = \mathbf{0}`. A movie without
     any (a new release) gets no learned embedding and no propagated view in either branch: its
     ranking comes from content (features, people, genres). Training treats a random share of movies the same way
     (``drop``; the caller also removes their user edges from the HGT input), as DropoutNet does (`"DropoutNet: Addressing Cold Start in Recommender Systems"
@@ -116,11 +126,15 @@ class FusedModel(nn.Module):
         dropout (float, optional): Fusion and genre-head dropout. (default: :obj:`0.1`)
         mode (str, optional): ``"cross_attention"`` or ``"concat"``.
             (default: ``"cross_attention"``)
+        item_item_rank (int, optional): Rank :math:`r` of the item-item residual, 0 for none;
+            coordinates beyond the EASE scores' rank stay zero. (default: :obj:`0`)
+        item_item_scale (float, optional): Initial scale :math:`e^{\alpha}`. (default: :obj:`20.0`)
 
     Shapes:
         - **input:** as both branches, plus interactions per movie :math:`(M)` and optionally a
           boolean drop mask :math:`(M)`
-        - **output:** users :math:`(U, D)`, movies :math:`(M, D)`, fused movies :math:`(M, 2D)`
+        - **output:** users :math:`(U, D + r)`, movies :math:`(M, D + r)`, fused movies
+          :math:`(M, 2D)`
     """
 
     def __init__(
@@ -130,12 +144,18 @@ class FusedModel(nn.Module):
         heads: int = 4,
         dropout: float = 0.1,
         mode: FusionMode = "cross_attention",
+        item_item_rank: int = 0,
+        item_item_scale: float = 20.0,
     ) -> None:
         super().__init__()
         if gcn.hidden_dim != hgt.hidden_dim:
             raise ValueError(
                 f"gcn hidden_dim={gcn.hidden_dim} differs from hgt hidden_dim={hgt.hidden_dim}"
             )
+        if item_item_rank < 0:
+            raise ValueError(f"item_item_rank={item_item_rank} must be >= 0")
+        if item_item_scale <= 0:
+            raise ValueError(f"item_item_scale={item_item_scale} must be positive")
         d = gcn.hidden_dim
         self.gcn, self.hgt, self.mode = gcn, hgt, mode
         self.user_fusion = CrossAttentionFusion(d, heads, dropout, mode)
@@ -145,6 +165,10 @@ class FusedModel(nn.Module):
         self.movie_proj = nn.Linear(2 * d, d, bias=False)
         self.dropout = nn.Dropout(dropout)
         self.genre_head = nn.Linear(2 * d, gcn.num_genres)
+        self.item_item_rank, self.item_item_scale = item_item_rank, item_item_scale
+        self.register_buffer("item_item_user", torch.zeros(gcn.num_users, item_item_rank))  # [U, r]
+        self.register_buffer("item_item_movie", torch.zeros(gcn.num_movies, item_item_rank))  # [M, r]
+        self.item_item_log_scale = nn.Parameter(torch.tensor(math.log(item_item_scale)))
         self.warm_start()
 
     @torch.no_grad()
@@ -159,6 +183,18 @@ class FusedModel(nn.Module):
         self.genre_head.weight.zero_()
         self.genre_head.weight[:, d:] = self.hgt.genre_head.weight
         self.genre_head.bias.copy_(self.hgt.genre_head.bias)
+        self.item_item_log_scale.fill_(math.log(self.item_item_scale))
+
+    @torch.no_grad()
+    def fit_item_item(self, edges: Tensor, lambda_: float) -> None:
+        """Set the item-item residual from training positives ``edges`` ``[2, E]`` (EASE with L2
+        strength ``lambda_``); a no-op at rank 0."""
+        if self.item_item_rank:
+            p, q = item_item_factors(
+                edges, self.gcn.num_users, self.gcn.num_movies, lambda_, self.item_item_rank
+            )  # [U, r'], [M, r'], r' <= r
+            self.item_item_user.zero_()[:, : p.size(1)] = p
+            self.item_item_movie.zero_()[:, : q.size(1)] = q
 
     def forward(
         self,
@@ -180,7 +216,12 @@ class FusedModel(nn.Module):
         n = evidence.float().masked_fill(cold, 0.0).log1p()[:, None]  # [M, 1]
         gate = 2.0 * torch.sigmoid(self.evidence_gate(n))  # [M, D]
         ranked = torch.cat([gate * f_movie[:, :d], f_movie[:, d:]], dim=-1)  # [M, 2D]
-        return self.user_proj(f_user), self.movie_proj(ranked), f_movie
+        z_user, z_movie = self.user_proj(f_user), self.movie_proj(ranked)  # [U, D], [M, D]
+        if self.item_item_rank:
+            p = self.item_item_log_scale.exp() * self.item_item_user  # [U, r]
+            q = self.item_item_movie.masked_fill(cold[:, None], 0.0)  # [M, r]
+            z_user, z_movie = torch.cat([z_user, p], -1), torch.cat([z_movie, q], -1)
+        return z_user, z_movie, f_movie  # [U, D + r], [M, D + r], [M, 2D]
 
     def genre_logits(self, f_movie: Tensor) -> Tensor:
         return self.genre_head(self.dropout(f_movie))  # [M, G]
@@ -198,5 +239,5 @@ class FusedModel(nn.Module):
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}(gcn={self.gcn!r}, hgt={self.hgt!r}, "
-            f"fusion={self.user_fusion!r})"
+            f"fusion={self.user_fusion!r}, item_item_rank={self.item_item_rank})"
         )
