@@ -52,7 +52,7 @@ class TrainConfig(BaseModel):
     item_item_lambda: float = Field(
         200.0, gt=0, title="Item-item residual L2", description="EASE L2 strength of the item-item residual")
     item_item_scale: float = Field(
-        20.0, gt=0, title="Item-item residual scale", description="initial weight of the residual (learnt)")
+        20.0, gt=0, title="Item-item residual scale", description="weight of the residual in the ranking")
     # --- optimisation -----------------------------------------------------------------------
     gcn_lr: float = Field(2e-2, gt=0, title="GCN learning rate", description="GCN branch pretraining")
     hgt_lr: float = Field(1e-2, gt=0, title="HGT learning rate", description="HGT branch pretraining")

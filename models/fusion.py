@@ -3,7 +3,6 @@ concatenation), then the recommendation and genre heads of the fine-tuned model.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -99,21 +98,25 @@ class FusedModel(nn.Module):
         \mathbf{e}_m = 2\sigma(\mathbf{w}\log(1 + n_m) + \mathbf{c}), \qquad
         \hat{y}_{um} = (\mathbf{P}_u \mathbf{f}_u)^\top
         (\mathbf{P}_m [\mathbf{e}_m \odot \tilde{\mathbf{a}}_m \,\|\,
-        \tilde{\mathbf{b}}_m]) + e^{\alpha}\,\mathbf{p}_u^\top \mathbf{q}_m, \qquad
+        \tilde{\mathbf{b}}_m]) + s\,\mathbf{p}_u^\top \mathbf{q}_m, \qquad
         \hat{\mathbf{y}}_m = \mathbf{W}_c \mathbf{f}_m + \mathbf{b}_c,
 
     where :math:`n_m` is the movie's number of interactions in the GCN's graph and
     :math:`\mathbf{p}_u^\top \mathbf{q}_m` a fixed rank-:math:`r` factorisation of the
     closed-form EASE scores of the training positives (`"Embarrassingly Shallow Autoencoders for
-    Sparse Data" <https://arxiv.org/abs/1905.03375>`_; :meth:`fit_item_item`) with a learnt
-    log-scale :math:`\alpha`: the item-item signal that graph propagation of low-rank embeddings
-    misses, so fine-tuning learns the rest. It rides along as :math:`r` extra coordinates of the
-    ranking embeddings (:math:`[\,\cdot \,\|\, e^{\alpha}\mathbf{p}_u]`,
+    Sparse Data" <https://arxiv.org/abs/1905.03375>`_; :meth:`fit_item_item`) with a fixed
+    scale :math:`s`: the item-item signal that graph propagation of low-rank embeddings misses.
+    It is a prior added to the ranking in eval mode only: in training the softmax over all movies
+    would score it on the user's other training positives, which it ranks high by construction,
+    and fine-tuning then unlearns the fused part (rank loss above uniform, every fine-tuned epoch
+    ranking worse). It rides along as :math:`r` extra coordinates of the
+    ranking embeddings (:math:`[\,\cdot \,\|\, s\mathbf{p}_u]`,
     :math:`[\,\cdot \,\|\, \mathbf{q}_m]`), so every dot-product consumer scores with it; a
-    movie without interactions has :math:`\mathbf{q}_m = \mathbf{0}`. A movie without
-    any (a new release) gets no learned embedding and no propagated view in either branch: its
-    ranking comes from content (features, people, genres). Training treats a random share of movies the same way
-    (``drop``; the caller also removes their user edges from the HGT input), as DropoutNet does (`"DropoutNet: Addressing Cold Start in Recommender Systems"
+    movie without interactions has :math:`\mathbf{q}_m = \mathbf{0}`. Such a movie (a new
+    release) gets no learned embedding and no propagated view in either branch: its ranking comes
+    from content (features, people, genres). Training treats a random share of movies the same
+    way (``drop``; the caller also removes their user edges from the HGT input), as DropoutNet
+    does (`"DropoutNet: Addressing Cold Start in Recommender Systems"
     <https://papers.nips.cc/paper/7081-dropoutnet>`_), so that side learns to rank on its own.
     :meth:`warm_start` sets :math:`\mathbf{P} = [\mathbf{I} \,\|\, \mathbf{0}]`,
     :math:`\mathbf{e} = 1` and :math:`\mathbf{W}_c` to the HGT genre head, so the fused model
@@ -128,14 +131,17 @@ class FusedModel(nn.Module):
             (default: ``"cross_attention"``)
         item_item_rank (int, optional): Rank :math:`r` of the item-item residual, 0 for none;
             coordinates beyond the EASE scores' rank stay zero. (default: :obj:`0`)
-        item_item_scale (float, optional): Initial scale :math:`e^{\alpha}`. (default: :obj:`20.0`)
+        item_item_scale (float, optional): Scale :math:`s`. (default: :obj:`20.0`)
 
     Shapes:
         - **input:** as both branches, plus interactions per movie :math:`(M)` and optionally a
           boolean drop mask :math:`(M)`
-        - **output:** users :math:`(U, D + r)`, movies :math:`(M, D + r)`, fused movies
-          :math:`(M, 2D)`
+        - **output:** users :math:`(U, D + r)`, movies :math:`(M, D + r)` (:math:`D` in
+          training mode), fused movies :math:`(M, 2D)`
     """
+
+    item_item_user: Tensor  # [U, r] buffer
+    item_item_movie: Tensor  # [M, r] buffer
 
     def __init__(
         self,
@@ -168,7 +174,6 @@ class FusedModel(nn.Module):
         self.item_item_rank, self.item_item_scale = item_item_rank, item_item_scale
         self.register_buffer("item_item_user", torch.zeros(gcn.num_users, item_item_rank))  # [U, r]
         self.register_buffer("item_item_movie", torch.zeros(gcn.num_movies, item_item_rank))  # [M, r]
-        self.item_item_log_scale = nn.Parameter(torch.tensor(math.log(item_item_scale)))
         self.warm_start()
 
     @torch.no_grad()
@@ -183,7 +188,6 @@ class FusedModel(nn.Module):
         self.genre_head.weight.zero_()
         self.genre_head.weight[:, d:] = self.hgt.genre_head.weight
         self.genre_head.bias.copy_(self.hgt.genre_head.bias)
-        self.item_item_log_scale.fill_(math.log(self.item_item_scale))
 
     @torch.no_grad()
     def fit_item_item(self, edges: Tensor, lambda_: float) -> None:
@@ -217,8 +221,8 @@ class FusedModel(nn.Module):
         gate = 2.0 * torch.sigmoid(self.evidence_gate(n))  # [M, D]
         ranked = torch.cat([gate * f_movie[:, :d], f_movie[:, d:]], dim=-1)  # [M, 2D]
         z_user, z_movie = self.user_proj(f_user), self.movie_proj(ranked)  # [U, D], [M, D]
-        if self.item_item_rank:
-            p = self.item_item_log_scale.exp() * self.item_item_user  # [U, r]
+        if self.item_item_rank and not self.training:
+            p = self.item_item_scale * self.item_item_user  # [U, r]
             q = self.item_item_movie.masked_fill(cold[:, None], 0.0)  # [M, r]
             z_user, z_movie = torch.cat([z_user, p], -1), torch.cat([z_movie, q], -1)
         return z_user, z_movie, f_movie  # [U, D + r], [M, D + r], [M, 2D]

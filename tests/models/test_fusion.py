@@ -138,3 +138,5 @@ def test_item_item_residual_adds_scaled_ease_scores(rank: int) -> None:
     drop = torch.zeros(M, dtype=torch.bool)
     drop[1] = True
     assert torch.all(model(adj, {}, EDGES, EVIDENCE, drop)[1][1, D:] == 0)  # dropped: none either
+    model.train()  # fine-tuning learns the fused part alone
+    assert model(adj, {}, EDGES, EVIDENCE)[0].shape == (U, D)
