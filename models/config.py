@@ -20,6 +20,7 @@ ARCHITECTURE_FIELDS = (
     "fusion",
     "dropout",
     "gcn_graph",
+    "item_item_rank",
 )
 Task = Literal["rec", "genre", "rating"]  # recommendation (BPR), multi-label genres, rating regression
 TaskWeights = dict[Task, Annotated[float, Field(ge=0)]]
@@ -74,6 +75,13 @@ class TrainConfig(BaseModel):
     gcn_graph: Literal["positives", "ratings"] = Field(
         "ratings", title="GCN graph",
         description="GCN adjacency: every input rating weighted by strength, or training positives only")
+    item_item_rank: int = Field(
+        128, ge=0, title="Item-item residual rank",
+        description="rank of the EASE item-item residual of the fused model's scores (0: none)")
+    item_item_lambda: float = Field(
+        200.0, gt=0, title="Item-item residual L2", description="EASE L2 strength of the item-item residual")
+    item_item_scale: float = Field(
+        20.0, gt=0, title="Item-item residual scale", description="weight of the residual in the ranking")
     # --- optimisation -----------------------------------------------------------------------
     gcn_lr: float = Field(2e-2, gt=0, title="GCN learning rate", description="GCN branch pretraining")
     hgt_lr: float = Field(1e-2, gt=0, title="HGT learning rate", description="HGT branch pretraining")
@@ -118,7 +126,7 @@ class TrainConfig(BaseModel):
         30, ge=0, title="HGT epochs",
         description="max HGT pretraining epochs (0: the initial weights)")
     fusion_epochs: int = Field(
-        10, ge=0, title="Fine-tuning epochs",
+        4, ge=0, title="Fine-tuning epochs",
         description="max fine-tuning epochs (0: fuse without fine-tuning)")
     eval_every: int = Field(2, ge=1, title="Validate every N epochs", description="validate every N epochs")
     patience: int = Field(4, ge=1, title="Patience", description="validations without improvement before stopping")

@@ -106,6 +106,21 @@ class EASE(nn.Module):
         )
 
 
+@torch.no_grad()
+def item_item_factors(
+    edges: Tensor, num_users: int, num_movies: int, lambda_: float, rank: int
+) -> tuple[Tensor, Tensor]:
+    r"""EASE's score matrix :math:`X\hat{B}` ``[U, M]`` of training positives ``edges`` as rank-``rank``
+    user ``[U, r]`` and movie ``[M, r]`` factors (truncated SVD, user side scaled by the singular
+    values): the item-item residual of :class:`FusedModel`. On ml-latest-small rank 128 keeps
+    EASE's validation ndcg@20 (0.2307 vs 0.2313 at full rank)."""
+    ease = EASE(num_users, num_movies, lambda_).to(edges.device).fit(edges)
+    scores = ease.scores(torch.arange(num_users, device=edges.device)).double()  # [U, M]
+    u, sv, vh = torch.linalg.svd(scores, full_matrices=False)  # [U, K], [K], [K, M]
+    r = min(rank, sv.numel())
+    return (u[:, :r] * sv[:r]).float(), vh[:r].t().float()
+
+
 def train_ease(
     data: PreparedData,
     config: EASEConfig | None = None,

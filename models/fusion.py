@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from cinegraph.models.ease import item_item_factors
 from cinegraph.models.gcn_branch import MultiTaskGCN
 from cinegraph.models.hgt_branch import MultiTaskHGT
 
@@ -90,21 +91,32 @@ class CrossAttentionFusion(nn.Module):
 class FusedModel(nn.Module):
     r"""The dual-branch model fine-tuned end to end: a :class:`MultiTaskGCN` and a
     :class:`MultiTaskHGT`, one :class:`CrossAttentionFusion` for users and one for movies, an
-    evidence gate on the movies' interaction half, and two heads on the fused embeddings
-    :math:`\mathbf{f} = [\tilde{\mathbf{a}} \,\|\, \tilde{\mathbf{b}}]`:
+    evidence gate on the movies' interaction half, an item-item residual, and two heads on the
+    fused embeddings :math:`\mathbf{f} = [\tilde{\mathbf{a}} \,\|\, \tilde{\mathbf{b}}]`:
 
     .. math::
         \mathbf{e}_m = 2\sigma(\mathbf{w}\log(1 + n_m) + \mathbf{c}), \qquad
         \hat{y}_{um} = (\mathbf{P}_u \mathbf{f}_u)^\top
         (\mathbf{P}_m [\mathbf{e}_m \odot \tilde{\mathbf{a}}_m \,\|\,
-        \tilde{\mathbf{b}}_m]), \qquad
+        \tilde{\mathbf{b}}_m]) + s\,\mathbf{p}_u^\top \mathbf{q}_m, \qquad
         \hat{\mathbf{y}}_m = \mathbf{W}_c \mathbf{f}_m + \mathbf{b}_c,
 
-    where :math:`n_m` is the movie's number of interactions in the GCN's graph. A movie without
-    any (a new release) gets no learned embedding and no propagated view in either branch: its
-    ranking comes from content (features, people, genres). Training treats a random share of movies
-    the same way (``drop``; the caller also removes their user edges from the HGT input), as
-    DropoutNet does (`"DropoutNet: Addressing Cold Start in Recommender Systems"
+    where :math:`n_m` is the movie's number of interactions in the GCN's graph and
+    :math:`\mathbf{p}_u^\top \mathbf{q}_m` a fixed rank-:math:`r` factorisation of the
+    closed-form EASE scores of the training positives (`"Embarrassingly Shallow Autoencoders for
+    Sparse Data" <https://arxiv.org/abs/1905.03375>`_; :meth:`fit_item_item`) with a fixed
+    scale :math:`s`: the item-item signal that graph propagation of low-rank embeddings misses.
+    It is a prior added to the ranking in eval mode only: in training the softmax over all movies
+    would score it on the user's other training positives, which it ranks high by construction,
+    and fine-tuning then unlearns the fused part (rank loss above uniform, every fine-tuned epoch
+    ranking worse). It rides along as :math:`r` extra coordinates of the
+    ranking embeddings (:math:`[\,\cdot \,\|\, s\mathbf{p}_u]`,
+    :math:`[\,\cdot \,\|\, \mathbf{q}_m]`), so every dot-product consumer scores with it; a
+    movie without interactions has :math:`\mathbf{q}_m = \mathbf{0}`. Such a movie (a new
+    release) gets no learned embedding and no propagated view in either branch: its ranking comes
+    from content (features, people, genres). Training treats a random share of movies the same
+    way (``drop``; the caller also removes their user edges from the HGT input), as DropoutNet
+    does (`"DropoutNet: Addressing Cold Start in Recommender Systems"
     <https://papers.nips.cc/paper/7081-dropoutnet>`_), so that side learns to rank on its own.
     :meth:`warm_start` sets :math:`\mathbf{P} = [\mathbf{I} \,\|\, \mathbf{0}]`,
     :math:`\mathbf{e} = 1` and :math:`\mathbf{W}_c` to the HGT genre head, so the fused model
@@ -117,12 +129,19 @@ class FusedModel(nn.Module):
         dropout (float, optional): Fusion and genre-head dropout. (default: :obj:`0.1`)
         mode (str, optional): ``"cross_attention"`` or ``"concat"``.
             (default: ``"cross_attention"``)
+        item_item_rank (int, optional): Rank :math:`r` of the item-item residual, 0 for none;
+            coordinates beyond the EASE scores' rank stay zero. (default: :obj:`0`)
+        item_item_scale (float, optional): Scale :math:`s`. (default: :obj:`20.0`)
 
     Shapes:
         - **input:** as both branches, plus interactions per movie :math:`(M)` and optionally a
           boolean drop mask :math:`(M)`
-        - **output:** users :math:`(U, D)`, movies :math:`(M, D)`, fused movies :math:`(M, 2D)`
+        - **output:** users :math:`(U, D + r)`, movies :math:`(M, D + r)` (:math:`D` in
+          training mode), fused movies :math:`(M, 2D)`
     """
+
+    item_item_user: Tensor  # [U, r] buffer
+    item_item_movie: Tensor  # [M, r] buffer
 
     def __init__(
         self,
@@ -131,12 +150,18 @@ class FusedModel(nn.Module):
         heads: int = 4,
         dropout: float = 0.1,
         mode: FusionMode = "cross_attention",
+        item_item_rank: int = 0,
+        item_item_scale: float = 20.0,
     ) -> None:
         super().__init__()
         if gcn.hidden_dim != hgt.hidden_dim:
             raise ValueError(
                 f"gcn hidden_dim={gcn.hidden_dim} differs from hgt hidden_dim={hgt.hidden_dim}"
             )
+        if item_item_rank < 0:
+            raise ValueError(f"item_item_rank={item_item_rank} must be >= 0")
+        if item_item_scale <= 0:
+            raise ValueError(f"item_item_scale={item_item_scale} must be positive")
         d = gcn.hidden_dim
         self.gcn, self.hgt, self.mode = gcn, hgt, mode
         self.user_fusion = CrossAttentionFusion(d, heads, dropout, mode)
@@ -146,6 +171,9 @@ class FusedModel(nn.Module):
         self.movie_proj = nn.Linear(2 * d, d, bias=False)
         self.dropout = nn.Dropout(dropout)
         self.genre_head = nn.Linear(2 * d, gcn.num_genres)
+        self.item_item_rank, self.item_item_scale = item_item_rank, item_item_scale
+        self.register_buffer("item_item_user", torch.zeros(gcn.num_users, item_item_rank))  # [U, r]
+        self.register_buffer("item_item_movie", torch.zeros(gcn.num_movies, item_item_rank))  # [M, r]
         self.warm_start()
 
     @torch.no_grad()
@@ -160,6 +188,17 @@ class FusedModel(nn.Module):
         self.genre_head.weight.zero_()
         self.genre_head.weight[:, d:] = self.hgt.genre_head.weight
         self.genre_head.bias.copy_(self.hgt.genre_head.bias)
+
+    @torch.no_grad()
+    def fit_item_item(self, edges: Tensor, lambda_: float) -> None:
+        """Set the item-item residual from training positives ``edges`` ``[2, E]`` (EASE with L2
+        strength ``lambda_``); a no-op at rank 0."""
+        if self.item_item_rank:
+            p, q = item_item_factors(
+                edges, self.gcn.num_users, self.gcn.num_movies, lambda_, self.item_item_rank
+            )  # [U, r'], [M, r'], r' <= r
+            self.item_item_user.zero_()[:, : p.size(1)] = p
+            self.item_item_movie.zero_()[:, : q.size(1)] = q
 
     def forward(
         self,
@@ -181,7 +220,12 @@ class FusedModel(nn.Module):
         n = evidence.float().masked_fill(cold, 0.0).log1p()[:, None]  # [M, 1]
         gate = 2.0 * torch.sigmoid(self.evidence_gate(n))  # [M, D]
         ranked = torch.cat([gate * f_movie[:, :d], f_movie[:, d:]], dim=-1)  # [M, 2D]
-        return self.user_proj(f_user), self.movie_proj(ranked), f_movie
+        z_user, z_movie = self.user_proj(f_user), self.movie_proj(ranked)  # [U, D], [M, D]
+        if self.item_item_rank and not self.training:
+            p = self.item_item_scale * self.item_item_user  # [U, r]
+            q = self.item_item_movie.masked_fill(cold[:, None], 0.0)  # [M, r]
+            z_user, z_movie = torch.cat([z_user, p], -1), torch.cat([z_movie, q], -1)
+        return z_user, z_movie, f_movie  # [U, D + r], [M, D + r], [M, 2D]
 
     def genre_logits(self, f_movie: Tensor) -> Tensor:
         return self.genre_head(self.dropout(f_movie))  # [M, G]
@@ -199,5 +243,5 @@ class FusedModel(nn.Module):
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}(gcn={self.gcn!r}, hgt={self.hgt!r}, "
-            f"fusion={self.user_fusion!r})"
+            f"fusion={self.user_fusion!r}, item_item_rank={self.item_item_rank})"
         )

@@ -49,6 +49,7 @@ def model_args(kind: str, data: PreparedData, config: TrainConfig) -> dict[str, 
         return {
             "kind": "fused", "gcn": model_args("gcn", data, config), "hgt": model_args("hgt", data, config),
             "heads": config.fusion_heads, "dropout": config.dropout, "mode": config.fusion,
+            "item_item_rank": config.item_item_rank, "item_item_scale": config.item_item_scale,
         }  # fmt: skip
     raise ValueError(f"kind={kind!r} is not 'gcn', 'hgt' or 'fused'")
 

@@ -101,8 +101,9 @@ def finetune(
     (``"sum"``) both relative to their values right after fusing, among the epochs whose
     ranking is no worse than right after fusing (else the fused start is kept)."""
     set_seed(config.seed)
-    model = FusedModel(gcn, hgt, config.fusion_heads, config.dropout, config.fusion)
-    model = model.to(config.device)
+    model = FusedModel(gcn, hgt, config.fusion_heads, config.dropout, config.fusion,
+                       config.item_item_rank, config.item_item_scale).to(config.device)
+    model.fit_item_item(data.train_edges, config.item_item_lambda)
     inp = Inputs.of(data, model)
     weighting = TaskWeighting(config.fusion_weights, config.weighting).to(config.device)
     start = distributed.on_main(lambda: evaluate(model, data, inp, "valid", config.ks))

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cinegraph.models.ease import EASE
 from cinegraph.models.fusion import CrossAttentionFusion, FusedModel
 from cinegraph.models.gcn_branch import MultiTaskGCN, normalized_adjacency
 from cinegraph.models.hgt_branch import MultiTaskHGT
@@ -33,11 +34,13 @@ def test_fusion_starts_as_concat_of_means_then_attends() -> None:
     assert torch.allclose(fused[:, D:], b.mean(1))  # HGT half untouched: b_to_a still zero
 
 
-def _fused(mode: str = "cross_attention") -> tuple[FusedModel, MultiTaskGCN, MultiTaskHGT]:
+def _fused(mode: str = "cross_attention", rank: int = 0) -> tuple[FusedModel, MultiTaskGCN, MultiTaskHGT]:
     torch.manual_seed(0)
     gcn = MultiTaskGCN(U, M, G, hidden_dim=D, num_layers=2)
     hgt = MultiTaskHGT(META, {"User": U, "Movie": M}, {}, G, hidden_dim=D, heads=2)
-    return FusedModel(gcn, hgt, heads=2, mode=mode), gcn, hgt
+    model = FusedModel(gcn, hgt, heads=2, mode=mode, item_item_rank=rank, item_item_scale=3.0)
+    model.fit_item_item(RATED, lambda_=1.0)
+    return model, gcn, hgt
 
 
 EVIDENCE = torch.bincount(RATED[1], minlength=M)  # movie 4 has no interaction
@@ -99,6 +102,11 @@ def test_errors_and_repr() -> None:
     hgt = MultiTaskHGT(META, {"User": U, "Movie": M}, {}, G, hidden_dim=D, heads=2)
     with pytest.raises(ValueError, match="gcn hidden_dim=16 differs from hgt hidden_dim=8"):
         FusedModel(gcn, hgt)
+    gcn = MultiTaskGCN(U, M, G, hidden_dim=D)
+    with pytest.raises(ValueError, match="item_item_rank=-1"):
+        FusedModel(gcn, hgt, item_item_rank=-1)
+    with pytest.raises(ValueError, match="item_item_scale=0"):
+        FusedModel(gcn, hgt, item_item_scale=0)
     assert repr(CrossAttentionFusion(D, heads=2)) == (
         "CrossAttentionFusion(dim=8, heads=2, mode=cross_attention)"
     )
@@ -106,5 +114,29 @@ def test_errors_and_repr() -> None:
         "FusedModel(gcn=MultiTaskGCN(users=4, movies=6, genres=3, dim=8, layers=2, "
         "graph=positives), "
         "hgt=MultiTaskHGT(node_types=2, relations=2, genres=3, dim=8, layers=2, heads=2), "
-        "fusion=CrossAttentionFusion(dim=8, heads=2, mode=concat))"
+        "fusion=CrossAttentionFusion(dim=8, heads=2, mode=concat), item_item_rank=0)"
     )
+
+
+@pytest.mark.parametrize("rank", [1, 9])
+def test_item_item_residual_adds_scaled_ease_scores(rank: int) -> None:
+    """The fused scores are the fused dot product plus the scaled best rank-r approximation of
+    the EASE scores (9 > U pads with zeros); a movie without interactions gets none."""
+    model = _fused("concat", rank)[0].eval()
+    plain = _fused("concat")[0].eval()
+    adj = normalized_adjacency(RATED, torch.ones(5), U, M)
+    z_user, z_movie, _ = model(adj, {}, EDGES, EVIDENCE)
+    assert z_user.shape == (U, D + rank) and z_movie.shape == (M, D + rank)
+    p_user, p_movie, _ = plain(adj, {}, EDGES, EVIDENCE)
+    residual = z_user @ z_movie.t() - p_user @ p_movie.t()  # [U, M]
+    ease = EASE(U, M, 1.0).fit(RATED).scores(torch.arange(U))  # [U, M]
+    u, sv, vh = torch.linalg.svd(ease, full_matrices=False)
+    best = (u[:, :rank] * sv[:rank]) @ vh[:rank]  # the best rank-r approximation (Eckart-Young)
+    assert torch.allclose(residual, 3.0 * best, atol=1e-5)
+    assert residual.abs().sum() > 0
+    assert torch.all(z_movie[4, D:] == 0)  # movie 4 has no interaction
+    drop = torch.zeros(M, dtype=torch.bool)
+    drop[1] = True
+    assert torch.all(model(adj, {}, EDGES, EVIDENCE, drop)[1][1, D:] == 0)  # dropped: none either
+    model.train()  # fine-tuning learns the fused part alone
+    assert model(adj, {}, EDGES, EVIDENCE)[0].shape == (U, D)
