@@ -52,6 +52,8 @@ def _child(model: str, snapshot: Path, epochs: int, device: str, fanout: int) ->
     from cinegraph.models.config import TrainConfig
     from cinegraph.models.data import prepare_data
     from cinegraph.models.evaluate import peak_memory_mb
+    from cinegraph.models.gcn_branch import MultiTaskGCN
+    from cinegraph.models.hgt_branch import MultiTaskHGT
     from cinegraph.models.train import finetune, pretrain
 
     torch.set_num_threads(int(os.environ.get("TRAIN_SCALE_THREADS", "0")) or torch.get_num_threads())
@@ -71,6 +73,7 @@ def _child(model: str, snapshot: Path, epochs: int, device: str, fanout: int) ->
     elif model == "fused":
         one = config.model_copy(update={"gcn_epochs": 1, "hgt_epochs": 1, "eval_every": 1})
         gcn, hgt = pretrain("gcn", data, one)[0], pretrain("hgt", data, one)[0]
+        assert isinstance(gcn, MultiTaskGCN) and isinstance(hgt, MultiTaskHGT)
         t1 = time.perf_counter()
         result = finetune(gcn, hgt, data, config)[1]
     else:

@@ -88,7 +88,7 @@ def by_destination(
         cum = torch.as_tensor(deg).cumsum(0)  # [N_t]
         ends = torch.searchsorted(cum, torch.arange(max_edges, int(cum[-1]), max_edges), right=True)
         bounds = [0, *sorted({int(b) + 1 for b in ends if 0 <= int(b) < n - 1}), n]
-        parts = []
+        parts: list[Tensor] = []
         for lo, hi in itertools.pairwise(bounds):
             sub = {rel: e[:, (e[1] >= lo) & (e[1] < hi)] for rel, e in rels.items()}
             res = layer(x_dict, sub)
@@ -96,7 +96,9 @@ def by_destination(
                 if other not in dst_types and other not in out:
                     out[other] = value
             part = res.get(t)
-            parts.append(part[lo:hi] if part is not None else None)
-        out[t] = torch.cat(parts) if all(p is not None for p in parts) else None  # type: ignore[misc]
+            if part is None:  # the layer gives this type no output: neither does the whole pass
+                break
+            parts.append(part[lo:hi])
+        out[t] = torch.cat(parts) if len(parts) == len(bounds) - 1 else None
     return out
 
