@@ -93,6 +93,68 @@ def _child(model: str, snapshot: Path, epochs: int, device: str, fanout: int) ->
             "valid_ndcg20": result.valid_metrics.get("ndcg@20")}  # fmt: skip
 
 
+def _probe(kind: str, epochs: int, device: str) -> dict[str, Any]:
+    """Full-size pieces on a random graph with ml-25m's counts (162,541 users, 62,423 movies,
+    25M ratings, half of them positives): ``ranking`` is one full-ranking evaluation of 64-dim
+    embeddings over every user; ``gcn`` is ``epochs`` GCN-branch epochs (propagation over every
+    rating, sampled softmax) with the data built from tensors instead of a snapshot."""
+    import dataclasses
+
+    import torch
+    from torch_geometric.data import HeteroData
+
+    from cinegraph.models.config import TrainConfig
+    from cinegraph.models.data import SPLITS, DataConfig, PreparedData
+    from cinegraph.models.evaluate import evaluate_ranking, peak_memory_mb
+    from cinegraph.models.train import pretrain
+    from cinegraph.schema import MOVIE, RATED, USER
+
+    torch.set_num_threads(int(os.environ.get("TRAIN_SCALE_THREADS", "0")) or torch.get_num_threads())
+    gen = torch.Generator().manual_seed(0)
+    u, m, r = 162_541, 62_423, 25_000_095
+    t0 = time.perf_counter()
+    pop = torch.distributions.Pareto(1.0, 1.2).sample((m,)).clamp(max=1e4)  # heavy-tailed movie popularity
+    pairs = torch.stack([torch.randint(u, (r,), generator=gen), torch.multinomial(pop, r, True, generator=gen)])
+    keys = torch.unique(pairs[0] * m + pairs[1])  # distinct pairs
+    pairs = torch.stack([keys // m, keys % m])
+    split = torch.rand(pairs.size(1), generator=gen)
+    pos, rating = split < 0.5, torch.where(split < 0.5, 4.5, 2.5)
+    graph = HeteroData()
+    graph[USER.label].num_nodes, graph[MOVIE.label].num_nodes = u, m
+    graph[USER.label].x, graph[MOVIE.label].x = torch.zeros(u, 0), torch.zeros(m, 0)
+    valid, test = pos & (split < 0.05), pos & (split >= 0.05) & (split < 0.1)
+    seen = ~(valid | test)
+    graph[RATED.triplet].edge_index = pairs[:, seen]
+    graph[RATED.reverse_triplet].edge_index = pairs[:, seen].flip(0)
+    weight = rating[seen] / 5.0
+    data = PreparedData(
+        graph=graph, num_users=u, num_movies=m, genre_names=["g"], train_edges=pairs[:, pos & seen],
+        valid_edges=pairs[:, valid], test_edges=pairs[:, test], train_weight=weight, seen_edges=pairs[:, seen],
+        cold_items=torch.zeros(m, dtype=torch.bool), movie_tags=torch.zeros(2, 0, dtype=torch.long), tag_names=[],
+        genre_labels=torch.zeros(m, 1), genre_masks={k: torch.zeros(m, dtype=torch.bool) for k in SPLITS},
+        user_ids=list(range(u)), movie_ids=list(range(m)), config=DataConfig(), seed=0,
+    ).to(device)  # fmt: skip
+    data.graph[RATED.triplet].edge_weight = data.train_weight
+    prep = {"prepare_s": time.perf_counter() - t0, "prepare_rss_mb": peak_memory_mb("cpu"), "users": u,
+            "movies": m, "positives": int(data.train_edges.size(1)), "edges": {"ratings": int(seen.sum()) * 2}}
+    t1 = time.perf_counter()
+    if kind == "ranking":
+        z_user, z_movie = torch.randn(u, 64, device=device), torch.randn(m, 64, device=device)
+        metrics = evaluate_ranking(lambda b: z_user[b] @ z_movie.t(), data, "valid")
+        train_s, n, score = 0.0, 0, metrics["ndcg@20"]
+    else:
+        config = TrainConfig(device=device, rec_loss="sampled_softmax", gcn_epochs=epochs, eval_every=epochs,
+                             warmup_epochs=0, gcn_weights={"rec": 1.0, "rating": 0.1})  # fmt: skip
+        result = pretrain("gcn", dataclasses.replace(data), config)[1]
+        train_s, n = sum(h["seconds"] for h in result.history), len(result.history)
+        score = result.valid_metrics["ndcg@20"]
+    total = time.perf_counter() - t1
+    return {**prep, "epochs": n, "epoch_s": train_s / n if n else None, "train_s": train_s,
+            "eval_s": total - train_s, "total_s": total, "peak_rss_mb": peak_memory_mb("cpu"),
+            "cuda_peak_mb": peak_memory_mb(device) if device.startswith("cuda") else None,
+            "valid_ndcg20": score}  # fmt: skip
+
+
 def run_model(model: str, snapshot: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One model in a child process, its RSS sampled and held under ``--budget-gb``."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", model, "--snapshot", str(snapshot),
@@ -101,7 +163,7 @@ def run_model(model: str, snapshot: Path, args: argparse.Namespace) -> dict[str,
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     load = os.getloadavg()[0]
     start, peak, killed = time.perf_counter(), [0], [False]
-    log_path = log_dir / f"{snapshot.parent.name}-{model}.log"
+    log_path = log_dir / f"{snapshot.parent.name}-{model.replace(':', '-')}.log"
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log_file, text=True)
         stop = threading.Event()
@@ -175,7 +237,8 @@ def report(results: dict[str, dict[str, Any]], machine: str) -> str:
                 lines.append(f"| {name} | – | – | – | {_s(r['wall_s'])} | {_mb(r['sampled_peak_mb'])} | – | "
                              f"{r['load_start']:.1f} | {r['error']} |")  # fmt: skip
                 continue
-            lines.append(f"| {name} | {_s(r['epoch_s'])} | {r['epochs']} | {_s(r['eval_s'])} | {_s(r['total_s'])} | "
+            lines.append(f"| {name} | {_s(r['epoch_s'])} | {r['epochs'] or '–'} | {_s(r['eval_s'])} | "
+                         f"{_s(r['total_s'])} | "
                          f"{_mb(r['peak_rss_mb'])} | {_mb(r['cuda_peak_mb'])} | {r['load_start']:.1f}–"
                          f"{r['load_end']:.1f} | {r['valid_ndcg20']:.4f} |")  # fmt: skip
         lines.append("")
@@ -193,12 +256,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-gb", type=float, default=16.0, help="kill a model whose RSS passes this")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train_scale.md")
+    parser.add_argument("--probes", default="", help="full-size probes on a random ml-25m-sized graph: ranking,gcn")
     parser.add_argument("--merge", action="store_true", help="keep rows already measured in the .json")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--snapshot", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        print(json.dumps(_child(args.child, args.snapshot, args.epochs, args.device, args.hgt_fanout)), flush=True)
+        if args.child.startswith("probe:"):
+            print(json.dumps(_probe(args.child.removeprefix("probe:"), args.epochs, args.device)), flush=True)
+        else:
+            print(json.dumps(_child(args.child, args.snapshot, args.epochs, args.device, args.hgt_fanout)), flush=True)
         return 0
     models = [m for m in args.models.split(",") if m]
     if unknown := sorted(set(models) - set(MODELS)):
@@ -208,7 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     cores, mem = os.cpu_count(), os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     machine = f"Machine: {cores} cores, {mem / GB:.0f} GB RAM, shared with other jobs (see the load averages)."
     args.work.mkdir(parents=True, exist_ok=True)
-    for scale in (float(s) for s in args.scales.split(",")):
+    for probe in (p for p in args.probes.split(",") if p):
+        entry = results.setdefault(f"1.0 random graph ({args.device}, {args.epochs} epochs)", {"rows": {}})
+        row = run_model(f"probe:{probe}", Path("1.0/none"), args)
+        entry["rows"][probe] = row
+        print(f"probe {probe}: {row.get('error') or row['total_s']}", flush=True)
+        args.out.write_text(report(results, machine))
+        store.write_text(json.dumps(results, indent=1) + "\n")
+    for scale in (float(s) for s in args.scales.split(",") if s):
         snapshot = _snapshot(args.work, scale, args.seed)
         label = f"{scale:g} ({args.device}, {args.epochs} epochs, hgt_fanout {args.hgt_fanout})"
         entry = results.setdefault(label, {"rows": {}})
@@ -216,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             row = run_model(model, snapshot, args)
             entry["rows"][model] = row
             print(f"scale {scale:g} {model}: " + (row.get("error") or
-                  f"{row['epoch_s']:.2f} s/epoch, peak {row['peak_rss_mb']:.0f} MB"), flush=True)  # fmt: skip
+                  f"{row['total_s']:.2f} s, peak {row['peak_rss_mb']:.0f} MB"), flush=True)  # fmt: skip
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(report(results, machine))
             store.write_text(json.dumps(results, indent=1) + "\n")
