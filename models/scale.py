@@ -86,7 +86,8 @@ def by_destination(
         n = x_dict[t].size(0)
         deg = sum(torch.bincount(e[1].cpu(), minlength=n) for e in rels.values())  # [N_t]
         cum = torch.as_tensor(deg).cumsum(0)  # [N_t]
-        ends = torch.searchsorted(cum, torch.arange(max_edges, int(cum[-1]), max_edges), right=True)
+        total = int(cum[-1]) if n else 0
+        ends = torch.searchsorted(cum, torch.arange(max_edges, max(total, max_edges), max_edges), right=True)
         bounds = [0, *sorted({int(b) + 1 for b in ends if 0 <= int(b) < n - 1}), n]
         parts: list[Tensor] = []
         for lo, hi in itertools.pairwise(bounds):
