@@ -117,6 +117,9 @@ class TrainConfig(BaseModel):
     fusion_steps: int = Field(
         4, ge=1, title="Fusion steps per epoch",
         description="steps per fine-tuning epoch (1 left the heads untrained)")
+    hgt_fanout: int = Field(
+        0, ge=0, title="HGT fanout",
+        description="in-edges sampled per node and relation each HGT/fused step (0: all; ~10 above millions of edges)")
     warmup_epochs: int = Field(2, ge=0, title="Warm-up epochs", description="linear LR warm-up, then cosine decay")
     # --- schedule and early stopping --------------------------------------------------------
     gcn_epochs: int = Field(

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from cinegraph.models.data import PreparedData
 from cinegraph.models.ease import interaction_matrix
 from cinegraph.models.evaluate import RunResult, select_on_validation
+from cinegraph.models.scale import require_memory
 from cinegraph.schema import GENRE, IN_GENRE, MOVIE, PERSON
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,9 @@ def train_content_knn(
     """ContentKNN over the model input's content, weighting and k chosen on validation ndcg@20;
     deterministic (``seed`` only labels the run)."""
     config = config or ContentKNNConfig()
+    u, m, a = data.num_users, data.num_movies, int(data.train_edges[1].unique().numel())
+    need = 4 * (u * m + u * a + (len(BLOCKS) + 3) * m * a)  # dense X, one [M, A] per block, sum, top-k
+    require_memory(f"content_knn on {m:,} movies x {a:,} rated movies (dense similarities)", need, device)
     data = data.to(device)
     sims = block_similarities(content_blocks(data), data.train_edges[1].unique())
 

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from cinegraph.models.data import PreparedData
 from cinegraph.models.evaluate import RunResult, select_on_validation
+from cinegraph.models.scale import require_memory
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,9 @@ def train_ease(
     """EASE on the training positives, lambda chosen on validation ndcg@20; deterministic
     (``seed`` only labels the run)."""
     config = config or EASEConfig()
+    u, m = data.num_users, data.num_movies
+    need = 8 * (2 * u * u + 3 * u * m) if u < m else 12 * u * m + 24 * m * m  # dense X, Gram, inverse
+    require_memory(f"ease on {u:,} users x {m:,} movies (dense item-item inverse)", need, device)
     data = data.to(device)
 
     def fit(params: dict) -> Callable[[Tensor], Tensor]:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import HGTConv
 
+from cinegraph.models.scale import by_destination
 from cinegraph.schema import MOVIE, USER, Metadata
 
 
@@ -16,7 +17,16 @@ class _HGTConv(HGTConv):
     """:class:`HGTConv` with its relation-specific key/value transforms done as one ``einsum`` per
     relation. Without pyg-lib, ``HeteroLinear`` loops over ``heads x relations`` slices of one
     output tensor, and autograd then clones the whole gradient once per slice: on ml-latest-small
-    that made a CPU step ~10x slower. Same parameters, same results (see the test)."""
+    that made a CPU step ~10x slower. Same parameters, same results (see the test). Without
+    autograd, a graph above ``max_edges_per_pass`` edges runs in destination chunks (exact)."""
+
+    max_edges_per_pass = 1_000_000  # no-grad inference: edges whose tensors are held at once
+
+    def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict) -> dict[str, Tensor | None]:
+        edges = sum(e.size(1) for e in edge_index_dict.values())
+        if torch.is_grad_enabled() or edges <= self.max_edges_per_pass:
+            return super().forward(x_dict, edge_index_dict)
+        return by_destination(super().forward, x_dict, edge_index_dict, self.max_edges_per_pass)
 
     def _construct_src_node_feat(
         self, k_dict: dict[str, Tensor], v_dict: dict[str, Tensor], edge_index_dict: dict

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from cinegraph.models.data import PreparedData
 from cinegraph.models.ease import interaction_matrix
 from cinegraph.models.evaluate import RunResult, select_on_validation
+from cinegraph.models.scale import require_memory
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,9 @@ def train_itemknn(
     config = config or ItemKNNConfig()
     data = data.to(device)
     active = data.train_edges[1].unique()
+    u, m, a = data.num_users, data.num_movies, active.numel()
+    need = 4 * (u * m + u * a + 3 * a * a)  # dense X and its active columns, Gram, cosine, top-k
+    require_memory(f"itemknn on {u:,} users x {a:,} rated movies (dense item-item similarity)", need, device)
     x = interaction_matrix(data.train_edges, data.num_users, data.num_movies)[:, active]
     gram = x.t() @ x  # [A, A], shared by the whole grid
 

@@ -5,6 +5,7 @@ Under ``torchrun`` each process takes its shard of every batch (:mod:`models.dis
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from cinegraph.models.evaluate import evaluate_classification, evaluate_ranking
 from cinegraph.models.fusion import FusedModel
 from cinegraph.models.gcn_branch import MultiTaskGCN, ranking_loss
 from cinegraph.models.registry import Inputs, Model, checkpoint, outputs
+from cinegraph.models.scale import hgt_step_bytes, require_memory, sample_in_edges
 from cinegraph.models.task_weighting import TaskWeighting
 from cinegraph.schema import IN_GENRE, RATED
 
@@ -87,6 +89,8 @@ def task_losses(
     if isinstance(stage.model, FusedModel) and config.cold_dropout > 0:
         drop = torch.rand(data.num_movies, generator=gen) < config.cold_dropout  # [M]
         inp = inp.dropping(drop.to(inp.evidence.device))
+    if config.hgt_fanout and not isinstance(stage.model, MultiTaskGCN):
+        inp = dataclasses.replace(inp, edge_index=sample_in_edges(inp.edge_index, config.hgt_fanout, gen))
     z_user, z_movie, logits = outputs(stage.model, inp)
     if "rec" in active:
         users, pos, neg = batch  # [B] each
@@ -160,6 +164,9 @@ def fit(
     checkpoint (also written to ``out_dir/<name>.pt``). ``on_epoch(stage name, history row)``
     is called after every epoch (progress reporting). Without a validation split (a refit on
     every rating) it trains exactly ``stage.epochs`` epochs and keeps the last."""
+    if not config.hgt_fanout and not isinstance(stage.model, MultiTaskGCN):
+        need = hgt_step_bytes(inp.edge_index, config.hgt_layers, config.hidden_dim)
+        require_memory(f"{stage.name}: a full-graph HGT step", need, config.device, "set hgt_fanout (e.g. 10)")
     gen = torch.Generator().manual_seed(config.seed)
     base_lrs = [g["lr"] for g in stage.optimizer.param_groups]
     states: dict[str, nn.Module | torch.optim.Optimizer] = {
