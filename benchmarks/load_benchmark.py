@@ -81,7 +81,7 @@ def transactional(settings: Neo4jSettings, snapshot: Path) -> tuple[LoadReport, 
 
 def bulk(home: Path, settings: Neo4jSettings, snapshot: Path) -> tuple[BulkReport, float]:
     """The bulk import, and the importer's own time from its log."""
-    report = bulk_load(lambda: open_driver(settings), snapshot, home, password=settings.password, progress=False)
+    report = bulk_load(lambda: open_driver(settings), snapshot, home, progress=False)
     done = re.findall(r"IMPORT DONE in (?:(\d+)m )?(?:(\d+)s )?(\d+)ms", (home / server.IMPORT_LOG).read_text())
     minutes, seconds, millis = (int(x or 0) for x in done[-1])
     log.info("bulk: %.1fs", report.load.seconds)

@@ -281,7 +281,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size or DEFAULT_BATCH_SIZE, progress=not args.no_progress,
             )
     if bulk:
-        print(bulk_load(lambda: open_driver(settings), args.snapshot, args.home, password=settings.password,
+        print(bulk_load(lambda: open_driver(settings), args.snapshot, args.home,
                         database=args.database, progress=not args.no_progress).summary())
     else:
         print(report.summary())
