@@ -240,7 +240,8 @@ def render(snapshot: Path, machine: list[str], first: LoadReport, again: LoadRep
         f"({rated.total / rated.seconds:,.0f} rels/s).",
         "",
         "Bulk phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in fast.phases.items())
-        + " (the rest is stopping the server). Rows whose lists CSV cannot carry, written through Bolt: "
+        + " (the rest: closing the databases for the import, drivers, counts). Rows whose lists CSV cannot "
+        + "carry, written through Bolt: "
         + f"{sum(fast.patched.values()):,}.",
         "",
         "## Second load of the same snapshot",
