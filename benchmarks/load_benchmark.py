@@ -92,7 +92,7 @@ def transactional(settings: Neo4jSettings, snapshot: Path) -> tuple[LoadReport, 
 
 def bulk(home: Path, settings: Neo4jSettings, snapshot: Path) -> tuple[BulkReport, float]:
     """The bulk import, and the importer's own time from its log."""
-    report = bulk_load(lambda: open_driver(settings), snapshot, home, password=settings.password, progress=False)
+    report = bulk_load(lambda: open_driver(settings), snapshot, home, progress=False)
     done = re.findall(r"IMPORT DONE in (?:(\d+)m )?(?:(\d+)s )?(\d+)ms", (home / server.IMPORT_LOG).read_text())
     minutes, seconds, millis = (int(x or 0) for x in done[-1])
     log.info("bulk: %.1fs", report.load.seconds)
@@ -253,7 +253,8 @@ def render(snapshot: Path, machine: list[str], first: LoadReport, again: LoadRep
         f"({rated.total / rated.seconds:,.0f} rels/s).",
         "",
         "Bulk phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in fast.phases.items())
-        + " (the rest is stopping the server). Rows whose lists CSV cannot carry, written through Bolt: "
+        + " (the rest: closing the databases for the import, drivers, counts). Rows whose lists CSV cannot "
+        + "carry, written through Bolt: "
         + f"{sum(fast.patched.values()):,}.",
         "",
         "## Second load of the same snapshot",

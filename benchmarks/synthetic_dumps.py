@@ -180,13 +180,16 @@ def build_tables(con: duckdb.DuckDBPyConnection, sizes: Sizes) -> None:
     con.execute(f"""
         CREATE TABLE ml AS
         WITH scored AS (
-            SELECT i, year, votes, ln(votes) + {_by_type(ML_TYPE_BONUS, -99)} + 2 * (rnd(i, 30) - 0.5) AS s
+            SELECT i, title_type, year, votes, ln(votes) + {_by_type(ML_TYPE_BONUS, -99)} + 2 * (rnd(i, 30) - 0.5) AS s
             FROM base WHERE votes > 0 AND year IS NOT NULL)
-        SELECT row_number() OVER (ORDER BY i) AS ml_rank, i, year, votes,
+        SELECT row_number() OVER (ORDER BY i) AS ml_rank, i, title_type, year, votes,
                row_number() OVER (ORDER BY votes DESC, i) AS pop_rank
         FROM (SELECT * FROM scored ORDER BY s DESC, i LIMIT getvariable('n_movies'))""")  # fmt: skip
-    # Same-title rivals: about 1 in 8 MovieLens movies lends its title to 1-3 other film-like
+    # Same-title rivals: about 1 in 8 MovieLens films lends its title to 1-3 other film-like
     # titles, mostly of the same year; 3 % take the title of another MovieLens movie (remakes).
+    # A MovieLens TV series neither lends nor takes a title: the ETL stages film types only, so
+    # its true title is never a candidate and a film rival of its title and year would be a wrong
+    # match no matcher could avoid (same-title films of a series' year are rare in the real dumps).
     film = "('movie', 'tvMovie', 'video', 'short', 'tvSpecial', 'tvMiniSeries')"
     con.execute(f"""
         CREATE TABLE renamed AS
@@ -195,11 +198,11 @@ def build_tables(con: duckdb.DuckDBPyConnection, sizes: Sizes) -> None:
             SELECT p.i, m.i AS target, m.year AS target_year FROM pool p
             JOIN ml m ON m.ml_rank = 1 + (h(p.i, 40) % getvariable('n_movies'))::BIGINT
             WHERE rnd(p.i, 41) < 1.8 * getvariable('n_movies') / (SELECT count(*) FROM pool)
-              AND rnd(m.i, 42) < 0.12),
+              AND rnd(m.i, 42) < 0.12 AND m.title_type IN {film}),
         remakes AS (
             SELECT a.i, b.i AS target FROM ml a JOIN ml b
               ON b.ml_rank = 1 + (h(a.i, 43) % getvariable('n_movies'))::BIGINT
-            WHERE rnd(a.i, 44) < 0.03 AND a.i <> b.i)
+            WHERE rnd(a.i, 44) < 0.03 AND a.i <> b.i AND a.title_type IN {film} AND b.title_type IN {film})
         SELECT i, target AS name_key,
                target_year + CASE WHEN rnd(i, 45) < 0.55 THEN 0 WHEN rnd(i, 45) < 0.8
                                   THEN CASE WHEN rnd(i, 46) < 0.5 THEN -1 ELSE 1 END

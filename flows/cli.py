@@ -56,8 +56,9 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--database", default="neo4j")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--initial", action="store_true",
-                   help="first load with Neo4j's offline importer (restarts the local server; the database "
-                        "must be empty); taken by default when the local server's database is empty")
+                   help="first load with Neo4j's offline importer (the local server closes and reopens its "
+                        "databases; the database must be empty); taken by default when the local server's "
+                        "database is empty")
     p.add_argument("--transactional", action="store_true", help="never use the offline importer")
     p.add_argument("--home", type=Path, default=Path(".neo4j/default"),
                    help="home of the local server (as given to `cinegraph neo4j start`)")
@@ -301,7 +302,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size or DEFAULT_BATCH_SIZE, progress=not args.no_progress,
             )
     if bulk:
-        print(bulk_load(lambda: open_driver(settings), args.snapshot, args.home, password=settings.password,
+        print(bulk_load(lambda: open_driver(settings), args.snapshot, args.home,
                         database=args.database, progress=not args.no_progress).summary())
     else:
         print(report.summary())

@@ -9,8 +9,8 @@ Home layout: ``HOME/neo4j.pid`` (pid, port, browser port and memory settings of 
 ``HOME/db/`` (Neo4j's own data and logs, kept across restarts; a database's store is
 ``db/data/databases/<name>`` and its transaction logs ``db/data/transactions/<name>``). The offline
 importer (:func:`run_import`) builds a database in a staging home inside ``HOME`` while the server
-is stopped (:func:`stopped`), and
-:func:`install_database` swaps it in.
+keeps its databases shut (:func:`offline`: the JVM stays up, so reopening them is not a cold
+start), and :func:`install_database` swaps it in.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ PID_FILE, LOG_FILE, DB_DIR = "neo4j.pid", "neo4j.log", "db"
 IMPORT_LOG = "import.log"  # output of the last offline import
 HOST = "127.0.0.1"
 READY_MARKER = b"READY bolt://"  # printed by EmbeddedNeo4j.java when it accepts clients
+OFFLINE_MARKER = b"OFFLINE"  # printed once its databases are shut down for an offline request
+OFFLINE_REQUEST = "offline.request"  # in HOME/db: while it exists the server keeps its databases shut
 DEFAULT_PORT = 7687
 DEFAULT_BROWSER_PORT = 7474  # Neo4j's own HTTP port; 0 serves no Browser
 DEFAULT_HEAP_MB = 1024
@@ -196,7 +198,7 @@ def start(
                 f"Neo4j exited with status {proc.returncode} during start; see {log_path} "
                 f"and {home / DB_DIR / 'logs' / 'debug.log'}"
             )
-        if _ready_logged(log_path, log_offset) and _bolt_answers(port):
+        if _line_logged(log_path, log_offset) and _bolt_answers(port):
             result = ServerStatus(home, True, proc.pid, port, heap_mb, pagecache_mb, browser_port or None)
             log.info("Neo4j ready at %s", result.uri)
             return result
@@ -231,18 +233,40 @@ def database_dirs(home: Path, database: str) -> tuple[Path, Path]:
 
 
 @contextmanager
-def stopped(home: Path, *, password: str, timeout: float = 180.0) -> Iterator[ServerStatus]:
-    """Stop the running server of ``home`` for offline work on its files, then start it again on the
-    same port with the same memory settings, also when the work fails."""
+def offline(home: Path, *, timeout: float = 180.0) -> Iterator[ServerStatus]:
+    """Shut the databases of the running server of ``home`` down for offline work on their files,
+    then open them again, also when the work fails. The JVM keeps running (same pid, port and
+    Browser), so reopening costs a database start, not a cold JVM start."""
     before = status(home)
     if not before.running or before.port is None:
         raise CinegraphError(f"--home {before.home}: no server runs there")
-    stop(home)
+    request = before.home / DB_DIR / OFFLINE_REQUEST
+    log_path = before.home / LOG_FILE
+    offset = log_path.stat().st_size
+    request.touch()
     try:
+        _await_line(before, OFFLINE_MARKER, offset, timeout, "shut its databases down")
         yield before
     finally:
-        start(home, before.port, password=password, heap_mb=before.heap_mb,
-              pagecache_mb=before.pagecache_mb, browser_port=before.browser_port or 0, timeout=timeout)
+        offset = log_path.stat().st_size
+        request.unlink(missing_ok=True)
+        _await_line(before, READY_MARKER, offset, timeout, "reopen its databases")
+        if not _bolt_answers(before.port):
+            raise CinegraphError(f"Neo4j reopened its databases but {HOST}:{before.port} does not answer; "
+                                 f"see {log_path}")
+        log.info("Neo4j (pid %d) back online at %s", before.pid, before.uri)
+
+
+def _await_line(state: ServerStatus, marker: bytes, offset: int, timeout: float, what: str) -> None:
+    """Wait until the server's log gets a line starting with ``marker`` after ``offset``."""
+    log_path = state.home / LOG_FILE
+    deadline = time.monotonic() + timeout
+    while not _line_logged(log_path, offset, marker):
+        if state.pid is None or not _alive(state.pid):
+            raise CinegraphError(f"Neo4j (pid {state.pid}) exited instead of going to {what}; see {log_path}")
+        if time.monotonic() > deadline:
+            raise CinegraphError(f"Neo4j did not {what} within {timeout:.0f}s; see {log_path}")
+        time.sleep(0.1)
 
 
 def staging_home(home: Path) -> tempfile.TemporaryDirectory[str]:
@@ -288,8 +312,8 @@ def run_import(
 def install_database(home: Path, staging: Path, database: str) -> None:
     """Replace the stopped server's ``database`` (store and transaction logs) with the one built in
     ``staging``; the old files are moved aside first and restored if a rename fails."""
-    if status(home).running:
-        raise CinegraphError(f"--home {home}: the server must be stopped to replace database {database!r}")
+    if status(home).running and not (Path(home).resolve() / DB_DIR / OFFLINE_REQUEST).exists():
+        raise CinegraphError(f"--home {home}: the server must be stopped or offline to replace database {database!r}")
     pairs = list(zip(database_dirs(staging, database), database_dirs(home, database), strict=True))
     aside = Path(staging).resolve() / "replaced"
     moved: list[tuple[Path, Path]] = []
@@ -365,11 +389,12 @@ def _check_port_free(port: int, option: str = "--port") -> None:
             raise CinegraphError(f"{option} {port}: cannot bind {HOST}:{port}: {exc.strerror}") from exc
 
 
-def _ready_logged(log_path: Path, offset: int) -> bool:
-    """The JVM prints READY once the initial password is set; Bolt alone answers a moment earlier."""
+def _line_logged(log_path: Path, offset: int, marker: bytes = READY_MARKER) -> bool:
+    """Whether a line after ``offset`` starts with ``marker``. The JVM prints READY once the initial
+    password is set (Bolt alone answers a moment earlier) and OFFLINE once its databases are shut."""
     with open(log_path, "rb") as f:
         f.seek(offset)
-        return any(line.startswith(READY_MARKER) for line in f)
+        return any(line.startswith(marker) for line in f)
 
 
 def _bolt_answers(port: int) -> bool:

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from cinegraph.errors import CinegraphError
-from cinegraph.etl import match, warehouse
+from cinegraph.etl import match, match_scoring, match_sql, warehouse
 from cinegraph.etl.match import MatchConfig, evaluation_from_counts, match_titles
 
 Movie = tuple[int, str]  # movie_id, raw ML title
@@ -247,21 +247,21 @@ def test_candidate_and_block_steps(con: duckdb.DuckDBPyConnection, tmp_path: Pat
                                       ("tt02", "movie", "Heat", "Heat", 1996, 1),
                                       ("tt03", "movie", "Heat", "Heat", 1999, 1)], akas=[("tt01", "Hitze")])
     match._stage_movies(con)
-    warehouse.run_steps(con, [match.candidate_titles_sql(True), match.candidate_info_sql(),
-                              match.needed_titles_sql(1, all_titles=False)])
+    warehouse.run_steps(con, [match_sql.candidate_titles_sql(True), match_sql.candidate_info_sql(),
+                              match_sql.needed_titles_sql(1, all_titles=False)])
     assert sorted(con.execute("SELECT * FROM match_candidate_titles").fetchall()) == [
         ("tt01", "HEAT", False), ("tt01", "Heat", False), ("tt01", "Hitze", True), ("tt02", "Heat", False),
         ("tt03", "Heat", False)]
     assert sorted(con.execute("SELECT title FROM match_needed_titles").fetchall()) == [("HEAT",), ("Heat",), ("Hitze",)]
-    match._stage_title_norms(con, batch_rows=2)  # two hash slices: the batches add up to every title
-    warehouse.run_steps(con, [match.spelled_sql()])
+    match_scoring.stage_title_norms(con, batch_rows=2)  # two hash slices: the batches add up to every title
+    warehouse.run_steps(con, [match_sql.spelled_sql()])
     assert con.execute("SELECT year, norm, key, derived, tconst FROM match_spelled ORDER BY ALL").fetchall() == [
         (1995, "heat", "heat", False, "tt01"), (1995, "hitze", "hitze", False, "tt01"),
         (1996, "heat", "heat", False, "tt02"), (1999, "heat", "heat", False, "tt03")]
-    choices = con.execute(match.BLOCK_CHOICES_SQL, {"low": 1994, "high": 1996}).fetchall()
+    choices = con.execute(match_sql.BLOCK_CHOICES_SQL, {"low": 1994, "high": 1996}).fetchall()
     assert choices == [(4, "heat", False), (5, "hitze", False)]
-    assert match.length_window(10, 86) == (8, 13)  # 200*8/18 = 88.9 >= 86 > 200*7/17 = 82.4
-    assert match.length_window(10, 0) == (0, 1 << 30)
+    assert match_scoring.length_window(10, 86) == (8, 13)  # 200*8/18 = 88.9 >= 86 > 200*7/17 = 82.4
+    assert match_scoring.length_window(10, 0) == (0, 1 << 30)
 
 
 def test_rerun_is_identical(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
@@ -311,7 +311,7 @@ def test_length_window_never_drops_a_reachable_pair(cutoff: float) -> None:
     words = ["heat", "the", "night", "of", "colour", "color", "a", "la", "strada", "2"]
     titles = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 5))) for _ in range(300)]
     for a in titles[:60]:
-        low, high = match.length_window(len(a), cutoff)
+        low, high = match_scoring.length_window(len(a), cutoff)
         for b in titles:
             if fuzz.ratio(a, b) >= cutoff:
                 assert low <= len(b) <= high

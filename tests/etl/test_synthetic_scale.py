@@ -11,9 +11,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from benchmarks.synthetic_dumps import IMDB_HEADERS, generate
+from benchmarks.synthetic_dumps import IMDB_HEADERS, Sizes, _macros, build_tables, generate
 from cinegraph.etl.config import EtlConfig
 from cinegraph.etl.match import MatchConfig
 from cinegraph.etl.pipeline import RUN_LOG_FILE, run_etl
@@ -67,6 +68,20 @@ def test_same_seed_same_bytes(synthetic: Path, tmp_path: Path) -> None:
     assert _digests(tmp_path / "again") == _digests(synthetic)
     generate(tmp_path / "other", SCALE, "ml-25m", seed=4)
     assert _digests(tmp_path / "other")["imdb/title.basics.tsv.gz"] != _digests(synthetic)["imdb/title.basics.tsv.gz"]
+
+
+def test_rivals_only_for_films() -> None:
+    """About one MovieLens film in eight has same-title rivals; a MovieLens TV series has none (its
+    true title is never staged, so a film of its title would be a wrong match nobody could avoid)."""
+    con = duckdb.connect()
+    _macros(con, 0)
+    build_tables(con, Sizes.at(0.01, "ml-25m"))
+    counts = dict(con.execute("""
+        SELECT ml.title_type = 'tvSeries' AS series, avg(CAST(EXISTS (
+                   SELECT 1 FROM titles t WHERE t.name_key = ml.i AND t.i <> ml.i) AS INTEGER)) AS lent
+        FROM ml GROUP BY ALL""").fetchall())
+    assert counts[True] == 0.0  # series are picked (links.csv points at them) but lend no title
+    assert 0.08 < counts[False] < 0.2
 
 
 def test_etl_reads_it(synthetic: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""graph_store/bulk_import.py on a private server (it stops and restarts it): the offline import
+"""graph_store/bulk_import.py on a private server (it takes its databases offline and back): the offline import
 makes the same graph as the transactional loader, hostile strings included, and a later sync of
 the same snapshot writes nothing."""
 
@@ -21,7 +21,6 @@ from cinegraph.graph_store.connection import Neo4jSettings, open_driver
 from cinegraph.graph_store.load import load_snapshot
 from cinegraph.graph_store.snapshot_io import read_snapshot
 from tests.graph_store.neo4j_testing import (
-    PRIVATE_PASSWORD,
     edge_table,
     expected_rows,
     graph_rows,
@@ -94,8 +93,9 @@ def test_bulk_load_equals_the_transactional_load(private_home: Path, tmp_path: P
     pid = server.status(private_home).pid
 
     report = bulk_load(lambda: open_driver(private_settings(private_home)), snap, private_home,
-                       password=PRIVATE_PASSWORD, progress=False)
-    assert server.status(private_home).running and server.status(private_home).pid != pid
+                       progress=False)
+    assert server.status(private_home).running and server.status(private_home).pid == pid  # same JVM
+    assert report.phases.keys() == {"validate", "csv", "import", "reopen", "schema", "patch"}
     assert report.relationships == sum(tables[et.rel].num_rows for et in schema.EDGE_TYPES if et.rel in tables)
     # [], [""] and lists holding U+001F have no CSV form: Movie 30, 108, 200, 202, 203; three ACTED_IN
     assert report.patched == {"Movie": 5, "ACTED_IN": 3}
@@ -121,7 +121,7 @@ def test_bulk_load_equals_the_transactional_load(private_home: Path, tmp_path: P
         assert not database_is_empty(driver)
     with pytest.raises(CinegraphError, match="not empty"):
         bulk_load(lambda: open_driver(private_settings(private_home)), snap, private_home,
-                  password=PRIVATE_PASSWORD, progress=False)
+                  progress=False)
     assert server.status(private_home).running
 
 
@@ -130,11 +130,12 @@ def test_bulk_load_refuses_an_invalid_snapshot_before_stopping_anything(private_
     tables = small_tables()
     tables["RATED"] = edge_table(schema.RATED, [{"src": 99, "dst": 10, "rating": 1.0, "timestamp": 1}])
     snap = write_test_snapshot(tmp_path / "bad", tables)
-    pid = server.status(private_home).pid
+    pid, log_size = server.status(private_home).pid, (private_home / server.LOG_FILE).stat().st_size
     with pytest.raises(CinegraphError, match=r"edges/RATED\.parquet: 1 src values not in nodes/User\.parquet"):
         bulk_load(lambda: open_driver(private_settings(private_home)), snap, private_home,
-                  password=PRIVATE_PASSWORD, progress=False)
+                  progress=False)
     assert server.status(private_home).pid == pid
+    assert b"OFFLINE" not in (private_home / server.LOG_FILE).read_bytes()[log_size:]  # never went offline
 
 
 @pytest.mark.slow
@@ -144,7 +145,7 @@ def test_real_snapshot_bulk_load_then_sync_is_a_no_op(private_home: Path, real_s
     with open_driver(private_settings(private_home)) as driver:
         wipe(driver)
     bulk = bulk_load(lambda: open_driver(private_settings(private_home)), real_snapshot, private_home,
-                     password=PRIVATE_PASSWORD, progress=False)
+                     progress=False)
     assert bulk.relationships == sum(tables[et.rel].num_rows for et in schema.EDGE_TYPES)
     with open_driver(private_settings(private_home)) as driver:
         assert graph_rows(driver) == expected_rows(tables)

@@ -65,6 +65,32 @@ def test_stop_then_start_keeps_the_data(private_home: Path) -> None:
         driver.execute_query("MATCH (p:Probe) DELETE p", database_="neo4j")
 
 
+def test_offline_closes_and_reopens_the_databases_in_the_same_jvm(private_home: Path) -> None:
+    with open_driver(private_settings(private_home)) as driver:
+        driver.execute_query("MERGE (:Probe {text: $t})", {"t": "kept while offline"}, database_="neo4j")
+    before = server.status(private_home)
+    assert before.port is not None
+    with pytest.raises(CinegraphError, match="stopped or offline"):  # its files are in use
+        server.install_database(private_home, private_home / "staging", "neo4j")
+    with pytest.raises(RuntimeError, match="work failed"), server.offline(private_home) as state:
+        assert state.pid == before.pid
+        assert (private_home / server.DB_DIR / server.OFFLINE_REQUEST).exists()
+        assert not server._bolt_answers(before.port)  # the databases and their Bolt connector are shut
+        raise RuntimeError("work failed")  # the databases reopen all the same
+    after = server.status(private_home)
+    assert after.running and after.pid == before.pid and after.port == before.port
+    assert not (private_home / server.DB_DIR / server.OFFLINE_REQUEST).exists()
+    with open_driver(private_settings(private_home)) as driver:
+        records = driver.execute_query("MATCH (p:Probe) RETURN p.text AS t", database_="neo4j").records
+        assert [r["t"] for r in records] == ["kept while offline"]
+        driver.execute_query("MATCH (p:Probe) DELETE p", database_="neo4j")
+    assert server.stop(private_home) is True  # a server that went offline once still stops cleanly
+    assert (private_home / server.LOG_FILE).read_text().rstrip().endswith("STOPPED")
+    (private_home / server.DB_DIR / server.OFFLINE_REQUEST).touch()  # left by a client that died offline
+    start_private(private_home)  # the server ignores the stale request and opens its databases
+    assert not (private_home / server.DB_DIR / server.OFFLINE_REQUEST).exists()
+
+
 def test_port_in_use_is_one_line(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind((server.HOST, 0))

@@ -6,6 +6,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 
 import org.neo4j.configuration.GraphDatabaseSettings;
 import org.neo4j.configuration.connectors.BoltConnector;
@@ -29,8 +31,17 @@ import org.neo4j.kernel.internal.Version;
  * database cleanly. One line {@code READY bolt://...} on stdout marks the server as started.
  * {@code LOAD CSV} may not read local files: file URLs are refused and the import folder is an
  * empty {@code HOME/import}, so a query cannot read the server's files.
+ *
+ * <p>Offline work on the store files without a new JVM: while a file {@code HOME/offline.request}
+ * exists the databases are shut down (one line {@code OFFLINE} says so) and the process waits; once
+ * the file is removed they are opened again from disk and {@code READY ...} is printed again. The
+ * JVM, its loaded classes and the Browser stay up, which spares a cold start after a bulk import.
  */
 public final class EmbeddedNeo4j {
+    /** While this file exists in HOME the databases stay shut down (see the class comment). */
+    static final String OFFLINE_REQUEST = "offline.request";
+    private static final long POLL_MS = 100;
+
     private EmbeddedNeo4j() {}
 
     public static void main(String[] args) throws InterruptedException, IOException {
@@ -49,7 +60,69 @@ public final class EmbeddedNeo4j {
         }
 
         Path importDir = Files.createDirectories(home.resolve("import"));
-        DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(home)
+        Path offlineRequest = home.resolve(OFFLINE_REQUEST);
+        Files.deleteIfExists(offlineRequest);  // left by a client that died while the server was offline
+        CountDownLatch stopping = new CountDownLatch(1);
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            stopping.countDown();  // the main thread closes the databases it opened
+            try {
+                stopped.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "neo4j-shutdown"));
+        try {
+            serve(home, port, pageCacheBytes, browserPort, password, importDir, offlineRequest, stopping);
+        } finally {
+            System.out.println("STOPPED");
+            System.out.flush();
+            stopped.countDown();
+        }
+    }
+
+    /** Open the databases, and close and reopen them around each offline request, until the JVM stops. */
+    private static void serve(Path home, int port, long pageCacheBytes, int browserPort, String password,
+            Path importDir, Path offlineRequest, CountDownLatch stopping) throws InterruptedException {
+        boolean browserStarted = false;
+        while (true) {
+            DatabaseManagementService dbms = open(home, port, pageCacheBytes, importDir);
+            setInitialPassword(dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME), password);
+            if (browserPort != 0 && !browserStarted) {
+                try {
+                    BrowserServer.start(browserPort, port, Version.getNeo4jVersion());
+                } catch (IOException e) {
+                    System.err.println("cannot serve Neo4j Browser on 127.0.0.1:" + browserPort + ": " + e.getMessage());
+                    dbms.shutdown();
+                    Runtime.getRuntime().halt(1);  // databases closed: no shutdown hook to wait for
+                }
+                browserStarted = true;
+                System.out.println("BROWSER http://127.0.0.1:" + browserPort + "/browser/");
+            }
+            System.out.println("READY bolt://127.0.0.1:" + port);
+            System.out.flush();
+            boolean stop = waitWhile(stopping, () -> !Files.exists(offlineRequest));
+            if (!stop) {
+                dbms.shutdown();
+                System.out.println("OFFLINE");
+                System.out.flush();
+                stop = waitWhile(stopping, () -> Files.exists(offlineRequest));
+                if (!stop) {
+                    continue;
+                }
+                dbms = null;
+            }
+            System.out.println("STOPPING");
+            if (dbms != null) {
+                dbms.shutdown();
+            }
+            return;
+        }
+    }
+
+    /** The DBMS on {@code home} with its Bolt connector on 127.0.0.1:{@code port}. */
+    private static DatabaseManagementService open(Path home, int port, long pageCacheBytes, Path importDir) {
+        return new DatabaseManagementServiceBuilder(home)
                 .setConfig(BoltConnector.enabled, true)
                 .setConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
                 .setConfig(GraphDatabaseSettings.auth_enabled, true)
@@ -63,27 +136,16 @@ public final class EmbeddedNeo4j {
                 .setConfig(BoltConnectorInternalSettings.connection_shutdown_wait_time, Duration.ofSeconds(0))
                 .setConfig(BoltConnectorInternalSettings.thread_pool_shutdown_wait_time, Duration.ofSeconds(1))
                 .build();
-        CountDownLatch stopped = new CountDownLatch(1);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            System.out.println("STOPPING");
-            dbms.shutdown();
-            System.out.println("STOPPED");
-            stopped.countDown();
-        }, "neo4j-shutdown"));
+    }
 
-        setInitialPassword(dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME), password);
-        if (browserPort != 0) {
-            try {
-                BrowserServer.start(browserPort, port, Version.getNeo4jVersion());
-            } catch (IOException e) {
-                System.err.println("cannot serve Neo4j Browser on 127.0.0.1:" + browserPort + ": " + e.getMessage());
-                System.exit(1);  // the shutdown hook closes the database
+    /** Wait while {@code condition} holds; true when the JVM is stopping instead. */
+    private static boolean waitWhile(CountDownLatch stopping, BooleanSupplier condition) throws InterruptedException {
+        while (condition.getAsBoolean()) {
+            if (stopping.await(POLL_MS, TimeUnit.MILLISECONDS)) {
+                return true;
             }
-            System.out.println("BROWSER http://127.0.0.1:" + browserPort + "/browser/");
         }
-        System.out.println("READY bolt://127.0.0.1:" + port);
-        System.out.flush();
-        stopped.await();
+        return stopping.getCount() == 0;
     }
 
     /** Set the neo4j user's password only while it still requires a change (the first start). */
