@@ -36,9 +36,11 @@ install: $(STAMP)
 lock: $(UV)
 	$(UV) lock
 
-# Lint rules and type-checking settings live in pyproject.toml. Both run; either failing fails.
+# Lint rules, the formatter's layout and type-checking settings live in pyproject.toml. All three
+# run; any failing fails (`ruff format .` fixes the layout).
 lint: install
-	$(VENV)/bin/ruff check .; ruff=$$?; $(VENV)/bin/mypy; mypy=$$?; exit $$((ruff || mypy))
+	$(VENV)/bin/ruff check .; ruff=$$?; $(VENV)/bin/ruff format --check .; fmt=$$?; $(VENV)/bin/mypy; mypy=$$?; \
+	  exit $$((ruff || fmt || mypy))
 
 demo: install
 	$(CINEGRAPH) demo --variant ml-latest-small --out $(OUT) $(if $(wildcard $(MIRROR)),--mirror $(MIRROR),)

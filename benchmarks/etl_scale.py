@@ -41,16 +41,27 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 # Stages of the run log shown per scale, in pipeline order, with the label the table gives them.
 STAGE_ROWS = [
     ("fetch", "fetch (md5, extract)"),
-    ("raw_ml_movies", "  read movies.csv"), ("raw_ml_ratings", "  read ratings.csv"),
+    ("raw_ml_movies", "  read movies.csv"),
+    ("raw_ml_ratings", "  read ratings.csv"),
     ("raw_ml_tags", "  read tags.csv"),
-    ("raw_ml_links", "  read links.csv"), ("stg_ml_ratings", "  check ratings"),
-    ("stg_imdb_titles", "  title.basics"), ("stg_imdb_akas", "  title.akas"), ("stg_imdb_ratings", "  title.ratings"),
-    ("stg_imdb_principals", "  title.principals"), ("stg_imdb_crew", "  title.crew"),
-    ("stg_imdb_names", "  name.basics"), ("rejects", "  rejects"), ("stage", "stage (all files)"),
-    ("match: candidates", "  candidates"), ("match: normalise", "  normalise"), ("match: spellings", "  spellings"),
-    ("match: scoring", "  scoring"), ("match", "match (all)"),
-    ("snap_rated", "  snap RATED"), ("snapshot", "snapshot (tables + Parquet)"),
-]  # fmt: skip
+    ("raw_ml_links", "  read links.csv"),
+    ("stg_ml_ratings", "  check ratings"),
+    ("stg_imdb_titles", "  title.basics"),
+    ("stg_imdb_akas", "  title.akas"),
+    ("stg_imdb_ratings", "  title.ratings"),
+    ("stg_imdb_principals", "  title.principals"),
+    ("stg_imdb_crew", "  title.crew"),
+    ("stg_imdb_names", "  name.basics"),
+    ("rejects", "  rejects"),
+    ("stage", "stage (all files)"),
+    ("match: candidates", "  candidates"),
+    ("match: normalise", "  normalise"),
+    ("match: spellings", "  spellings"),
+    ("match: scoring", "  scoring"),
+    ("match", "match (all)"),
+    ("snap_rated", "  snap RATED"),
+    ("snapshot", "snapshot (tables + Parquet)"),
+]
 
 
 @dataclass
@@ -116,8 +127,21 @@ def run_etl(mirror: Path, out: Path, variant: str, memory_limit: str | None = No
     """One `cinegraph etl` child process, sampled; returns what was measured."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    cmd = [sys.executable, "-m", "cinegraph.flows.cli", "etl", "--variant", variant, "--mirror", str(mirror),
-           "--match", "fuzzy", "--out", str(out), "--no-progress"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "cinegraph.flows.cli",
+        "etl",
+        "--variant",
+        variant,
+        "--mirror",
+        str(mirror),
+        "--match",
+        "fuzzy",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     if memory_limit is not None:
         cmd += ["--memory-limit", memory_limit]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -134,11 +158,17 @@ def run_etl(mirror: Path, out: Path, variant: str, memory_limit: str | None = No
     wall = time.perf_counter() - start
     log_text = (out.parent / f"{out.name}.log").read_text(errors="replace")
     result: dict[str, Any] = {
-        "rc": rc, "wall": wall, "peak_rss": sampler.peak_rss, "peak_disk": sampler.peak_disk,
-        "load": (load_before, max(sampler.loads, default=load_before),
-                 sum(sampler.loads) / len(sampler.loads) if sampler.loads else load_before),
+        "rc": rc,
+        "wall": wall,
+        "peak_rss": sampler.peak_rss,
+        "peak_disk": sampler.peak_disk,
+        "load": (
+            load_before,
+            max(sampler.loads, default=load_before),
+            sum(sampler.loads) / len(sampler.loads) if sampler.loads else load_before,
+        ),
         "maxrss_child": _children_maxrss(),
-    }  # fmt: skip
+    }
     run_log = out / "etl_run.json"
     if run_log.is_file():
         result["stages"] = {s["name"]: s for s in json.loads(run_log.read_text())["stages"]}
@@ -233,12 +263,19 @@ def report(results: dict[str, dict[str, Any]], variant: str, seed: int, machine:
     if len(default) > 1:
         lines += ["", "Growth from one scale to the next (default limit; x rows in, x wall, x peak RSS):", ""]
         for ra, rb in itertools.pairwise(default):
-            lines.append(f"- {ra['scale']:g} -> {rb['scale']:g} ({rb['scale'] / ra['scale']:g}x rows): "
-                         f"wall x{rb['wall'] / ra['wall']:.1f}, "
-                         f"peak RSS x{rb['peak_rss'] / max(ra['peak_rss'], 1):.1f}")
+            lines.append(
+                f"- {ra['scale']:g} -> {rb['scale']:g} ({rb['scale'] / ra['scale']:g}x rows): "
+                f"wall x{rb['wall'] / ra['wall']:.1f}, "
+                f"peak RSS x{rb['peak_rss'] / max(ra['peak_rss'], 1):.1f}"
+            )
     header = "| " + " | ".join(f"scale {_label(r)}" for r in runs) + " |"
-    lines += ["", "Per stage: wall seconds / own peak RSS (the ETL's run log).", "", "| stage " + header,
-              "|---|" + "---|" * len(runs)]  # fmt: skip
+    lines += [
+        "",
+        "Per stage: wall seconds / own peak RSS (the ETL's run log).",
+        "",
+        "| stage " + header,
+        "|---|" + "---|" * len(runs),
+    ]
     for key, label in STAGE_ROWS:
         cells = []
         for r in runs:
@@ -268,8 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep mirrors and outputs (default: delete each)")
     parser.add_argument("--reuse", action="store_true", help="reuse a mirror already generated in --work")
     parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit passed to the ETL")
-    parser.add_argument("--merge", action="store_true",
-                        help="keep the other scales already measured in the report's .json beside it")
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the other scales already measured in the report's .json beside it"
+    )
     args = parser.parse_args(argv)
     store = args.out.with_suffix(".json")
     results: dict[str, dict[str, Any]] = {}
@@ -287,8 +325,11 @@ def main(argv: list[str] | None = None) -> int:
         result = run_etl(mirror, out, args.variant, args.memory_limit)
         result.update(generate=generated, scale=scale, memory_limit=args.memory_limit)
         results[_label(result)] = result
-        print(f"scale {scale:g}: rc {result['rc']}, wall {result['wall']:.0f} s, peak RSS {_gb(result['peak_rss'])}, "
-              f"disk {_gb(result['peak_disk'])}, match {(result.get('match') or {}).get('evaluation')}", flush=True)
+        print(
+            f"scale {scale:g}: rc {result['rc']}, wall {result['wall']:.0f} s, peak RSS {_gb(result['peak_rss'])}, "
+            f"disk {_gb(result['peak_disk'])}, match {(result.get('match') or {}).get('evaluation')}",
+            flush=True,
+        )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report(results, args.variant, args.seed, machine))
         store.write_text(json.dumps(results, indent=1) + "\n")

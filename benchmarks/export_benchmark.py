@@ -41,9 +41,7 @@ BENCH_PASSWORD = "export-benchmark-password"
 
 FILTERS: dict[str, ExportFilter] = {
     "whole graph": ExportFilter(),
-    "users with >= 50 ratings, movies 1990-2010": ExportFilter(
-        min_user_ratings=50, year_min=1990, year_max=2010
-    ),
+    "users with >= 50 ratings, movies 1990-2010": ExportFilter(min_user_ratings=50, year_min=1990, year_max=2010),
     "ratings 2010-2015 (window)": ExportFilter(
         rating_after=1_262_304_000, rating_before=1_420_070_400, min_user_ratings=1
     ),
@@ -93,9 +91,7 @@ def _run(driver: Driver, snapshot: Path, label: str, flt: ExportFilter, repeats:
     differ = [name for name in tables if not _same_rows(tables[name], reference[name])]
     if differ:
         raise SystemExit(f"{label}: Neo4j export and DuckDB filter differ on {differ}")
-    _, hetero_seconds = _timed(
-        build_hetero_data, tables, flt.selected_node_types, flt.selected_edge_types
-    )
+    _, hetero_seconds = _timed(build_hetero_data, tables, flt.selected_node_types, flt.selected_edge_types)
     run = Run(
         label,
         rows=sum(t.num_rows for t in tables.values()),
@@ -103,8 +99,13 @@ def _run(driver: Driver, snapshot: Path, label: str, flt: ExportFilter, repeats:
         duckdb_seconds=duck_seconds,
         hetero_seconds=hetero_seconds,
     )
-    log.info("%s: %d rows, %.0f rows/s from Neo4j, %.0f rows/s DuckDB", label, run.rows,
-             run.neo4j_rows_per_s, run.duckdb_rows_per_s)
+    log.info(
+        "%s: %d rows, %.0f rows/s from Neo4j, %.0f rows/s DuckDB",
+        label,
+        run.rows,
+        run.neo4j_rows_per_s,
+        run.duckdb_rows_per_s,
+    )
     return run
 
 
@@ -147,8 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cinegraph-export-bench-")))
         snapshot = bench_snapshot(args.snapshot, args.mirror, tmp)
-        described = (f"`{snapshot}`" if args.snapshot else
-                     f"ml-latest-small + IMDb sample from `{args.mirror.name}/` (ETL, links mode)")  # fmt: skip
+        described = (
+            f"`{snapshot}`"
+            if args.snapshot
+            else f"ml-latest-small + IMDb sample from `{args.mirror.name}/` (ETL, links mode)"
+        )
         driver = bench_driver(stack, use_env=args.use_env, password=BENCH_PASSWORD)
         machine = machine_lines(driver, private=not args.use_env)
         wipe(driver)

@@ -119,11 +119,13 @@ def time_variant(settings: Neo4jSettings, rows_file: Path, variant: Variant) -> 
     """Write the rows with ``variant`` (their RATED edges deleted first); seconds of the writes only."""
     table = pq.read_table(rows_file)
     names = [p.name for p in schema.RATED.properties]
-    rows = [{schema.SRC: r[schema.SRC], schema.DST: r[schema.DST], "props": {n: r[n] for n in names}}
-            for r in table.to_pylist()]
+    rows = [
+        {schema.SRC: r[schema.SRC], schema.DST: r[schema.DST], "props": {n: r[n] for n in names}}
+        for r in table.to_pylist()
+    ]
     with open_driver(settings) as driver:
         for start in range(0, len(rows), 10_000):
-            driver.execute_query(_DELETE_RATED, {"rows": rows[start:start + 10_000]}, database_="neo4j")
+            driver.execute_query(_DELETE_RATED, {"rows": rows[start : start + 10_000]}, database_="neo4j")
         parts = [[r for r in rows if hash(r[schema.SRC]) % variant.writers == w] for w in range(variant.writers)]
         query = _VARIANT_QUERIES[variant.query]
         errors: list[BaseException] = []
@@ -135,7 +137,7 @@ def time_variant(settings: Neo4jSettings, rows_file: Path, variant: Variant) -> 
             try:
                 with driver.session(database="neo4j") as session:
                     for start in range(0, len(part), variant.batch_size):
-                        session.execute_write(write_batch, part[start:start + variant.batch_size])
+                        session.execute_write(write_batch, part[start : start + variant.batch_size])
             except BaseException as exc:  # noqa: BLE001 - reported by the caller
                 errors.append(exc)
 
@@ -148,8 +150,9 @@ def time_variant(settings: Neo4jSettings, rows_file: Path, variant: Variant) -> 
         seconds = time.perf_counter() - started
         if errors:
             raise errors[0]
-        count = driver.execute_query(f"MATCH ()-[r:{schema.RATED.rel}]->() RETURN count(r) AS n",
-                                     database_="neo4j").records[0]["n"]
+        count = driver.execute_query(
+            f"MATCH ()-[r:{schema.RATED.rel}]->() RETURN count(r) AS n", database_="neo4j"
+        ).records[0]["n"]
     log.info("%s: %.1fs (%d RATED in the graph)", variant.label, seconds, count)
     return seconds
 
@@ -171,10 +174,24 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 def run_variant(settings: Neo4jSettings, rows_file: Path, variant: Variant, rust_ext: Path | None) -> float:
     """:func:`time_variant` in a fresh process (the codec is chosen when the driver is imported)."""
     library = str(next(rust_ext.glob("neo4j/_rust*.so"))) if variant.rust_ext and rust_ext else ""
-    cmd = [sys.executable, "-c", _BOOTSTRAP, library, __file__, "--time-variant", json.dumps(variant.__dict__),
-           "--rows-file", str(rows_file), "--uri", settings.uri]
-    env = {**os.environ, "NEO4J_PASSWORD": settings.password, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    cmd = [
+        sys.executable,
+        "-c",
+        _BOOTSTRAP,
+        library,
+        __file__,
+        "--time-variant",
+        json.dumps(variant.__dict__),
+        "--rows-file",
+        str(rows_file),
+        "--uri",
+        settings.uri,
+    ]
+    env = {
+        **os.environ,
+        "NEO4J_PASSWORD": settings.password,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{variant.label}: {proc.stderr.strip().splitlines()[-1:]}")
@@ -201,12 +218,14 @@ def write_back(settings: Neo4jSettings, snapshot: Path) -> dict[str, tuple[int, 
     movie_ids = np.asarray(movies.to_numpy(), dtype=np.int64)
     k = min(TOP_K, len(movie_ids))
     picks = np.stack([rng.choice(len(movie_ids), k, replace=False) for _ in user_ids])
-    recs = pa.table({
-        "user_id": np.repeat(user_ids, k),
-        "movie_id": movie_ids[picks].ravel(),
-        "score": rng.random(len(user_ids) * k),
-        "rank": np.tile(np.arange(1, k + 1), len(user_ids)),
-    })
+    recs = pa.table(
+        {
+            "user_id": np.repeat(user_ids, k),
+            "movie_id": movie_ids[picks].ravel(),
+            "score": rng.random(len(user_ids) * k),
+            "rank": np.tile(np.arange(1, k + 1), len(user_ids)),
+        }
+    )
     embeddings = rng.standard_normal((len(movie_ids), EMBEDDING_DIM)).astype(np.float32)
     out: dict[str, tuple[int, float]] = {}
     with open_driver(settings) as driver:
@@ -223,9 +242,18 @@ def write_back(settings: Neo4jSettings, snapshot: Path) -> dict[str, tuple[int, 
 # --- report ----------------------------------------------------------------------------------------
 
 
-def render(snapshot: Path, machine: list[str], first: LoadReport, again: LoadReport, fast: BulkReport,
-           importer_s: float, study: list[tuple[Variant, float]], study_rows: int,
-           written: dict[str, tuple[int, float]], load_end: str) -> str:
+def render(
+    snapshot: Path,
+    machine: list[str],
+    first: LoadReport,
+    again: LoadReport,
+    fast: BulkReport,
+    importer_s: float,
+    study: list[tuple[Variant, float]],
+    study_rows: int,
+    written: dict[str, tuple[int, float]],
+    load_end: str,
+) -> str:
     nodes = sum(s.total for s in first.nodes.values())
     rels = sum(s.total for s in first.edges.values())
     rated = first.edges[schema.RATED.rel]
@@ -252,7 +280,8 @@ def render(snapshot: Path, machine: list[str], first: LoadReport, again: LoadRep
         f"the transactional loader spent {rated.seconds:.1f} s on RATED "
         f"({rated.total / rated.seconds:,.0f} rels/s).",
         "",
-        "Bulk phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in fast.phases.items())
+        "Bulk phases (s): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in fast.phases.items())
         + " (the rest: closing the databases for the import, drivers, counts). Rows whose lists CSV cannot "
         + "carry, written through Bolt: "
         + f"{sum(fast.patched.values()):,}.",
@@ -284,8 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR)
     parser.add_argument("--study-rows", type=int, default=200_000, help="RATED rows per variant of the study")
     parser.add_argument("--batch-sizes", default="1000,10000,50000", help="batch sizes of the CREATE variants")
-    parser.add_argument("--rust-ext", type=Path,
-                        help="a `pip install --target DIR --no-deps neo4j-rust-ext` folder, for its variant")
+    parser.add_argument(
+        "--rust-ext", type=Path, help="a `pip install --target DIR --no-deps neo4j-rust-ext` folder, for its variant"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "load.md")
     parser.add_argument("--time-variant", help=argparse.SUPPRESS)  # internal: one study variant, in a subprocess
     parser.add_argument("--rows-file", type=Path, help=argparse.SUPPRESS)
@@ -319,8 +349,9 @@ def main(argv: list[str] | None = None) -> int:
             home, settings = private_server(stack, BENCH_PASSWORD)
             fast, importer_s = bulk(home, settings, snapshot)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(snapshot, machine, first, again, fast, importer_s, study, study_rows, written,
-                               load_average()))
+    args.out.write_text(
+        render(snapshot, machine, first, again, fast, importer_s, study, study_rows, written, load_average())
+    )
     log.info("wrote %s", args.out)
     return 0
 

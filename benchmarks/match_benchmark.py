@@ -42,8 +42,38 @@ from cinegraph.etl.titles import normalize_many, parse_title, query_strings_many
 
 log = logging.getLogger("match_benchmark")
 
-_SYLLABLES = ["ka", "lo", "mi", "ne", "ro", "sa", "tu", "vi", "ber", "dan", "gor", "hal", "jun", "kel", "mar",
-              "nor", "pol", "ris", "sten", "tor", "val", "win", "zel", "ach", "ing", "ost", "um", "ly", "é", "ø"]
+_SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ne",
+    "ro",
+    "sa",
+    "tu",
+    "vi",
+    "ber",
+    "dan",
+    "gor",
+    "hal",
+    "jun",
+    "kel",
+    "mar",
+    "nor",
+    "pol",
+    "ris",
+    "sten",
+    "tor",
+    "val",
+    "win",
+    "zel",
+    "ach",
+    "ing",
+    "ost",
+    "um",
+    "ly",
+    "é",
+    "ø",
+]
 _ARTICLES = ["The", "A", "La", "Le", "Der", "El", "Il", "Das"]
 _TYPES = [("movie", 0.70), ("short", 0.10), ("video", 0.08), ("tvMovie", 0.07), ("tvSpecial", 0.05)]
 
@@ -105,9 +135,19 @@ def generate(con: duckdb.DuckDBPyConnection, n_movies: int, n_candidates: int, s
         original.append(title if rng.random() < 0.8 else _title(rng, vocab))
         years.append(year)
         votes.append(int(rng.lognormvariate(4, 2.5)))
-    con.register("_t", pa.table({"tconst": tconst, "title_type": kinds, "primary_title": primary,
-                                 "original_title": original, "start_year": pa.array(years, pa.int32()),
-                                 "num_votes": pa.array(votes, pa.int64())}))
+    con.register(
+        "_t",
+        pa.table(
+            {
+                "tconst": tconst,
+                "title_type": kinds,
+                "primary_title": primary,
+                "original_title": original,
+                "start_year": pa.array(years, pa.int32()),
+                "num_votes": pa.array(votes, pa.int64()),
+            }
+        ),
+    )
     con.execute("""CREATE OR REPLACE TABLE stg_imdb_titles AS SELECT tconst, title_type, primary_title,
                    original_title, false AS is_adult, start_year, 90 AS runtime_minutes, ['Drama'] AS genres FROM _t""")
     con.execute("CREATE OR REPLACE TABLE stg_imdb_ratings AS SELECT tconst, 7.0 AS average_rating, num_votes FROM _t")
@@ -132,11 +172,21 @@ def generate(con: duckdb.DuckDBPyConnection, n_movies: int, n_candidates: int, s
             links.append(f"tt9{movie_id:08d}")
         ids.append(movie_id)
     parsed = [parse_title(t) for t in titles]
-    con.register("_m", pa.table({"movie_id": pa.array(ids, pa.int64()), "title": titles,
-                                 "name": [p.name for p in parsed],
-                                 "year": pa.array([p.year for p in parsed], pa.int32()), "tconst": links}))
-    con.execute("CREATE OR REPLACE TABLE stg_ml_movies AS "
-                "SELECT movie_id, title, name, year, ['Drama'] AS genres FROM _m")
+    con.register(
+        "_m",
+        pa.table(
+            {
+                "movie_id": pa.array(ids, pa.int64()),
+                "title": titles,
+                "name": [p.name for p in parsed],
+                "year": pa.array([p.year for p in parsed], pa.int32()),
+                "tconst": links,
+            }
+        ),
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE stg_ml_movies AS SELECT movie_id, title, name, year, ['Drama'] AS genres FROM _m"
+    )
     con.execute("CREATE OR REPLACE TABLE stg_ml_links AS SELECT movie_id, tconst FROM _m")
     con.unregister("_m")
 
@@ -162,14 +212,24 @@ def bench_synthetic(n_movies: int, n_candidates: int, workers: int, tmp: Path) -
     con.close()
     gen_s = time.perf_counter() - start
     queue: mp.Queue = mp.get_context("spawn").Queue()
-    child = mp.get_context("spawn").Process(target=_match_child,
-                                            args=(str(db), str(tmp / "review.csv"), workers, queue))
+    child = mp.get_context("spawn").Process(
+        target=_match_child, args=(str(db), str(tmp / "review.csv"), workers, queue)
+    )
     child.start()
     report, seconds, cpu_s, peak_mb = queue.get()
     child.join()
-    return {"movies": n_movies, "candidates": n_candidates, "workers": workers, "generate_s": gen_s,
-            "match_s": seconds, "cpu_s": cpu_s, "titles_per_s": n_movies / seconds, "peak_rss_mb": peak_mb,
-            "load_avg": os.getloadavg()[0], "report": report}
+    return {
+        "movies": n_movies,
+        "candidates": n_candidates,
+        "workers": workers,
+        "generate_s": gen_s,
+        "match_s": seconds,
+        "cpu_s": cpu_s,
+        "titles_per_s": n_movies / seconds,
+        "peak_rss_mb": peak_mb,
+        "load_avg": os.getloadavg()[0],
+        "report": report,
+    }
 
 
 # ---------------------------------------------------------------- part 2: the real mirror
@@ -208,28 +268,39 @@ def bench_splink(con: duckdb.DuckDBPyConnection, threshold: float = 0.9) -> dict
         left["alt"].append(spellings[1] if len(spellings) > 1 else None)
         left["year"].append(parse_title(title).year)
     rows = con.execute("SELECT tconst, primary_title, original_title, start_year FROM stg_imdb_titles").fetchall()
-    right = {"unique_id": [r[0] for r in rows], "title": normalize_many([r[1] for r in rows]).to_pylist(),
-             "alt": normalize_many([r[2] for r in rows]).to_pylist(), "year": [r[3] for r in rows]}
+    right = {
+        "unique_id": [r[0] for r in rows],
+        "title": normalize_many([r[1] for r in rows]).to_pylist(),
+        "alt": normalize_many([r[2] for r in rows]).to_pylist(),
+        "year": [r[3] for r in rows],
+    }
     start = time.perf_counter()
     sconn = duckdb.connect()
     db_api = DuckDBAPI(sconn)
     df_l = db_api.register(pa.table({**left, "year": pa.array(left["year"], pa.int32())}), dataset_display_name="ml")
-    df_r = db_api.register(pa.table({**right, "year": pa.array(right["year"], pa.int32())}),
-                           dataset_display_name="imdb")
+    df_r = db_api.register(
+        pa.table({**right, "year": pa.array(right["year"], pa.int32())}), dataset_display_name="imdb"
+    )
     title_any = cl.CustomComparison(
         output_column_name="title",
         comparison_levels=[
             {"sql_condition": "title_l IS NULL OR title_r IS NULL", "label_for_charts": "null", "is_null_level": True},
-            {"sql_condition": "title_l = title_r OR title_l = alt_r OR alt_l = title_r OR alt_l = alt_r",
-             "label_for_charts": "exact any"},
-            {"sql_condition": "greatest(jaro_winkler_similarity(title_l, title_r), "
-                              "jaro_winkler_similarity(title_l, coalesce(alt_r, '')), "
-                              "jaro_winkler_similarity(coalesce(alt_l, ''), title_r)) >= 0.95",
-             "label_for_charts": "jw >= 0.95"},
-            {"sql_condition": "greatest(jaro_winkler_similarity(title_l, title_r), "
-                              "jaro_winkler_similarity(title_l, coalesce(alt_r, '')), "
-                              "jaro_winkler_similarity(coalesce(alt_l, ''), title_r)) >= 0.88",
-             "label_for_charts": "jw >= 0.88"},
+            {
+                "sql_condition": "title_l = title_r OR title_l = alt_r OR alt_l = title_r OR alt_l = alt_r",
+                "label_for_charts": "exact any",
+            },
+            {
+                "sql_condition": "greatest(jaro_winkler_similarity(title_l, title_r), "
+                "jaro_winkler_similarity(title_l, coalesce(alt_r, '')), "
+                "jaro_winkler_similarity(coalesce(alt_l, ''), title_r)) >= 0.95",
+                "label_for_charts": "jw >= 0.95",
+            },
+            {
+                "sql_condition": "greatest(jaro_winkler_similarity(title_l, title_r), "
+                "jaro_winkler_similarity(title_l, coalesce(alt_r, '')), "
+                "jaro_winkler_similarity(coalesce(alt_l, ''), title_r)) >= 0.88",
+                "label_for_charts": "jw >= 0.88",
+            },
             {"sql_condition": "ELSE", "label_for_charts": "else"},
         ],
     )
@@ -246,27 +317,34 @@ def bench_splink(con: duckdb.DuckDBPyConnection, threshold: float = 0.9) -> dict
         link_type="link_only",
         comparisons=[title_any, year],
         blocking_rules_to_generate_predictions=[
-            block_on("year"), CustomRule("l.year = r.year + 1"), CustomRule("l.year = r.year - 1")],
+            block_on("year"),
+            CustomRule("l.year = r.year + 1"),
+            CustomRule("l.year = r.year - 1"),
+        ],
         retain_intermediate_calculation_columns=False,
     )
     linker = Linker([df_l, df_r], settings, log_level=logging.WARNING)
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("title", "year")], recall=0.8)
+    linker.training.estimate_probability_two_random_records_match([block_on("title", "year")], recall=0.8)
     linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=1)
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("year"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("title"))
     pred = linker.inference.predict(threshold_match_probability=threshold).as_duckdbpyrelation()
-    best_relation = pred.query("p", """
+    best_relation = pred.query(
+        "p",
+        """
         WITH oriented AS (
             SELECT CASE WHEN source_dataset_l = 'ml' THEN unique_id_l ELSE unique_id_r END AS movie_id,
                    CASE WHEN source_dataset_l = 'ml' THEN unique_id_r ELSE unique_id_l END AS tconst,
                    match_probability FROM p)
-        SELECT movie_id, arg_max(tconst, match_probability) FROM oriented GROUP BY movie_id""")
+        SELECT movie_id, arg_max(tconst, match_probability) FROM oriented GROUP BY movie_id""",
+    )
     assert best_relation is not None  # a SELECT always gives a relation
     best = best_relation.fetchall()
     seconds = time.perf_counter() - start
-    con.register("_splink_best", pa.table({"movie_id": pa.array([int(b[0]) for b in best], pa.int64()),
-                                           "tconst": [b[1] for b in best]}))
+    con.register(
+        "_splink_best",
+        pa.table({"movie_id": pa.array([int(b[0]) for b in best], pa.int64()), "tconst": [b[1] for b in best]}),
+    )
     made, correct, truth = con.execute("""
         WITH linked AS (SELECT DISTINCT movie_id, tconst FROM stg_ml_links WHERE tconst IS NOT NULL),
         made AS (SELECT * FROM _splink_best WHERE movie_id IN (SELECT movie_id FROM linked))
@@ -277,50 +355,73 @@ def bench_splink(con: duckdb.DuckDBPyConnection, threshold: float = 0.9) -> dict
     con.unregister("_splink_best")
     sconn.close()
     ev = evaluation_from_counts(made, correct, truth)
-    return {"movies": len(movies), "match_s": seconds, "titles_per_s": len(movies) / seconds,
-            "threshold": threshold, "matched": len(best), **ev.model_dump()}
+    return {
+        "movies": len(movies),
+        "match_s": seconds,
+        "titles_per_s": len(movies) / seconds,
+        "threshold": threshold,
+        "matched": len(best),
+        **ev.model_dump(),
+    }
 
 
 # ---------------------------------------------------------------- report
 
 
 def render(results: dict[str, dict[str, Any]], real_report: MatchReport | None) -> str:
-    lines = ["# Title matching benchmark", "", f"Machine: {mp.cpu_count()} cores. Produced by "
-             "`benchmarks/match_benchmark.py`.", ""]
+    lines = [
+        "# Title matching benchmark",
+        "",
+        f"Machine: {mp.cpu_count()} cores. Produced by `benchmarks/match_benchmark.py`.",
+        "",
+    ]
     syn = results.get("synthetic")
     if syn:
         rep = syn["report"]
         ev = rep["evaluation"] or {}
-        lines += ["## 1. Scale: ml-32m-sized list against a generated candidate set", "",
-                  f"- {syn['movies']:,} MovieLens-style titles vs {syn['candidates']:,} generated IMDb titles "
-                  f"(5 % same/next-year homonyms), {syn['workers']} worker(s)",
-                  f"- match time **{syn['match_s']:.1f} s** wall = **{syn['titles_per_s']:,.0f} titles/s**, "
-                  f"{syn['cpu_s']:.1f} s CPU; peak RSS of the matching process **{syn['peak_rss_mb']:,.0f} MB** "
-                  f"(target < 60 s on 2 cores; 1-min load average at the end {syn['load_avg']:.1f})",
-                  f"- generated-truth quality: precision {ev.get('precision', 0):.4f}, "
-                  f"recall {ev.get('recall', 0):.4f}, F1 {ev.get('f1', 0):.4f} "
-                  f"over {ev.get('truth_pairs', 0):,} truth pairs; "
-                  f"{rep['matched']:,} matched, {rep['review']:,} to review",
-                  "- The host is shared with other jobs (load average above): the CPU seconds of the matching "
-                  "process are the load-independent figure (rapidfuzz gains ~1.3x from a second worker here).",
-                  "- The generated titles come from a 30-syllable alphabet, so unrelated titles are one syllable "
-                  "apart (ratio 90-95) far more often than real ones, and homonyms get random vote counts; the "
-                  "errors are mostly those. This part measures speed; section 2 is the quality figure.", ""]
+        lines += [
+            "## 1. Scale: ml-32m-sized list against a generated candidate set",
+            "",
+            f"- {syn['movies']:,} MovieLens-style titles vs {syn['candidates']:,} generated IMDb titles "
+            f"(5 % same/next-year homonyms), {syn['workers']} worker(s)",
+            f"- match time **{syn['match_s']:.1f} s** wall = **{syn['titles_per_s']:,.0f} titles/s**, "
+            f"{syn['cpu_s']:.1f} s CPU; peak RSS of the matching process **{syn['peak_rss_mb']:,.0f} MB** "
+            f"(target < 60 s on 2 cores; 1-min load average at the end {syn['load_avg']:.1f})",
+            f"- generated-truth quality: precision {ev.get('precision', 0):.4f}, "
+            f"recall {ev.get('recall', 0):.4f}, F1 {ev.get('f1', 0):.4f} "
+            f"over {ev.get('truth_pairs', 0):,} truth pairs; "
+            f"{rep['matched']:,} matched, {rep['review']:,} to review",
+            "- The host is shared with other jobs (load average above): the CPU seconds of the matching "
+            "process are the load-independent figure (rapidfuzz gains ~1.3x from a second worker here).",
+            "- The generated titles come from a 30-syllable alphabet, so unrelated titles are one syllable "
+            "apart (ratio 90-95) far more often than real ones, and homonyms get random vote counts; the "
+            "errors are mostly those. This part measures speed; section 2 is the quality figure.",
+            "",
+        ]
     real = results.get("real")
     if real and real_report is not None and real_report.evaluation is not None:
         ev = real_report.evaluation
-        lines += ["## 2. Quality on the real mirror (ml-latest-small vs real IMDb rows, fuzzy mode)", "",
-                  "| matcher | precision | recall | F1 | matched | time (s) | titles/s |",
-                  "|---|---|---|---|---|---|---|",
-                  f"| cinegraph (rapidfuzz cdist) | {ev.precision:.4f} | {ev.recall:.4f} | {ev.f1:.4f} | "
-                  f"{real_report.matched} | {real['match_s']:.2f} | {real['titles_per_s']:,.0f} |"]
+        lines += [
+            "## 2. Quality on the real mirror (ml-latest-small vs real IMDb rows, fuzzy mode)",
+            "",
+            "| matcher | precision | recall | F1 | matched | time (s) | titles/s |",
+            "|---|---|---|---|---|---|---|",
+            f"| cinegraph (rapidfuzz cdist) | {ev.precision:.4f} | {ev.recall:.4f} | {ev.f1:.4f} | "
+            f"{real_report.matched} | {real['match_s']:.2f} | {real['titles_per_s']:,.0f} |",
+        ]
         spl = results.get("splink")
         if spl:
-            lines.append(f"| Splink (DuckDB, EM, p >= {spl['threshold']}) | {spl['precision']:.4f} | "
-                         f"{spl['recall']:.4f} | {spl['f1']:.4f} | {spl['matched']} | {spl['match_s']:.2f} | "
-                         f"{spl['titles_per_s']:,.0f} |")
-        lines += ["", f"Truth pairs (linked movies whose IMDb title is in the mirror): {ev.truth_pairs}; "
-                  f"{real_report.review} movie(s) sent to review.", ""]
+            lines.append(
+                f"| Splink (DuckDB, EM, p >= {spl['threshold']}) | {spl['precision']:.4f} | "
+                f"{spl['recall']:.4f} | {spl['f1']:.4f} | {spl['matched']} | {spl['match_s']:.2f} | "
+                f"{spl['titles_per_s']:,.0f} |"
+            )
+        lines += [
+            "",
+            f"Truth pairs (linked movies whose IMDb title is in the mirror): {ev.truth_pairs}; "
+            f"{real_report.review} movie(s) sent to review.",
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 

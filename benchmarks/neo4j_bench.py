@@ -53,19 +53,24 @@ def wipe(driver: Driver) -> None:
 def machine_lines(driver: Driver, private: bool) -> list[str]:
     """Markdown lines naming the CPU, memory, load and Neo4j the figures were measured on."""
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
-    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal")))  # fmt: skip
+    mem_kb = int(
+        next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    )
     version = driver.execute_query(
         "CALL dbms.components() YIELD versions, edition RETURN versions[0] AS v, edition AS e",
         database_="system",
     ).records[0]
     server_line = (
         f"embedded, heap {server.DEFAULT_HEAP_MB} MB, page cache {server.DEFAULT_PAGECACHE_MB} MB"
-        if private else "the server of NEO4J_URI"
+        if private
+        else "the server of NEO4J_URI"
     )
     return [
         f"- Machine: {cpu}, {os.cpu_count()} cores, {mem_kb / 2**20:.0f} GiB RAM; load average "

@@ -49,34 +49,185 @@ VARIANTS = {  # movies, users, ratings, tags
 TIME_SPAN = {"ml-25m": (789_652_009, 1_574_327_703), "ml-32m": (789_652_009, 1_697_164_147)}
 
 # titleType mix of the 2025 title.basics (fractions of all rows, cumulative in this order).
-TITLE_TYPES = [("tvEpisode", 0.7735), ("short", 0.09), ("movie", 0.06), ("video", 0.026),
-               ("tvSeries", 0.024), ("tvMovie", 0.013), ("tvMiniSeries", 0.005), ("tvSpecial", 0.004),
-               ("videoGame", 0.0035), ("tvShort", 0.001)]  # fmt: skip
+TITLE_TYPES = [
+    ("tvEpisode", 0.7735),
+    ("short", 0.09),
+    ("movie", 0.06),
+    ("video", 0.026),
+    ("tvSeries", 0.024),
+    ("tvMovie", 0.013),
+    ("tvMiniSeries", 0.005),
+    ("tvSpecial", 0.004),
+    ("videoGame", 0.0035),
+    ("tvShort", 0.001),
+]
 # Probability that a title of a type is rated (title.ratings holds ~14 % of title.basics).
-RATED = {"movie": 0.45, "tvSeries": 0.45, "tvMiniSeries": 0.4, "tvMovie": 0.35, "video": 0.2,
-         "videoGame": 0.3, "tvSpecial": 0.2, "short": 0.12, "tvShort": 0.1, "tvEpisode": 0.105}  # fmt: skip
+RATED = {
+    "movie": 0.45,
+    "tvSeries": 0.45,
+    "tvMiniSeries": 0.4,
+    "tvMovie": 0.35,
+    "video": 0.2,
+    "videoGame": 0.3,
+    "tvSpecial": 0.2,
+    "short": 0.12,
+    "tvShort": 0.1,
+    "tvEpisode": 0.105,
+}
 # How likely a rated title of a type is picked by MovieLens (log-vote bonus).
-ML_TYPE_BONUS = {"movie": 2.5, "tvMovie": 0.0, "video": -0.5, "tvMiniSeries": -0.5, "short": -2.0,
-                 "tvSpecial": -1.5, "tvSeries": -3.0}  # fmt: skip
-SYLLABLES = ["ka", "lo", "mi", "ne", "ro", "sa", "tu", "vi", "ber", "dan", "gor", "hal", "jun", "kel", "mar",
-             "nor", "pol", "ris", "sten", "tor", "val", "win", "zel", "ach", "ing", "ost", "um", "ly", "lé", "mö"]
+ML_TYPE_BONUS = {
+    "movie": 2.5,
+    "tvMovie": 0.0,
+    "video": -0.5,
+    "tvMiniSeries": -0.5,
+    "short": -2.0,
+    "tvSpecial": -1.5,
+    "tvSeries": -3.0,
+}
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ne",
+    "ro",
+    "sa",
+    "tu",
+    "vi",
+    "ber",
+    "dan",
+    "gor",
+    "hal",
+    "jun",
+    "kel",
+    "mar",
+    "nor",
+    "pol",
+    "ris",
+    "sten",
+    "tor",
+    "val",
+    "win",
+    "zel",
+    "ach",
+    "ing",
+    "ost",
+    "um",
+    "ly",
+    "lé",
+    "mö",
+]
 VOCAB = len(SYLLABLES) ** 3 + len(SYLLABLES) ** 2  # distinct generated words
 ENGLISH_ARTICLES = ["The", "The", "The", "A", "An"]
 FOREIGN_ARTICLES = ["La", "Le", "Les", "Der", "Die", "Das", "El", "Il", "Los"]
-IMDB_GENRES = ["Action", "Adult", "Adventure", "Animation", "Biography", "Comedy", "Crime", "Documentary", "Drama",
-               "Family", "Fantasy", "Film-Noir", "Game-Show", "History", "Horror", "Music", "Musical", "Mystery",
-               "News", "Reality-TV", "Romance", "Sci-Fi", "Short", "Sport", "Talk-Show", "Thriller", "War",
-               "Western"]  # fmt: skip
-ML_GENRES = ["Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-             "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War",
-             "Western"]  # fmt: skip
-REGIONS = ["US", "GB", "DE", "FR", "IT", "ES", "JP", "BR", "IN", "CA", "AU", "MX", "RU", "SE", "PL", "NL", "TR",
-           "GR", "PT", "AR", "FI", "DK", "HU", "KR", "XWW"]  # fmt: skip
-PROFESSIONS = ["actor", "actress", "director", "writer", "producer", "composer", "cinematographer", "editor",
-               "self", "miscellaneous", "camera_department", "sound_department"]  # fmt: skip
+IMDB_GENRES = [
+    "Action",
+    "Adult",
+    "Adventure",
+    "Animation",
+    "Biography",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Family",
+    "Fantasy",
+    "Film-Noir",
+    "Game-Show",
+    "History",
+    "Horror",
+    "Music",
+    "Musical",
+    "Mystery",
+    "News",
+    "Reality-TV",
+    "Romance",
+    "Sci-Fi",
+    "Short",
+    "Sport",
+    "Talk-Show",
+    "Thriller",
+    "War",
+    "Western",
+]
+ML_GENRES = [
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "IMAX",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
+REGIONS = [
+    "US",
+    "GB",
+    "DE",
+    "FR",
+    "IT",
+    "ES",
+    "JP",
+    "BR",
+    "IN",
+    "CA",
+    "AU",
+    "MX",
+    "RU",
+    "SE",
+    "PL",
+    "NL",
+    "TR",
+    "GR",
+    "PT",
+    "AR",
+    "FI",
+    "DK",
+    "HU",
+    "KR",
+    "XWW",
+]
+PROFESSIONS = [
+    "actor",
+    "actress",
+    "director",
+    "writer",
+    "producer",
+    "composer",
+    "cinematographer",
+    "editor",
+    "self",
+    "miscellaneous",
+    "camera_department",
+    "sound_department",
+]
 # principals category by billing position: actors first, crew after.
-CATEGORIES = ["actor", "actress", "actor", "actress", "self", "director", "writer", "producer", "composer",
-              "cinematographer", "editor", "production_designer", "casting_director", "archive_footage"]
+CATEGORIES = [
+    "actor",
+    "actress",
+    "actor",
+    "actress",
+    "self",
+    "director",
+    "writer",
+    "producer",
+    "composer",
+    "cinematographer",
+    "editor",
+    "production_designer",
+    "casting_director",
+    "archive_footage",
+]
 IMDB_HEADERS = {
     "title.basics": "tconst, titleType, primaryTitle, originalTitle, isAdult, startYear, endYear, "
     "runtimeMinutes, genres",
@@ -102,10 +253,14 @@ class Sizes:
     @classmethod
     def at(cls, scale: float, variant: str) -> Sizes:
         movies, users, ratings, tags = VARIANTS[variant]
-        return cls(titles=max(2_000, round(IMDB_ROWS["titles"] * scale)),
-                   names=max(2_000, round(IMDB_ROWS["names"] * scale)),
-                   movies=max(20, round(movies * scale)), users=max(10, round(users * scale)),
-                   ratings=max(200, round(ratings * scale)), tags=max(20, round(tags * scale)))  # fmt: skip
+        return cls(
+            titles=max(2_000, round(IMDB_ROWS["titles"] * scale)),
+            names=max(2_000, round(IMDB_ROWS["names"] * scale)),
+            movies=max(20, round(movies * scale)),
+            users=max(10, round(users * scale)),
+            ratings=max(200, round(ratings * scale)),
+            tags=max(20, round(tags * scale)),
+        )
 
 
 def _list(values: list[str]) -> str:
@@ -167,7 +322,7 @@ def build_tables(con: duckdb.DuckDBPyConnection, sizes: Sizes) -> None:
     con.execute("SET VARIABLE n_movies = ?", [sizes.movies])
     con.execute(f"""
         CREATE TABLE base AS
-        WITH t AS (SELECT i, {_type_case('rnd(i, 20)')} AS title_type FROM range(1, getvariable('n_titles') + 1) r(i))
+        WITH t AS (SELECT i, {_type_case("rnd(i, 20)")} AS title_type FROM range(1, getvariable('n_titles') + 1) r(i))
         SELECT i, title_type,
                CASE WHEN rnd(i, 21) < CASE WHEN title_type = 'tvEpisode' THEN 0.08 ELSE 0.03 END THEN NULL
                     ELSE 2025 - least(131, floor(-ln(1 - rnd(i, 22))
@@ -175,7 +330,7 @@ def build_tables(con: duckdb.DuckDBPyConnection, sizes: Sizes) -> None:
                     END AS year,
                CASE WHEN rnd(i, 23) < {_by_type(RATED, 0.1)}
                     THEN least(3000000, floor(5 * power(1 - rnd(i, 24), -1 / 0.6)))::BIGINT ELSE 0 END AS votes
-        FROM t""")  # fmt: skip
+        FROM t""")
     # MovieLens picks: rated film-like titles, ranked by log votes + type bonus + noise.
     con.execute(f"""
         CREATE TABLE ml AS
@@ -184,7 +339,7 @@ def build_tables(con: duckdb.DuckDBPyConnection, sizes: Sizes) -> None:
             FROM base WHERE votes > 0 AND year IS NOT NULL)
         SELECT row_number() OVER (ORDER BY i) AS ml_rank, i, title_type, year, votes,
                row_number() OVER (ORDER BY votes DESC, i) AS pop_rank
-        FROM (SELECT * FROM scored ORDER BY s DESC, i LIMIT getvariable('n_movies'))""")  # fmt: skip
+        FROM (SELECT * FROM scored ORDER BY s DESC, i LIMIT getvariable('n_movies'))""")
     # Same-title rivals: about 1 in 8 MovieLens films lends its title to 1-3 other film-like
     # titles, mostly of the same year; 3 % take the title of another MovieLens movie (remakes).
     # A MovieLens TV series neither lends nor takes a title: the ETL stages film types only, so
@@ -209,13 +364,13 @@ def build_tables(con: duckdb.DuckDBPyConnection, sizes: Sizes) -> None:
                                   ELSE (2 + h(i, 47) % 14)::INTEGER * CASE WHEN rnd(i, 46) < 0.5 THEN -1 ELSE 1 END
                              END AS year
         FROM donors
-        UNION ALL SELECT r.i, r.target, m.year FROM remakes r JOIN ml m ON m.i = r.i""")  # fmt: skip
+        UNION ALL SELECT r.i, r.target, m.year FROM remakes r JOIN ml m ON m.i = r.i""")
     con.execute("""
         CREATE TABLE titles AS
         SELECT b.i, b.title_type, CASE WHEN r.i IS NULL THEN b.year ELSE least(r.year, 2025) END AS year, b.votes,
                coalesce(r.name_key, b.i) AS name_key
         FROM base b LEFT JOIN (SELECT DISTINCT ON (i) * FROM renamed ORDER BY i, name_key) r ON r.i = b.i
-        ORDER BY b.i""")  # fmt: skip
+        ORDER BY b.i""")
     con.execute("DROP TABLE base")
     con.execute("DROP TABLE renamed")
 
@@ -386,8 +541,9 @@ def movielens_queries(variant: str) -> dict[str, str]:
     }
 
 
-def generate(out: Path, scale: float, variant: str, seed: int = 0, *, memory_limit: str = "3GB",
-             threads: int | None = None) -> dict[str, float]:
+def generate(
+    out: Path, scale: float, variant: str, seed: int = 0, *, memory_limit: str = "3GB", threads: int | None = None
+) -> dict[str, float]:
     """Write the synthetic mirror into ``out`` (replaced whole); returns seconds per file."""
     if variant not in VARIANTS:
         raise SystemExit(f"--variant {variant!r}: expected one of {', '.join(VARIANTS)}")
@@ -422,7 +578,8 @@ def generate(out: Path, scale: float, variant: str, seed: int = 0, *, memory_lim
             start = time.perf_counter()
             plain = tmp / "imdb" / f"{name}.tsv"
             con.sql(f"SELECT * FROM ({sql}) q({IMDB_HEADERS[name]})").write_csv(
-                str(plain), sep="\t", header=True, quotechar="", na_rep="\\N")
+                str(plain), sep="\t", header=True, quotechar="", na_rep="\\N"
+            )
             # gzip -1 is ~3x faster than DuckDB's own gzip writer and runs beside the next query.
             gzips.append(subprocess.Popen(["gzip", "-1", "-n", "-f", str(plain)]))
             timings[name] = time.perf_counter() - start
@@ -472,8 +629,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {p.relative_to(args.out): p.stat().st_size for p in sorted(args.out.rglob("*")) if p.is_file()}
     for path, size in sizes.items():
         print(f"{path}  {size:,} bytes")
-    print(f"generated scale {args.scale} {args.variant} seed {args.seed} in {time.perf_counter() - start:.1f} s "
-          f"({', '.join(f'{k} {v:.1f}s' for k, v in timings.items())})")
+    print(
+        f"generated scale {args.scale} {args.variant} seed {args.seed} in {time.perf_counter() - start:.1f} s "
+        f"({', '.join(f'{k} {v:.1f}s' for k, v in timings.items())})"
+    )
     return 0
 
 

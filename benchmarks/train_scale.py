@@ -37,8 +37,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 from benchmarks.etl_scale import tree_rss  # noqa: E402
 from benchmarks.synthetic_dumps import generate  # noqa: E402
 
-MODELS = ("popularity", "mf_bpr", "lightgcn", "ease", "itemknn", "content_knn", "gcn_branch",
-          "hgt_branch", "fused")  # fmt: skip
+MODELS = ("popularity", "mf_bpr", "lightgcn", "ease", "itemknn", "content_knn", "gcn_branch", "hgt_branch", "fused")
 SAMPLE_S = 0.2
 GB = 2**30
 
@@ -56,13 +55,26 @@ def _child(model: str, snapshot: Path, epochs: int, device: str, fanout: int) ->
 
     torch.set_num_threads(int(os.environ.get("TRAIN_SCALE_THREADS", "0")) or torch.get_num_threads())
     t0 = time.perf_counter()
-    config = TrainConfig(device=device, rec_loss="sampled_softmax", gcn_epochs=epochs, hgt_epochs=epochs,
-                         fusion_epochs=epochs, eval_every=epochs, warmup_epochs=0, hgt_fanout=fanout)  # fmt: skip
+    config = TrainConfig(
+        device=device,
+        rec_loss="sampled_softmax",
+        gcn_epochs=epochs,
+        hgt_epochs=epochs,
+        fusion_epochs=epochs,
+        eval_every=epochs,
+        warmup_epochs=0,
+        hgt_fanout=fanout,
+    )
     data = prepare_data(read_snapshot(snapshot), config.data, seed=0).to(device)
-    prep = {"prepare_s": time.perf_counter() - t0, "prepare_rss_mb": peak_memory_mb("cpu"),
-            "threads": torch.get_num_threads(), "users": data.num_users, "movies": data.num_movies,
-            "positives": int(data.train_edges.size(1)),
-            "edges": {"/".join(t): int(e.size(1)) for t, e in data.graph.edge_index_dict.items()}}  # fmt: skip
+    prep = {
+        "prepare_s": time.perf_counter() - t0,
+        "prepare_rss_mb": peak_memory_mb("cpu"),
+        "threads": torch.get_num_threads(),
+        "users": data.num_users,
+        "movies": data.num_movies,
+        "positives": int(data.train_edges.size(1)),
+        "edges": {"/".join(t): int(e.size(1)) for t, e in data.graph.edge_index_dict.items()},
+    }
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
     t1 = time.perf_counter()
@@ -80,16 +92,24 @@ def _child(model: str, snapshot: Path, epochs: int, device: str, fanout: int) ->
         short: dict[str, dict[str, Any]] = {
             "mf_bpr": {"max_epochs": epochs, "eval_every": epochs},
             "lightgcn": {"max_epochs": epochs, "eval_every": epochs},
-            "ease": {"lambdas": (200.0,)}, "itemknn": {"ks": (80,), "shrinks": (5.0,)},
+            "ease": {"lambdas": (200.0,)},
+            "itemknn": {"ks": (80,), "shrinks": (5.0,)},
             "content_knn": {"weightings": ({"genre": 1.0, "people": 1.0, "tags": 1.0, "numeric": 0.5},), "ks": (100,)},
-        }  # one grid point of each closed-form model  # fmt: skip
+        }  # one grid point of each closed-form model
         result = fn(data, cls(**short.get(model, {})), 0, device)
     total = time.perf_counter() - t1
     trained = sum(h["seconds"] for h in result.history)
-    return {**prep, "epochs": len(result.history), "epoch_s": result.epoch_seconds, "train_s": trained,
-            "eval_s": total - trained, "total_s": total, "peak_rss_mb": peak_memory_mb("cpu"),
-            "cuda_peak_mb": peak_memory_mb(device) if device.startswith("cuda") else None,
-            "valid_ndcg20": result.valid_metrics.get("ndcg@20")}  # fmt: skip
+    return {
+        **prep,
+        "epochs": len(result.history),
+        "epoch_s": result.epoch_seconds,
+        "train_s": trained,
+        "eval_s": total - trained,
+        "total_s": total,
+        "peak_rss_mb": peak_memory_mb("cpu"),
+        "cuda_peak_mb": peak_memory_mb(device) if device.startswith("cuda") else None,
+        "valid_ndcg20": result.valid_metrics.get("ndcg@20"),
+    }
 
 
 def _probe(kind: str, epochs: int, device: str) -> dict[str, Any]:
@@ -127,37 +147,81 @@ def _probe(kind: str, epochs: int, device: str) -> dict[str, Any]:
     graph[RATED.reverse_triplet].edge_index = pairs[:, seen].flip(0)
     weight = rating[seen] / 5.0
     data = PreparedData(
-        graph=graph, num_users=u, num_movies=m, genre_names=["g"], train_edges=pairs[:, pos & seen],
-        valid_edges=pairs[:, valid], test_edges=pairs[:, test], train_weight=weight, seen_edges=pairs[:, seen],
-        cold_items=torch.zeros(m, dtype=torch.bool), movie_tags=torch.zeros(2, 0, dtype=torch.long), tag_names=[],
-        genre_labels=torch.zeros(m, 1), genre_masks={k: torch.zeros(m, dtype=torch.bool) for k in SPLITS},
-        user_ids=list(range(u)), movie_ids=list(range(m)), config=DataConfig(), seed=0,
-    ).to(device)  # fmt: skip
+        graph=graph,
+        num_users=u,
+        num_movies=m,
+        genre_names=["g"],
+        train_edges=pairs[:, pos & seen],
+        valid_edges=pairs[:, valid],
+        test_edges=pairs[:, test],
+        train_weight=weight,
+        seen_edges=pairs[:, seen],
+        cold_items=torch.zeros(m, dtype=torch.bool),
+        movie_tags=torch.zeros(2, 0, dtype=torch.long),
+        tag_names=[],
+        genre_labels=torch.zeros(m, 1),
+        genre_masks={k: torch.zeros(m, dtype=torch.bool) for k in SPLITS},
+        user_ids=list(range(u)),
+        movie_ids=list(range(m)),
+        config=DataConfig(),
+        seed=0,
+    ).to(device)
     data.graph[RATED.triplet].edge_weight = data.train_weight
-    prep = {"prepare_s": time.perf_counter() - t0, "prepare_rss_mb": peak_memory_mb("cpu"), "users": u,
-            "movies": m, "positives": int(data.train_edges.size(1)), "edges": {"ratings": int(seen.sum()) * 2}}
+    prep = {
+        "prepare_s": time.perf_counter() - t0,
+        "prepare_rss_mb": peak_memory_mb("cpu"),
+        "users": u,
+        "movies": m,
+        "positives": int(data.train_edges.size(1)),
+        "edges": {"ratings": int(seen.sum()) * 2},
+    }
     t1 = time.perf_counter()
     if kind == "ranking":
         z_user, z_movie = torch.randn(u, 64, device=device), torch.randn(m, 64, device=device)
         metrics = evaluate_ranking(lambda b: z_user[b] @ z_movie.t(), data, "valid")
         train_s, n, score = 0.0, 0, metrics["ndcg@20"]
     else:
-        config = TrainConfig(device=device, rec_loss="sampled_softmax", gcn_epochs=epochs, eval_every=epochs,
-                             warmup_epochs=0, gcn_weights={"rec": 1.0, "rating": 0.1})  # fmt: skip
+        config = TrainConfig(
+            device=device,
+            rec_loss="sampled_softmax",
+            gcn_epochs=epochs,
+            eval_every=epochs,
+            warmup_epochs=0,
+            gcn_weights={"rec": 1.0, "rating": 0.1},
+        )
         result = pretrain("gcn", dataclasses.replace(data), config)[1]
         train_s, n = sum(h["seconds"] for h in result.history), len(result.history)
         score = result.valid_metrics["ndcg@20"]
     total = time.perf_counter() - t1
-    return {**prep, "epochs": n, "epoch_s": train_s / n if n else None, "train_s": train_s,
-            "eval_s": total - train_s, "total_s": total, "peak_rss_mb": peak_memory_mb("cpu"),
-            "cuda_peak_mb": peak_memory_mb(device) if device.startswith("cuda") else None,
-            "valid_ndcg20": score}  # fmt: skip
+    return {
+        **prep,
+        "epochs": n,
+        "epoch_s": train_s / n if n else None,
+        "train_s": train_s,
+        "eval_s": total - train_s,
+        "total_s": total,
+        "peak_rss_mb": peak_memory_mb("cpu"),
+        "cuda_peak_mb": peak_memory_mb(device) if device.startswith("cuda") else None,
+        "valid_ndcg20": score,
+    }
 
 
 def run_model(model: str, snapshot: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One model in a child process, its RSS sampled and held under ``--budget-gb``."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", model, "--snapshot", str(snapshot),
-           "--epochs", str(args.epochs), "--device", args.device, "--hgt-fanout", str(args.hgt_fanout)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        model,
+        "--snapshot",
+        str(snapshot),
+        "--epochs",
+        str(args.epochs),
+        "--device",
+        args.device,
+        "--hgt-fanout",
+        str(args.hgt_fanout),
+    ]
     budget, log_dir = args.budget_gb * GB, args.work
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     load = os.getloadavg()[0]
@@ -179,9 +243,14 @@ def run_model(model: str, snapshot: Path, args: argparse.Namespace) -> dict[str,
         out, _ = proc.communicate()
         stop.set()
         thread.join()
-    row: dict[str, Any] = {"model": model, "rc": proc.returncode, "wall_s": time.perf_counter() - start,
-                           "sampled_peak_mb": peak[0] / 2**20, "load_start": load,
-                           "load_end": os.getloadavg()[0]}  # fmt: skip
+    row: dict[str, Any] = {
+        "model": model,
+        "rc": proc.returncode,
+        "wall_s": time.perf_counter() - start,
+        "sampled_peak_mb": peak[0] / 2**20,
+        "load_start": load,
+        "load_end": os.getloadavg()[0],
+    }
     if proc.returncode == 0 and out.strip():
         row.update(json.loads(out.strip().splitlines()[-1]))
     elif killed[0]:
@@ -199,11 +268,30 @@ def _snapshot(work: Path, scale: float, seed: int) -> Path:
         return out / "snapshot"
     mirror = work / f"mirror-{scale:g}"
     generate(mirror, scale, "ml-25m", seed)
-    cmd = [sys.executable, "-m", "cinegraph.flows.cli", "etl", "--variant", "ml-25m", "--mirror", str(mirror),
-           "--match", "links", "--out", str(out), "--no-progress"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "cinegraph.flows.cli",
+        "etl",
+        "--variant",
+        "ml-25m",
+        "--mirror",
+        str(mirror),
+        "--match",
+        "links",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     with (work / f"etl-{scale:g}.log").open("w") as log_file:
-        subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log_file,
-                       stderr=subprocess.STDOUT, check=True)  # fmt: skip
+        subprocess.run(
+            cmd,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
     return out / "snapshot"
 
 
@@ -216,30 +304,47 @@ def _s(v: float | None) -> str:
 
 
 def report(results: dict[str, dict[str, Any]], machine: str) -> str:
-    lines = ["# Training at scale", "",
-             "Produced by `benchmarks/train_scale.py` (synthetic ml-25m dumps, `cinegraph etl --match links`). "
-             "Each model runs in its own process: seconds per training epoch (closed-form models: one fit), "
-             "the full-ranking valid + test evaluation after it, and the process's peak RSS (data included). "
-             "Branches and fused model use `rec_loss=sampled_softmax`; HGT and fused steps sample `hgt_fanout` "
-             "in-edges per node and relation, their evaluation runs on every edge. " + machine, ""]  # fmt: skip
+    lines = [
+        "# Training at scale",
+        "",
+        "Produced by `benchmarks/train_scale.py` (synthetic ml-25m dumps, `cinegraph etl --match links`). "
+        "Each model runs in its own process: seconds per training epoch (closed-form models: one fit), "
+        "the full-ranking valid + test evaluation after it, and the process's peak RSS (data included). "
+        "Branches and fused model use `rec_loss=sampled_softmax`; HGT and fused steps sample `hgt_fanout` "
+        "in-edges per node and relation, their evaluation runs on every edge. " + machine,
+        "",
+    ]
     for label in sorted(results, key=lambda k: float(k.split()[0])):
         rows = results[label]["rows"]
         first = next((r for r in rows.values() if "users" in r), None)
-        size = (f"{first['users']:,} users, {first['movies']:,} movies, {first['positives']:,} training positives, "
-                f"{sum(first['edges'].values()):,} graph edges; preparing the data {_s(first['prepare_s'])}, "
-                f"{_mb(first['prepare_rss_mb'])} RSS" if first else "")  # fmt: skip
-        lines += [f"## Scale {label}", "", size, "",
-                  "| model | s / epoch | epochs | evaluation | total | peak RSS | GPU peak | load avg "
-                  "| valid ndcg@20 |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        size = (
+            f"{first['users']:,} users, {first['movies']:,} movies, {first['positives']:,} training positives, "
+            f"{sum(first['edges'].values()):,} graph edges; preparing the data {_s(first['prepare_s'])}, "
+            f"{_mb(first['prepare_rss_mb'])} RSS"
+            if first
+            else ""
+        )
+        lines += [
+            f"## Scale {label}",
+            "",
+            size,
+            "",
+            "| model | s / epoch | epochs | evaluation | total | peak RSS | GPU peak | load avg | valid ndcg@20 |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for name, r in rows.items():
             if "error" in r:
-                lines.append(f"| {name} | – | – | – | {_s(r['wall_s'])} | {_mb(r['sampled_peak_mb'])} | – | "
-                             f"{r['load_start']:.1f} | {r['error']} |")  # fmt: skip
+                lines.append(
+                    f"| {name} | – | – | – | {_s(r['wall_s'])} | {_mb(r['sampled_peak_mb'])} | – | "
+                    f"{r['load_start']:.1f} | {r['error']} |"
+                )
                 continue
-            lines.append(f"| {name} | {_s(r['epoch_s'])} | {r['epochs'] or '–'} | {_s(r['eval_s'])} | "
-                         f"{_s(r['total_s'])} | "
-                         f"{_mb(r['peak_rss_mb'])} | {_mb(r['cuda_peak_mb'])} | {r['load_start']:.1f}–"
-                         f"{r['load_end']:.1f} | {r['valid_ndcg20']:.4f} |")  # fmt: skip
+            lines.append(
+                f"| {name} | {_s(r['epoch_s'])} | {r['epochs'] or '–'} | {_s(r['eval_s'])} | "
+                f"{_s(r['total_s'])} | "
+                f"{_mb(r['peak_rss_mb'])} | {_mb(r['cuda_peak_mb'])} | {r['load_start']:.1f}–"
+                f"{r['load_end']:.1f} | {r['valid_ndcg20']:.4f} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -288,8 +393,11 @@ def main(argv: list[str] | None = None) -> int:
         for model in models:
             row = run_model(model, snapshot, args)
             entry["rows"][model] = row
-            print(f"scale {scale:g} {model}: " + (row.get("error") or
-                  f"{row['total_s']:.2f} s, peak {row['peak_rss_mb']:.0f} MB"), flush=True)  # fmt: skip
+            print(
+                f"scale {scale:g} {model}: "
+                + (row.get("error") or f"{row['total_s']:.2f} s, peak {row['peak_rss_mb']:.0f} MB"),
+                flush=True,
+            )
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(report(results, machine))
             store.write_text(json.dumps(results, indent=1) + "\n")

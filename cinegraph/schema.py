@@ -298,8 +298,7 @@ def metadata(
 def constraint_statements() -> list[str]:
     """One uniqueness constraint per node label (Neo4j 5 syntax), idempotent."""
     return [
-        f"CREATE CONSTRAINT {n.label.lower()}_{n.key} IF NOT EXISTS "
-        f"FOR (x:{n.label}) REQUIRE x.{n.key} IS UNIQUE"
+        f"CREATE CONSTRAINT {n.label.lower()}_{n.key} IF NOT EXISTS FOR (x:{n.label}) REQUIRE x.{n.key} IS UNIQUE"
         for n in (*NODE_TYPES, SNAPSHOT)
     ]
 

@@ -21,23 +21,25 @@ class EtlConfig(BaseModel):
     variant: Variant = Field("ml-latest-small", description="MovieLens variant to fetch and stage")
     out: Path = Field(Path("out"), description="holds raw/, warehouse.duckdb, match_review.csv and snapshot/")
     mirror: str | None = Field(
-        None,
-        description="directory or http(s) URL in the mirror layout; empty: the official sites")
+        None, description="directory or http(s) URL in the mirror layout; empty: the official sites"
+    )
     movielens_base: str | None = Field(
-        None, title="MovieLens base",
-        description="MovieLens base URL or directory; wins over mirror")
+        None, title="MovieLens base", description="MovieLens base URL or directory; wins over mirror"
+    )
     imdb_base: str | None = Field(None, title="IMDb base", description="IMDb base URL or directory; wins over mirror")
     match: MatchConfig = Field(
-        default_factory=MatchConfig, title="Title matching",
-        description="title matching: mode links|fuzzy, threshold, margin, ...")
+        default_factory=MatchConfig,
+        title="Title matching",
+        description="title matching: mode links|fuzzy, threshold, margin, ...",
+    )
     overrides: Path | None = Field(None, description="CSV movieId -> tconst (or none), always honoured")
     max_reject_fraction: float = Field(
-        0.01, ge=0, le=1, title="Max reject fraction",
-        description="fail when a file rejects more rows")
+        0.01, ge=0, le=1, title="Max reject fraction", description="fail when a file rejects more rows"
+    )
     max_extract_bytes: int = Field(DEFAULT_MAX_EXTRACT_BYTES, gt=0, description="cap on the unzipped variant")
     film_title_types: tuple[str, ...] = Field(
-        FILM_TITLE_TYPES, title="IMDb film title types",
-        description="IMDb titleTypes staged and matched")
+        FILM_TITLE_TYPES, title="IMDb film title types", description="IMDb titleTypes staged and matched"
+    )
     # DuckDB fills memory_limit with cached pages, so it sits ~3 GB under the 8 GB a full-size run
     # may take: the matcher and Arrow batches need the rest.
     memory_limit: str = Field("5GB", description="DuckDB memory_limit; beyond it DuckDB spills to disk")

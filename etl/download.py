@@ -59,9 +59,7 @@ class RetryPolicy:
         if self.attempts < 1:
             raise CinegraphError(f"attempts={self.attempts} must be at least 1")
         if self.backoff_s < 0 or self.timeout_s <= 0:
-            raise CinegraphError(
-                f"backoff_s={self.backoff_s} must be >= 0 and timeout_s={self.timeout_s} > 0"
-            )
+            raise CinegraphError(f"backoff_s={self.backoff_s} must be >= 0 and timeout_s={self.timeout_s} > 0")
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,10 @@ class FetchState:
     def record_digests(self, path: Path, sha256: str, md5: str) -> None:
         st = path.stat()
         self._files[str(path.resolve())] = {
-            "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256, "md5": md5,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "sha256": sha256,
+            "md5": md5,
         }
 
     def digests(self, path: Path) -> tuple[str, str]:
@@ -253,9 +254,7 @@ def download(
             state.forget(url)
             return download(url, dest, state, expected_md5=expected_md5, progress=progress, retry=retry)
         if expected_md5 is not None and got.md5 != expected_md5:
-            raise CinegraphError(
-                f"{dest.name}: md5 {got.md5} does not match the published {expected_md5} ({url})"
-            )
+            raise CinegraphError(f"{dest.name}: md5 {got.md5} does not match the published {expected_md5} ({url})")
         os.replace(part, dest)
     finally:
         part.unlink(missing_ok=True)
@@ -298,10 +297,18 @@ def _receive(
     length = resp.length
     total = offset + length if length is not None else None
     received = offset
-    with part.open(mode) as f, tqdm(
-        total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-        desc=label, disable=not progress,
-    ) as bar:
+    with (
+        part.open(mode) as f,
+        tqdm(
+            total=total,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=label,
+            disable=not progress,
+        ) as bar,
+    ):
         while chunk := resp.read(_CHUNK):
             f.write(chunk)
             sha.update(chunk)

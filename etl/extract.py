@@ -49,9 +49,7 @@ def unsafe_entries(members: list[zipfile.ZipInfo], max_bytes: int) -> list[str]:
     return problems
 
 
-def extract_zip(
-    zip_path: Path, dest: Path, *, zip_sha256: str, max_bytes: int = DEFAULT_MAX_EXTRACT_BYTES
-) -> Path:
+def extract_zip(zip_path: Path, dest: Path, *, zip_sha256: str, max_bytes: int = DEFAULT_MAX_EXTRACT_BYTES) -> Path:
     """Extract ``zip_path`` so that ``dest`` holds its data files, and return ``dest``.
 
     A zip with a single top folder (``ml-100k/u.data``) has that folder's content placed at

@@ -57,12 +57,37 @@ log = logging.getLogger(__name__)
 
 # Working tables of one run, TEMP (in memory, not written to the warehouse file) and dropped at its
 # end; only match_decisions is a warehouse table (write disposition: replace).
-INTERMEDIATE_TABLES = ("match_movies", "match_queries", "match_overrides", "match_candidate_titles",
-                       "match_candidate_info", "match_needed_titles", "match_title_norms", "match_spelled",
-                       "match_hits", "match_key_pairs", "match_pairs", "match_scored", "match_fuzzy", "match_links",
-                       "match_outcome", "match_review", "match_evaluation_counts")
-REVIEW_COLUMNS = ["movie_id", "ml_title", "ml_year", "rank", "tconst", "imdb_title", "start_year",
-                  "title_type", "num_votes", "score"]
+INTERMEDIATE_TABLES = (
+    "match_movies",
+    "match_queries",
+    "match_overrides",
+    "match_candidate_titles",
+    "match_candidate_info",
+    "match_needed_titles",
+    "match_title_norms",
+    "match_spelled",
+    "match_hits",
+    "match_key_pairs",
+    "match_pairs",
+    "match_scored",
+    "match_fuzzy",
+    "match_links",
+    "match_outcome",
+    "match_review",
+    "match_evaluation_counts",
+)
+REVIEW_COLUMNS = [
+    "movie_id",
+    "ml_title",
+    "ml_year",
+    "rank",
+    "tconst",
+    "imdb_title",
+    "start_year",
+    "title_type",
+    "num_votes",
+    "score",
+]
 
 
 class Evaluation(BaseModel):
@@ -97,8 +122,9 @@ def _stage_movies(con: duckdb.DuckDBPyConnection) -> int:
     q_key: list[str] = []
     q_derived: list[bool] = []
     raws = [t or "" for t in titles.tolist()]
-    for movie_id, raw, staged_year, spellings in zip(ids.tolist(), raws, years.tolist(),
-                                                     query_strings_many(raws), strict=True):
+    for movie_id, raw, staged_year, spellings in zip(
+        ids.tolist(), raws, years.tolist(), query_strings_many(raws), strict=True
+    ):
         parsed_year = parse_title(raw).year
         year = parsed_year if parsed_year is not None else staged_year
         year = None if year is None or year != year else int(year)  # masked/NaN -> None
@@ -109,14 +135,30 @@ def _stage_movies(con: duckdb.DuckDBPyConnection) -> int:
             q_norm.append(norm)
             q_key.append(title_key(norm))
             q_derived.append(derived)
-    register_temp(con, "match_movies", pa.table({"movie_id": pa.array(ids.tolist(), pa.int64()),
-                                             "title": pa.array(titles.tolist(), pa.string()),
-                                             "year": pa.array(m_year, pa.int32())}))
-    register_temp(con, "match_queries", pa.table({"block": pa.array(q_block, pa.int64()),
-                                              "movie_id": pa.array(q_movie, pa.int64()),
-                                              "norm": pa.array(q_norm, pa.string()),
-                                              "key": pa.array(q_key, pa.string()),
-                                              "derived": pa.array(q_derived, pa.bool_())}))
+    register_temp(
+        con,
+        "match_movies",
+        pa.table(
+            {
+                "movie_id": pa.array(ids.tolist(), pa.int64()),
+                "title": pa.array(titles.tolist(), pa.string()),
+                "year": pa.array(m_year, pa.int32()),
+            }
+        ),
+    )
+    register_temp(
+        con,
+        "match_queries",
+        pa.table(
+            {
+                "block": pa.array(q_block, pa.int64()),
+                "movie_id": pa.array(q_movie, pa.int64()),
+                "norm": pa.array(q_norm, pa.string()),
+                "key": pa.array(q_key, pa.string()),
+                "derived": pa.array(q_derived, pa.bool_()),
+            }
+        ),
+    )
     return sum(1 for y in m_year if y is None)
 
 
@@ -148,22 +190,32 @@ def evaluation_from_counts(made: int, correct: int, truth_pairs: int) -> Evaluat
     return Evaluation(precision=precision, recall=recall, f1=f1, truth_pairs=truth_pairs)
 
 
-def match_titles(con: duckdb.DuckDBPyConnection, config: MatchConfig, *, review_path: Path,
-                 overrides_path: Path | None = None) -> MatchReport:
+def match_titles(
+    con: duckdb.DuckDBPyConnection, config: MatchConfig, *, review_path: Path, overrides_path: Path | None = None
+) -> MatchReport:
     """Decide an IMDb title (or none) for every staged MovieLens movie; replace ``match_decisions``,
     write ambiguous cases to ``review_path``, and score fuzzy matching against links when staged."""
     for table in ("stg_ml_movies", "stg_imdb_titles", "stg_imdb_ratings"):
         if not table_exists(con, table):
             raise CinegraphError(f"warehouse: table {table} is missing; run staging first")
     has_links = table_exists(con, "stg_ml_links")
-    overrides = (read_overrides(con, overrides_path) if overrides_path is not None else
-                 pa.table({"movie_id": pa.array([], pa.int64()), "tconst": pa.array([], pa.string())}))
+    overrides = (
+        read_overrides(con, overrides_path)
+        if overrides_path is not None
+        else pa.table({"movie_id": pa.array([], pa.int64()), "tconst": pa.array([], pa.string())})
+    )
     register_temp(con, "match_overrides", overrides)
 
     undated = _stage_movies(con)
     with usage("match: candidates"):
-        run_temp(con, [candidate_titles_sql(table_exists(con, "stg_imdb_akas")), candidate_info_sql(),
-                        needed_titles_sql(config.year_tolerance, all_titles=undated > 0)])
+        run_temp(
+            con,
+            [
+                candidate_titles_sql(table_exists(con, "stg_imdb_akas")),
+                candidate_info_sql(),
+                needed_titles_sql(config.year_tolerance, all_titles=undated > 0),
+            ],
+        )
     with usage("match: normalise"):
         stage_title_norms(con)
     with usage("match: spellings"):
@@ -176,14 +228,16 @@ def match_titles(con: duckdb.DuckDBPyConnection, config: MatchConfig, *, review_
         steps.append(links_sql())
     steps.append(decisions_sql(use_links=has_links and config.mode == "links"))
     run_temp(con, steps)
-    run_steps(con, [Step("SELECT movie_id, tconst, score, runner_up_score, method FROM match_outcome",
-                         "match_decisions")])
+    run_steps(
+        con, [Step("SELECT movie_id, tconst, score, runner_up_score, method FROM match_outcome", "match_decisions")]
+    )
 
     review = _write_review(con, review_path)
     evaluation = _evaluate(con) if has_links else None
     matched, total = con.execute("SELECT count(tconst), count(*) FROM match_decisions").fetchall()[0]
-    report = MatchReport(mode=config.mode, matched=matched, unmatched=total - matched, review=review,
-                         evaluation=evaluation)
+    report = MatchReport(
+        mode=config.mode, matched=matched, unmatched=total - matched, review=review, evaluation=evaluation
+    )
     drop_tables(con, INTERMEDIATE_TABLES)
     log.info("match: %s", report.model_dump())
     return report

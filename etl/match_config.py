@@ -17,8 +17,9 @@ class MatchConfig(BaseModel):
     margin: float = Field(4.0, ge=0, description="winner must beat the best differently-titled candidate by this")
     year_tolerance: int = Field(1, ge=0, description="candidates may start this many years off the ML year")
     year_penalty: float = Field(2.0, ge=0, description="ranking points lost per year off")
-    type_penalty: dict[str, float] = Field({"movie": 0.0, "tvMovie": 1.0, "video": 1.0},
-                                           description="ranking points lost per IMDb title type")
+    type_penalty: dict[str, float] = Field(
+        {"movie": 0.0, "tvMovie": 1.0, "video": 1.0}, description="ranking points lost per IMDb title type"
+    )
     other_type_penalty: float = Field(4.0, description="for title types not listed above (short, tvSpecial, ...)")
     derived_penalty: float = Field(5.0, ge=0, description="score lost when only a colon half matched")
     aka_penalty: float = Field(3.0, ge=0, description="score lost when only an a.k.a. title matched")

@@ -50,8 +50,13 @@ def read_overrides(con: duckdb.DuckDBPyConnection, path: Path) -> pa.Table:
         movie_ids.append(movie_id)
         tconsts.append(tconst or None)
         lines.append(line)
-    table = pa.table({"movie_id": pa.array(movie_ids, pa.int64()), "tconst": pa.array(tconsts, pa.string()),
-                      "line": pa.array(lines, pa.int64())})
+    table = pa.table(
+        {
+            "movie_id": pa.array(movie_ids, pa.int64()),
+            "tconst": pa.array(tconsts, pa.string()),
+            "line": pa.array(lines, pa.int64()),
+        }
+    )
     con.register("_match_overrides_in", table)
     try:
         unknown = con.execute("""

@@ -13,8 +13,14 @@ from cinegraph.etl.warehouse import Step, register_arrow
 def candidate_titles_sql(with_akas: bool) -> Step:
     """Every spelling of every staged title: primary, original and (when staged) a.k.a. titles,
     flagged ``aka`` when it is only an a.k.a. title."""
-    akas = ("UNION ALL SELECT a.tconst, a.title, true FROM stg_imdb_akas a SEMI JOIN stg_imdb_titles t "
-            "ON a.tconst = t.tconst WHERE a.title IS NOT NULL") if with_akas else ""
+    akas = (
+        (
+            "UNION ALL SELECT a.tconst, a.title, true FROM stg_imdb_akas a SEMI JOIN stg_imdb_titles t "
+            "ON a.tconst = t.tconst WHERE a.title IS NOT NULL"
+        )
+        if with_akas
+        else ""
+    )
     sql = f"""
         SELECT tconst, title, bool_and(aka) AS aka FROM (
             SELECT tconst, primary_title AS title, false AS aka FROM stg_imdb_titles WHERE primary_title IS NOT NULL
@@ -35,9 +41,13 @@ def candidate_info_sql() -> Step:
 def needed_titles_sql(year_tolerance: int, all_titles: bool) -> Step:
     """Distinct candidate spellings worth normalising: those within reach of some ML year, or all of
     them when an undated movie must be blocked by title key."""
-    where = "" if all_titles else """
+    where = (
+        ""
+        if all_titles
+        else """
         WHERE EXISTS (SELECT 1 FROM match_movies m WHERE m.year IS NOT NULL
                       AND i.start_year BETWEEN m.year - $tol AND m.year + $tol)"""
+    )
     sql = f"""
         SELECT DISTINCT c.title FROM match_candidate_titles c
         JOIN match_candidate_info i ON i.tconst = c.tconst {where}"""
@@ -91,9 +101,13 @@ def scored_sql(config: MatchConfig) -> Step:
                + $vote_weight * log10(1 + i.num_votes) AS rank_score
         FROM best b JOIN match_candidate_info i ON i.tconst = b.tconst
         JOIN match_movies m ON m.movie_id = b.movie_id"""
-    params = {"pen_types": list(config.type_penalty), "pen_values": list(config.type_penalty.values()),
-              "pen_other": config.other_type_penalty, "year_penalty": config.year_penalty,
-              "vote_weight": config.vote_weight}
+    params = {
+        "pen_types": list(config.type_penalty),
+        "pen_values": list(config.type_penalty.values()),
+        "pen_other": config.other_type_penalty,
+        "year_penalty": config.year_penalty,
+        "vote_weight": config.vote_weight,
+    }
     return Step(sql, "match_scored", params)
 
 
@@ -139,8 +153,11 @@ def decisions_sql(use_links: bool) -> Step:
     """One row per movie: override, else link (links mode), else a fuzzy match, else none.
     ``score`` / ``runner_up_score`` are always the fuzzy scores (0-100) of the best candidate and of
     the best differently-titled one, NULL when none reached the cutoff."""
-    link_join = "LEFT JOIN match_links l ON l.movie_id = m.movie_id" if use_links else \
-        "LEFT JOIN (SELECT NULL::BIGINT AS movie_id, NULL::VARCHAR AS tconst) l ON false"
+    link_join = (
+        "LEFT JOIN match_links l ON l.movie_id = m.movie_id"
+        if use_links
+        else "LEFT JOIN (SELECT NULL::BIGINT AS movie_id, NULL::VARCHAR AS tconst) l ON false"
+    )
     sql = f"""
         SELECT m.movie_id,
                CASE WHEN o.movie_id IS NOT NULL THEN o.tconst

@@ -54,8 +54,9 @@ def _run_etl(config: EtlConfig) -> EtlResult:
     with recording() as stages:
         with usage("fetch"):
             ml_base, imdb_base = resolve_bases(config.mirror, config.movielens_base, config.imdb_base)
-            ml_dir, ml_fetch = fetch_movielens(config.variant, raw_dir, ml_base, progress=config.progress,
-                                               max_extract_bytes=config.max_extract_bytes)  # fmt: skip
+            ml_dir, ml_fetch = fetch_movielens(
+                config.variant, raw_dir, ml_base, progress=config.progress, max_extract_bytes=config.max_extract_bytes
+            )
             imdb_fetch = fetch_imdb(raw_dir, imdb_base, progress=config.progress)
         db_path = config.out / WAREHOUSE_FILE
         review = config.out / REVIEW_FILE
@@ -91,9 +92,10 @@ def write_run_log(path: Path, stages: list[StageUsage], seconds: float) -> None:
     record = {
         "seconds": round(seconds, 3),
         "peak_rss_bytes": max((s.peak_rss_bytes for s in stages), default=0),
-        "stages": [{"name": s.name, "seconds": round(s.seconds, 3), "peak_rss_bytes": s.peak_rss_bytes}
-                   for s in stages],
-    }  # fmt: skip
+        "stages": [
+            {"name": s.name, "seconds": round(s.seconds, 3), "peak_rss_bytes": s.peak_rss_bytes} for s in stages
+        ],
+    }
     path.write_text(json.dumps(record, indent=2) + "\n")
 
 
@@ -106,18 +108,30 @@ def source_entries(
     entries = [_entry(ml_fetch.name, ml_fetch, sum(staged.rows[n] for n in ml_files))]
     for name in ml_files:
         member = ml_dir / name
-        entries.append({
-            "file": f"{ml_fetch.name}/{name}", "url": ml_fetch.url, "sha256": _sha256(member),
-            "bytes": member.stat().st_size, "rows": staged.rows[name], "status": ml_fetch.status,
-        })  # fmt: skip
+        entries.append(
+            {
+                "file": f"{ml_fetch.name}/{name}",
+                "url": ml_fetch.url,
+                "sha256": _sha256(member),
+                "bytes": member.stat().st_size,
+                "rows": staged.rows[name],
+                "status": ml_fetch.status,
+            }
+        )
     for key, result in imdb_fetch.items():
         entries.append(_entry(result.name, result, staged.rows.get(IMDB[key].name, 0)))
     return entries
 
 
 def _entry(file: str, result: FetchResult, rows: int) -> dict[str, Any]:
-    return {"file": file, "url": result.url, "sha256": result.sha256, "bytes": result.bytes,
-            "rows": rows, "status": result.status}  # fmt: skip
+    return {
+        "file": file,
+        "url": result.url,
+        "sha256": result.sha256,
+        "bytes": result.bytes,
+        "rows": rows,
+        "status": result.status,
+    }
 
 
 def _sha256(path: Path) -> str:
@@ -145,7 +159,9 @@ def summarize(result: EtlResult) -> str:
     ]
     if m.evaluation is not None:
         e = m.evaluation
-        lines.append(f"fuzzy vs links: precision {e.precision:.4f}, recall {e.recall:.4f}, F1 {e.f1:.4f} "
-                     f"over {e.truth_pairs:,} linked titles present in IMDb")  # fmt: skip
+        lines.append(
+            f"fuzzy vs links: precision {e.precision:.4f}, recall {e.recall:.4f}, F1 {e.f1:.4f} "
+            f"over {e.truth_pairs:,} linked titles present in IMDb"
+        )
     lines += [f"review file: {result.review}", f"warehouse: {result.warehouse}", f"snapshot: {result.snapshot}"]
     return "\n".join(lines)

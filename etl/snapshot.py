@@ -56,8 +56,19 @@ def user_step(has_users_table: bool) -> Step:
 
 def movie_step() -> Step:
     """Every MovieLens movie; IMDb properties from its matched title (NULL when unmatched)."""
-    cols = ["m.movie_id", "m.name", "m.year", "d.tconst", "t.primary_title", "t.title_type",
-            "t.start_year", "t.runtime_minutes", "t.genres", "r.average_rating", "r.num_votes"]  # fmt: skip
+    cols = [
+        "m.movie_id",
+        "m.name",
+        "m.year",
+        "d.tconst",
+        "t.primary_title",
+        "t.title_type",
+        "t.start_year",
+        "t.runtime_minutes",
+        "t.genres",
+        "r.average_rating",
+        "r.num_votes",
+    ]
     return Step(
         f"SELECT {_select(schema.MOVIE, cols)} FROM stg_ml_movies m "
         "LEFT JOIN match_decisions d ON d.movie_id = m.movie_id "
@@ -71,18 +82,21 @@ def genre_steps() -> list[Step]:
     genres = "SELECT DISTINCT movie_id, unnest(genres) AS genre FROM stg_ml_movies"
     return [
         Step(f"SELECT DISTINCT {_select(schema.GENRE, ['genre'])} FROM ({genres})", snap_table(schema.GENRE)),
-        Step(f"SELECT {_select(schema.IN_GENRE, ['movie_id', 'genre'])} FROM ({genres})",
-             snap_table(schema.IN_GENRE)),
-    ]  # fmt: skip
+        Step(f"SELECT {_select(schema.IN_GENRE, ['movie_id', 'genre'])} FROM ({genres})", snap_table(schema.IN_GENRE)),
+    ]
 
 
 def activity_steps() -> list[Step]:
     return [
-        Step(f"SELECT {_select(schema.RATED, ['user_id', 'movie_id', 'rating', 'timestamp'])} "
-             "FROM stg_ml_ratings", snap_table(schema.RATED)),
-        Step(f"SELECT {_select(schema.TAGGED, ['user_id', 'movie_id', 'tag', 'timestamp'])} "
-             "FROM stg_ml_tags", snap_table(schema.TAGGED)),
-    ]  # fmt: skip
+        Step(
+            f"SELECT {_select(schema.RATED, ['user_id', 'movie_id', 'rating', 'timestamp'])} FROM stg_ml_ratings",
+            snap_table(schema.RATED),
+        ),
+        Step(
+            f"SELECT {_select(schema.TAGGED, ['user_id', 'movie_id', 'tag', 'timestamp'])} FROM stg_ml_tags",
+            snap_table(schema.TAGGED),
+        ),
+    ]
 
 
 def person_edge_step(edge: EdgeType) -> Step:
@@ -95,26 +109,36 @@ def person_edge_step(edge: EdgeType) -> Step:
     out = snap_table(edge)
     if edge is schema.KNOWN_FOR:
         pairs = "SELECT nconst, unnest(known_for) AS tconst FROM stg_imdb_names"
-        sql = (f"SELECT DISTINCT {_select(edge, ['k.nconst', 'm.movie_id'])} FROM ({pairs}) k "
-               f"JOIN {_MATCHED} m ON m.tconst = k.tconst")  # fmt: skip
+        sql = (
+            f"SELECT DISTINCT {_select(edge, ['k.nconst', 'm.movie_id'])} FROM ({pairs}) k "
+            f"JOIN {_MATCHED} m ON m.tconst = k.tconst"
+        )
         return Step(sql, out)
     if edge is schema.WORKED_ON:
-        sql = (f"SELECT DISTINCT {_select(edge, ['p.nconst', 'm.movie_id', 'p.category'])} "
-               f"FROM stg_imdb_principals p JOIN {_MATCHED} m ON m.tconst = p.tconst "
-               f"WHERE NOT list_contains($mapped, p.category) AND p.{_NAMED}")  # fmt: skip
+        sql = (
+            f"SELECT DISTINCT {_select(edge, ['p.nconst', 'm.movie_id', 'p.category'])} "
+            f"FROM stg_imdb_principals p JOIN {_MATCHED} m ON m.tconst = p.tconst "
+            f"WHERE NOT list_contains($mapped, p.category) AND p.{_NAMED}"
+        )
         return Step(sql, out, {"mapped": list(schema.PRINCIPAL_CATEGORY_EDGES)})
     categories = [c for c, e in schema.PRINCIPAL_CATEGORY_EDGES.items() if e is edge]
     roles = [r for r, e in schema.CREW_EDGES.items() if e is edge]
     if edge.properties:  # ACTED_IN: characters and ordering of the person's first billing
         exprs = ["p.nconst", "m.movie_id", *(f"arg_min(p.{p.name}, p.ordering)" for p in edge.properties)]
-        sql = (f"SELECT {_select(edge, exprs)} FROM stg_imdb_principals p "
-               f"JOIN {_MATCHED} m ON m.tconst = p.tconst "
-               f"WHERE list_contains($categories, p.category) AND p.{_NAMED} GROUP BY ALL")  # fmt: skip
+        sql = (
+            f"SELECT {_select(edge, exprs)} FROM stg_imdb_principals p "
+            f"JOIN {_MATCHED} m ON m.tconst = p.tconst "
+            f"WHERE list_contains($categories, p.category) AND p.{_NAMED} GROUP BY ALL"
+        )
         return Step(sql, out, {"categories": categories})
-    people = ("SELECT tconst, nconst FROM stg_imdb_principals WHERE list_contains($categories, category) "
-              "UNION SELECT tconst, nconst FROM stg_imdb_crew WHERE list_contains($roles, role)")  # fmt: skip
-    sql = (f"SELECT DISTINCT {_select(edge, ['p.nconst', 'm.movie_id'])} FROM ({people}) p "
-           f"JOIN {_MATCHED} m ON m.tconst = p.tconst WHERE p.{_NAMED}")  # fmt: skip
+    people = (
+        "SELECT tconst, nconst FROM stg_imdb_principals WHERE list_contains($categories, category) "
+        "UNION SELECT tconst, nconst FROM stg_imdb_crew WHERE list_contains($roles, role)"
+    )
+    sql = (
+        f"SELECT DISTINCT {_select(edge, ['p.nconst', 'm.movie_id'])} FROM ({people}) p "
+        f"JOIN {_MATCHED} m ON m.tconst = p.tconst WHERE p.{_NAMED}"
+    )
     return Step(sql, out, {"categories": categories, "roles": roles})
 
 
@@ -122,8 +146,10 @@ def person_step() -> Step:
     """People with at least one edge to a matched movie."""
     linked = " UNION ".join(f"SELECT src FROM {snap_table(e)}" for e in schema.IMDB_EDGE_TYPES)
     cols = ["nconst", "primary_name", "birth_year", "death_year", "professions"]
-    return Step(f"SELECT {_select(schema.PERSON, cols)} FROM stg_imdb_names WHERE nconst IN ({linked})",
-                snap_table(schema.PERSON))  # fmt: skip
+    return Step(
+        f"SELECT {_select(schema.PERSON, cols)} FROM stg_imdb_names WHERE nconst IN ({linked})",
+        snap_table(schema.PERSON),
+    )
 
 
 def snapshot_steps(has_users_table: bool) -> list[Step]:
@@ -143,8 +169,11 @@ def snapshot_steps(has_users_table: bool) -> list[Step]:
 
 def _indexed_strings(nt: NodeType) -> dict[str, int]:
     """Non-key string properties with a Neo4j index, and the longest value (bytes) it takes."""
-    return {p.name: schema.INDEX_MAX_BYTES[p.index] for p in nt.properties
-            if p.index is not None and pa.types.is_string(p.type)}  # fmt: skip
+    return {
+        p.name: schema.INDEX_MAX_BYTES[p.index]
+        for p in nt.properties
+        if p.index is not None and pa.types.is_string(p.type)
+    }
 
 
 def fit_to_indexes(
@@ -160,10 +189,13 @@ def fit_to_indexes(
             if not pc.any(pc.greater(pc.binary_length(column), limit)).as_py():
                 continue
             values = column.to_pylist()
-            cut = [v if v is None or len(v.encode()) <= limit else v.encode()[:limit].decode(errors="ignore")
-                   for v in values]  # fmt: skip
+            cut = [
+                v if v is None or len(v.encode()) <= limit else v.encode()[:limit].decode(errors="ignore")
+                for v in values
+            ]
             truncated[f"{label}.{name}"] = truncated.get(f"{label}.{name}", 0) + sum(
-                a is not b for a, b in zip(values, cut, strict=True))
+                a is not b for a, b in zip(values, cut, strict=True)
+            )
             batch = batch.set_column(i, name, pa.array(cut, column.type))
         yield batch
 
@@ -188,12 +220,18 @@ def write_snapshot(
             reader = con.sql(f"SELECT * FROM {snap_table(nt)} ORDER BY {nt.key}").to_arrow_reader(BATCH_ROWS)
             writer.write_table(nt.label, fit_to_indexes(reader, _indexed_strings(nt), truncated, nt.label))
         for et in schema.EDGE_TYPES:
-            writer.write_table(et.rel, con.sql(f"SELECT * FROM {snap_table(et)} ORDER BY ALL")
-                               .to_arrow_reader(BATCH_ROWS))  # fmt: skip
-        writer.write_file(schema.MATCHES_FILE, con.sql("SELECT * FROM match_decisions ORDER BY movie_id")
-                          .to_arrow_reader(BATCH_ROWS))  # fmt: skip
-        manifest = writer.commit(sources=[dict(s) for s in sources], rejects=dict(sorted(rejects.items())),
-                                 match=dict(match), truncated=dict(sorted(truncated.items())))  # fmt: skip
+            writer.write_table(
+                et.rel, con.sql(f"SELECT * FROM {snap_table(et)} ORDER BY ALL").to_arrow_reader(BATCH_ROWS)
+            )
+        writer.write_file(
+            schema.MATCHES_FILE, con.sql("SELECT * FROM match_decisions ORDER BY movie_id").to_arrow_reader(BATCH_ROWS)
+        )
+        manifest = writer.commit(
+            sources=[dict(s) for s in sources],
+            rejects=dict(sorted(rejects.items())),
+            match=dict(match),
+            truncated=dict(sorted(truncated.items())),
+        )
     for name, n in truncated.items():
         log.warning("%s: %d values cut to the index limit (manifest 'truncated')", name, n)
     log.info("snapshot written to %s: %s", target, manifest["counts"])

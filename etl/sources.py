@@ -72,9 +72,7 @@ def _parse_base(base: str, what: str = "base") -> str | Path:
     return path
 
 
-def resolve_bases(
-    mirror: Path | str | None, movielens_base: str | None, imdb_base: str | None
-) -> tuple[str, str]:
+def resolve_bases(mirror: Path | str | None, movielens_base: str | None, imdb_base: str | None) -> tuple[str, str]:
     """(MovieLens base, IMDb base): an explicit base wins, then the mirror (a directory or an
     http(s) URL of the mirror layout), then the official sites."""
     root = None if mirror is None else _parse_base(str(mirror), "mirror")
@@ -177,7 +175,8 @@ def fetch_movielens(
         md5_path = source / f"{name}.md5"
         expected = (
             parse_md5(md5_path.read_text(encoding="utf-8", errors="replace"), name, source=str(md5_path))
-            if md5_path.is_file() else None
+            if md5_path.is_file()
+            else None
         )
         sha256, md5 = state.digests(zip_path)
         if expected is not None and md5 != expected:
@@ -202,8 +201,7 @@ def fetch_imdb(
     raw_dir: Path, base: str, *, progress: bool = True, retry: RetryPolicy = RetryPolicy()
 ) -> dict[str, FetchResult]:
     """Fetch every IMDb dataset file (see ``fetch_imdb_file``), keyed like ``IMDB_FILES``."""
-    return {key: fetch_imdb_file(key, raw_dir, base, progress=progress, retry=retry)
-            for key in IMDB_FILES}
+    return {key: fetch_imdb_file(key, raw_dir, base, progress=progress, retry=retry) for key in IMDB_FILES}
 
 
 def fetch_imdb_file(

@@ -30,17 +30,50 @@ FILM_TITLE_TYPES = ("movie", "tvMovie", "video", "short", "tvShort", "tvSpecial"
 YEAR_RE = r"\s*\((\d{4})(?:\s*[-–]\s*(?:\d{4})?\s*)?\)\s*$"
 # ml-100k u.item genre flag columns, in file order (u.genre); "unknown" is not a genre.
 ML100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
-    "Thriller", "War", "Western",
-)  # fmt: skip
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 # ml-1m users.dat occupation codes 0..20 (README of ml-1m).
 ML1M_OCCUPATIONS = (
-    "other", "academic/educator", "artist", "clerical/admin", "college/grad student",
-    "customer service", "doctor/health care", "executive/managerial", "farmer", "homemaker",
-    "K-12 student", "lawyer", "programmer", "retired", "sales/marketing", "scientist",
-    "self-employed", "technician/engineer", "tradesman/craftsman", "unemployed", "writer",
-)  # fmt: skip
+    "other",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
+)
 
 REJECTS = "rejects"
 ML_TABLES = ("stg_ml_movies", "stg_ml_ratings", "stg_ml_tags", "stg_ml_links", "stg_ml_users")
@@ -83,40 +116,85 @@ def _csv(name: str, table: str, header: tuple[str, ...], columns: Sequence[tuple
 
 
 ML_CSV = {
-    "movies": _csv("movies.csv", "raw_ml_movies", ("movieId", "title", "genres"),
-                   [("movie_id", "BIGINT"), ("title", "VARCHAR"), ("genres", "VARCHAR")]),
-    "ratings": _csv("ratings.csv", "raw_ml_ratings", ("userId", "movieId", "rating", "timestamp"),
-                    [("user_id", "BIGINT"), ("movie_id", "BIGINT"), ("rating", "DOUBLE"),
-                     ("timestamp", "BIGINT")]),
-    "tags": _csv("tags.csv", "raw_ml_tags", ("userId", "movieId", "tag", "timestamp"),
-                 [("user_id", "BIGINT"), ("movie_id", "BIGINT"), ("tag", "VARCHAR"),
-                  ("timestamp", "BIGINT")]),
-    "links": _csv("links.csv", "raw_ml_links", ("movieId", "imdbId", "tmdbId"),
-                  [("movie_id", "BIGINT"), ("imdb_id", "VARCHAR"), ("tmdb_id", "VARCHAR")]),
-}  # fmt: skip
+    "movies": _csv(
+        "movies.csv",
+        "raw_ml_movies",
+        ("movieId", "title", "genres"),
+        [("movie_id", "BIGINT"), ("title", "VARCHAR"), ("genres", "VARCHAR")],
+    ),
+    "ratings": _csv(
+        "ratings.csv",
+        "raw_ml_ratings",
+        ("userId", "movieId", "rating", "timestamp"),
+        [("user_id", "BIGINT"), ("movie_id", "BIGINT"), ("rating", "DOUBLE"), ("timestamp", "BIGINT")],
+    ),
+    "tags": _csv(
+        "tags.csv",
+        "raw_ml_tags",
+        ("userId", "movieId", "tag", "timestamp"),
+        [("user_id", "BIGINT"), ("movie_id", "BIGINT"), ("tag", "VARCHAR"), ("timestamp", "BIGINT")],
+    ),
+    "links": _csv(
+        "links.csv",
+        "raw_ml_links",
+        ("movieId", "imdbId", "tmdbId"),
+        [("movie_id", "BIGINT"), ("imdb_id", "VARCHAR"), ("tmdb_id", "VARCHAR")],
+    ),
+}
 _RATING_COLUMNS = (("user_id", "BIGINT"), ("movie_id", "BIGINT"), ("rating", "DOUBLE"), ("timestamp", "BIGINT"))
 ML_1M = {
-    "movies": RawFile("movies.dat", "raw_ml_movies",
-                      (("movie_id", "BIGINT"), ("title", "VARCHAR"), ("genres", "VARCHAR")),
-                      delim="::", encoding="latin-1"),
+    "movies": RawFile(
+        "movies.dat",
+        "raw_ml_movies",
+        (("movie_id", "BIGINT"), ("title", "VARCHAR"), ("genres", "VARCHAR")),
+        delim="::",
+        encoding="latin-1",
+    ),
     "ratings": RawFile("ratings.dat", "raw_ml_ratings", _RATING_COLUMNS, delim="::", encoding="latin-1"),
-    "users": RawFile("users.dat", "raw_ml_users",
-                     (("user_id", "BIGINT"), ("gender", "VARCHAR"), ("age", "INTEGER"),
-                      ("occupation", "INTEGER"), ("zip_code", "VARCHAR")),
-                     delim="::", encoding="latin-1"),
-}  # fmt: skip
+    "users": RawFile(
+        "users.dat",
+        "raw_ml_users",
+        (
+            ("user_id", "BIGINT"),
+            ("gender", "VARCHAR"),
+            ("age", "INTEGER"),
+            ("occupation", "INTEGER"),
+            ("zip_code", "VARCHAR"),
+        ),
+        delim="::",
+        encoding="latin-1",
+    ),
+}
 ML_100K = {
-    "movies": RawFile("u.item", "raw_ml_movies",
-                      (("movie_id", "BIGINT"), ("title", "VARCHAR"), ("release_date", "VARCHAR"),
-                       ("video_release_date", "VARCHAR"), ("imdb_url", "VARCHAR"),
-                       *((f"g{i}", "INTEGER") for i in range(len(ML100K_GENRES)))),
-                      delim="|", encoding="latin-1"),
+    "movies": RawFile(
+        "u.item",
+        "raw_ml_movies",
+        (
+            ("movie_id", "BIGINT"),
+            ("title", "VARCHAR"),
+            ("release_date", "VARCHAR"),
+            ("video_release_date", "VARCHAR"),
+            ("imdb_url", "VARCHAR"),
+            *((f"g{i}", "INTEGER") for i in range(len(ML100K_GENRES))),
+        ),
+        delim="|",
+        encoding="latin-1",
+    ),
     "ratings": RawFile("u.data", "raw_ml_ratings", _RATING_COLUMNS, delim="\t"),
-    "users": RawFile("u.user", "raw_ml_users",
-                     (("user_id", "BIGINT"), ("age", "INTEGER"), ("gender", "VARCHAR"),
-                      ("occupation", "VARCHAR"), ("zip_code", "VARCHAR")),
-                     delim="|", encoding="latin-1"),
-}  # fmt: skip
+    "users": RawFile(
+        "u.user",
+        "raw_ml_users",
+        (
+            ("user_id", "BIGINT"),
+            ("age", "INTEGER"),
+            ("gender", "VARCHAR"),
+            ("occupation", "VARCHAR"),
+            ("zip_code", "VARCHAR"),
+        ),
+        delim="|",
+        encoding="latin-1",
+    ),
+}
 
 
 def _imdb(name: str, table: str, columns: Sequence[tuple[str, str]]) -> RawFile:
@@ -125,34 +203,75 @@ def _imdb(name: str, table: str, columns: Sequence[tuple[str, str]]) -> RawFile:
 
 
 IMDB = {
-    "title.basics": _imdb("title.basics", "stg_imdb_titles",
-                          [("tconst", "VARCHAR"), ("titleType", "VARCHAR"), ("primaryTitle", "VARCHAR"),
-                           ("originalTitle", "VARCHAR"), ("isAdult", "INTEGER"), ("startYear", "INTEGER"),
-                           ("endYear", "VARCHAR"), ("runtimeMinutes", "INTEGER"), ("genres", "VARCHAR")]),
-    "title.akas": _imdb("title.akas", "stg_imdb_akas",
-                        [("titleId", "VARCHAR"), ("ordering", "VARCHAR"), ("title", "VARCHAR"),
-                         ("region", "VARCHAR"), ("language", "VARCHAR"), ("types", "VARCHAR"),
-                         ("attributes", "VARCHAR"), ("isOriginalTitle", "VARCHAR")]),
-    "title.ratings": _imdb("title.ratings", "stg_imdb_ratings",
-                           [("tconst", "VARCHAR"), ("averageRating", "DOUBLE"), ("numVotes", "BIGINT")]),
-    "title.principals": _imdb("title.principals", "stg_imdb_principals",
-                              [("tconst", "VARCHAR"), ("ordering", "INTEGER"), ("nconst", "VARCHAR"),
-                               ("category", "VARCHAR"), ("job", "VARCHAR"), ("characters", "VARCHAR")]),
-    "title.crew": _imdb("title.crew", "stg_imdb_crew",
-                        [("tconst", "VARCHAR"), ("directors", "VARCHAR"), ("writers", "VARCHAR")]),
-    "name.basics": _imdb("name.basics", "stg_imdb_names",
-                         [("nconst", "VARCHAR"), ("primaryName", "VARCHAR"), ("birthYear", "INTEGER"),
-                          ("deathYear", "INTEGER"), ("primaryProfession", "VARCHAR"),
-                          ("knownForTitles", "VARCHAR")]),
-}  # fmt: skip
+    "title.basics": _imdb(
+        "title.basics",
+        "stg_imdb_titles",
+        [
+            ("tconst", "VARCHAR"),
+            ("titleType", "VARCHAR"),
+            ("primaryTitle", "VARCHAR"),
+            ("originalTitle", "VARCHAR"),
+            ("isAdult", "INTEGER"),
+            ("startYear", "INTEGER"),
+            ("endYear", "VARCHAR"),
+            ("runtimeMinutes", "INTEGER"),
+            ("genres", "VARCHAR"),
+        ],
+    ),
+    "title.akas": _imdb(
+        "title.akas",
+        "stg_imdb_akas",
+        [
+            ("titleId", "VARCHAR"),
+            ("ordering", "VARCHAR"),
+            ("title", "VARCHAR"),
+            ("region", "VARCHAR"),
+            ("language", "VARCHAR"),
+            ("types", "VARCHAR"),
+            ("attributes", "VARCHAR"),
+            ("isOriginalTitle", "VARCHAR"),
+        ],
+    ),
+    "title.ratings": _imdb(
+        "title.ratings",
+        "stg_imdb_ratings",
+        [("tconst", "VARCHAR"), ("averageRating", "DOUBLE"), ("numVotes", "BIGINT")],
+    ),
+    "title.principals": _imdb(
+        "title.principals",
+        "stg_imdb_principals",
+        [
+            ("tconst", "VARCHAR"),
+            ("ordering", "INTEGER"),
+            ("nconst", "VARCHAR"),
+            ("category", "VARCHAR"),
+            ("job", "VARCHAR"),
+            ("characters", "VARCHAR"),
+        ],
+    ),
+    "title.crew": _imdb(
+        "title.crew", "stg_imdb_crew", [("tconst", "VARCHAR"), ("directors", "VARCHAR"), ("writers", "VARCHAR")]
+    ),
+    "name.basics": _imdb(
+        "name.basics",
+        "stg_imdb_names",
+        [
+            ("nconst", "VARCHAR"),
+            ("primaryName", "VARCHAR"),
+            ("birthYear", "INTEGER"),
+            ("deathYear", "INTEGER"),
+            ("primaryProfession", "VARCHAR"),
+            ("knownForTitles", "VARCHAR"),
+        ],
+    ),
+}
 # Optional IMDb tables that exist empty when their file is absent (akas is dropped instead).
 _EMPTY_IMDB = {
     "title.ratings": "SELECT NULL::VARCHAR AS tconst, NULL::DOUBLE AS average_rating, "
     "NULL::BIGINT AS num_votes WHERE false",
     "title.principals": "SELECT NULL::VARCHAR AS tconst, NULL::INTEGER AS ordering, "
     "NULL::VARCHAR AS nconst, NULL::VARCHAR AS category, NULL::VARCHAR[] AS characters WHERE false",
-    "title.crew": "SELECT NULL::VARCHAR AS tconst, NULL::VARCHAR AS nconst, NULL::VARCHAR AS role "
-    "WHERE false",
+    "title.crew": "SELECT NULL::VARCHAR AS tconst, NULL::VARCHAR AS nconst, NULL::VARCHAR AS role WHERE false",
 }
 
 
@@ -196,8 +315,9 @@ def count_data_lines(path: Path, raw: RawFile) -> int:
     if 0 < crlf < newlines:
         with path.open("rb") as fh:
             first_crlf = fh.readline().endswith(b"\r\n")
-            switch = next(n for n, line in enumerate(fh, 2) if line.endswith(b"\r\n") != first_crlf
-                          and line.endswith(b"\n"))  # fmt: skip
+            switch = next(
+                n for n, line in enumerate(fh, 2) if line.endswith(b"\r\n") != first_crlf and line.endswith(b"\n")
+            )
         names = ("LF", "CRLF")
         raise CinegraphError(
             f"{path}: mixed line endings: line 1 ends with {names[first_crlf]}, line {switch} with "
@@ -289,13 +409,16 @@ class Checked:
     checks: tuple[tuple[str, str], ...]
 
     def step(self) -> Step:
-        return Step(f"SELECT {self.select} FROM ({_checked(self.raw_table, self.checks)}) "
-                    "WHERE _reason IS NULL", self.output)  # fmt: skip
+        return Step(
+            f"SELECT {self.select} FROM ({_checked(self.raw_table, self.checks)}) WHERE _reason IS NULL", self.output
+        )
 
     def rejects_sql(self, param: str) -> str:
-        return (f"SELECT ${param} AS file, NULL::BIGINT AS line, _reason AS reason, "
-                f"CAST(_raw AS VARCHAR) AS raw FROM ({_checked(self.raw_table, self.checks)}) "
-                "WHERE _reason IS NOT NULL")  # fmt: skip
+        return (
+            f"SELECT ${param} AS file, NULL::BIGINT AS line, _reason AS reason, "
+            f"CAST(_raw AS VARCHAR) AS raw FROM ({_checked(self.raw_table, self.checks)}) "
+            "WHERE _reason IS NOT NULL"
+        )
 
 
 def _not_null(*cols: str) -> tuple[str, str]:
@@ -318,55 +441,98 @@ def ml_steps(folder: Path, fmt: str) -> tuple[list[Step], list[Checked], list[Ra
     if has_users:
         users = present["users"]
         occupation = "$occupations[occupation + 1]" if fmt == "ml-1m" else "occupation"
-        checked.append(Checked(
-            users.name, users.table, "stg_ml_users",
-            f"user_id, gender, age, {occupation} AS occupation, zip_code",
-            (_not_null("user_id"),
-             ("duplicate user_id", "row_number() OVER (PARTITION BY user_id ORDER BY zip_code) = 1")),
-        ))  # fmt: skip
+        checked.append(
+            Checked(
+                users.name,
+                users.table,
+                "stg_ml_users",
+                f"user_id, gender, age, {occupation} AS occupation, zip_code",
+                (
+                    _not_null("user_id"),
+                    ("duplicate user_id", "row_number() OVER (PARTITION BY user_id ORDER BY zip_code) = 1"),
+                ),
+            )
+        )
     movies = present["movies"]
     genres = (
         "list_where($genres100k, [" + ", ".join(f"g{i} = 1" for i in range(1, len(ML100K_GENRES))) + "])"
         if fmt == "ml-100k"
         else "string_split(genres, '|')"
     )
-    checked.append(Checked(
-        movies.name, movies.table, "stg_ml_movies",
-        "movie_id, title, trim(regexp_replace(trim(title), $year_re, '')) AS name, "
-        "TRY_CAST(regexp_extract(trim(title), $year_re, 1) AS INTEGER) AS year, "
-        f"list_filter({genres}, lambda g: g <> '' AND g <> $no_genre) AS genres",
-        (_not_null("movie_id", "title"),
-         ("duplicate movie_id", "row_number() OVER (PARTITION BY movie_id ORDER BY title) = 1")),
-    ))  # fmt: skip
+    checked.append(
+        Checked(
+            movies.name,
+            movies.table,
+            "stg_ml_movies",
+            "movie_id, title, trim(regexp_replace(trim(title), $year_re, '')) AS name, "
+            "TRY_CAST(regexp_extract(trim(title), $year_re, 1) AS INTEGER) AS year, "
+            f"list_filter({genres}, lambda g: g <> '' AND g <> $no_genre) AS genres",
+            (
+                _not_null("movie_id", "title"),
+                ("duplicate movie_id", "row_number() OVER (PARTITION BY movie_id ORDER BY title) = 1"),
+            ),
+        )
+    )
     ratings = present["ratings"]
-    checked.append(Checked(
-        ratings.name, ratings.table, "stg_ml_ratings",
-        "user_id, movie_id, CAST(rating AS FLOAT) AS rating, timestamp",
-        (_not_null("user_id", "movie_id", "rating", "timestamp"),
-         ("rating out of range", "rating BETWEEN 0.5 AND 5"), _KNOWN_MOVIE, *user_check,
-         ("duplicate rating, a later one kept", "row_number() OVER (PARTITION BY user_id, movie_id "
-          "ORDER BY timestamp DESC, rating DESC) = 1")),
-    ))  # fmt: skip
+    checked.append(
+        Checked(
+            ratings.name,
+            ratings.table,
+            "stg_ml_ratings",
+            "user_id, movie_id, CAST(rating AS FLOAT) AS rating, timestamp",
+            (
+                _not_null("user_id", "movie_id", "rating", "timestamp"),
+                ("rating out of range", "rating BETWEEN 0.5 AND 5"),
+                _KNOWN_MOVIE,
+                *user_check,
+                (
+                    "duplicate rating, a later one kept",
+                    "row_number() OVER (PARTITION BY user_id, movie_id ORDER BY timestamp DESC, rating DESC) = 1",
+                ),
+            ),
+        )
+    )
     if "tags" in present:
         tags = present["tags"]
-        checked.append(Checked(
-            tags.name, tags.table, "stg_ml_tags", "user_id, movie_id, tag, timestamp",
-            (_not_null("user_id", "movie_id", "tag", "timestamp"), _KNOWN_MOVIE, *user_check),
-        ))  # fmt: skip
+        checked.append(
+            Checked(
+                tags.name,
+                tags.table,
+                "stg_ml_tags",
+                "user_id, movie_id, tag, timestamp",
+                (_not_null("user_id", "movie_id", "tag", "timestamp"), _KNOWN_MOVIE, *user_check),
+            )
+        )
     if "links" in present:
         links = present["links"]
-        checked.append(Checked(
-            links.name, links.table, "stg_ml_links",
-            "movie_id, 'tt' || lpad(CAST(CAST(imdb_id AS BIGINT) AS VARCHAR), 7, '0') AS tconst",
-            (_not_null("movie_id", "imdb_id"),
-             ("bad imdbId", "regexp_full_match(trim(imdb_id), '[0-9]{1,9}')"), _KNOWN_MOVIE),
-        ))  # fmt: skip
-    params = {"year_re": YEAR_RE, "no_genre": schema.NO_GENRES, "genres100k": list(ML100K_GENRES[1:]),
-              "occupations": list(ML1M_OCCUPATIONS)}  # fmt: skip
+        checked.append(
+            Checked(
+                links.name,
+                links.table,
+                "stg_ml_links",
+                "movie_id, 'tt' || lpad(CAST(CAST(imdb_id AS BIGINT) AS VARCHAR), 7, '0') AS tconst",
+                (
+                    _not_null("movie_id", "imdb_id"),
+                    ("bad imdbId", "regexp_full_match(trim(imdb_id), '[0-9]{1,9}')"),
+                    _KNOWN_MOVIE,
+                ),
+            )
+        )
+    params = {
+        "year_re": YEAR_RE,
+        "no_genre": schema.NO_GENRES,
+        "genres100k": list(ML100K_GENRES[1:]),
+        "occupations": list(ML1M_OCCUPATIONS),
+    }
     steps = reads + [_bind(c.step(), params) for c in checked]
     if "tags" not in present:
-        steps.append(Step("SELECT NULL::BIGINT AS user_id, NULL::BIGINT AS movie_id, "
-                          "NULL::VARCHAR AS tag, NULL::BIGINT AS timestamp WHERE false", "stg_ml_tags"))  # fmt: skip
+        steps.append(
+            Step(
+                "SELECT NULL::BIGINT AS user_id, NULL::BIGINT AS movie_id, "
+                "NULL::VARCHAR AS tag, NULL::BIGINT AS timestamp WHERE false",
+                "stg_ml_tags",
+            )
+        )
     absent = [t for t in ML_TABLES if t not in {c.output for c in checked} | {"stg_ml_tags"}]
     return steps, checked, list(present.values()), absent
 
@@ -386,9 +552,7 @@ def imdb_steps(
     for name in IMDB_REQUIRED:
         if files.get(name) is None:
             raise CinegraphError(f"{name}.tsv.gz: required IMDb file is missing")
-    wanted = "(SELECT tconst FROM stg_imdb_titles" + (
-        " UNION SELECT tconst FROM stg_ml_links)" if with_links else ")"
-    )
+    wanted = "(SELECT tconst FROM stg_imdb_titles" + (" UNION SELECT tconst FROM stg_ml_links)" if with_links else ")")
     steps: list[Step] = []
     read: list[RawFile] = []
     drop: list[str] = []
@@ -403,27 +567,32 @@ def imdb_steps(
                 drop.append(raw.table)
             log.info("IMDb %s absent: building without it", name)
             return
-        steps.append(Step(sql.format(src=read_sql(raw), wanted=wanted), raw.table,
-                          {"path": str(path), **(params or {})}, path))  # fmt: skip
+        steps.append(
+            Step(sql.format(src=read_sql(raw), wanted=wanted), raw.table, {"path": str(path), **(params or {})}, path)
+        )
         read.append(raw)
 
-    add("title.basics",
+    add(
+        "title.basics",
         "SELECT tconst, titleType AS title_type, primaryTitle AS primary_title, "
         "originalTitle AS original_title, isAdult <> 0 AS is_adult, startYear AS start_year, "
         "runtimeMinutes AS runtime_minutes, string_split(genres, ',') AS genres "
-        "FROM {src} WHERE list_contains($types, titleType)", {"types": list(title_types)})  # fmt: skip
-    add("title.akas",
-        "SELECT titleId AS tconst, title, region, language FROM {src} WHERE titleId IN {wanted}")
-    add("title.ratings",
-        "SELECT tconst, averageRating AS average_rating, numVotes AS num_votes FROM {src} "
-        "WHERE tconst IN {wanted}")  # fmt: skip
-    add("title.principals",
+        "FROM {src} WHERE list_contains($types, titleType)",
+        {"types": list(title_types)},
+    )
+    add("title.akas", "SELECT titleId AS tconst, title, region, language FROM {src} WHERE titleId IN {wanted}")
+    add(
+        "title.ratings",
+        "SELECT tconst, averageRating AS average_rating, numVotes AS num_votes FROM {src} WHERE tconst IN {wanted}",
+    )
+    add(
+        "title.principals",
         "SELECT tconst, ordering, nconst, category, CASE WHEN json_valid(characters) AND "
         "json_type(characters) = 'ARRAY' THEN from_json(characters, '[\"VARCHAR\"]') END AS characters "
-        "FROM {src} WHERE tconst IN {wanted}")  # fmt: skip
+        "FROM {src} WHERE tconst IN {wanted}",
+    )
     crew = " UNION ALL ".join(
-        f"SELECT tconst, unnest(string_split({role}, ',')) AS nconst, '{role}' AS role "
-        f"FROM c WHERE {role} IS NOT NULL"
+        f"SELECT tconst, unnest(string_split({role}, ',')) AS nconst, '{role}' AS role FROM c WHERE {role} IS NOT NULL"
         for role in schema.CREW_EDGES
     )
     add("title.crew", f"WITH c AS (SELECT * FROM {{src}} WHERE tconst IN {{wanted}}) {crew}")
@@ -434,13 +603,15 @@ def imdb_steps(
         people.append("SELECT nconst FROM stg_imdb_principals")
     if files.get("title.crew") is not None:
         people.append("SELECT nconst FROM stg_imdb_crew")
-    add("name.basics",
+    add(
+        "name.basics",
         "WITH n AS NOT MATERIALIZED (SELECT nconst, primaryName AS primary_name, birthYear AS birth_year, "
         "deathYear AS death_year, string_split(primaryProfession, ',') AS professions, "
         "string_split(knownForTitles, ',') AS known_for FROM {src}), "
         "kf AS (SELECT nconst FROM (SELECT nconst, unnest(known_for) AS tconst FROM n) "
         "WHERE tconst IN {wanted}) "
-        f"SELECT * FROM n WHERE nconst IN ({' UNION '.join(people)})")  # fmt: skip
+        f"SELECT * FROM n WHERE nconst IN ({' UNION '.join(people)})",
+    )
     return steps, read, drop
 
 
@@ -492,8 +663,9 @@ def stage(
     for name, path in imdb_files.items():
         if path is not None:
             check_file(path, IMDB[name], need_rows=name in IMDB_REQUIRED)
-    imdb, imdb_read, imdb_drop = imdb_steps(imdb_files, title_types, with_links=any(
-        c.output == "stg_ml_links" for c in checked))  # fmt: skip
+    imdb, imdb_read, imdb_drop = imdb_steps(
+        imdb_files, title_types, with_links=any(c.output == "stg_ml_links" for c in checked)
+    )
     # The raw_* tables are intermediate; checks read them, then they go.
     raw_tables = [r.table for r in ml_read]
     # The reader appends to its rejects tables and leaves them as they were after a clean read.
@@ -503,8 +675,12 @@ def stage(
         for raw in ml_read:
             check_rows_read(con, raw, ml_folder / raw.name, data_lines[raw.name])
 
-    run_steps(con, [*ml, *imdb, rejects_step([*ml_read, *imdb_read], checked)],
-              drop=[*ml_absent, *imdb_drop], verify=every_line_read)  # fmt: skip
+    run_steps(
+        con,
+        [*ml, *imdb, rejects_step([*ml_read, *imdb_read], checked)],
+        drop=[*ml_absent, *imdb_drop],
+        verify=every_line_read,
+    )
     drop_tables(con, raw_tables)
 
     rows = {c.file: count(con, c.output) for c in checked}
@@ -514,8 +690,9 @@ def stage(
     report = StageReport(fmt, rows, rejects)
     for name, n in sorted(rejects.items()):
         if n:
-            log.warning("%s: %d rejected rows (%.3f%%), see table %s", name, n,
-                        100 * report.reject_fraction(name), REJECTS)  # fmt: skip
+            log.warning(
+                "%s: %d rejected rows (%.3f%%), see table %s", name, n, 100 * report.reject_fraction(name), REJECTS
+            )
     too_many = [
         f"{name} {report.reject_fraction(name):.2%}"
         for name in sorted(rejects)
@@ -527,4 +704,3 @@ def stage(
             f"(see table {REJECTS})"
         )
     return report
-

@@ -18,25 +18,86 @@ import pyarrow.compute as pc
 # Leading articles MovieLens moves to the end ("Haus, Das"), by language; matched case-insensitively.
 ARTICLES: frozenset[str] = frozenset(
     {
-        "the", "a", "an",                                   # English
-        "le", "la", "les", "l'", "un", "une",               # French
-        "der", "die", "das", "den", "dem", "des", "ein", "eine",  # German
-        "el", "los", "las", "lo", "una",                    # Spanish
-        "il", "i", "gli", "uno", "un'",                     # Italian
-        "o", "os", "as", "um", "uma",                       # Portuguese
-        "de", "het", "een",                                 # Dutch
-        "en", "ett", "et", "det",                           # Scandinavian
-        "az",                                               # Hungarian
-        "els", "al",                                        # Catalan, Arabic transliteration
-        "ta", "to", "ho", "hoi", "hai",                     # Greek transliteration
+        "the",
+        "a",
+        "an",  # English
+        "le",
+        "la",
+        "les",
+        "l'",
+        "un",
+        "une",  # French
+        "der",
+        "die",
+        "das",
+        "den",
+        "dem",
+        "des",
+        "ein",
+        "eine",  # German
+        "el",
+        "los",
+        "las",
+        "lo",
+        "una",  # Spanish
+        "il",
+        "i",
+        "gli",
+        "uno",
+        "un'",  # Italian
+        "o",
+        "os",
+        "as",
+        "um",
+        "uma",  # Portuguese
+        "de",
+        "het",
+        "een",  # Dutch
+        "en",
+        "ett",
+        "et",
+        "det",  # Scandinavian
+        "az",  # Hungarian
+        "els",
+        "al",  # Catalan, Arabic transliteration
+        "ta",
+        "to",
+        "ho",
+        "hoi",
+        "hai",  # Greek transliteration
     }
 )
 
 # Articles dropped from the front of the comparison form, so "The Creature from the Black Lagoon"
 # meets "Creature from the Black Lagoon"; elided ones ("l'", "d'") are already glued to their word.
 _LEADING_ARTICLES: frozenset[str] = frozenset(
-    {"the", "a", "an", "le", "la", "les", "der", "die", "das", "ein", "eine", "el", "los", "las", "il",
-     "lo", "gli", "un", "une", "una", "uno", "het", "een", "den", "det"}
+    {
+        "the",
+        "a",
+        "an",
+        "le",
+        "la",
+        "les",
+        "der",
+        "die",
+        "das",
+        "ein",
+        "eine",
+        "el",
+        "los",
+        "las",
+        "il",
+        "lo",
+        "gli",
+        "un",
+        "une",
+        "una",
+        "uno",
+        "het",
+        "een",
+        "den",
+        "det",
+    }
 )
 
 # A trailing year: "(1995)", "(2006–2007)", "(2006-)", "(1995 )"; the first year counts.
@@ -45,11 +106,39 @@ _AKA_RE = re.compile(r"^(?:a\.?k\.?a\.?|also known as)\s*:?\s+", re.IGNORECASE)
 _INVERTED_RE = re.compile(r"^(?P<body>.+?),\s*(?P<article>[^\s,]+)$")
 _APOSTROPHES = "'’‘`´ʼ"
 # Letters NFKD leaves alone but people spell with ASCII.
-_FOLD = {"ß": "ss", "æ": "ae", "Æ": "ae", "ø": "o", "Ø": "o", "œ": "oe", "Œ": "oe", "ł": "l", "Ł": "l",
-         "đ": "d", "Đ": "d", "þ": "th", "Þ": "th", "ð": "d", "ı": "i"}
+_FOLD = {
+    "ß": "ss",
+    "æ": "ae",
+    "Æ": "ae",
+    "ø": "o",
+    "Ø": "o",
+    "œ": "oe",
+    "Œ": "oe",
+    "ł": "l",
+    "Ł": "l",
+    "đ": "d",
+    "Đ": "d",
+    "þ": "th",
+    "Þ": "th",
+    "ð": "d",
+    "ı": "i",
+}
 # Sequel numerals: "Part II" and "Part 2" must meet. Single letters (i, v, x) are words too often.
-_ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
-          "xi": "11", "xii": "12", "xiii": "13", "xiv": "14", "xv": "15", "xvi": "16"}
+_ROMAN = {
+    "ii": "2",
+    "iii": "3",
+    "iv": "4",
+    "vi": "6",
+    "vii": "7",
+    "viii": "8",
+    "ix": "9",
+    "xi": "11",
+    "xii": "12",
+    "xiii": "13",
+    "xiv": "14",
+    "xv": "15",
+    "xvi": "16",
+}
 # Vectorised passes (pyarrow, RE2), in order; one implementation serves both catalogues.
 _UNICODE_PASSES: list[tuple[str, str, str]] = [  # only for the strings that are not ASCII
     *(("literal", src, dst) for src, dst in _FOLD.items()),

@@ -27,9 +27,7 @@ class Step(NamedTuple):
     source: Path | None = None  # the file the step reads, named in a read error
 
 
-def connect(
-    path: Path, *, memory_limit: str = "5GB", threads: int | None = None
-) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, *, memory_limit: str = "5GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """Open (or create) the warehouse file with bounded memory; spills go next to the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     spill = path.parent / f"{path.stem}.tmp"
@@ -57,7 +55,10 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 def run_steps(
-    con: duckdb.DuckDBPyConnection, steps: Iterable[Step], *, drop: Iterable[str] = (),
+    con: duckdb.DuckDBPyConnection,
+    steps: Iterable[Step],
+    *,
+    drop: Iterable[str] = (),
     verify: Callable[[], None] | None = None,
 ) -> None:
     """Run the steps and drop the ``drop`` tables in ONE transaction, so a failure leaves every

@@ -32,11 +32,17 @@ def counts_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
 def load_rows(nodes: Mapping[str, Any], edges: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rows of a Neo4j load report: per type, the count after the load and what changed."""
     return [
-        {"kind": kind, "type": name, "total": s.total, "upserted": s.upserted, "deleted": s.deleted,
-         "unchanged": s.unchanged}
+        {
+            "kind": kind,
+            "type": name,
+            "total": s.total,
+            "upserted": s.upserted,
+            "deleted": s.deleted,
+            "unchanged": s.unchanged,
+        }
         for kind, syncs in (("node", nodes), ("edge", edges))
         for name, s in syncs.items()
-    ]  # fmt: skip
+    ]
 
 
 def match_markdown(match: Mapping[str, Any], review_path: Path) -> str:
@@ -58,8 +64,9 @@ def match_markdown(match: Mapping[str, Any], review_path: Path) -> str:
     return "\n".join(lines)
 
 
-def evaluation_rows(summary: Mapping[str, Mapping[str, Mapping[str, Any]]],
-                    protocol: str = "warm") -> list[dict[str, Any]]:  # fmt: skip
+def evaluation_rows(
+    summary: Mapping[str, Mapping[str, Mapping[str, Any]]], protocol: str = "warm"
+) -> list[dict[str, Any]]:
     """One row per model of one protocol: the report's headline and genre metrics and cost as
     ``mean ± std``, the per-seed test ndcg@20 and its ratio to the best non-fused model's."""
     names = [*HEADLINE.get(protocol, HEADLINE["warm"]), *CLASSIFICATION, "train_seconds", "peak_mem_mb"]
@@ -72,11 +79,12 @@ def evaluation_rows(summary: Mapping[str, Mapping[str, Mapping[str, Any]]],
             cell = metrics.get(m)
             row[m] = "" if cell is None else _pm(cell["mean"], cell["std"])
         ndcg = metrics.get("ndcg@20")
-        row["ndcg@20 per seed"] = "" if ndcg is None else ", ".join(
-            f"{v:.4f}" for v in ndcg["per_seed"])
+        row["ndcg@20 per seed"] = "" if ndcg is None else ", ".join(f"{v:.4f}" for v in ndcg["per_seed"])
         row[f"ndcg@20 / {best or 'best baseline'}"] = (
             f"{ndcg['mean'] / summary[best]['ndcg@20']['mean']:.2f}x"
-            if best and ndcg and summary[best]["ndcg@20"]["mean"] > 0 else "")
+            if best and ndcg and summary[best]["ndcg@20"]["mean"] > 0
+            else ""
+        )
         rows.append(row)
     return rows
 

@@ -25,16 +25,22 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--home", type=Path, default=Path(".neo4j/default"), help="pidfile, log and data")
     p.add_argument("--port", type=int, default=7687, help="Bolt port on 127.0.0.1")
-    p.add_argument("--browser-port", type=int, default=7474,
-                   help="Neo4j Browser on http://127.0.0.1:PORT (default 7474; 0: none)")
+    p.add_argument(
+        "--browser-port", type=int, default=7474, help="Neo4j Browser on http://127.0.0.1:PORT (default 7474; 0: none)"
+    )
     p.add_argument("--heap-mb", type=int, default=1024, help="JVM heap (-Xmx)")
     p.add_argument("--pagecache-mb", type=int, default=512, help="Neo4j page cache")
     p.set_defaults(func=_cmd_neo4j)
 
     p = sub.add_parser("cypher", help="run a Cypher file or bundled query (graph_store/queries) as a table")
     p.add_argument("file", help="a .cypher path or a bundled query name, e.g. also_rated")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="query parameter (int, float, null, true/false or text); repeatable")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="query parameter (int, float, null, true/false or text); repeatable",
+    )
     p.add_argument("--database", default="neo4j")
     p.set_defaults(func=_cmd_cypher)
 
@@ -55,13 +61,20 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=None, help="rows per UNWIND transaction")
     p.add_argument("--database", default="neo4j")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--initial", action="store_true",
-                   help="first load with Neo4j's offline importer (the local server closes and reopens its "
-                        "databases; the database must be empty); taken by default when the local server's "
-                        "database is empty")
+    p.add_argument(
+        "--initial",
+        action="store_true",
+        help="first load with Neo4j's offline importer (the local server closes and reopens its "
+        "databases; the database must be empty); taken by default when the local server's "
+        "database is empty",
+    )
     p.add_argument("--transactional", action="store_true", help="never use the offline importer")
-    p.add_argument("--home", type=Path, default=Path(".neo4j/default"),
-                   help="home of the local server (as given to `cinegraph neo4j start`)")
+    p.add_argument(
+        "--home",
+        type=Path,
+        default=Path(".neo4j/default"),
+        help="home of the local server (as given to `cinegraph neo4j start`)",
+    )
     p.set_defaults(func=_cmd_load)
 
     p = sub.add_parser("etl", help="fetch MovieLens + IMDb, stage in DuckDB, match titles, write the snapshot")
@@ -78,35 +91,51 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the Prefect deployments etl-refresh (cron), train and pipeline")
     p.add_argument("--refresh-cron", default="0 3 * * *", help="cron of the scheduled refresh (default daily 03:00)")
     p.add_argument("--timezone", default="UTC", help="time zone of the cron schedule")
-    p.add_argument("--mirror", default=None,
-                   help="local mirror directory or URL the refresh reads "
-                        "(default: $CINEGRAPH_MIRROR, else the official sites)")
+    p.add_argument(
+        "--mirror",
+        default=None,
+        help="local mirror directory or URL the refresh reads (default: $CINEGRAPH_MIRROR, else the official sites)",
+    )
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder of every run (snapshot/, runs/ inside)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("train", help="pretrain both branches, fuse and fine-tune one model")
     p.add_argument("--snapshot", type=Path, required=True, help="snapshot folder")
-    p.add_argument("--out", type=Path, required=True,
-                   help="run folder (results.json, report.md; checkpoints, split and curves per seed)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="run folder (results.json, report.md; checkpoints, split and curves per seed)",
+    )
     p.add_argument("--config", type=Path, default=None, help="TrainConfig as JSON (default: the defaults)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the config's device")
-    p.add_argument("--distributed", action="store_true",
-                   help="data-parallel over the processes torchrun starts (gloo on CPU, nccl with --device cuda): "
-                        "torchrun --nproc-per-node N -m cinegraph.flows.cli train --distributed ...")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the processes torchrun starts (gloo on CPU, nccl with --device cuda): "
+        "torchrun --nproc-per-node N -m cinegraph.flows.cli train --distributed ...",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("tune", help="hyperparameter search of one model on the validation split")
     p.add_argument("--snapshot", type=Path, required=True, help="snapshot folder")
-    p.add_argument("--model", default="fused",
-                   help="fused, lightgcn, mf_bpr, ease, itemknn or content_knn (default fused)")
-    p.add_argument("--out", type=Path, required=True,
-                   help="config JSON to write the best setting into (updated if it exists)")
+    p.add_argument(
+        "--model", default="fused", help="fused, lightgcn, mf_bpr, ease, itemknn or content_knn (default fused)"
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="config JSON to write the best setting into (updated if it exists)"
+    )
     p.add_argument("--trials", type=int, default=20, help="most trials (default 20)")
     p.add_argument("--timeout", type=float, default=None, help="most seconds (default: no limit)")
-    p.add_argument("--config", type=Path, default=None,
-                   help="TrainConfig JSON to start from when --out does not exist yet")
-    p.add_argument("--protocol", choices=("warm", "cold-items"), default=None,
-                   help="split to tune on (default: the config's, warm)")
+    p.add_argument(
+        "--config", type=Path, default=None, help="TrainConfig JSON to start from when --out does not exist yet"
+    )
+    p.add_argument(
+        "--protocol",
+        choices=("warm", "cold-items"),
+        default=None,
+        help="split to tune on (default: the config's, warm)",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the config's device")
     p.set_defaults(func=_cmd_tune)
 
@@ -117,9 +146,13 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, default=None, help="TrainConfig as JSON (default: the defaults)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the config's device")
     p.add_argument("--models", default=None, help="comma-separated subset of the models (default: all)")
-    p.add_argument("--protocol", choices=("warm", "cold-items", "both"), default="warm",
-                   help="warm: held-out ratings of known movies; cold-items: 15%% of movies are new "
-                        "(no rating or tag in the input), ranked by content; both: one after the other")
+    p.add_argument(
+        "--protocol",
+        choices=("warm", "cold-items", "both"),
+        default="warm",
+        help="warm: held-out ratings of known movies; cold-items: 15%% of movies are new "
+        "(no rating or tag in the input), ranked by content; both: one after the other",
+    )
     p.set_defaults(func=_cmd_benchmark)
 
 
@@ -154,8 +187,12 @@ def _cmd_etl(args: argparse.Namespace) -> int:
 
     try:
         config = EtlConfig(
-            variant=args.variant, out=args.out, mirror=args.mirror or os.environ.get("CINEGRAPH_MIRROR"),
-            match=MatchConfig(mode=args.match), overrides=args.overrides, progress=not args.no_progress,
+            variant=args.variant,
+            out=args.out,
+            mirror=args.mirror or os.environ.get("CINEGRAPH_MIRROR"),
+            match=MatchConfig(mode=args.match),
+            overrides=args.overrides,
+            progress=not args.no_progress,
             **({"memory_limit": args.memory_limit} if args.memory_limit else {}),
         )
     except ValidationError as exc:
@@ -190,11 +227,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     with distributed.process_group(config.device) if args.distributed else contextlib.nullcontext():
         if not distributed.is_main():  # one process logs and writes
             logging.getLogger("cinegraph").setLevel(logging.WARNING)
-        done = run(args.snapshot, args.out, config, [config.seed], TRAIN_MODELS, (config.data.protocol,),
-                   "cinegraph train")
+        done = run(
+            args.snapshot, args.out, config, [config.seed], TRAIN_MODELS, (config.data.protocol,), "cinegraph train"
+        )
     for summary in done.values():
-        test = {name: {k: v["mean"] for k, v in metrics.items() if not k.startswith("valid_") and k not in COST}
-                for name, metrics in summary["models"].items()}
+        test = {
+            name: {k: v["mean"] for k, v in metrics.items() if not k.startswith("valid_") and k not in COST}
+            for name, metrics in summary["models"].items()
+        }
         print(json.dumps(test, indent=2))
         print(args.out / "report.md")
     return 0
@@ -243,8 +283,12 @@ def _cmd_neo4j(args: argparse.Namespace) -> int:
 
     if args.action == "start":
         state = server.start(
-            args.home, args.port, password=os.environ.get("NEO4J_PASSWORD", ""),
-            heap_mb=args.heap_mb, pagecache_mb=args.pagecache_mb, browser_port=args.browser_port,
+            args.home,
+            args.port,
+            password=os.environ.get("NEO4J_PASSWORD", ""),
+            heap_mb=args.heap_mb,
+            pagecache_mb=args.pagecache_mb,
+            browser_port=args.browser_port,
         )
     elif args.action == "stop":
         server.stop(args.home)
@@ -295,15 +339,26 @@ def _cmd_load(args: argparse.Namespace) -> int:
     settings = settings_from_env()
     with open_driver(settings) as driver:
         bulk = not args.transactional and use_bulk(
-            driver, settings.uri, args.home, database=args.database, initial=args.initial)
+            driver, settings.uri, args.home, database=args.database, initial=args.initial
+        )
         if not bulk:
             report = load_snapshot(
-                driver, args.snapshot, database=args.database,
-                batch_size=args.batch_size or DEFAULT_BATCH_SIZE, progress=not args.no_progress,
+                driver,
+                args.snapshot,
+                database=args.database,
+                batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+                progress=not args.no_progress,
             )
     if bulk:
-        print(bulk_load(lambda: open_driver(settings), args.snapshot, args.home,
-                        database=args.database, progress=not args.no_progress).summary())
+        print(
+            bulk_load(
+                lambda: open_driver(settings),
+                args.snapshot,
+                args.home,
+                database=args.database,
+                progress=not args.no_progress,
+            ).summary()
+        )
     else:
         print(report.summary())
     return 0

@@ -33,9 +33,12 @@ def default_parameters(mirror: str | None, out: Path) -> dict[str, dict[str, Any
 
 
 def build_deployments(
-    refresh_cron: str = DEFAULT_REFRESH_CRON, timezone: str = "UTC", *,
-    mirror: str | None = None, out: Path = Path("out"),
-) -> list[RunnerDeployment]:  # fmt: skip
+    refresh_cron: str = DEFAULT_REFRESH_CRON,
+    timezone: str = "UTC",
+    *,
+    mirror: str | None = None,
+    out: Path = Path("out"),
+) -> list[RunnerDeployment]:
     """``etl-refresh`` on ``refresh_cron``; ``train`` and ``pipeline`` run when asked (UI, API)."""
     from prefect.schedules import Cron
 
@@ -102,14 +105,26 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
-def serve(refresh_cron: str = DEFAULT_REFRESH_CRON, timezone: str = "UTC", *, mirror: str | None = None,
-          out: Path = Path("out"), limit: int = 1) -> int:  # fmt: skip
+def serve(
+    refresh_cron: str = DEFAULT_REFRESH_CRON,
+    timezone: str = "UTC",
+    *,
+    mirror: str | None = None,
+    out: Path = Path("out"),
+    limit: int = 1,
+) -> int:
     """Register the deployments with the Prefect API and run their flows here until stopped."""
     from prefect import serve as prefect_serve
 
     deployments = build_deployments(refresh_cron, timezone, mirror=mirror, out=out)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API poll otherwise
-    log.info("serving %s (refresh cron %r %s; mirror %s; out %s)", [d.name for d in deployments],
-             refresh_cron, timezone, mirror or "official sites", Path(out).resolve())  # fmt: skip
+    log.info(
+        "serving %s (refresh cron %r %s; mirror %s; out %s)",
+        [d.name for d in deployments],
+        refresh_cron,
+        timezone,
+        mirror or "official sites",
+        Path(out).resolve(),
+    )
     prefect_serve(*deployments, limit=limit)
     return 0

@@ -22,7 +22,9 @@ class RefreshParams(EtlConfig):
     )
     neo4j_database: str = Field("neo4j", title="Neo4j database", description="Neo4j database name")
     download_cache_hours: float = Field(
-        24.0, gt=0, title="Download cache (hours)",
+        24.0,
+        gt=0,
+        title="Download cache (hours)",
         description="how long an unchanged upstream file is trusted without re-download",
     )
     retry_backoff_s: float = Field(

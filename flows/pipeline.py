@@ -21,8 +21,7 @@ from cinegraph.models.config import TrainConfig
 log = logging.getLogger(__name__)
 
 # Sized so the demo (ETL + both branches + fine-tuning) ends in a few minutes on 2 CPU cores.
-DEMO_MODEL = {"hidden_dim": 32, "gcn_epochs": 20, "hgt_epochs": 4, "fusion_epochs": 3,
-              "eval_every": 2, "patience": 3}  # fmt: skip
+DEMO_MODEL = {"hidden_dim": 32, "gcn_epochs": 20, "hgt_epochs": 4, "fusion_epochs": 3, "eval_every": 2, "patience": 3}
 DEMO_NEO4J_PORT = 7687
 
 
@@ -40,13 +39,21 @@ def demo_params(variant: str, out: Path, mirror: str | None) -> PipelineParams:
     """The demo: one seed, small epochs, everything under ``out``."""
     return PipelineParams(
         refresh=RefreshParams(variant=variant, out=out, mirror=mirror, progress=False),
-        train=TrainParams(snapshot=str(out / "snapshot"), out=str(out / "runs"), run_name="demo",
-                          model=TrainConfig(**DEMO_MODEL)),
+        train=TrainParams(
+            snapshot=str(out / "snapshot"), out=str(out / "runs"), run_name="demo", model=TrainConfig(**DEMO_MODEL)
+        ),
     )
 
 
-def run_demo(variant: str, out: Path, mirror: str | None, *, neo4j: bool = False,
-             neo4j_home: Path = Path(".neo4j/demo"), neo4j_port: int = DEMO_NEO4J_PORT) -> str:  # fmt: skip
+def run_demo(
+    variant: str,
+    out: Path,
+    mirror: str | None,
+    *,
+    neo4j: bool = False,
+    neo4j_home: Path = Path(".neo4j/demo"),
+    neo4j_port: int = DEMO_NEO4J_PORT,
+) -> str:
     """Run the pipeline flow; with ``neo4j`` start the local server first (password from
     NEO4J_PASSWORD) so the graph is loaded and results are written back. Returns the summary."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call otherwise

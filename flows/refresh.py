@@ -75,8 +75,12 @@ class _Retries(TypedDict):
     retry_condition_fn: Callable[[Task, TaskRun, State], bool]
 
 
-_NETWORK = _Retries(retries=4, retry_delay_seconds=exponential_backoff(backoff_factor=2),
-                    retry_jitter_factor=0.5, retry_condition_fn=retry_unless_4xx)  # fmt: skip
+_NETWORK = _Retries(
+    retries=4,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_unless_4xx,
+)
 
 
 @task(name="probe-upstream", task_run_name="probe {location}", cache_policy=NO_CACHE, **_NETWORK)
@@ -84,17 +88,28 @@ def probe(location: str, raw_dir: Path) -> str:
     return upstream_version(location, raw_dir, timeout_s=ONE_TRY.timeout_s)
 
 
-@task(name="download-movielens", task_run_name="download {variant}", cache_key_fn=upstream_cache_key,
-      cache_expiration=timedelta(hours=24), persist_result=True, **_NETWORK)  # fmt: skip
+@task(
+    name="download-movielens",
+    task_run_name="download {variant}",
+    cache_key_fn=upstream_cache_key,
+    cache_expiration=timedelta(hours=24),
+    persist_result=True,
+    **_NETWORK,
+)
 def download_movielens(
     variant: str, base: str, location: str, version: str, raw_dir: Path, max_extract_bytes: int
 ) -> tuple[Path, FetchResult]:
-    return fetch_movielens(variant, raw_dir, base, progress=False, retry=ONE_TRY,
-                           max_extract_bytes=max_extract_bytes)  # fmt: skip
+    return fetch_movielens(variant, raw_dir, base, progress=False, retry=ONE_TRY, max_extract_bytes=max_extract_bytes)
 
 
-@task(name="download-imdb", task_run_name="download {key}", cache_key_fn=upstream_cache_key,
-      cache_expiration=timedelta(hours=24), persist_result=True, **_NETWORK)  # fmt: skip
+@task(
+    name="download-imdb",
+    task_run_name="download {key}",
+    cache_key_fn=upstream_cache_key,
+    cache_expiration=timedelta(hours=24),
+    persist_result=True,
+    **_NETWORK,
+)
 def download_imdb(key: str, base: str, location: str, version: str, raw_dir: Path) -> FetchResult:
     return fetch_imdb_file(key, raw_dir, base, progress=False, retry=ONE_TRY)
 
@@ -111,23 +126,27 @@ def warehouse(config: EtlConfig) -> Iterator[duckdb.DuckDBPyConnection]:
 @task(name="stage", cache_policy=NO_CACHE)
 def stage_sources(config: EtlConfig, ml_folder: Path, imdb: dict[str, FetchResult]) -> StageReport:
     with warehouse(config) as con:
-        return stage(con, ml_folder, {key: r.path for key, r in imdb.items()},
-                     title_types=config.film_title_types, max_reject_fraction=config.max_reject_fraction)  # fmt: skip
+        return stage(
+            con,
+            ml_folder,
+            {key: r.path for key, r in imdb.items()},
+            title_types=config.film_title_types,
+            max_reject_fraction=config.max_reject_fraction,
+        )
 
 
 @task(name="match", cache_policy=NO_CACHE)
 def match(config: EtlConfig) -> MatchReport:
     with warehouse(config) as con:
-        return match_titles(con, config.match, review_path=config.out / REVIEW_FILE,
-                            overrides_path=config.overrides)  # fmt: skip
+        return match_titles(con, config.match, review_path=config.out / REVIEW_FILE, overrides_path=config.overrides)
 
 
 @task(name="snapshot", cache_policy=NO_CACHE)
-def snapshot(config: EtlConfig, sources: list[dict[str, Any]], report: StageReport,
-             matched: MatchReport) -> tuple[Path, dict[str, Any]]:  # fmt: skip
+def snapshot(
+    config: EtlConfig, sources: list[dict[str, Any]], report: StageReport, matched: MatchReport
+) -> tuple[Path, dict[str, Any]]:
     with warehouse(config) as con:
-        return write_snapshot(con, config.out, sources=sources, rejects=report.rejects,
-                              match=matched.model_dump())  # fmt: skip
+        return write_snapshot(con, config.out, sources=sources, rejects=report.rejects, match=matched.model_dump())
 
 
 @task(name="load-neo4j", cache_policy=NO_CACHE)
@@ -161,15 +180,27 @@ def etl_refresh(params: RefreshParams = RefreshParams()) -> dict[str, Any]:  # n
         snap, manifest = snapshot(params, source_entries(ml_folder, ml, imdb, report), report, matched)
         loaded = load_graph(snap, params.neo4j_database) if neo4j_configured(params.load_neo4j) else None
     artifacts.publish_table("snapshot-counts", artifacts.counts_rows(manifest), f"snapshot {snap}")
-    artifacts.publish_markdown("match-quality", artifacts.match_markdown(manifest["match"], out / REVIEW_FILE),
-                               "title matching quality and review queue")  # fmt: skip
+    artifacts.publish_markdown(
+        "match-quality",
+        artifacts.match_markdown(manifest["match"], out / REVIEW_FILE),
+        "title matching quality and review queue",
+    )
     if loaded is not None:
         artifacts.publish_table("neo4j-load", loaded, "Neo4j load statistics")
-    logger.info("snapshot %s: %s nodes, %s edges; matched %d, review %d", snap,
-                sum(manifest["counts"]["nodes"].values()), sum(manifest["counts"]["edges"].values()),
-                matched.matched, matched.review)  # fmt: skip
-    return {"snapshot": str(snap), "manifest": manifest, "downloads": {ml.name: ml.status,
-            **{r.name: r.status for r in imdb.values()}}, "load": loaded}  # fmt: skip
+    logger.info(
+        "snapshot %s: %s nodes, %s edges; matched %d, review %d",
+        snap,
+        sum(manifest["counts"]["nodes"].values()),
+        sum(manifest["counts"]["edges"].values()),
+        matched.matched,
+        matched.review,
+    )
+    return {
+        "snapshot": str(snap),
+        "manifest": manifest,
+        "downloads": {ml.name: ml.status, **{r.name: r.status for r in imdb.values()}},
+        "load": loaded,
+    }
 
 
 def fetch_all(
@@ -182,11 +213,10 @@ def fetch_all(
     progress = artifacts.Progress("downloads", 1 + len(IMDB_FILES), "source files up to date")
     location = source_location(ml_base, f"{params.variant}.zip")
     fresh = not (raw / "movielens" / params.variant).is_dir()
-    download = download_movielens.with_options(refresh_cache=fresh, cache_expiration=expiry,
-                                               retry_delay_seconds=delays)
+    download = download_movielens.with_options(refresh_cache=fresh, cache_expiration=expiry, retry_delay_seconds=delays)
     ml_state = download(
-        params.variant, ml_base, location, probe(location, raw), raw, params.max_extract_bytes,
-        return_state=True)  # fmt: skip
+        params.variant, ml_base, location, probe(location, raw), raw, params.max_extract_bytes, return_state=True
+    )
     ml_folder, ml = ml_state.result()
     ml = _unless_cached(ml_state, ml)
     progress.step()
@@ -194,10 +224,10 @@ def fetch_all(
     for key in IMDB_FILES:
         location = source_location(imdb_base, f"{key}.tsv.gz")
         version = probe(location, raw)
-        fresh = (not Path(location).is_file() and version != MISSING
-                 and not (raw / "imdb" / f"{key}.tsv.gz").is_file())  # fmt: skip
+        fresh = not Path(location).is_file() and version != MISSING and not (raw / "imdb" / f"{key}.tsv.gz").is_file()
         state = download_imdb.with_options(refresh_cache=fresh, cache_expiration=expiry, retry_delay_seconds=delays)(
-            key, imdb_base, location, version, raw, return_state=True)
+            key, imdb_base, location, version, raw, return_state=True
+        )
         imdb[key] = _unless_cached(state, state.result())
         progress.step()
     return ml_folder, ml, imdb

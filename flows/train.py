@@ -52,14 +52,21 @@ def read_graph(snapshot: Path, subgraph: ExportFilter, from_neo4j: bool, databas
 
 
 @task(name="propagation-speed", cache_policy=NO_CACHE)
-def propagation(tables: dict[str, pa.Table], config: TrainConfig, models: tuple[str, ...],
-                seed: int) -> dict[str, Any] | None:  # fmt: skip
+def propagation(
+    tables: dict[str, pa.Table], config: TrainConfig, models: tuple[str, ...], seed: int
+) -> dict[str, Any] | None:
     return measure_speed(tables, config, models, seed)
 
 
 @task(name="train-seed", task_run_name="seed {seed}", cache_policy=NO_CACHE)
-def train_seed(tables: dict[str, pa.Table], config: TrainConfig, seed: int, run_dir: Path,
-               models: tuple[str, ...], progress: artifacts.Progress) -> SeedRun:  # fmt: skip
+def train_seed(
+    tables: dict[str, pa.Table],
+    config: TrainConfig,
+    seed: int,
+    run_dir: Path,
+    models: tuple[str, ...],
+    progress: artifacts.Progress,
+) -> SeedRun:
     """One seed's models; ``progress`` stands where this seed's share of the epochs starts."""
     start = progress.done
     run = run_seed(tables, config, seed, run_dir, models, on_epoch=epoch_reporter(progress, config))
@@ -81,8 +88,13 @@ def epoch_reporter(progress: artifacts.Progress, config: TrainConfig) -> EpochCa
         current = stage
         progress.set(base + int(row["epoch"]))
         if "valid_score" in row:
-            logger.info("%s epoch %d: loss %.4f, validation score %.4f", stage, int(row["epoch"]),
-                        row["loss"], row["valid_score"])  # fmt: skip
+            logger.info(
+                "%s epoch %d: loss %.4f, validation score %.4f",
+                stage,
+                int(row["epoch"]),
+                row["loss"],
+                row["valid_score"],
+            )
 
     return report
 
@@ -100,10 +112,16 @@ def task_runner(params: TrainParams) -> TaskRunner:
 
 
 @task(name="write-results", cache_policy=NO_CACHE)
-def report(run_dir: Path, runs: list[SeedRun], config: TrainConfig, graph: str, speed: dict[str, Any] | None,
-           title: str, wall_seconds: float) -> dict[str, Any]:  # fmt: skip
-    return write_results(run_dir, runs, config=config, graph=graph, speed=speed, title=title,
-                         wall_seconds=wall_seconds)  # fmt: skip
+def report(
+    run_dir: Path,
+    runs: list[SeedRun],
+    config: TrainConfig,
+    graph: str,
+    speed: dict[str, Any] | None,
+    title: str,
+    wall_seconds: float,
+) -> dict[str, Any]:
+    return write_results(run_dir, runs, config=config, graph=graph, speed=speed, title=title, wall_seconds=wall_seconds)
 
 
 @task(name="refit", task_run_name="refit on every rating (seed {config.seed})", cache_policy=NO_CACHE)
@@ -113,8 +131,9 @@ def refit_for_serving(tables: dict[str, pa.Table], config: TrainConfig, evaluate
 
 
 @task(name="write-back", cache_policy=NO_CACHE)
-def write_back(tables: dict[str, pa.Table], config: TrainConfig, checkpoints: Path, run_id: str, top_k: int,
-               database: str) -> dict[str, int]:  # fmt: skip
+def write_back(
+    tables: dict[str, pa.Table], config: TrainConfig, checkpoints: Path, run_id: str, top_k: int, database: str
+) -> dict[str, int]:
     """The fused model in ``checkpoints``, reloaded on the data it was trained on (``config.data``,
     ``config.seed``): top-K per user as RECOMMENDED edges (a re-run of ``run_id`` replaces them)
     and the movie embeddings under the vector index."""
@@ -128,8 +147,13 @@ def write_back(tables: dict[str, pa.Table], config: TrainConfig, checkpoints: Pa
     model, _ = load_checkpoint(checkpoints / "fused.pt", data, config)
     recs = recommendation_table(model, data, top_k)
     movie_ids, embeddings = movie_embeddings(model, data)
-    logger.info("writing %d recommendations (top %d of %d users) and %d movie embeddings to Neo4j",
-                recs.num_rows, top_k, data.num_users, len(movie_ids))  # fmt: skip
+    logger.info(
+        "writing %d recommendations (top %d of %d users) and %d movie embeddings to Neo4j",
+        recs.num_rows,
+        top_k,
+        data.num_users,
+        len(movie_ids),
+    )
     started = time.perf_counter()
     with open_driver(settings_from_env()) as driver:
         edges = write_recommendations(driver, recs, run_id=run_id, model="fused", database=database)
@@ -152,17 +176,30 @@ def train(params: TrainParams = TrainParams()) -> dict[str, Any]:  # noqa: B008
     started = time.perf_counter()
     speed = propagation(tables, config, models, params.seeds[0])
     budget = epoch_budget(config, models)
-    progress = artifacts.Progress("training", budget * len(params.seeds),
-                                  "training epochs done (early stopping skips ahead)")  # fmt: skip
+    progress = artifacts.Progress(
+        "training", budget * len(params.seeds), "training epochs done (early stopping skips ahead)"
+    )
     with task_runner(params) as runner:
-        futures = [runner.submit(train_seed, {"tables": tables, "config": config, "seed": seed, "run_dir": run_dir,
-                                              "models": models, "progress": progress.at(i * budget)})
-                   for i, seed in enumerate(params.seeds)]  # fmt: skip
+        futures = [
+            runner.submit(
+                train_seed,
+                {
+                    "tables": tables,
+                    "config": config,
+                    "seed": seed,
+                    "run_dir": run_dir,
+                    "models": models,
+                    "progress": progress.at(i * budget),
+                },
+            )
+            for i, seed in enumerate(params.seeds)
+        ]
         runs = [f.result() for f in futures]
     progress.set(progress.total)
     graph = f"Neo4j database {params.neo4j_database}" if from_neo4j else snapshot_label(Path(params.snapshot))
-    summary = report(run_dir, runs, config, graph, speed, f"cinegraph {params.mode} {run_id}",
-                     time.perf_counter() - started)  # fmt: skip
+    summary = report(
+        run_dir, runs, config, graph, speed, f"cinegraph {params.mode} {run_id}", time.perf_counter() - started
+    )
     report_path = run_dir / REPORT_FILE
     artifacts.publish_table("evaluation", artifacts.protocol_rows(read_results(run_dir)), f"test metrics, run {run_id}")
     artifacts.publish_markdown("training-report", report_path.read_text(), f"report of run {run_id}")
@@ -176,5 +213,10 @@ def train(params: TrainParams = TrainParams()) -> dict[str, Any]:  # noqa: B008
         written = write_back(tables, served, checkpoints, run_id, params.top_k, params.neo4j_database)
         logger.info("wrote back %s", written)
     logger.info("run %s done: report %s", run_id, report_path)
-    return {"run_id": run_id, "run_dir": str(run_dir), "report": str(report_path), "summary": summary["models"],
-            "write_back": written}  # fmt: skip
+    return {
+        "run_id": run_id,
+        "run_dir": str(run_dir),
+        "report": str(report_path),
+        "summary": summary["models"],
+        "write_back": written,
+    }

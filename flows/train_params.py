@@ -23,50 +23,67 @@ class _Params(BaseModel):
 class TrainParams(_Params):
     """Where the graph comes from, which part of it, the model configuration and the seeds."""
 
-    snapshot: str = Field("out/snapshot", title="Snapshot folder",
-                          description="the snapshot read when the source is the snapshot")
-    out: str = Field("out/runs", title="Runs folder",
-                     description="each run writes its checkpoints, curves and report to OUT/RUN_NAME")
+    snapshot: str = Field(
+        "out/snapshot", title="Snapshot folder", description="the snapshot read when the source is the snapshot"
+    )
+    out: str = Field(
+        "out/runs",
+        title="Runs folder",
+        description="each run writes its checkpoints, curves and report to OUT/RUN_NAME",
+    )
     source: Literal["auto", "snapshot", "neo4j"] = Field(
-        "auto", title="Graph source",
+        "auto",
+        title="Graph source",
         description="read the graph from Neo4j or the snapshot; auto: Neo4j when NEO4J_URI is set",
     )
     mode: Literal["train", "benchmark"] = Field(
         "train", title="Mode", description="train: the fused model; benchmark: the baselines and ablations too"
     )
     subgraph: ExportFilter = Field(
-        default_factory=ExportFilter, title="Subgraph",
+        default_factory=ExportFilter,
+        title="Subgraph",
         description="which users, ratings, movies and types to train on",
     )
     model: TrainConfig = Field(
-        default_factory=TrainConfig, title="Model",
+        default_factory=TrainConfig,
+        title="Model",
         description="model sizes, task weights, epochs, learning rates, device (cpu or cuda)",
     )
     run_name: str | None = Field(
-        None, pattern=RUN_NAME_PATTERN, max_length=100, title="Run name",
+        None,
+        pattern=RUN_NAME_PATTERN,
+        max_length=100,
+        title="Run name",
         description="names the run folder and its Neo4j results (rerunning a name replaces them); "
         "empty: the Prefect run's name",
     )
     seeds: list[Annotated[int, Field(ge=0)]] = Field(
-        [0], min_length=1, json_schema_extra={"uniqueItems": True}, title="Seeds",
+        [0],
+        min_length=1,
+        json_schema_extra={"uniqueItems": True},
+        title="Seeds",
         description="one run per seed; the evaluation reports mean ± std over them",
     )
     task_runner: Literal["local", "dask"] = Field(
-        "local", title="Seeds run on",
+        "local",
+        title="Seeds run on",
         description="local: one seed after another in this process; dask: in parallel on a Dask cluster",
     )
     dask_address: str | None = Field(
-        None, title="Dask scheduler address",
+        None,
+        title="Dask scheduler address",
         description="an existing Dask cluster's scheduler, e.g. tcp://10.0.0.5:8786 (the run folder must be "
         "shared with its workers); empty: a temporary local cluster with one worker per seed",
     )
     top_k: int = Field(20, ge=1, le=1000, title="Top K", description="recommendations per user written to Neo4j")
     write_back: bool | None = Field(
-        None, title="Write back to Neo4j",
+        None,
+        title="Write back to Neo4j",
         description="write recommendations and embeddings to Neo4j; empty: when reading from Neo4j",
     )
     refit: bool = Field(
-        True, title="Refit before writing back",
+        True,
+        title="Refit before writing back",
         description="train again on every rating, for the epochs chosen on validation, before writing back",
     )
     neo4j_database: str = Field("neo4j", title="Neo4j database", description="Neo4j database name")
@@ -90,7 +107,11 @@ class TrainParams(_Params):
 class PipelineParams(_Params):
     """Refresh, then train on the fresh snapshot (the train snapshot path is the refresh's)."""
 
-    refresh: RefreshParams = Field(default_factory=RefreshParams, title="Refresh",
-                                   description="the ETL refresh (download, stage, match, snapshot, load)")
-    train: TrainParams = Field(default_factory=TrainParams, title="Train",
-                               description="the training run on the refreshed snapshot")
+    refresh: RefreshParams = Field(
+        default_factory=RefreshParams,
+        title="Refresh",
+        description="the ETL refresh (download, stage, match, snapshot, load)",
+    )
+    train: TrainParams = Field(
+        default_factory=TrainParams, title="Train", description="the training run on the refreshed snapshot"
+    )

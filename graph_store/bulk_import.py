@@ -87,8 +87,10 @@ class BulkReport:
     def summary(self) -> str:
         phases = ", ".join(f"{k} {v:.1f}s" for k, v in self.phases.items())
         patched = sum(self.patched.values())
-        return (f"{self.load.summary()}\n  bulk import ({phases}); {patched} rows with lists "
-                f"CSV cannot carry written through Bolt")
+        return (
+            f"{self.load.summary()}\n  bulk import ({phases}); {patched} rows with lists "
+            f"CSV cannot carry written through Bolt"
+        )
 
 
 def database_is_empty(driver: Driver, database: str = "neo4j") -> bool:
@@ -166,10 +168,16 @@ def bulk_load(
                 with server.offline(home):
                     t = time.perf_counter()
                     server.run_import(
-                        home, Path(staging), database,
-                        [*arguments, f"--max-off-heap-memory={off_heap}",
-                         f"--report-file={Path(staging) / 'import.report'}"],
-                        heap_mb=import_heap_mb, progress=progress,
+                        home,
+                        Path(staging),
+                        database,
+                        [
+                            *arguments,
+                            f"--max-off-heap-memory={off_heap}",
+                            f"--report-file={Path(staging) / 'import.report'}",
+                        ],
+                        heap_mb=import_heap_mb,
+                        progress=progress,
                     )
                     server.install_database(home, Path(staging), database)
                     phases["import"] = time.perf_counter() - t
@@ -214,8 +222,10 @@ def _csv_type(p: Property) -> str:
 
 def _unrepresentable(column: str) -> str:
     """SQL: the list ``column`` has no CSV form (it would read back as null or be split wrongly)."""
-    return (f"(len({column}) = 0 OR {column} = [''] "
-            f"OR contains(array_to_string({column}, ''), chr({ord(ARRAY_DELIMITER)})))")
+    return (
+        f"(len({column}) = 0 OR {column} = [''] "
+        f"OR contains(array_to_string({column}, ''), chr({ord(ARRAY_DELIMITER)})))"
+    )
 
 
 def _value(p: Property) -> str:
@@ -223,8 +233,10 @@ def _value(p: Property) -> str:
     if pa.types.is_floating(p.type):
         return f"CAST({p.name} AS DOUBLE)"
     if pa.types.is_list(p.type):
-        return (f"CASE WHEN {_unrepresentable(p.name)} THEN NULL "
-                f"ELSE array_to_string({p.name}, chr({ord(ARRAY_DELIMITER)})) END")
+        return (
+            f"CASE WHEN {_unrepresentable(p.name)} THEN NULL "
+            f"ELSE array_to_string({p.name}, chr({ord(ARRAY_DELIMITER)})) END"
+        )
     return p.name
 
 
@@ -233,15 +245,21 @@ def _list_properties(props: tuple[Property, ...]) -> list[Property]:
 
 
 def _node_csv(nt: NodeType) -> tuple[str, LiteralString]:
-    header = ",".join([f":ID({nt.label})", f"{nt.key}:{_csv_type(Property(nt.key, nt.key_type))}",
-                       *(f"{p.name}:{_csv_type(p)}" for p in nt.properties)])
+    header = ",".join(
+        [
+            f":ID({nt.label})",
+            f"{nt.key}:{_csv_type(Property(nt.key, nt.key_type))}",
+            *(f"{p.name}:{_csv_type(p)}" for p in nt.properties),
+        ]
+    )
     values = ", ".join([f"CAST({nt.key} AS VARCHAR)", nt.key, *(_value(p) for p in nt.properties)])
     return header, _q(f"SELECT {values} FROM {view_name(nt.label)}")
 
 
 def _edge_csv(et: EdgeType) -> tuple[str, LiteralString]:
-    header = ",".join([f":START_ID({et.src.label})", f":END_ID({et.dst.label})",
-                       *(f"{p.name}:{_csv_type(p)}" for p in et.properties)])
+    header = ",".join(
+        [f":START_ID({et.src.label})", f":END_ID({et.dst.label})", *(f"{p.name}:{_csv_type(p)}" for p in et.properties)]
+    )
     values = ", ".join([f"CAST({SRC} AS VARCHAR)", f"CAST({DST} AS VARCHAR)", *(_value(p) for p in et.properties)])
     return header, _q(f"SELECT {values} FROM ({edge_rows_sql(et)})")
 
@@ -260,14 +278,29 @@ def _write_csv(con: duckdb.DuckDBPyConnection, out: Path, progress: bool) -> lis
     out.mkdir(parents=True)
     arguments: list[str] = []
     multiline: list[str] = []
-    jobs = [("--nodes", nt.label, nt.label, *_node_csv(nt),
-             [nt.key, *(p.name for p in nt.properties if not pa.types.is_integer(p.type))])
-            for nt in NODE_TYPES]
-    jobs += [("--relationships", et.rel, et.rel, *_edge_csv(et),
-              [SRC, DST, *(p.name for p in et.properties if not pa.types.is_integer(p.type))])
-             for et in EDGE_TYPES]
-    for option, name, token, header, sql, text_columns in tqdm(jobs, desc="write import CSV", unit="file",
-                                                               disable=not progress, leave=False):
+    jobs = [
+        (
+            "--nodes",
+            nt.label,
+            nt.label,
+            *_node_csv(nt),
+            [nt.key, *(p.name for p in nt.properties if not pa.types.is_integer(p.type))],
+        )
+        for nt in NODE_TYPES
+    ]
+    jobs += [
+        (
+            "--relationships",
+            et.rel,
+            et.rel,
+            *_edge_csv(et),
+            [SRC, DST, *(p.name for p in et.properties if not pa.types.is_integer(p.type))],
+        )
+        for et in EDGE_TYPES
+    ]
+    for option, name, token, header, sql, text_columns in tqdm(
+        jobs, desc="write import CSV", unit="file", disable=not progress, leave=False
+    ):
         header_path, data_path = out / f"{name}.header.csv", out / f"{name}.csv"
         header_path.write_text(header + "\n", encoding="utf-8")
         con.sql(sql).write_csv(str(data_path), header=False, sep=",", quotechar='"', escapechar='"')
@@ -275,9 +308,15 @@ def _write_csv(con: duckdb.DuckDBPyConnection, out: Path, progress: bool) -> lis
         source = view_name(name)
         if _multiline(con, source, [c for c in text_columns if c in _columns(con, source)]):
             multiline.append(str(data_path))
-    arguments += [f"--array-delimiter=U+{ord(ARRAY_DELIMITER):04X}", "--id-type=string",
-                  "--ignore-empty-strings=false", "--trim-strings=false", "--legacy-style-quoting=false",
-                  "--bad-tolerance=0", "--strict=false"]  # validate_snapshot proved every endpoint exists
+    arguments += [
+        f"--array-delimiter=U+{ord(ARRAY_DELIMITER):04X}",
+        "--id-type=string",
+        "--ignore-empty-strings=false",
+        "--trim-strings=false",
+        "--legacy-style-quoting=false",
+        "--bad-tolerance=0",
+        "--strict=false",
+    ]  # validate_snapshot proved every endpoint exists
     if multiline:
         arguments += ["--multiline-fields-format=v2", f"--multiline-fields={','.join(multiline)}"]
     return arguments
@@ -308,8 +347,15 @@ def _patch_lists(con: duckdb.DuckDBPyConnection, driver: Driver, database: str, 
     return {k: v for k, v in patched.items() if v}
 
 
-def _upsert_rows(con: duckdb.DuckDBPyConnection, driver: Driver, database: str, sql: str,
-                 query: LiteralString, et: EdgeType | None, progress: bool) -> int:
+def _upsert_rows(
+    con: duckdb.DuckDBPyConnection,
+    driver: Driver,
+    database: str,
+    sql: str,
+    query: LiteralString,
+    et: EdgeType | None,
+    progress: bool,
+) -> int:
     written = 0
     reader = con.sql(sql).fetch_record_batch(PATCH_BATCH_SIZE)
     with tqdm(desc="write lists through Bolt", unit="row", disable=not progress, leave=False) as bar:
@@ -317,8 +363,10 @@ def _upsert_rows(con: duckdb.DuckDBPyConnection, driver: Driver, database: str, 
             rows = batch.to_pylist()
             if et is not None:
                 names = [p.name for p in et.properties]
-                rows = [{SRC: r[SRC], DST: r[DST], **{n: r[n] for n in et.identity},
-                         "props": {n: r[n] for n in names}} for r in rows]
+                rows = [
+                    {SRC: r[SRC], DST: r[DST], **{n: r[n] for n in et.identity}, "props": {n: r[n] for n in names}}
+                    for r in rows
+                ]
             driver.execute_query(query, {"rows": rows}, database_=database)
             written += len(rows)
             bar.update(len(rows))

@@ -97,8 +97,7 @@ def load_query(name_or_path: str | Path) -> CypherFile:
         path = QUERIES_DIR / f"{Path(name_or_path).stem}.cypher"
     if not path.is_file():
         raise CinegraphError(
-            f"{name_or_path}: no such Cypher file or bundled query "
-            f"(bundled: {', '.join(available_queries())})"
+            f"{name_or_path}: no such Cypher file or bundled query (bundled: {', '.join(available_queries())})"
         )
     raw = path.read_text(encoding="utf-8")
     defaults = {}
@@ -119,9 +118,7 @@ def resolve_params(query: CypherFile, given: Mapping[str, Any]) -> dict[str, Any
     used = query.parameters
     unknown = sorted(set(given) - used)
     if unknown:
-        raise CinegraphError(
-            f"{query.path.name}: unknown parameter(s) {unknown}; it takes {sorted(used)}"
-        )
+        raise CinegraphError(f"{query.path.name}: unknown parameter(s) {unknown}; it takes {sorted(used)}")
     params = {k: v for k, v in query.defaults.items() if k in used} | dict(given)
     missing = sorted(used - set(params))
     if missing:
@@ -129,8 +126,7 @@ def resolve_params(query: CypherFile, given: Mapping[str, Any]) -> dict[str, Any
     problems = [p for name in sorted(given) if (p := _type_problem(name, given[name], query.defaults.get(name)))]
     if problems:
         raise CinegraphError(f"{query.path.name}: " + "; ".join(problems))
-    return {k: float(v) if type(query.defaults.get(k)) is float and type(v) is int else v
-            for k, v in params.items()}  # fmt: skip
+    return {k: float(v) if type(query.defaults.get(k)) is float and type(v) is int else v for k, v in params.items()}
 
 
 def _type_problem(name: str, value: Any, default: Any) -> str | None:
@@ -148,9 +144,7 @@ def _type_problem(name: str, value: Any, default: Any) -> str | None:
     return f"{name}={value!r}: expected {_TYPE_NAMES.get(type(default), type(default).__name__)}{hint}"
 
 
-def resolve_movies(
-    driver: neo4j.Driver, params: Mapping[str, Any], *, database: str = "neo4j"
-) -> dict[str, Any]:
+def resolve_movies(driver: neo4j.Driver, params: Mapping[str, Any], *, database: str = "neo4j") -> dict[str, Any]:
     """``params`` with every movie parameter given as a title replaced by the id of the best
     title match (exact titles first); a title matching no movie is an error."""
     out = dict(params)
@@ -225,7 +219,12 @@ def format_value(value: Any) -> str:
 # Control characters and line/paragraph separators, shown escaped: a value must not break a
 # table row nor send terminal control sequences.
 _ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]} | {
-    ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
 
 
 def format_table(keys: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:

@@ -61,19 +61,14 @@ def _linked_types(flt: ExportFilter) -> dict[str, list[tuple[EdgeType, str]]]:
         if nt in _FILTERED:
             continue
         out[nt.label] = [
-            (et, side)
-            for et in flt.selected_edge_types
-            for side, end in ((SRC, et.src), (DST, et.dst))
-            if end == nt
+            (et, side) for et in flt.selected_edge_types for side, end in ((SRC, et.src), (DST, et.dst)) if end == nt
         ]
     return out
 
 
 # --- Neo4j -----------------------------------------------------------------------------------
 
-_MOVIE_PRED = (
-    "($year_min IS NULL OR {m}.year >= $year_min) AND ($year_max IS NULL OR {m}.year <= $year_max)"
-)
+_MOVIE_PRED = "($year_min IS NULL OR {m}.year >= $year_min) AND ($year_max IS NULL OR {m}.year <= $year_max)"
 _WINDOW_PRED = (
     "($rating_after IS NULL OR {r}.timestamp >= $rating_after) "
     "AND ($rating_before IS NULL OR {r}.timestamp < $rating_before)"
@@ -86,10 +81,7 @@ def _returns(var: str, columns: Iterable[str]) -> str:
 
 def _movie_nodes_cypher() -> str:
     m = MOVIE
-    return (
-        f"MATCH (m:{m.label}) WHERE {_MOVIE_PRED.format(m='m')} "
-        f"RETURN {_returns('m', m.columns)}"
-    )
+    return f"MATCH (m:{m.label}) WHERE {_MOVIE_PRED.format(m='m')} RETURN {_returns('m', m.columns)}"
 
 
 def _user_nodes_cypher() -> str:
@@ -102,10 +94,7 @@ def _user_nodes_cypher() -> str:
 
 
 def _nodes_by_key_cypher(nt: NodeType) -> str:
-    return (
-        f"UNWIND $ids AS id MATCH (n:{nt.label} {{{nt.key}: id}}) "
-        f"RETURN {_returns('n', nt.columns)}"
-    )
+    return f"UNWIND $ids AS id MATCH (n:{nt.label} {{{nt.key}: id}}) RETURN {_returns('n', nt.columns)}"
 
 
 def _edges_cypher(et: EdgeType) -> tuple[str, bool]:
@@ -140,9 +129,7 @@ def _edges_cypher(et: EdgeType) -> tuple[str, bool]:
     return cypher, anchor_is_src
 
 
-def _stream(
-    session: neo4j.Session, cypher: str, params: dict[str, Any], arrow: pa.Schema, batch_size: int
-) -> pa.Table:
+def _stream(session: neo4j.Session, cypher: str, params: dict[str, Any], arrow: pa.Schema, batch_size: int) -> pa.Table:
     """Run a read query returning one row per record and build its Arrow table batch by batch
     as records stream in."""
 
@@ -160,9 +147,7 @@ def _stream(
     return session.execute_read(work)
 
 
-def _stream_edges(
-    session: neo4j.Session, et: EdgeType, params: dict[str, Any], batch_size: int
-) -> pa.Table:
+def _stream_edges(session: neo4j.Session, et: EdgeType, params: dict[str, Any], batch_size: int) -> pa.Table:
     """Stream an edge type's per-anchor records (see :func:`_edges_cypher`) into its table."""
     cypher, anchor_is_src = _edges_cypher(et)
     arrow = et.arrow_schema()
@@ -204,9 +189,7 @@ def export_tables(
     params = flt.params()
     tables: dict[str, pa.Table] = {}
     started = time.perf_counter()
-    with driver.session(
-        database=database, default_access_mode=neo4j.READ_ACCESS, fetch_size=batch_size
-    ) as session:
+    with driver.session(database=database, default_access_mode=neo4j.READ_ACCESS, fetch_size=batch_size) as session:
         movies = _stream(session, _movie_nodes_cypher(), params, MOVIE.arrow_schema(), batch_size)
         users = _stream(session, _user_nodes_cypher(), params, USER.arrow_schema(), batch_size)
         user_ids = users.column(USER.key).to_pylist()
@@ -217,11 +200,12 @@ def export_tables(
             tables[et.rel] = _stream_edges(session, et, params | {"ids": user_ids}, batch_size)
         for label, reached_by in _linked_types(flt).items():
             nt = schema.node_type(label)
-            keys = pa.chunked_array(
-                [tables[et.rel].column(side) for et, side in reached_by], type=nt.key_type
-            ).unique()
+            keys = pa.chunked_array([tables[et.rel].column(side) for et, side in reached_by], type=nt.key_type).unique()
             tables[label] = _stream(
-                session, _nodes_by_key_cypher(nt), {"ids": keys.to_pylist()}, nt.arrow_schema(),
+                session,
+                _nodes_by_key_cypher(nt),
+                {"ids": keys.to_pylist()},
+                nt.arrow_schema(),
                 batch_size,
             )
     rows = sum(t.num_rows for t in tables.values())
@@ -236,9 +220,7 @@ def export_hetero_data(
     tables so callers can keep string properties."""
     flt = flt or ExportFilter()
     tables = export_tables(driver, flt, database=database)
-    data, id_maps = build_hetero_data(
-        tables, node_types=flt.selected_node_types, edge_types=flt.selected_edge_types
-    )
+    data, id_maps = build_hetero_data(tables, node_types=flt.selected_node_types, edge_types=flt.selected_edge_types)
     return data, id_maps, tables
 
 
@@ -253,8 +235,7 @@ def _snapshot_sql(flt: ExportFilter) -> list[tuple[str, str]]:
     steps = [
         (f"SELECT m.* FROM t_{m.label} m WHERE {movie_pred}", f"snap_{m.label}"),
         (
-            f"SELECT r.* FROM t_{r.rel} r JOIN snap_{m.label} m ON r.{DST} = m.{m.key} "
-            f"WHERE {window}",
+            f"SELECT r.* FROM t_{r.rel} r JOIN snap_{m.label} m ON r.{DST} = m.{m.key} WHERE {window}",
             "snap_kept_ratings",
         ),
         (

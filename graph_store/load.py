@@ -110,8 +110,7 @@ def _edge_read(et: EdgeType) -> LiteralString:
     """src, dst, the element id, then one column per property."""
     props = "".join(f", r.{p.name} AS {p.name}" for p in et.properties)
     return _q(
-        f"MATCH {_edge_pattern(et)} RETURN s.{et.src.key} AS {SRC}, d.{et.dst.key} AS {DST}, "
-        f"elementId(r) AS id{props}"
+        f"MATCH {_edge_pattern(et)} RETURN s.{et.src.key} AS {SRC}, d.{et.dst.key} AS {DST}, elementId(r) AS id{props}"
     )
 
 
@@ -140,8 +139,7 @@ EDGE_COUNT = {et.rel: _count_edges(et) for et in EDGE_TYPES}
 SNAPSHOT_READ = _q(f"MATCH (s:{SNAPSHOT.label}) RETURN s.{SNAPSHOT.key} AS id, s.sha256 AS sha256")
 SNAPSHOT_CLEAR = _q(f"MATCH (s:{SNAPSHOT.label}) DETACH DELETE s")
 SNAPSHOT_WRITE = _q(
-    f"MATCH (old:{SNAPSHOT.label}) DETACH DELETE old "
-    f"WITH count(*) AS _ CREATE (s:{SNAPSHOT.label}) SET s = $props"
+    f"MATCH (old:{SNAPSHOT.label}) DETACH DELETE old WITH count(*) AS _ CREATE (s:{SNAPSHOT.label}) SET s = $props"
 )
 
 
@@ -258,8 +256,13 @@ def load_snapshot(
     if not (holds_it and writer.rows_written == 0):
         driver.execute_query(SNAPSHOT_WRITE, {"props": snapshot_props(manifest, sha)}, database_=database)
     report.seconds = time.perf_counter() - started
-    log.info("loaded snapshot %s into %r in %.1fs (%d rows written)", report.snapshot_id, database,
-             report.seconds, writer.rows_written)
+    log.info(
+        "loaded snapshot %s into %r in %.1fs (%d rows written)",
+        report.snapshot_id,
+        database,
+        report.seconds,
+        writer.rows_written,
+    )
     return report
 
 
@@ -271,8 +274,9 @@ class _BatchWriter:
     a DuckDB query, one write transaction per batch (which the driver retries only when it did not
     commit)."""
 
-    def __init__(self, driver: Driver, database: str, batch_size: int, progress: bool,
-                 con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self, driver: Driver, database: str, batch_size: int, progress: bool, con: duckdb.DuckDBPyConnection
+    ) -> None:
         self.driver, self.database, self.batch_size, self.progress = driver, database, batch_size, progress
         self.con = con
         self.rows_written = 0
@@ -284,8 +288,9 @@ class _BatchWriter:
         self.con.from_arrow(schema_.empty_table()).create(table)
         names = arrow_schema.names
         with (
-            self.driver.session(database=self.database, default_access_mode=READ_ACCESS,
-                                fetch_size=READ_FETCH_SIZE) as session,
+            self.driver.session(
+                database=self.database, default_access_mode=READ_ACCESS, fetch_size=READ_FETCH_SIZE
+            ) as session,
             tqdm(total=total, desc=desc, unit="row", disable=not self.progress, leave=False) as bar,
         ):
             result = session.run(query)
@@ -380,20 +385,30 @@ def _sync_nodes(writer: _BatchWriter, nt: NodeType) -> TypeSync:
     deleted last by :func:`_delete_nodes`."""
     started = time.perf_counter()
     held, snap, gone = f"held_{nt.label}", view_name(nt.label), f"gone_{nt.label}"
-    writer.read_into(NODE_READ[nt.label], held, nt.arrow_schema(), _count(writer, NODE_COUNT[nt.label]),
-                     f"read {nt.label}")
+    writer.read_into(
+        NODE_READ[nt.label], held, nt.arrow_schema(), _count(writer, NODE_COUNT[nt.label]), f"read {nt.label}"
+    )
     names = [p.name for p in nt.properties]
     cols = ", ".join(f"s.{c}" for c in nt.columns)
     changed = writer.write(
-        NODE_UPSERT[nt.label], "rows",
+        NODE_UPSERT[nt.label],
+        "rows",
         f"SELECT {cols} FROM {snap} s JOIN {held} h ON s.{nt.key} = h.{nt.key} "
         f"WHERE h.{DRIFT} OR {_differs(names, 's', 'h')}",
-        _plain, f"update {nt.label}")
-    new = writer.write(NODE_CREATE[nt.label], "rows",
-                       f"SELECT {cols} FROM {snap} s ANTI JOIN {held} h ON s.{nt.key} = h.{nt.key}",
-                       _plain, f"create {nt.label}")
-    writer.con.execute(f"CREATE TEMP TABLE {gone} AS SELECT h.{nt.key} AS key FROM {held} h "
-                       f"ANTI JOIN {snap} s ON s.{nt.key} = h.{nt.key}")
+        _plain,
+        f"update {nt.label}",
+    )
+    new = writer.write(
+        NODE_CREATE[nt.label],
+        "rows",
+        f"SELECT {cols} FROM {snap} s ANTI JOIN {held} h ON s.{nt.key} = h.{nt.key}",
+        _plain,
+        f"create {nt.label}",
+    )
+    writer.con.execute(
+        f"CREATE TEMP TABLE {gone} AS SELECT h.{nt.key} AS key FROM {held} h "
+        f"ANTI JOIN {snap} s ON s.{nt.key} = h.{nt.key}"
+    )
     total = writer.count(f"SELECT count(*) FROM {snap}")
     writer.con.execute(f"DROP TABLE {held}")
     log.info("%s: %d created, %d updated, %d unchanged", nt.label, new, changed, total - new - changed)
@@ -402,8 +417,9 @@ def _sync_nodes(writer: _BatchWriter, nt: NodeType) -> TypeSync:
 
 def _delete_nodes(writer: _BatchWriter, nt: NodeType, sync: TypeSync) -> None:
     started = time.perf_counter()
-    sync.deleted = writer.write(NODE_DELETE[nt.label], "keys", f"SELECT key FROM gone_{nt.label}",
-                                _key, f"delete {nt.label}")
+    sync.deleted = writer.write(
+        NODE_DELETE[nt.label], "keys", f"SELECT key FROM gone_{nt.label}", _key, f"delete {nt.label}"
+    )
     sync.seconds += time.perf_counter() - started
     if sync.deleted:
         log.info("%s: %d vanished nodes deleted", nt.label, sync.deleted)
@@ -425,8 +441,14 @@ def _sync_edges(writer: _BatchWriter, et: EdgeType) -> TypeSync:
     started = time.perf_counter()
     names = [p.name for p in et.properties]
     held, wanted = f"held_{et.rel}", f"wanted_{et.rel}"
-    read_schema = pa.schema([pa.field(SRC, et.src.key_type), pa.field(DST, et.dst.key_type),
-                             pa.field("id", pa.string()), *(pa.field(p.name, p.type) for p in et.properties)])
+    read_schema = pa.schema(
+        [
+            pa.field(SRC, et.src.key_type),
+            pa.field(DST, et.dst.key_type),
+            pa.field("id", pa.string()),
+            *(pa.field(p.name, p.type) for p in et.properties),
+        ]
+    )
     writer.read_into(EDGE_READ[et.rel], held, read_schema, _count(writer, EDGE_COUNT[et.rel]), f"read {et.rel}")
     writer.con.execute(f"CREATE TEMP TABLE {wanted} AS {edge_rows_sql(et)}")
     identity = [SRC, DST, *et.identity]
@@ -435,30 +457,45 @@ def _sync_edges(writer: _BatchWriter, et: EdgeType) -> TypeSync:
     writer.con.execute(
         f"CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM ("
         f"SELECT *, row_number() OVER (PARTITION BY {', '.join(identity)} ORDER BY id) AS copy FROM {held}) h "
-        f"WHERE copy = 1 AND EXISTS (SELECT 1 FROM {wanted} w WHERE {on})")
-    deleted = writer.write(EDGE_DELETE[et.rel], "ids",
-                           f"SELECT h.id FROM {held} h ANTI JOIN kept k ON h.id = k.id", _element_id,
-                           f"delete {et.rel}")
+        f"WHERE copy = 1 AND EXISTS (SELECT 1 FROM {wanted} w WHERE {on})"
+    )
+    deleted = writer.write(
+        EDGE_DELETE[et.rel],
+        "ids",
+        f"SELECT h.id FROM {held} h ANTI JOIN kept k ON h.id = k.id",
+        _element_id,
+        f"delete {et.rel}",
+    )
 
     def upsert_row(row: dict[str, Any]) -> dict[str, Any]:
-        return {SRC: row[SRC], DST: row[DST], **{n: row[n] for n in et.identity},
-                "props": {n: row[n] for n in names}}
+        return {SRC: row[SRC], DST: row[DST], **{n: row[n] for n in et.identity}, "props": {n: row[n] for n in names}}
 
     def create_row(row: dict[str, Any]) -> dict[str, Any]:
         return {SRC: row[SRC], DST: row[DST], "props": {n: row[n] for n in names}}
 
     cols = ", ".join(f"w.{c}" for c in et.columns)
-    changed = writer.write(EDGE_UPSERT[et.rel], "rows",
-                           f"SELECT {cols} FROM {wanted} w JOIN kept k ON {on_kept} "
-                           f"WHERE k.{DRIFT} OR {_differs(names, 'w', 'k')}", upsert_row, f"update {et.rel}")
-    new = writer.write(EDGE_CREATE[et.rel], "rows", f"SELECT {cols} FROM {wanted} w ANTI JOIN kept k ON {on_kept}",
-                       create_row, f"create {et.rel}")
+    changed = writer.write(
+        EDGE_UPSERT[et.rel],
+        "rows",
+        f"SELECT {cols} FROM {wanted} w JOIN kept k ON {on_kept} WHERE k.{DRIFT} OR {_differs(names, 'w', 'k')}",
+        upsert_row,
+        f"update {et.rel}",
+    )
+    new = writer.write(
+        EDGE_CREATE[et.rel],
+        "rows",
+        f"SELECT {cols} FROM {wanted} w ANTI JOIN kept k ON {on_kept}",
+        create_row,
+        f"create {et.rel}",
+    )
     total = writer.count(f"SELECT count(*) FROM {wanted}")
     writer.con.execute(f"DROP TABLE {held}; DROP TABLE {wanted}; DROP TABLE kept")
-    log.info("%s: %d created, %d updated, %d deleted, %d unchanged", et.rel, new, changed, deleted,
-             total - new - changed)
-    return TypeSync(upserted=new + changed, deleted=deleted, unchanged=total - new - changed,
-                    seconds=time.perf_counter() - started)
+    log.info(
+        "%s: %d created, %d updated, %d deleted, %d unchanged", et.rel, new, changed, deleted, total - new - changed
+    )
+    return TypeSync(
+        upserted=new + changed, deleted=deleted, unchanged=total - new - changed, seconds=time.perf_counter() - started
+    )
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -497,8 +534,9 @@ def validate_snapshot(con: duckdb.DuckDBPyConnection, snapshot_dir: Path) -> dic
     for et in EDGE_TYPES:
         view, where = view_name(et.rel), schema.edge_path(et.rel)
         for end, nt in ((SRC, et.src), (DST, et.dst)):
-            dangling = _scalar(con, f"SELECT count(*) FROM {view} e ANTI JOIN {view_name(nt.label)} n "
-                                    f"ON e.{end} = n.{nt.key}")
+            dangling = _scalar(
+                con, f"SELECT count(*) FROM {view} e ANTI JOIN {view_name(nt.label)} n ON e.{end} = n.{nt.key}"
+            )
             if dangling:
                 problems.append(f"{where}: {dangling} {end} values not in {schema.node_path(nt.label)}")
         for name in et.identity:
@@ -506,11 +544,16 @@ def validate_snapshot(con: duckdb.DuckDBPyConnection, snapshot_dir: Path) -> dic
             if nulls:
                 problems.append(f"{where}: {nulls} null {name} values ({name} identifies a {et.rel})")
         identity = ", ".join([SRC, DST, *et.identity])
-        collapsed[et.rel] = _scalar(con, f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {identity} "
-                                         f"FROM {view})) FROM {view}")
+        collapsed[et.rel] = _scalar(
+            con, f"SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {identity} FROM {view})) FROM {view}"
+        )
         if collapsed[et.rel]:
-            log.warning("%s: %d snapshot rows repeat an identity %s; the last one wins", et.rel,
-                        collapsed[et.rel], (SRC, DST, *et.identity))
+            log.warning(
+                "%s: %d snapshot rows repeat an identity %s; the last one wins",
+                et.rel,
+                collapsed[et.rel],
+                (SRC, DST, *et.identity),
+            )
     if problems:
         raise CinegraphError(f"snapshot {snapshot_dir}: " + "; ".join(problems))
     return collapsed

@@ -43,9 +43,7 @@ def locked(out: Path, *, timeout_s: float = 3600.0, poll_s: float = 0.2) -> Iter
                     log.warning("%s is held by another run (pid %s): waiting for it to end", path, holder)
                     told = True
                 if time.monotonic() - start > timeout_s:
-                    raise CinegraphError(
-                        f"{path}: another run has held this lock for over {timeout_s:.0f} s"
-                    ) from None
+                    raise CinegraphError(f"{path}: another run has held this lock for over {timeout_s:.0f} s") from None
                 time.sleep(poll_s)
         waited = time.monotonic() - start
         if waited > poll_s:

@@ -46,9 +46,7 @@ def _table(tables: dict[str, pa.Table], name: str, schema: pa.Schema) -> pa.Tabl
     return schema.empty_table()
 
 
-def _validate(
-    tables: dict[str, pa.Table], node_types: tuple[NodeType, ...], edge_types: tuple[EdgeType, ...]
-) -> None:
+def _validate(tables: dict[str, pa.Table], node_types: tuple[NodeType, ...], edge_types: tuple[EdgeType, ...]) -> None:
     """Check every table at once and raise one error listing all problems."""
     problems: list[str] = []
     labels = {n.label for n in node_types}

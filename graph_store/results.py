@@ -50,22 +50,16 @@ _WRITE_RECS = (
 )
 RUN_ID_INDEX = f"{RECOMMENDED.rel.lower()}_run_id"  # speeds up replacing a run's edges
 
-_RUN_INDEX = (
-    f"CREATE INDEX {RUN_ID_INDEX} IF NOT EXISTS "
-    f"FOR ()-[r:{RECOMMENDED.rel}]-() ON (r.run_id)"
-)
+_RUN_INDEX = f"CREATE INDEX {RUN_ID_INDEX} IF NOT EXISTS FOR ()-[r:{RECOMMENDED.rel}]-() ON (r.run_id)"
 _MISSING_KEYS = (
-    "UNWIND $ids AS id WITH id WHERE NOT EXISTS {{ MATCH (:{label} {{{key}: id}}) }} "
-    "RETURN collect(id) AS missing"
+    "UNWIND $ids AS id WITH id WHERE NOT EXISTS {{ MATCH (:{label} {{{key}: id}}) }} RETURN collect(id) AS missing"
 )
 _SET_EMBEDDINGS = (
     f"UNWIND $rows AS row MATCH (m:{MOVIE.label} {{{MOVIE.key}: row.movie_id}}) "
     "CALL db.create.setNodeVectorProperty(m, $property, row.embedding) "
     "RETURN count(m) AS written"
 )
-_EMBEDDED_MOVIES = (
-    f"MATCH (m:{MOVIE.label}) WHERE m.{MOVIE_EMBEDDING_PROPERTY} IS NOT NULL RETURN m.{MOVIE.key} AS id"
-)
+_EMBEDDED_MOVIES = f"MATCH (m:{MOVIE.label}) WHERE m.{MOVIE_EMBEDDING_PROPERTY} IS NOT NULL RETURN m.{MOVIE.key} AS id"
 _CLEAR_EMBEDDINGS = (
     f"UNWIND $ids AS id MATCH (m:{MOVIE.label} {{{MOVIE.key}: id}}) "
     f"REMOVE m.{MOVIE_EMBEDDING_PROPERTY} RETURN count(m) AS cleared"
@@ -85,9 +79,7 @@ def _rec_table(recs: pa.Table | Sequence[Mapping[str, Any]]) -> pa.Table:
     table = recs if isinstance(recs, pa.Table) else pa.Table.from_pylist(list(recs))
     missing = [c for c in REC_COLUMNS if c not in table.column_names]
     if missing:
-        raise CinegraphError(
-            f"recommendations: missing column(s) {missing}; expected {list(REC_COLUMNS)}"
-        )
+        raise CinegraphError(f"recommendations: missing column(s) {missing}; expected {list(REC_COLUMNS)}")
     try:
         table = table.select(list(REC_COLUMNS)).cast(pa.schema([pa.field(c, _REC_TYPES[c]) for c in REC_COLUMNS]))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -112,9 +104,7 @@ def _value(tx: neo4j.ManagedTransaction, query: str, /, **params: Any) -> Any:
     return tx.run(query, params).single(strict=True)[0]
 
 
-def _check_keys_exist(
-    session: neo4j.Session, what: str, label: str, key: str, ids: Iterable[int]
-) -> None:
+def _check_keys_exist(session: neo4j.Session, what: str, label: str, key: str, ids: Iterable[int]) -> None:
     query = _MISSING_KEYS.format(label=label, key=key)
     unique = sorted(set(ids))
     missing: list[int] = []
@@ -122,9 +112,7 @@ def _check_keys_exist(
         chunk = unique[start : start + _KEY_CHECK_BATCH]
         missing += session.execute_read(_value, query, ids=chunk)
     if missing:
-        raise CinegraphError(
-            f"{what}: {len(missing)} {label} id(s) not in the graph, e.g. {missing[:5]}"
-        )
+        raise CinegraphError(f"{what}: {len(missing)} {label} id(s) not in the graph, e.g. {missing[:5]}")
 
 
 def _delete_in_batches(session: neo4j.Session, query: str, params: dict[str, Any], batch: int) -> int:
@@ -172,8 +160,9 @@ def write_recommendations(
         _check_keys_exist(session, "recommendations", MOVIE.label, MOVIE.key, pc.unique(table["movie_id"]).to_pylist())
         removed = _delete_in_batches(session, _DELETE_RUN, {"run_id": run_id}, batch_size)
         written = 0
-        with tqdm(total=table.num_rows, desc="write RECOMMENDED", unit="edge", disable=not progress,
-                  leave=False) as bar:
+        with tqdm(
+            total=table.num_rows, desc="write RECOMMENDED", unit="edge", disable=not progress, leave=False
+        ) as bar:
             for chunk in _batches(table, batch_size):
                 written += session.execute_write(_value, _WRITE_RECS, rows=chunk, run_id=run_id, model=model)
                 bar.update(len(chunk))
@@ -187,9 +176,7 @@ def ensure_vector_index(driver: neo4j.Driver, dimensions: int, *, database: str 
     and scores stay the exact cosine."""
     if dimensions < 1:
         raise CinegraphError(f"embedding dimension {dimensions} must be positive")
-    records, _, _ = driver.execute_query(
-        _INDEX_DIMENSIONS, name=MOVIE_EMBEDDING_INDEX, database_=database
-    )
+    records, _, _ = driver.execute_query(_INDEX_DIMENSIONS, name=MOVIE_EMBEDDING_INDEX, database_=database)
     if records and records[0]["dimensions"] != dimensions:
         log.info("dropping vector index %s (dimension %s)", MOVIE_EMBEDDING_INDEX, records[0][0])
         driver.execute_query(f"DROP INDEX {MOVIE_EMBEDDING_INDEX} IF EXISTS", database_=database)
@@ -201,9 +188,7 @@ def ensure_vector_index(driver: neo4j.Driver, dimensions: int, *, database: str 
         "`vector.similarity_function`: 'cosine', `vector.quantization.enabled`: false}}",
         database_=database,
     )
-    driver.execute_query(
-        "CALL db.awaitIndex($name, 300)", name=MOVIE_EMBEDDING_INDEX, database_=database
-    )
+    driver.execute_query("CALL db.awaitIndex($name, 300)", name=MOVIE_EMBEDDING_INDEX, database_=database)
 
 
 def write_movie_embeddings(
@@ -252,8 +237,9 @@ def write_movie_embeddings(
             written += session.execute_write(_value, _SET_EMBEDDINGS, rows=chunk, property=MOVIE_EMBEDDING_PROPERTY)
             bar.update(len(chunk))
         kept = set(ids)
-        stale = [i for i in session.execute_read(lambda tx: [r["id"] for r in tx.run(_EMBEDDED_MOVIES)])
-                 if i not in kept]
+        stale = [
+            i for i in session.execute_read(lambda tx: [r["id"] for r in tx.run(_EMBEDDED_MOVIES)]) if i not in kept
+        ]
         cleared = 0
         for start in range(0, len(stale), batch_size):
             cleared += session.execute_write(_value, _CLEAR_EMBEDDINGS, ids=stale[start : start + batch_size])

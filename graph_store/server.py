@@ -124,8 +124,9 @@ def status(home: Path) -> ServerStatus:
         raise CinegraphError(f"{pid_path}: unreadable pidfile ({exc}); delete it if no server runs") from exc
     if not _is_our_server(pid, home):
         return ServerStatus(home, running=False)
-    return ServerStatus(home, running=True, pid=pid, port=port, heap_mb=heap_mb, pagecache_mb=pagecache_mb,
-                        browser_port=browser_port)  # fmt: skip
+    return ServerStatus(
+        home, running=True, pid=pid, port=port, heap_mb=heap_mb, pagecache_mb=pagecache_mb, browser_port=browser_port
+    )
 
 
 def start(
@@ -183,12 +184,24 @@ def start(
     log_offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(
-            cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, start_new_session=True,
+            cmd,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
         )
-    (home / PID_FILE).write_text(json.dumps(
-        {"pid": proc.pid, "port": port, "heap_mb": heap_mb, "pagecache_mb": pagecache_mb, "browser_port": browser_port}
-    ))  # fmt: skip
+    (home / PID_FILE).write_text(
+        json.dumps(
+            {
+                "pid": proc.pid,
+                "port": port,
+                "heap_mb": heap_mb,
+                "pagecache_mb": pagecache_mb,
+                "browser_port": browser_port,
+            }
+        )
+    )
     log.info("started Neo4j (pid %d), waiting for Bolt on %s:%d", proc.pid, HOST, port)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -252,8 +265,9 @@ def offline(home: Path, *, timeout: float = 180.0) -> Iterator[ServerStatus]:
         request.unlink(missing_ok=True)
         _await_line(before, READY_MARKER, offset, timeout, "reopen its databases")
         if not _bolt_answers(before.port):
-            raise CinegraphError(f"Neo4j reopened its databases but {HOST}:{before.port} does not answer; "
-                                 f"see {log_path}")
+            raise CinegraphError(
+                f"Neo4j reopened its databases but {HOST}:{before.port} does not answer; see {log_path}"
+            )
         log.info("Neo4j (pid %d) back online at %s", before.pid, before.uri)
 
 
@@ -277,7 +291,12 @@ def staging_home(home: Path) -> tempfile.TemporaryDirectory[str]:
 
 
 def run_import(
-    home: Path, staging: Path, database: str, arguments: Sequence[str], *, heap_mb: int = DEFAULT_HEAP_MB,
+    home: Path,
+    staging: Path,
+    database: str,
+    arguments: Sequence[str],
+    *,
+    heap_mb: int = DEFAULT_HEAP_MB,
     progress: bool = True,
 ) -> None:
     """``neo4j-admin database import full <database> ARGUMENTS`` into the staging home ``staging``
@@ -289,13 +308,26 @@ def run_import(
         raise CinegraphError("java not found on PATH: Java 17 is needed to run Neo4j")
     neo4j_home = Path(staging).resolve() / DB_DIR
     neo4j_home.mkdir(parents=True, exist_ok=True)
-    cmd = [java, f"-Xmx{heap_mb}m", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError", "-cp", classpath,
-           ADMIN_CLASS, "database", "import", "full", database, *arguments]
+    cmd = [
+        java,
+        f"-Xmx{heap_mb}m",
+        "-XX:+UseG1GC",
+        "-XX:+ExitOnOutOfMemoryError",
+        "-cp",
+        classpath,
+        ADMIN_CLASS,
+        "database",
+        "import",
+        "full",
+        database,
+        *arguments,
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("NEO4J_CONF", "NEO4J_PASSWORD")}
     env["NEO4J_HOME"] = str(neo4j_home)
     with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, cwd=neo4j_home)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=neo4j_home
+        )
         assert proc.stdout is not None
         for line in proc.stdout:
             log_file.write(line)
@@ -304,8 +336,10 @@ def run_import(
         returncode = proc.wait()
     if returncode != 0:
         lines = log_path.read_text(errors="replace").strip().splitlines()
-        reason = next((ln.strip() for ln in reversed(lines) if "rror" in ln or "xception" in ln),
-                      lines[-1] if lines else "no output")
+        reason = next(
+            (ln.strip() for ln in reversed(lines) if "rror" in ln or "xception" in ln),
+            lines[-1] if lines else "no output",
+        )
         raise CinegraphError(f"neo4j-admin import failed (status {returncode}): {reason}; see {log_path}")
 
 

@@ -89,8 +89,14 @@ def snapshot_duckdb(
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with one view ``snap_<label|REL>`` per snapshot table over its Parquet
     file (plus ``file_row_number``, the row's position), spilling to ``temp_dir`` past ``memory_limit``."""
-    con = duckdb.connect(config={"memory_limit": memory_limit, "threads": threads,
-                                 "temp_directory": str(temp_dir), "preserve_insertion_order": True})
+    con = duckdb.connect(
+        config={
+            "memory_limit": memory_limit,
+            "threads": threads,
+            "temp_directory": str(temp_dir),
+            "preserve_insertion_order": True,
+        }
+    )
     for name, path in snapshot_paths(snapshot_dir).items():
         con.read_parquet(str(path), file_row_number=True).create_view(view_name(name))
     return con
@@ -134,8 +140,12 @@ class SnapshotWriter:
         self.version: Path | None = None
 
     def __enter__(self) -> SnapshotWriter:
-        if self.target.is_dir() and not self.target.is_symlink() and any(self.target.iterdir()) \
-                and not _is_complete(self.target):  # fmt: skip
+        if (
+            self.target.is_dir()
+            and not self.target.is_symlink()
+            and any(self.target.iterdir())
+            and not _is_complete(self.target)
+        ):
             raise CinegraphError(f"{self.target}: exists and is not a snapshot folder; refusing to replace it")
         self.versions.mkdir(parents=True, exist_ok=True)
         recover(self.target)
@@ -144,8 +154,9 @@ class SnapshotWriter:
         self.version.mkdir()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:  # fmt: skip
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.version is not None and self.version.exists() and not _is_complete(self.version):
             shutil.rmtree(self.version, ignore_errors=True)
 
@@ -158,8 +169,12 @@ class SnapshotWriter:
         self.counts[kind][name] = self.write_file(rel_path, data, arrow)
         return self.counts[kind][name]
 
-    def write_file(self, rel_path: str, data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
-                   arrow: pa.Schema | None = None) -> int:  # fmt: skip
+    def write_file(
+        self,
+        rel_path: str,
+        data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
+        arrow: pa.Schema | None = None,
+    ) -> int:
         """Any Parquet file of the snapshot (``matches.parquet``), typed by ``arrow`` if given."""
         assert self.version is not None, "SnapshotWriter used outside its with block"
         batches = data.to_batches() if isinstance(data, pa.Table) else data
@@ -187,8 +202,13 @@ class SnapshotWriter:
         for et in schema.EDGE_TYPES:
             if et.rel not in self.counts["edges"]:
                 self.write_table(et.rel, et.arrow_schema().empty_table())
-        counts = {kind: {t: self.counts[kind][t] for t in names} for kind, names in (
-            ("nodes", [nt.label for nt in schema.NODE_TYPES]), ("edges", [et.rel for et in schema.EDGE_TYPES]))}
+        counts = {
+            kind: {t: self.counts[kind][t] for t in names}
+            for kind, names in (
+                ("nodes", [nt.label for nt in schema.NODE_TYPES]),
+                ("edges", [et.rel for et in schema.EDGE_TYPES]),
+            )
+        }
         manifest = {
             "schema_version": schema.SCHEMA_VERSION,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -244,8 +264,9 @@ def recover(target: Path) -> None:
     if _current(target) is None and not (target.is_dir() and not target.is_symlink()) and versions.is_dir():
         complete = sorted((v for v in versions.iterdir() if _is_complete(v)), key=_age)
         if complete:
-            log.warning("%s: missing or dangling; pointing it at the newest complete version %s",
-                        target, complete[-1].name)  # fmt: skip
+            log.warning(
+                "%s: missing or dangling; pointing it at the newest complete version %s", target, complete[-1].name
+            )
             publish(target, complete[-1])
             return
     prune(target)

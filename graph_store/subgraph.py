@@ -30,11 +30,14 @@ class ExportFilter(BaseModel):
     year_min: int | None = Field(None, description="first movie year kept")
     year_max: int | None = Field(None, description="last movie year kept")
     node_types: tuple[NodeLabel, ...] = Field(
-        tuple(n.label for n in schema.NODE_TYPES), min_length=1, json_schema_extra={"uniqueItems": True},
+        tuple(n.label for n in schema.NODE_TYPES),
+        min_length=1,
+        json_schema_extra={"uniqueItems": True},
         description="node labels to include",
     )
     edge_types: tuple[EdgeRel, ...] | None = Field(
-        None, json_schema_extra={"uniqueItems": True},
+        None,
+        json_schema_extra={"uniqueItems": True},
         description="relationship types to include (empty: all between included nodes)",
     )
 
@@ -51,14 +54,8 @@ class ExportFilter(BaseModel):
                 problems.append(f"edge type {rel} needs node type(s) {sorted(need)}")
         if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
             problems.append(f"year_min={self.year_min} > year_max={self.year_max}")
-        if (
-            self.rating_after is not None
-            and self.rating_before is not None
-            and self.rating_after >= self.rating_before
-        ):
-            problems.append(
-                f"rating_after={self.rating_after} >= rating_before={self.rating_before}"
-            )
+        if self.rating_after is not None and self.rating_before is not None and self.rating_after >= self.rating_before:
+            problems.append(f"rating_after={self.rating_after} >= rating_before={self.rating_before}")
         if problems:
             raise ValueError("; ".join(problems))
         return self

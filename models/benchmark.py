@@ -22,8 +22,18 @@ from cinegraph.models.gcn_branch import normalized_adjacency
 from cinegraph.schema import RATED
 
 MODELS = (
-    "fused", "popularity", "mf_bpr", "lightgcn", "ease", "itemknn", "content_knn", "gcn_branch",
-    "hgt_branch", "fused_concat", "fused_no_imdb", "fused_single_task",
+    "fused",
+    "popularity",
+    "mf_bpr",
+    "lightgcn",
+    "ease",
+    "itemknn",
+    "content_knn",
+    "gcn_branch",
+    "hgt_branch",
+    "fused_concat",
+    "fused_no_imdb",
+    "fused_single_task",
 )
 PROTOCOLS = ("warm", "cold-items")
 
@@ -65,8 +75,7 @@ def propagation_speed(data: PreparedData, config: TrainConfig, repeats: int = 20
     same graph (every RATED edge of the model input, both directions), measured in one run."""
     rated = data.graph[RATED.triplet].edge_index
     n_u, n = data.num_users, data.num_users + data.num_movies
-    edge_index = torch.cat([torch.stack([rated[0], rated[1] + n_u]),
-                            torch.stack([rated[1] + n_u, rated[0]])], dim=1)
+    edge_index = torch.cat([torch.stack([rated[0], rated[1] + n_u]), torch.stack([rated[1] + n_u, rated[0]])], dim=1)
     adj = normalized_adjacency(rated, data.train_weight, data.num_users, data.num_movies)
     ref = LightGCN(n, config.hidden_dim, config.gcn_layers).to(edge_index.device)
     x = ref.embedding.weight
@@ -88,8 +97,13 @@ def propagation_speed(data: PreparedData, config: TrainConfig, repeats: int = 20
         return (time.perf_counter() - t0) / repeats
 
     ours_s, ref_s = timed(ours), timed(lambda: ref.get_embedding(edge_index))
-    return {"gcn_branch_s": ours_s, "lightgcn_s": ref_s, "ratio": ours_s / ref_s,
-            "edges": int(edge_index.size(1)), "layers": config.gcn_layers}
+    return {
+        "gcn_branch_s": ours_s,
+        "lightgcn_s": ref_s,
+        "ratio": ours_s / ref_s,
+        "edges": int(edge_index.size(1)),
+        "layers": config.gcn_layers,
+    }
 
 
 def baselines() -> dict[str, tuple[Callable[..., RunResult], type[BaseModel]]]:
@@ -103,11 +117,13 @@ def baselines() -> dict[str, tuple[Callable[..., RunResult], type[BaseModel]]]:
     from cinegraph.models.popularity import PopularityConfig, train_popularity
 
     return {
-        "popularity": (train_popularity, PopularityConfig), "mf_bpr": (train_mf_bpr, BPRConfig),
-        "lightgcn": (train_lightgcn, LightGCNConfig), "ease": (train_ease, EASEConfig),
+        "popularity": (train_popularity, PopularityConfig),
+        "mf_bpr": (train_mf_bpr, BPRConfig),
+        "lightgcn": (train_lightgcn, LightGCNConfig),
+        "ease": (train_ease, EASEConfig),
         "itemknn": (train_itemknn, ItemKNNConfig),
         "content_knn": (train_content_knn, ContentKNNConfig),
-    }  # fmt: skip
+    }
 
 
 def baseline_config(name: str, config: TrainConfig) -> BaseModel:

@@ -40,7 +40,8 @@ class DataConfig(BaseModel):
     genre_test_frac: float = Field(0.2, ge=0.0, lt=1.0, description="share of genre-labelled movies for test")
     include_imdb: bool = Field(True, title="Include IMDb", description="False: MovieLens-only graph (ablation)")
     protocol: Literal["warm", "cold-items"] = Field(
-        "warm", description="cold-items: a share of the movies with positives become new items")
+        "warm", description="cold-items: a share of the movies with positives become new items"
+    )
     cold_item_frac: float = Field(0.15, gt=0.0, lt=1.0, description="share of movies with positives made new items")
 
     @model_validator(mode="after")
@@ -49,8 +50,7 @@ class DataConfig(BaseModel):
             raise ValueError(f"valid_frac + test_frac = {self.valid_frac + self.test_frac} >= 1")
         if self.genre_valid_frac + self.genre_test_frac >= 1.0:
             raise ValueError(
-                f"genre_valid_frac + genre_test_frac = "
-                f"{self.genre_valid_frac + self.genre_test_frac} >= 1"
+                f"genre_valid_frac + genre_test_frac = {self.genre_valid_frac + self.genre_test_frac} >= 1"
             )
         return self
 
@@ -69,104 +69,134 @@ class TrainConfig(BaseModel):
     hgt_heads: int = Field(4, ge=1, title="HGT heads", description="attention heads per HGTConv")
     fusion_heads: int = Field(4, ge=1, title="Fusion heads", description="cross-attention heads of the fusion")
     fusion: Literal["cross_attention", "concat"] = Field(
-        "cross_attention", title="Fusion",
-        description="concat = ablation")
+        "cross_attention", title="Fusion", description="concat = ablation"
+    )
     dropout: float = Field(0.1, ge=0.0, lt=1.0, title="Dropout", description="HGT layers, fusion and genre heads")
     gcn_graph: Literal["positives", "ratings"] = Field(
-        "ratings", title="GCN graph",
-        description="GCN adjacency: every input rating weighted by strength, or training positives only")
+        "ratings",
+        title="GCN graph",
+        description="GCN adjacency: every input rating weighted by strength, or training positives only",
+    )
     item_item_rank: int = Field(
-        128, ge=0, title="Item-item residual rank",
-        description="rank of the EASE item-item residual of the fused model's scores (0: none)")
+        128,
+        ge=0,
+        title="Item-item residual rank",
+        description="rank of the EASE item-item residual of the fused model's scores (0: none)",
+    )
     item_item_lambda: float = Field(
-        200.0, gt=0, title="Item-item residual L2", description="EASE L2 strength of the item-item residual")
+        200.0, gt=0, title="Item-item residual L2", description="EASE L2 strength of the item-item residual"
+    )
     item_item_scale: float = Field(
-        20.0, gt=0, title="Item-item residual scale", description="weight of the residual in the ranking")
+        20.0, gt=0, title="Item-item residual scale", description="weight of the residual in the ranking"
+    )
     # --- optimisation -----------------------------------------------------------------------
     gcn_lr: float = Field(2e-2, gt=0, title="GCN learning rate", description="GCN branch pretraining")
     hgt_lr: float = Field(1e-2, gt=0, title="HGT learning rate", description="HGT branch pretraining")
     fusion_lr: float = Field(
-        5e-4, gt=0, title="Fusion learning rate",
-        description="fusion module and heads while fine-tuning")
+        5e-4, gt=0, title="Fusion learning rate", description="fusion module and heads while fine-tuning"
+    )
     encoder_lr: float = Field(
-        2e-4, gt=0, title="Encoder learning rate (fine-tuning)",
-        description="both encoders while fine-tuning (kept low)")
+        2e-4,
+        gt=0,
+        title="Encoder learning rate (fine-tuning)",
+        description="both encoders while fine-tuning (kept low)",
+    )
     weight_decay: float = Field(0.0, ge=0, title="Weight decay", description="AdamW decoupled weight decay")
     rec_loss: Literal["bpr", "softmax", "sampled_softmax"] = Field(
-        "softmax", title="Ranking loss",
+        "softmax",
+        title="Ranking loss",
         description="ranking loss of every stage: full softmax over all movies, sampled softmax (large catalogues) "
-                    "or BPR")
+        "or BPR",
+    )
     temperature: float = Field(
-        1.0, gt=0, title="Softmax temperature",
-        description="temperature on the dot-product scores")
+        1.0, gt=0, title="Softmax temperature", description="temperature on the dot-product scores"
+    )
     num_negatives: int = Field(
-        1024, gt=0, title="Sampled negatives",
-        description="shared negatives of the sampled softmax")
+        1024, gt=0, title="Sampled negatives", description="shared negatives of the sampled softmax"
+    )
     emb_l2: float = Field(
-        1e-4, ge=0, title="Embedding L2",
-        description="L2 on the batch's embeddings in the ranking loss")
+        1e-4, ge=0, title="Embedding L2", description="L2 on the batch's embeddings in the ranking loss"
+    )
     batch_size: int = Field(
-        8192, gt=0, title="Batch size",
-        description="positive pairs (with one sampled negative) per step")
+        8192, gt=0, title="Batch size", description="positive pairs (with one sampled negative) per step"
+    )
     gcn_steps: int = Field(
-        4, ge=1, title="GCN steps per epoch",
-        description="steps per GCN epoch (full-graph propagation each)")
+        4, ge=1, title="GCN steps per epoch", description="steps per GCN epoch (full-graph propagation each)"
+    )
     hgt_steps: int = Field(
-        1, ge=1, title="HGT steps per epoch",
-        description="steps per HGT epoch (each a full-graph HGT pass)")
+        1, ge=1, title="HGT steps per epoch", description="steps per HGT epoch (each a full-graph HGT pass)"
+    )
     fusion_steps: int = Field(
-        4, ge=1, title="Fusion steps per epoch",
-        description="steps per fine-tuning epoch (1 left the heads untrained)")
+        4, ge=1, title="Fusion steps per epoch", description="steps per fine-tuning epoch (1 left the heads untrained)"
+    )
     hgt_fanout: int = Field(
-        0, ge=0, title="HGT fanout",
-        description="in-edges sampled per node and relation each HGT/fused step (0: all; ~10 above millions of edges)")
+        0,
+        ge=0,
+        title="HGT fanout",
+        description="in-edges sampled per node and relation each HGT/fused step (0: all; ~10 above millions of edges)",
+    )
     warmup_epochs: int = Field(2, ge=0, title="Warm-up epochs", description="linear LR warm-up, then cosine decay")
     # --- schedule and early stopping --------------------------------------------------------
     gcn_epochs: int = Field(
-        100, ge=0, title="GCN epochs",
-        description="max GCN pretraining epochs (0: the initial weights)")
+        100, ge=0, title="GCN epochs", description="max GCN pretraining epochs (0: the initial weights)"
+    )
     hgt_epochs: int = Field(
-        30, ge=0, title="HGT epochs",
-        description="max HGT pretraining epochs (0: the initial weights)")
+        30, ge=0, title="HGT epochs", description="max HGT pretraining epochs (0: the initial weights)"
+    )
     fusion_epochs: int = Field(
-        4, ge=0, title="Fine-tuning epochs",
-        description="max fine-tuning epochs (0: fuse without fine-tuning)")
+        4, ge=0, title="Fine-tuning epochs", description="max fine-tuning epochs (0: fuse without fine-tuning)"
+    )
     eval_every: int = Field(2, ge=1, title="Validate every N epochs", description="validate every N epochs")
     patience: int = Field(4, ge=1, title="Patience", description="validations without improvement before stopping")
     # --- tasks ------------------------------------------------------------------------------
     weighting: Literal["fixed", "uncertainty"] = Field(
-        "fixed", title="Task weighting",
-        description="task weighting mode")
+        "fixed", title="Task weighting", description="task weighting mode"
+    )
     gcn_weights: TaskWeights = Field(
-        {"rec": 1.0, "genre": 0.2, "rating": 0.1}, title="GCN task weights",
-        description="weight per task (rec, genre, rating) of GCN pretraining; rec is primary")
+        {"rec": 1.0, "genre": 0.2, "rating": 0.1},
+        title="GCN task weights",
+        description="weight per task (rec, genre, rating) of GCN pretraining; rec is primary",
+    )
     hgt_weights: TaskWeights = Field(
-        {"genre": 1.0, "rec": 0.3}, title="HGT task weights",
-        description="weight per task (rec, genre, rating) of HGT pretraining; genre is primary")
+        {"genre": 1.0, "rec": 0.3},
+        title="HGT task weights",
+        description="weight per task (rec, genre, rating) of HGT pretraining; genre is primary",
+    )
     fusion_weights: TaskWeights = Field(
-        {"rec": 1.0, "genre": 1.0}, title="Fusion task weights",
-        description="weight per task (rec, genre, rating) of joint fine-tuning")
+        {"rec": 1.0, "genre": 1.0},
+        title="Fusion task weights",
+        description="weight per task (rec, genre, rating) of joint fine-tuning",
+    )
     single_task: bool = Field(
-        False, title="Single task (ablation)",
-        description="ablation: branches pretrain on their primary task only")
+        False, title="Single task (ablation)", description="ablation: branches pretrain on their primary task only"
+    )
     cold_dropout: float = Field(
-        0.0, ge=0.0, lt=1.0, title="Cold dropout",
-        description="share of movies whose interactions each fine-tuning step hides (DropoutNet)")
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        title="Cold dropout",
+        description="share of movies whose interactions each fine-tuning step hides (DropoutNet)",
+    )
     fusion_select: Literal["ndcg@20", "map", "sum"] = Field(
-        "sum", title="Fine-tuning selection metric",
-        description="fine-tuning early-stop metric")
+        "sum", title="Fine-tuning selection metric", description="fine-tuning early-stop metric"
+    )
     baselines: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, title="Tuned baselines",
-        description="per baseline name: its config fields as tuned by cinegraph tune (absent: its defaults)")
+        default_factory=dict,
+        title="Tuned baselines",
+        description="per baseline name: its config fields as tuned by cinegraph tune (absent: its defaults)",
+    )
     # --- run --------------------------------------------------------------------------------
     device: Literal["cpu", "cuda"] = Field("cpu", title="Device", description="cpu, or cuda (an NVIDIA GPU)")
     num_threads: int = Field(
-        1, ge=0, title="CPU threads",
-        description="torch CPU threads (benchmark sized on 1); 0: torch default")
+        1, ge=0, title="CPU threads", description="torch CPU threads (benchmark sized on 1); 0: torch default"
+    )
     seed: int = Field(0, ge=0, title="Seed", description="seeds the split, the initialisation and the sampling")
     ks: tuple[Annotated[int, Field(ge=1)], ...] = Field(
-        (10, 20), json_schema_extra={"uniqueItems": True}, title="Ranking cut-offs k",
-        description=f"cut-offs of the ranking metrics; must include {SELECTION_K}")
+        (10, 20),
+        json_schema_extra={"uniqueItems": True},
+        title="Ranking cut-offs k",
+        description=f"cut-offs of the ranking metrics; must include {SELECTION_K}",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -204,7 +234,8 @@ def load_config(path: Path | None, **overrides: object) -> TrainConfig:
             raise CinegraphError(f"--config {path}: cannot read JSON ({exc})") from exc
         if not isinstance(raw, dict):
             raise CinegraphError(
-                f"--config {path}: expected a JSON object of TrainConfig fields, got {type(raw).__name__}")
+                f"--config {path}: expected a JSON object of TrainConfig fields, got {type(raw).__name__}"
+            )
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return TrainConfig.model_validate(raw)

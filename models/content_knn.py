@@ -56,11 +56,7 @@ def content_blocks(data: PreparedData) -> dict[str, Tensor]:
     the movie features (year, runtime, votes, IMDb rating, standardised, with missing flags)."""
     g, m = data.graph, data.num_movies
     dev = data.movie_tags.device
-    people = [
-        g[t].edge_index.flip(0)
-        for t in g.edge_types
-        if t[0] == PERSON.label and t[2] == MOVIE.label
-    ]
+    people = [g[t].edge_index.flip(0) for t in g.edge_types if t[0] == PERSON.label and t[2] == MOVIE.label]
     num_people = g[PERSON.label].num_nodes if PERSON.label in g.node_types else 0
     person_index = torch.cat(people, 1) if people else torch.zeros(2, 0, dtype=torch.long)
     numeric = g[MOVIE.label].x.float()

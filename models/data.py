@@ -103,9 +103,7 @@ class PreparedData:
         """Positive (user, movie) pairs of ``split`` ("train", "valid" or "test")."""
         if split not in SPLITS:
             raise ValueError(f"split={split!r} is not one of {SPLITS}")
-        return {"train": self.train_edges, "valid": self.valid_edges, "test": self.test_edges}[
-            split
-        ]
+        return {"train": self.train_edges, "valid": self.valid_edges, "test": self.test_edges}[split]
 
     def to(self, device: torch.device | str) -> PreparedData:
         """A copy with every tensor on ``device``."""
@@ -130,9 +128,7 @@ def _without_no_genres(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
     return tables
 
 
-def _split_per_user(
-    users: np.ndarray, order: np.ndarray, valid_frac: float, test_frac: float
-) -> np.ndarray:
+def _split_per_user(users: np.ndarray, order: np.ndarray, valid_frac: float, test_frac: float) -> np.ndarray:
     """Label each positive 0 (train), 1 (valid) or 2 (test), per user.
 
     Within a user, positives with the largest ``order`` go to test, the next ones to validation.
@@ -171,11 +167,7 @@ def _movie_tags(table: pa.Table | None, movies: Tensor, keep: Tensor) -> tuple[T
     order), tags lower-cased and stripped, and the tag vocabulary."""
     if table is None or table.num_rows == 0 or "tag" not in table.column_names:
         return torch.zeros(2, 0, dtype=torch.long), []
-    text = [
-        (t or "").strip().lower()
-        for t, k in zip(table.column("tag").to_pylist(), keep.tolist(), strict=True)
-        if k
-    ]
+    text = [(t or "").strip().lower() for t, k in zip(table.column("tag").to_pylist(), keep.tolist(), strict=True) if k]
     names = sorted({t for t in text if t})
     index = {t: i for i, t in enumerate(names)}
     rows = [(int(m), index[t]) for m, t in zip(movies[keep].tolist(), text, strict=True) if t]
@@ -253,11 +245,7 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
         raise CinegraphError(f"tables: {RATED.rel} lacks columns {sorted(missing)}")
     tables = _without_no_genres(tables)
     node_types = NODE_TYPES if config.include_imdb else tuple(n for n in NODE_TYPES if n != PERSON)
-    edge_types = (
-        EDGE_TYPES
-        if config.include_imdb
-        else tuple(e for e in EDGE_TYPES if e not in IMDB_EDGE_TYPES)
-    )
+    edge_types = EDGE_TYPES if config.include_imdb else tuple(e for e in EDGE_TYPES if e not in IMDB_EDGE_TYPES)
     graph, id_maps = build_hetero_data(tables, node_types, edge_types)
     num_users, num_movies = graph[USER.label].num_nodes, graph[MOVIE.label].num_nodes
     rec_rng = np.random.default_rng([seed, 0])
@@ -290,15 +278,13 @@ def prepare_data(tables: dict[str, pa.Table], config: DataConfig, seed: int) -> 
     split = torch.from_numpy(labels)
     train_edges, valid_edges, test_edges = (pos_index[:, split == s] for s in range(3))
 
-    held_out = np.concatenate(
-        [_pair_keys(valid_edges, num_movies), _pair_keys(test_edges, num_movies)]
-    )
+    held_out = np.concatenate([_pair_keys(valid_edges, num_movies), _pair_keys(test_edges, num_movies)])
     keep_rated = ~np.isin(_pair_keys(rated.edge_index, num_movies), held_out)
     _filter_edges(graph, RATED, torch.from_numpy(keep_rated) & ~cold[rated.edge_index[1]])
     tagged = graph[TAGGED.triplet]
-    keep_tagged = torch.from_numpy(
-        ~np.isin(_pair_keys(tagged.edge_index, num_movies), held_out)
-    ) & ~cold[tagged.edge_index[1]]  # [E_tagged], in table row order
+    keep_tagged = (
+        torch.from_numpy(~np.isin(_pair_keys(tagged.edge_index, num_movies), held_out)) & ~cold[tagged.edge_index[1]]
+    )  # [E_tagged], in table row order
     movie_tags, tag_names = _movie_tags(tables.get(TAGGED.rel), tagged.edge_index[1], keep_tagged)
     _filter_edges(graph, TAGGED, keep_tagged)
     rated = graph[RATED.triplet]
@@ -411,6 +397,4 @@ def bpr_triples(
             break
         redraw = torch.randint(num_movies, (int(clash.sum()),), generator=generator).to(device)
         neg[clash] = redraw
-    return list(
-        zip(users.split(batch_size), pos.split(batch_size), neg.split(batch_size), strict=True)
-    )
+    return list(zip(users.split(batch_size), pos.split(batch_size), neg.split(batch_size), strict=True))

@@ -60,11 +60,22 @@ def early_stopping(
             else:
                 bad += 1
         history.append(row)
-        losses = " ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "loss", "seconds")
-                          and not k.startswith("valid_"))  # fmt: skip
+        losses = " ".join(
+            f"{k} {v:.4f}"
+            for k, v in row.items()
+            if k not in ("epoch", "loss", "seconds") and not k.startswith("valid_")
+        )
         valid = f" | valid {row['valid_score']:.4f} best {best:.4f}" if "valid_score" in row else ""
-        log.log(logging.INFO if valid else logging.DEBUG, "%s epoch %3d | loss %.4f (%s)%s | %.2fs",
-                name, epoch, row["loss"], losses, valid, row["seconds"])  # fmt: skip
+        log.log(
+            logging.INFO if valid else logging.DEBUG,
+            "%s epoch %3d | loss %.4f (%s)%s | %.2fs",
+            name,
+            epoch,
+            row["loss"],
+            losses,
+            valid,
+            row["seconds"],
+        )
         if on_epoch is not None:
             on_epoch(name, row)
         if bad >= patience:

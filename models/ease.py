@@ -64,9 +64,7 @@ class EASE(nn.Module):
     x: Tensor  # a buffer (see __init__), set by fit
     weight: Tensor  # a buffer (see __init__), set by fit
 
-    def __init__(
-        self, num_users: int, num_movies: int, lambda_: float, dual: bool | None = None
-    ) -> None:
+    def __init__(self, num_users: int, num_movies: int, lambda_: float, dual: bool | None = None) -> None:
         super().__init__()
         if lambda_ <= 0:
             raise ValueError(f"lambda_={lambda_} must be positive")
@@ -102,8 +100,7 @@ class EASE(nn.Module):
 
     def __repr__(self) -> str:
         return (
-            f"{self.__class__.__name__}({self.num_users}, {self.num_movies}, "
-            f"lambda_={self.lambda_}, dual={self.dual})"
+            f"{self.__class__.__name__}({self.num_users}, {self.num_movies}, lambda_={self.lambda_}, dual={self.dual})"
         )
 
 
@@ -137,11 +134,7 @@ def train_ease(
     data = data.to(device)
 
     def fit(params: dict) -> Callable[[Tensor], Tensor]:
-        return EASE(data.num_users, data.num_movies, params["lambda_"]).to(device).fit(
-            data.train_edges
-        ).scores
+        return EASE(data.num_users, data.num_movies, params["lambda_"]).to(device).fit(data.train_edges).scores
 
     grid = [{"lambda_": lam} for lam in config.lambdas]
-    return select_on_validation(
-        fit, grid, data, name="ease", seed=seed, device=device, config=config.model_dump()
-    )
+    return select_on_validation(fit, grid, data, name="ease", seed=seed, device=device, config=config.model_dump())

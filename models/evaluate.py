@@ -157,9 +157,7 @@ def evaluate_ranking(
         B = batch.numel()
         scores = score_fn(batch.to(device)).to(torch.float32, copy=True)  # [B, num_movies]
         if scores.shape != (B, data.num_movies):
-            raise ValueError(
-                f"score_fn returned {tuple(scores.shape)}, want {(B, data.num_movies)}"
-            )
+            raise ValueError(f"score_fn returned {tuple(scores.shape)}, want {(B, data.num_movies)}")
         rows, movies = seen.rows(batch).to(scores.device)
         scores[rows, movies] = float("-inf")
         tops = {}

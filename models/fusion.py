@@ -50,9 +50,7 @@ class CrossAttentionFusion(nn.Module):
         - **output:** fused :math:`(N, 2D)`
     """
 
-    def __init__(
-        self, dim: int, heads: int = 4, dropout: float = 0.1, mode: FusionMode = "cross_attention"
-    ) -> None:
+    def __init__(self, dim: int, heads: int = 4, dropout: float = 0.1, mode: FusionMode = "cross_attention") -> None:
         super().__init__()
         if mode not in ("cross_attention", "concat"):
             raise ValueError(f"mode={mode!r} is not 'cross_attention' or 'concat'")
@@ -155,9 +153,7 @@ class FusedModel(nn.Module):
     ) -> None:
         super().__init__()
         if gcn.hidden_dim != hgt.hidden_dim:
-            raise ValueError(
-                f"gcn hidden_dim={gcn.hidden_dim} differs from hgt hidden_dim={hgt.hidden_dim}"
-            )
+            raise ValueError(f"gcn hidden_dim={gcn.hidden_dim} differs from hgt hidden_dim={hgt.hidden_dim}")
         if item_item_rank < 0:
             raise ValueError(f"item_item_rank={item_item_rank} must be >= 0")
         if item_item_scale <= 0:
@@ -210,9 +206,7 @@ class FusedModel(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         ut, mt = self.hgt.user_type, self.hgt.movie_type
         cold = evidence <= 0 if drop is None else (evidence <= 0) | drop  # [M]
-        g_user, g_movie = self.gcn.split(
-            self.gcn(adj, x_dict.get(ut), x_dict.get(mt), cold)
-        )  # [U, Tg, D], [M, Tg, D]
+        g_user, g_movie = self.gcn.split(self.gcn(adj, x_dict.get(ut), x_dict.get(mt), cold))  # [U, Tg, D], [M, Tg, D]
         h = self.hgt(x_dict, edge_index_dict, cold)  # {type: [N_t, Th, D]}
         f_user = self.user_fusion(g_user, h[ut])  # [U, 2D]
         f_movie = self.movie_fusion(g_movie, h[mt])  # [M, 2D]

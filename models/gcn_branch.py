@@ -9,9 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def normalized_adjacency(
-    edge_index: Tensor, edge_weight: Tensor, num_users: int, num_movies: int
-) -> Tensor:
+def normalized_adjacency(edge_index: Tensor, edge_weight: Tensor, num_users: int, num_movies: int) -> Tensor:
     """Symmetric ``D^{-1/2} W D^{-1/2}`` of the bipartite graph as one sparse COO matrix.
 
     Built once per graph: the weights are data, not parameters, so every layer of every step reuses
@@ -26,9 +24,7 @@ def normalized_adjacency(
     deg = torch.zeros(n, device=w.device).index_add_(0, rows, w)  # [N]
     inv_sqrt = deg.pow(-0.5).masked_fill(deg == 0, 0.0)  # [N]
     values = inv_sqrt[rows] * w * inv_sqrt[cols]  # [2E]
-    adj = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), values, (n, n), check_invariants=False
-    )
+    adj = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n), check_invariants=False)
     return adj.coalesce()
 
 

@@ -101,15 +101,9 @@ class MultiTaskHGT(nn.Module):
         self.num_nodes, self.in_dims = dict(num_nodes), {t: in_dims.get(t, 0) for t in node_types}
         self.num_genres, self.user_type, self.movie_type = num_genres, user_type, movie_type
         self.hidden_dim, self.num_layers, self.heads = hidden_dim, num_layers, heads
-        self.embedding = nn.ModuleDict(
-            {t: nn.Embedding(num_nodes[t], hidden_dim) for t in node_types}
-        )
-        self.lin = nn.ModuleDict(
-            {t: nn.Linear(d, hidden_dim, bias=False) for t, d in self.in_dims.items() if d}
-        )
-        self.convs = nn.ModuleList(
-            _HGTConv(hidden_dim, hidden_dim, self.metadata, heads) for _ in range(num_layers)
-        )
+        self.embedding = nn.ModuleDict({t: nn.Embedding(num_nodes[t], hidden_dim) for t in node_types})
+        self.lin = nn.ModuleDict({t: nn.Linear(d, hidden_dim, bias=False) for t, d in self.in_dims.items() if d})
+        self.convs = nn.ModuleList(_HGTConv(hidden_dim, hidden_dim, self.metadata, heads) for _ in range(num_layers))
         self.dropout = nn.Dropout(dropout)
         self.genre_head = nn.Linear(hidden_dim, num_genres)
         self.reset_parameters()

@@ -95,10 +95,7 @@ class ItemKNN(nn.Module):
         return out
 
     def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__name__}({self.num_users}, {self.num_movies}, k={self.k}, "
-            f"shrink={self.shrink})"
-        )
+        return f"{self.__class__.__name__}({self.num_users}, {self.num_movies}, k={self.k}, shrink={self.shrink})"
 
 
 def train_itemknn(
@@ -123,6 +120,4 @@ def train_itemknn(
         return model.fit(data.train_edges, gram).scores
 
     grid = [{"k": k, "shrink": h} for h in config.shrinks for k in config.ks]
-    return select_on_validation(
-        fit, grid, data, name="itemknn", seed=seed, device=device, config=config.model_dump()
-    )
+    return select_on_validation(fit, grid, data, name="itemknn", seed=seed, device=device, config=config.model_dump())

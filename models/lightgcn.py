@@ -82,17 +82,13 @@ class LightGCNRecommender(nn.Module):
         user, movie = self.embeddings()
         return user[users] @ movie.t()  # [B, M]
 
-    def recommendation_loss(
-        self, users: Tensor, pos: Tensor, neg: Tensor, lambda_reg: float
-    ) -> Tensor:
+    def recommendation_loss(self, users: Tensor, pos: Tensor, neg: Tensor, lambda_reg: float) -> Tensor:
         """PyG's BPR loss with L2 on the layer-0 embeddings of the batch's nodes."""
         user, movie = self.embeddings()
         u = user[users]  # [B, D]
         pos_rank, neg_rank = (u * movie[pos]).sum(-1), (u * movie[neg]).sum(-1)
         node_id = torch.cat([users, pos + self.num_users, neg + self.num_users]).unique()
-        return self.lightgcn.recommendation_loss(
-            pos_rank, neg_rank, node_id=node_id, lambda_reg=lambda_reg
-        )
+        return self.lightgcn.recommendation_loss(pos_rank, neg_rank, node_id=node_id, lambda_reg=lambda_reg)
 
     def __repr__(self) -> str:
         return (

@@ -104,18 +104,14 @@ def task_losses(
         labels = data.genre_labels[mask]  # [M_train, G]
         n_pos = labels.sum(0)  # [G]: positives weigh neg/pos, so rare genres reach logit 0
         pos_weight = (labels.size(0) - n_pos) / n_pos.clamp(min=1)
-        losses["genre"] = F.binary_cross_entropy_with_logits(
-            logits[mask], labels, pos_weight=pos_weight.clamp(min=1.0)
-        )
+        losses["genre"] = F.binary_cross_entropy_with_logits(logits[mask], labels, pos_weight=pos_weight.clamp(min=1.0))
     if "rating" in active:
         if not isinstance(stage.model, MultiTaskGCN):  # TrainConfig allows rating on the GCN only
             raise ValueError(f"stage {stage.name}: only the GCN branch has a rating head")
         rated = data.graph[RATED.triplet].edge_index  # every input rating, not just positives
         idx = torch.randint(rated.size(1), (config.batch_size,), generator=gen).to(rated.device)
         idx = distributed.shard(idx)
-        losses["rating"] = stage.model.rating_loss(
-            z_user, z_movie, rated[:, idx], data.train_weight[idx]
-        )
+        losses["rating"] = stage.model.rating_loss(z_user, z_movie, rated[:, idx], data.train_weight[idx])
     return losses
 
 
@@ -170,7 +166,9 @@ def fit(
     gen = torch.Generator().manual_seed(config.seed)
     base_lrs = [g["lr"] for g in stage.optimizer.param_groups]
     states: dict[str, nn.Module | torch.optim.Optimizer] = {
-        "model": stage.model, "weighting": stage.weighting, "optimizer": stage.optimizer
+        "model": stage.model,
+        "weighting": stage.weighting,
+        "optimizer": stage.optimizer,
     }
 
     def train(epoch: int) -> dict[str, float]:

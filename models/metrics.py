@@ -54,9 +54,7 @@ class RankingMetrics:
 
     def update(self, pred_index_mat: Tensor, edge_label_index: Tensor) -> None:
         if pred_index_mat.size(1) < max(self.ks):
-            raise ValueError(
-                f"pred_index_mat has {pred_index_mat.size(1)} columns, fewer than k={max(self.ks)}"
-            )
+            raise ValueError(f"pred_index_mat has {pred_index_mat.size(1)} columns, fewer than k={max(self.ks)}")
         self.collection = self.collection.to(pred_index_mat.device)
         self.collection.update(pred_index_mat, edge_label_index)
         self.num_users += int(edge_label_index[0].unique().numel())

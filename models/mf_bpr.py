@@ -68,9 +68,7 @@ class MFBPR(nn.Module):
     def scores(self, users: Tensor) -> Tensor:
         return self.user(users) @ self.movie.weight.t()  # [B, M]
 
-    def recommendation_loss(
-        self, users: Tensor, pos: Tensor, neg: Tensor, lambda_reg: float
-    ) -> Tensor:
+    def recommendation_loss(self, users: Tensor, pos: Tensor, neg: Tensor, lambda_reg: float) -> Tensor:
         """Mean BPR loss of the triples plus L2 on the embeddings they touch."""
         p, qi, qj = self.user(users), self.movie(pos), self.movie(neg)  # [B, D] each
         bpr = -nn.functional.logsigmoid((p * qi).sum(-1) - (p * qj).sum(-1)).mean()
@@ -78,9 +76,7 @@ class MFBPR(nn.Module):
         return bpr + lambda_reg * reg
 
     def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__name__}({self.num_users}, {self.num_movies}, {self.embedding_dim})"
-        )
+        return f"{self.__class__.__name__}({self.num_users}, {self.num_movies}, {self.embedding_dim})"
 
 
 def train_mf_bpr(
@@ -115,9 +111,7 @@ def fit_bpr(
 
     def train_epoch() -> float:
         total, count = 0.0, 0
-        for users, pos, neg in bpr_triples(
-            data.train_edges, data.num_movies, config.batch_size, generator
-        ):
+        for users, pos, neg in bpr_triples(data.train_edges, data.num_movies, config.batch_size, generator):
             optimizer.zero_grad()
             loss = model.recommendation_loss(users, pos, neg, config.lambda_reg)
             loss.backward()

@@ -14,9 +14,7 @@ from cinegraph.models.registry import Inputs, Model, outputs
 
 
 @torch.no_grad()
-def recommendation_table(
-    model: Model, data: PreparedData, k: int = 20, batch_size: int = 1024
-) -> pa.Table:
+def recommendation_table(model: Model, data: PreparedData, k: int = 20, batch_size: int = 1024) -> pa.Table:
     """Top-``k`` movies per user by model score, never one the user rated: neither the ratings of
     the model input nor those held out for validation and test (what is served must not
     recommend a watched film); columns ``user_id``, ``movie_id`` (keys, not indices), ``score``,
@@ -40,12 +38,14 @@ def recommendation_table(
     keep = torch.isfinite(score)  # a user who rated almost everything has fewer than k
     user_ids, movie_ids = np.asarray(data.user_ids), np.asarray(data.movie_ids)
     rank = torch.arange(k).repeat(data.num_users) + 1
-    return pa.table({
-        "user_id": pa.array(user_ids[user_idx[keep].numpy()], pa.int64()),
-        "movie_id": pa.array(movie_ids[movie_idx[keep].numpy()], pa.int64()),
-        "score": pa.array(score[keep].double().numpy()),
-        "rank": pa.array(rank[keep].numpy(), pa.int32()),
-    })  # fmt: skip
+    return pa.table(
+        {
+            "user_id": pa.array(user_ids[user_idx[keep].numpy()], pa.int64()),
+            "movie_id": pa.array(movie_ids[movie_idx[keep].numpy()], pa.int64()),
+            "score": pa.array(score[keep].double().numpy()),
+            "rank": pa.array(rank[keep].numpy(), pa.int32()),
+        }
+    )
 
 
 def rated_pairs(data: PreparedData) -> torch.Tensor:

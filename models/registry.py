@@ -31,26 +31,43 @@ def model_args(kind: str, data: PreparedData, config: TrainConfig) -> dict[str, 
     g = data.graph
     if kind == "gcn":
         return {
-            "kind": "gcn", "num_users": data.num_users, "num_movies": data.num_movies,
-            "num_genres": len(data.genre_names), "hidden_dim": config.hidden_dim,
-            "num_layers": config.gcn_layers, "user_in_dim": g[USER.label].x.size(1),
-            "movie_in_dim": g[MOVIE.label].x.size(1), "dropout": config.dropout, "graph": config.gcn_graph,
-        }  # fmt: skip
+            "kind": "gcn",
+            "num_users": data.num_users,
+            "num_movies": data.num_movies,
+            "num_genres": len(data.genre_names),
+            "hidden_dim": config.hidden_dim,
+            "num_layers": config.gcn_layers,
+            "user_in_dim": g[USER.label].x.size(1),
+            "movie_in_dim": g[MOVIE.label].x.size(1),
+            "dropout": config.dropout,
+            "graph": config.gcn_graph,
+        }
     if kind == "hgt":
         edge_types = [t for t in g.edge_types if g[t].num_edges > 0]  # empty relations add nothing
         return {
-            "kind": "hgt", "metadata": (list(g.node_types), [list(t) for t in edge_types]),
+            "kind": "hgt",
+            "metadata": (list(g.node_types), [list(t) for t in edge_types]),
             "num_nodes": {t: g[t].num_nodes for t in g.node_types},
-            "in_dims": {t: g[t].x.size(1) for t in g.node_types}, "num_genres": len(data.genre_names),
-            "user_type": USER.label, "movie_type": MOVIE.label, "hidden_dim": config.hidden_dim,
-            "num_layers": config.hgt_layers, "heads": config.hgt_heads, "dropout": config.dropout,
-        }  # fmt: skip
+            "in_dims": {t: g[t].x.size(1) for t in g.node_types},
+            "num_genres": len(data.genre_names),
+            "user_type": USER.label,
+            "movie_type": MOVIE.label,
+            "hidden_dim": config.hidden_dim,
+            "num_layers": config.hgt_layers,
+            "heads": config.hgt_heads,
+            "dropout": config.dropout,
+        }
     if kind == "fused":
         return {
-            "kind": "fused", "gcn": model_args("gcn", data, config), "hgt": model_args("hgt", data, config),
-            "heads": config.fusion_heads, "dropout": config.dropout, "mode": config.fusion,
-            "item_item_rank": config.item_item_rank, "item_item_scale": config.item_item_scale,
-        }  # fmt: skip
+            "kind": "fused",
+            "gcn": model_args("gcn", data, config),
+            "hgt": model_args("hgt", data, config),
+            "heads": config.fusion_heads,
+            "dropout": config.dropout,
+            "mode": config.fusion,
+            "item_item_rank": config.item_item_rank,
+            "item_item_scale": config.item_item_scale,
+        }
     raise ValueError(f"kind={kind!r} is not 'gcn', 'hgt' or 'fused'")
 
 
@@ -161,9 +178,7 @@ def checkpoint(
     }
 
 
-def load_checkpoint(
-    path: Path, data: PreparedData, config: TrainConfig | None = None
-) -> tuple[Model, TrainConfig]:
+def load_checkpoint(path: Path, data: PreparedData, config: TrainConfig | None = None) -> tuple[Model, TrainConfig]:
     """Rebuild a checkpoint's model from its saved args, on the split it was trained on; the
     architecture fields of ``config`` are taken from the checkpoint."""
     try:

@@ -17,13 +17,31 @@ BASELINES = ("popularity", "mf_bpr", "lightgcn", "ease", "itemknn", "content_knn
 BRANCHES = ("gcn_branch", "hgt_branch")
 PLOT_FILE = "ndcg20_per_seed.png"
 HEADLINE = {  # test metrics of the main table, per protocol
-    "warm": ["ndcg@20", "recall@20", "ndcg@10", "recall@10", "mrr@10", "mrr@20",
-             "ndcg@20_cold_users", "ndcg@20_long_tail", "recall@20_long_tail",
-             "ndcg@20_cold_items"],
-    "cold-items": ["ndcg@20", "recall@20", "ndcg@10", "recall@10", "mrr@10", "mrr@20",
-                   "ndcg@20_cold_users", "ndcg@20_all_movies", "recall@20_all_movies",
-                   "mrr@20_all_movies"],
-}  # fmt: skip
+    "warm": [
+        "ndcg@20",
+        "recall@20",
+        "ndcg@10",
+        "recall@10",
+        "mrr@10",
+        "mrr@20",
+        "ndcg@20_cold_users",
+        "ndcg@20_long_tail",
+        "recall@20_long_tail",
+        "ndcg@20_cold_items",
+    ],
+    "cold-items": [
+        "ndcg@20",
+        "recall@20",
+        "ndcg@10",
+        "recall@10",
+        "mrr@10",
+        "mrr@20",
+        "ndcg@20_cold_users",
+        "ndcg@20_all_movies",
+        "recall@20_all_movies",
+        "mrr@20_all_movies",
+    ],
+}
 PROTOCOL_TEXT = {
     "warm": "held-out positives of known movies, every movie ranked (seen ones removed).",
     "cold-items": "15% of the movies with positives are new (no rating or tag in the input); "
@@ -86,33 +104,51 @@ def bars(protocol: str, models: dict) -> list[tuple[str, str]]:
     fused = _mean(models, "fused", "ndcg@20")
     factor = 1.2 if protocol == "cold-items" else 1.0
     if best:
-        out.append((f"fused ndcg@20 >= {factor:.2f} x best non-fused model ({best} "
-                    f"{_mean(models, best, 'ndcg@20'):.4f})",
-                    _verdict(fused, _mean(models, best, "ndcg@20"), factor)))  # fmt: skip
+        out.append(
+            (
+                f"fused ndcg@20 >= {factor:.2f} x best non-fused model ({best} {_mean(models, best, 'ndcg@20'):.4f})",
+                _verdict(fused, _mean(models, best, "ndcg@20"), factor),
+            )
+        )
         if protocol == "warm":
-            out.append((f"aim: fused ndcg@20 >= 1.05 x {best}",
-                         _verdict(fused, _mean(models, best, "ndcg@20"), 1.05)))  # fmt: skip
+            out.append((f"aim: fused ndcg@20 >= 1.05 x {best}", _verdict(fused, _mean(models, best, "ndcg@20"), 1.05)))
     branches = BRANCHES if protocol == "warm" else ("hgt_branch",)
     for b in branches:
         if b in models:
-            out.append((f"fused ndcg@20 >= {b} ({_mean(models, b, 'ndcg@20'):.4f})",
-                        _verdict(fused, _mean(models, b, "ndcg@20"))))  # fmt: skip
+            out.append(
+                (
+                    f"fused ndcg@20 >= {b} ({_mean(models, b, 'ndcg@20'):.4f})",
+                    _verdict(fused, _mean(models, b, "ndcg@20")),
+                )
+            )
     if "hgt_branch" in models and "macro_f1" in models["fused"]:
-        out.append((f"fused genre macro-F1 >= hgt_branch ({_mean(models, 'hgt_branch', 'macro_f1'):.4f})",
-                    _verdict(_mean(models, "fused", "macro_f1"),
-                             _mean(models, "hgt_branch", "macro_f1"))))  # fmt: skip
+        out.append(
+            (
+                f"fused genre macro-F1 >= hgt_branch ({_mean(models, 'hgt_branch', 'macro_f1'):.4f})",
+                _verdict(_mean(models, "fused", "macro_f1"), _mean(models, "hgt_branch", "macro_f1")),
+            )
+        )
     stds = {m: models[m]["ndcg@20"]["std"] for m in BASELINES if m in models}
     if stds and len(models["fused"]["ndcg@20"]["per_seed"]) > 1:  # no spread from one seed
         std = models["fused"]["ndcg@20"]["std"]
-        out.append((f"fused ndcg@20 seed std {std:.4f} <= every baseline's",
-                    "YES" if all(std <= v for v in stds.values()) else
-                    "NO (" + ", ".join(f"{m} {v:.4f}" for m, v in stds.items() if v < std) + ")"))
+        out.append(
+            (
+                f"fused ndcg@20 seed std {std:.4f} <= every baseline's",
+                "YES"
+                if all(std <= v for v in stds.values())
+                else "NO (" + ", ".join(f"{m} {v:.4f}" for m, v in stds.items() if v < std) + ")",
+            )
+        )
     return out
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|",
-            *("| " + " | ".join(r) + " |" for r in rows), ""]  # fmt: skip
+    return [
+        "| " + " | ".join(header) + " |",
+        "|---" * len(header) + "|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+    ]
 
 
 def protocol_lines(protocol: str, summary: dict[str, Any]) -> list[str]:
@@ -121,63 +157,91 @@ def protocol_lines(protocol: str, summary: dict[str, Any]) -> list[str]:
     names = list(models)
     load = summary.get("load_average")
     processes = summary.get("processes", 1)
-    lines = [f"## Protocol: {protocol}\n", PROTOCOL_TEXT.get(protocol, "") + "\n",
-             f"Graph: {summary['graph']}; seeds {summary['seeds']}, device "
-             f"{summary['device']} ({summary['torch_threads']} torch threads"
-             + (f", {processes} processes" if processes > 1 else "") + "), wall time "
-             f"{summary['wall_seconds']:.0f} s"
-             + (f", load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
-                if load else "")
-             + ". Figures are mean ± sample std over seeds, on the same splits per seed.\n"]  # fmt: skip
+    lines = [
+        f"## Protocol: {protocol}\n",
+        PROTOCOL_TEXT.get(protocol, "") + "\n",
+        f"Graph: {summary['graph']}; seeds {summary['seeds']}, device "
+        f"{summary['device']} ({summary['torch_threads']} torch threads"
+        + (f", {processes} processes" if processes > 1 else "")
+        + "), wall time "
+        f"{summary['wall_seconds']:.0f} s"
+        + (f", load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}" if load else "")
+        + ". Figures are mean ± sample std over seeds, on the same splits per seed.\n",
+    ]
     metrics = [m for m in HEADLINE.get(protocol, HEADLINE["warm"]) if any(m in models[n] for n in names)]
     lines += [f"### Ranking, test split ({protocol})\n"]
     lines += _table(["model", *metrics], [[n, *(_fmt(models[n].get(m)) for m in metrics)] for n in names])
     lines += ["### Per seed, test split\n"]
     per_seed = ["ndcg@20", "recall@20", "mrr@20"]
-    lines += _table(["model", *(f"{m} per seed" for m in per_seed)],
-                    [[n, *(_seeds(models[n].get(m)) for m in per_seed)] for n in names])
-    lines += ["### Validation split (what selection saw)\n",
-              "`selected on`: the validation quantity each model's epoch or hyperparameters were "
-              "chosen on; `valid ndcg@20` is the same ranking metric for every model, at that "
-              "choice.\n"]  # fmt: skip
+    lines += _table(
+        ["model", *(f"{m} per seed" for m in per_seed)],
+        [[n, *(_seeds(models[n].get(m)) for m in per_seed)] for n in names],
+    )
+    lines += [
+        "### Validation split (what selection saw)\n",
+        "`selected on`: the validation quantity each model's epoch or hyperparameters were "
+        "chosen on; `valid ndcg@20` is the same ranking metric for every model, at that "
+        "choice.\n",
+    ]
     config = summary.get("config", {})
-    lines += _table(["model", "selected on", "valid ndcg@20", "valid ndcg@20 per seed"],
-                    [[n, selected_on(n, config), _fmt(models[n].get("valid_ndcg@20")),
-                      _seeds(models[n].get("valid_ndcg@20"))] for n in names])  # fmt: skip
+    lines += _table(
+        ["model", "selected on", "valid ndcg@20", "valid ndcg@20 per seed"],
+        [
+            [n, selected_on(n, config), _fmt(models[n].get("valid_ndcg@20")), _seeds(models[n].get("valid_ndcg@20"))]
+            for n in names
+        ],
+    )
     with_genres = [n for n in names if "macro_f1" in models[n]]
     if with_genres:
         lines += ["### Genre classification, test split\n"]
-        lines += _table(["model", *CLASSIFICATION, "macro_f1 per seed"],
-                        [[n, *(_fmt(models[n].get(m)) for m in CLASSIFICATION),
-                          _seeds(models[n].get("macro_f1"))] for n in with_genres])  # fmt: skip
+        lines += _table(
+            ["model", *CLASSIFICATION, "macro_f1 per seed"],
+            [
+                [n, *(_fmt(models[n].get(m)) for m in CLASSIFICATION), _seeds(models[n].get("macro_f1"))]
+                for n in with_genres
+            ],
+        )
     checks = bars(protocol, models)
     if checks:
         lines += ["### Verdicts\n"]
         lines += [f"- {what}: **{verdict}**" for what, verdict in checks] + [""]
     baselines = [b for b in BASELINES if b in models]
     if checks and baselines:
-        lines += ["### Fused against the best non-fused model, metric by metric\n",
-                  f"Non-fused models: {', '.join(baselines)}. Ratio = fused mean / best mean.\n"]
+        lines += [
+            "### Fused against the best non-fused model, metric by metric\n",
+            f"Non-fused models: {', '.join(baselines)}. Ratio = fused mean / best mean.\n",
+        ]
         rows = []
         for m in metrics:
             best = best_baseline(models, m)
             if best and m in models["fused"]:
-                rows.append([m, _fmt(models["fused"][m]), f"{best} {_fmt(models[best][m])}",
-                             _verdict(_mean(models, "fused", m), _mean(models, best, m))])
+                rows.append(
+                    [
+                        m,
+                        _fmt(models["fused"][m]),
+                        f"{best} {_fmt(models[best][m])}",
+                        _verdict(_mean(models, "fused", m), _mean(models, best, m)),
+                    ]
+                )
         lines += _table(["metric", "fused", "best non-fused", "fused >= best"], rows)
-    lines += ["### Cost per model\n",
-              "Train seconds: the whole run (pretraining included for fused models; every grid "
-              "point for closed-form models). Epoch seconds: mean per training epoch or grid "
-              "point. Peak memory: CUDA allocator peak on a GPU; on CPU the peak resident set "
-              "above the run's start (sampled every 10 ms).\n"]  # fmt: skip
-    lines += _table(["model", *COST, "train seconds per seed"],
-                    [[n, *(_fmt(models[n].get(c), 1) for c in COST),
-                      _seeds(models[n].get("train_seconds"), 1)] for n in names])  # fmt: skip
+    lines += [
+        "### Cost per model\n",
+        "Train seconds: the whole run (pretraining included for fused models; every grid "
+        "point for closed-form models). Epoch seconds: mean per training epoch or grid "
+        "point. Peak memory: CUDA allocator peak on a GPU; on CPU the peak resident set "
+        "above the run's start (sampled every 10 ms).\n",
+    ]
+    lines += _table(
+        ["model", *COST, "train seconds per seed"],
+        [[n, *(_fmt(models[n].get(c), 1) for c in COST), _seeds(models[n].get("train_seconds"), 1)] for n in names],
+    )
     p = summary.get("propagation")
     if p:
-        lines.append(f"Propagation, forward + backward, {p['layers']} layers over {p['edges']} "
-                     f"directed edges: GCN branch {p['gcn_branch_s'] * 1e3:.1f} ms, PyG LightGCN "
-                     f"{p['lightgcn_s'] * 1e3:.1f} ms (ratio {p['ratio']:.2f}).\n")  # fmt: skip
+        lines.append(
+            f"Propagation, forward + backward, {p['layers']} layers over {p['edges']} "
+            f"directed edges: GCN branch {p['gcn_branch_s'] * 1e3:.1f} ms, PyG LightGCN "
+            f"{p['lightgcn_s'] * 1e3:.1f} ms (ratio {p['ratio']:.2f}).\n"
+        )
     return lines
 
 
@@ -189,8 +253,14 @@ def curve_table(history: Sequence[Mapping[str, float]], max_rows: int = 15) -> l
     if history and picked[-1] is not history[-1]:
         picked.append(history[-1])
     valid = [k for k in CURVE_VALID if any(f"valid_{k}" in r for r in history)]
-    rows = [[str(int(h["epoch"])), f"{h['loss']:.4f}",
-             *(f"{h[f'valid_{k}']:.4f}" if f"valid_{k}" in h else "" for k in valid)] for h in picked]
+    rows = [
+        [
+            str(int(h["epoch"])),
+            f"{h['loss']:.4f}",
+            *(f"{h[f'valid_{k}']:.4f}" if f"valid_{k}" in h else "" for k in valid),
+        ]
+        for h in picked
+    ]
     return _table(["epoch", "loss", *(f"valid {k}" for k in valid)], rows)
 
 
@@ -206,8 +276,9 @@ def curve_lines(protocol: str, summary: dict[str, Any], root: Path) -> list[str]
     lines = [f"### Training curves, seed {seed} ({protocol})\n"]
     for name, history in summary.get("histories", {}).items():
         lines += [f"#### {name}\n"]
-        lines += _inline_png(root / protocol / f"seed-{seed}" / f"curves_{name}.png",
-                             f"{name}: loss and validation per epoch")
+        lines += _inline_png(
+            root / protocol / f"seed-{seed}" / f"curves_{name}.png", f"{name}: loss and validation per epoch"
+        )
         lines += curve_table(history)
     return lines
 
@@ -237,8 +308,11 @@ def write_report(results: dict[str, dict[str, Any]], path: Path, title: str = "c
     """``report.md`` over ``{protocol: summary}`` (run folder layout of :mod:`models.runner`),
     and the per-seed plot next to it."""
     plot_ndcg_per_seed(results, path.parent / PLOT_FILE)
-    lines = [f"# {title}\n", f"Protocols: {', '.join(results)}. Per-seed test ndcg@20 per model:\n",
-             *_inline_png(path.parent / PLOT_FILE, "ndcg@20 per seed")]
+    lines = [
+        f"# {title}\n",
+        f"Protocols: {', '.join(results)}. Per-seed test ndcg@20 per model:\n",
+        *_inline_png(path.parent / PLOT_FILE, "ndcg@20 per seed"),
+    ]
     for protocol, summary in results.items():
         lines += protocol_lines(protocol, summary)
     for protocol, summary in results.items():

@@ -102,4 +102,3 @@ def by_destination(
             parts.append(part[lo:hi])
         out[t] = torch.cat(parts) if len(parts) == len(bounds) - 1 else None
     return out
-

@@ -71,8 +71,7 @@ class TaskWeighting(nn.Module):
     def sigmas(self) -> dict[Task, float]:
         """Learned :math:`\\sigma_t` per task (1.0 throughout in fixed mode), for the logs."""
         return {
-            k: float(torch.exp(0.5 * self.log_vars[k].detach())) if k in self.log_vars else 1.0
-            for k in self.active
+            k: float(torch.exp(0.5 * self.log_vars[k].detach())) if k in self.log_vars else 1.0 for k in self.active
         }
 
     def __repr__(self) -> str:

@@ -28,8 +28,7 @@ from cinegraph.models.task_weighting import TaskWeighting
 log = logging.getLogger(__name__)
 
 
-def _result(name: str, stage: Stage, ckpt: dict, data: PreparedData, inp: Inputs,
-            config: TrainConfig) -> RunResult:
+def _result(name: str, stage: Stage, ckpt: dict, data: PreparedData, inp: Inputs, config: TrainConfig) -> RunResult:
     seconds = [row["seconds"] for row in stage.history]
     return RunResult(
         name=name,
@@ -44,14 +43,29 @@ def _result(name: str, stage: Stage, ckpt: dict, data: PreparedData, inp: Inputs
 
 
 @overload
-def pretrain(kind: Literal["gcn"], data: PreparedData, config: TrainConfig, out_dir: Path | None = None,
-             on_epoch: EpochCallback | None = None) -> tuple[MultiTaskGCN, RunResult]: ...
+def pretrain(
+    kind: Literal["gcn"],
+    data: PreparedData,
+    config: TrainConfig,
+    out_dir: Path | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[MultiTaskGCN, RunResult]: ...
 @overload
-def pretrain(kind: Literal["hgt"], data: PreparedData, config: TrainConfig, out_dir: Path | None = None,
-             on_epoch: EpochCallback | None = None) -> tuple[MultiTaskHGT, RunResult]: ...
+def pretrain(
+    kind: Literal["hgt"],
+    data: PreparedData,
+    config: TrainConfig,
+    out_dir: Path | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[MultiTaskHGT, RunResult]: ...
 @overload
-def pretrain(kind: Literal["gcn", "hgt"], data: PreparedData, config: TrainConfig, out_dir: Path | None = None,
-             on_epoch: EpochCallback | None = None) -> tuple[MultiTaskGCN | MultiTaskHGT, RunResult]: ...
+def pretrain(
+    kind: Literal["gcn", "hgt"],
+    data: PreparedData,
+    config: TrainConfig,
+    out_dir: Path | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[MultiTaskGCN | MultiTaskHGT, RunResult]: ...
 def pretrain(
     kind: Literal["gcn", "hgt"],
     data: PreparedData,
@@ -101,8 +115,9 @@ def finetune(
     (``"sum"``) both relative to their values right after fusing, among the epochs whose
     ranking is no worse than right after fusing (else the fused start is kept)."""
     set_seed(config.seed)
-    model = FusedModel(gcn, hgt, config.fusion_heads, config.dropout, config.fusion,
-                       config.item_item_rank, config.item_item_scale).to(config.device)
+    model = FusedModel(
+        gcn, hgt, config.fusion_heads, config.dropout, config.fusion, config.item_item_rank, config.item_item_scale
+    ).to(config.device)
     model.fit_item_item(data.train_edges, config.item_item_lambda)
     inp = Inputs.of(data, model)
     weighting = TaskWeighting(config.fusion_weights, config.weighting).to(config.device)
@@ -145,11 +160,17 @@ def train_fused(
     return {"gcn_branch": gcn_result, "hgt_branch": hgt_result, name: fused_result}
 
 
-
 def serving_data(config: DataConfig) -> DataConfig:
     """The data settings of a refit: every rating and genre label in training, nothing held out."""
-    return config.model_copy(update={"valid_frac": 0.0, "test_frac": 0.0, "genre_valid_frac": 0.0,
-                                     "genre_test_frac": 0.0, "protocol": "warm"})  # fmt: skip
+    return config.model_copy(
+        update={
+            "valid_frac": 0.0,
+            "test_frac": 0.0,
+            "genre_valid_frac": 0.0,
+            "genre_test_frac": 0.0,
+            "protocol": "warm",
+        }
+    )
 
 
 def refit(tables: dict[str, pa.Table], config: TrainConfig, evaluated: Path, out_dir: Path) -> Path:
@@ -157,11 +178,19 @@ def refit(tables: dict[str, pa.Table], config: TrainConfig, evaluated: Path, out
     validation in the evaluation run whose checkpoints are in ``evaluated`` (gcn.pt, hgt.pt,
     fused.pt): the evaluation split is for measuring, what is served learns from everything.
     Writes the refit checkpoints into ``out_dir`` and returns it."""
-    epochs = {stage: int(torch.load(evaluated / f"{stage}.pt", map_location="cpu", weights_only=False)["epoch"])
-              for stage in ("gcn", "hgt", "fused")}  # fmt: skip
+    epochs = {
+        stage: int(torch.load(evaluated / f"{stage}.pt", map_location="cpu", weights_only=False)["epoch"])
+        for stage in ("gcn", "hgt", "fused")
+    }
     log.info("refitting on every rating for the selected epochs %s", epochs)
-    fixed = config.model_copy(update={"data": serving_data(config.data), "gcn_epochs": epochs["gcn"],
-                                      "hgt_epochs": epochs["hgt"], "fusion_epochs": epochs["fused"]})  # fmt: skip
+    fixed = config.model_copy(
+        update={
+            "data": serving_data(config.data),
+            "gcn_epochs": epochs["gcn"],
+            "hgt_epochs": epochs["hgt"],
+            "fusion_epochs": epochs["fused"],
+        }
+    )
     data = prepare_data(tables, fixed.data, config.seed).to(config.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     train_fused(data, fixed, out_dir)

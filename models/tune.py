@@ -82,9 +82,7 @@ def validation_score(model: str, data: PreparedData, config: TrainConfig) -> flo
     if model == "fused":
         return train_fused(data, config)["fused"].valid_metrics["ndcg@20"]
     fn = baselines()[model][0]
-    return fn(data, baseline_config(model, config), config.seed, config.device).valid_metrics[
-        "ndcg@20"
-    ]
+    return fn(data, baseline_config(model, config), config.seed, config.device).valid_metrics["ndcg@20"]
 
 
 def tune(
@@ -113,14 +111,17 @@ def tune(
 
     def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         log.info(
-            "tune %s: trial %d/%d valid ndcg@20 %.4f (best %.4f), %.0fs elapsed", model,
-            trial.number + 1, trials, trial.value, study.best_value, time.perf_counter() - t0,
-        )  # fmt: skip
+            "tune %s: trial %d/%d valid ndcg@20 %.4f (best %.4f), %.0fs elapsed",
+            model,
+            trial.number + 1,
+            trials,
+            trial.value,
+            study.best_value,
+            time.perf_counter() - t0,
+        )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial, ours
-    study = optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=base.seed)
-    )
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=base.seed))
     study.optimize(objective, n_trials=trials, timeout=timeout_s, callbacks=[progress])
     best = study.best_trial
     params = suggest(optuna.trial.FixedTrial(best.params), model)

@@ -13,15 +13,16 @@ ZIP = "ml-latest-small.zip"
 Edit = Callable[[list[bytes]], list[bytes]]
 
 
-def build_mirror(mirror: Path, root: Path, edits: Mapping[str, Edit] = {},
-                 imdb: Mapping[str, bytes] = {}) -> Path:  # fmt: skip
+def build_mirror(mirror: Path, root: Path, edits: Mapping[str, Edit] = {}, imdb: Mapping[str, bytes] = {}) -> Path:
     """Write the mirror under ``root``. ``edits`` maps a member name (``ratings.csv``) to a function
     of its lines without line ends (the member's own CRLF is put back); ``imdb`` maps an IMDb file
     name (``title.basics``) to its new gzip bytes."""
     (root / "movielens").mkdir(parents=True, exist_ok=True)
     (root / "imdb").mkdir(exist_ok=True)
-    with zipfile.ZipFile(mirror / "movielens" / ZIP) as src, \
-            zipfile.ZipFile(root / "movielens" / ZIP, "w", zipfile.ZIP_DEFLATED) as dst:  # fmt: skip
+    with (
+        zipfile.ZipFile(mirror / "movielens" / ZIP) as src,
+        zipfile.ZipFile(root / "movielens" / ZIP, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
         for info in src.infolist():
             data = src.read(info)
             name = info.filename.rsplit("/", 1)[-1]

@@ -70,8 +70,13 @@ def test_docker_compose_config(tmp_path: Path, with_password: bool) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("NEO4J_PASSWORD=compose-test-password\n" if with_password else "")
     env = {k: v for k, v in os.environ.items() if k not in _env_example()}
-    proc = subprocess.run([*cmd, "-f", str(COMPOSE), "--env-file", str(env_file), "config"],
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [*cmd, "-f", str(COMPOSE), "--env-file", str(env_file), "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     if not with_password:
         assert proc.returncode != 0 and "set NEO4J_PASSWORD in .env" in proc.stderr
         return

@@ -21,9 +21,20 @@ def test_export_benchmark_main(graph: Driver, tmp_path: Path) -> None:
     snapshot = write_test_snapshot(tmp_path / "snapshot", small_tables())
     out = tmp_path / "export.md"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "export_benchmark.py"), "--snapshot", str(snapshot),
-         "--repeats", "1", "--out", str(out), "--use-env"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "export_benchmark.py"),
+            "--snapshot",
+            str(snapshot),
+            "--repeats",
+            "1",
+            "--out",
+            str(out),
+            "--use-env",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = out.read_text()

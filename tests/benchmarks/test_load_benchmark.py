@@ -19,9 +19,21 @@ def test_load_benchmark_main(tmp_path: Path) -> None:
     snapshot = write_test_snapshot(tmp_path / "snapshot", small_tables())
     out = tmp_path / "load.md"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "load_benchmark.py"), "--snapshot", str(snapshot),
-         "--study-rows", "3", "--batch-sizes", "1,2", "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "load_benchmark.py"),
+            "--snapshot",
+            str(snapshot),
+            "--study-rows",
+            "3",
+            "--batch-sizes",
+            "1,2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = out.read_text()

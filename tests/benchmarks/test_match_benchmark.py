@@ -20,9 +20,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_match_benchmark_main(mirror: Path, tmp_path: Path) -> None:
     out = tmp_path / "match.md"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "match_benchmark.py"), "--movies", "400", "--candidates", "5000",
-         "--mirror", str(mirror), "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "match_benchmark.py"),
+            "--movies",
+            "400",
+            "--candidates",
+            "5000",
+            "--mirror",
+            str(mirror),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = out.read_text()

@@ -17,8 +17,22 @@ SCRIPT = ROOT / "benchmarks" / "train_scale.py"
 def test_train_scale_main(tmp_path: Path) -> None:
     out = tmp_path / "train_scale.md"
     models = {"popularity", "mf_bpr", "ease", "gcn_branch", "hgt_branch"}  # one of each kind of training
-    cmd = [sys.executable, str(SCRIPT), "--scales", "0.0005", "--epochs", "1", "--work", str(tmp_path / "work"),
-           "--models", ",".join(sorted(models)), "--out", str(out), "--budget-gb", "8"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--scales",
+        "0.0005",
+        "--epochs",
+        "1",
+        "--work",
+        str(tmp_path / "work"),
+        "--models",
+        ",".join(sorted(models)),
+        "--out",
+        str(out),
+        "--budget-gb",
+        "8",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     text = out.read_text()
@@ -31,7 +45,11 @@ def test_train_scale_main(tmp_path: Path) -> None:
         assert 0.0 <= row["valid_ndcg20"] <= 1.0, name
         assert f"| {name} | " in text
     # a budget no model fits in: each child is killed and says so in its row
-    proc = subprocess.run([*cmd[:-6], "--models", "popularity", "--out", str(out), "--budget-gb", "0.05"],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [*cmd[:-6], "--models", "popularity", "--out", str(out), "--budget-gb", "0.05"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 1
     assert "| popularity | – | – | – |" in out.read_text() and "killed above the 0.05 GB budget" in out.read_text()

@@ -136,9 +136,7 @@ def test_client_errors_are_raised_at_once(server: tuple[str, Script], tmp_path: 
 
 
 @pytest.mark.parametrize("weak", [False, True])
-def test_truncated_transfer_resumes_with_range(
-    server: tuple[str, Script], tmp_path: Path, weak: bool
-) -> None:
+def test_truncated_transfer_resumes_with_range(server: tuple[str, Script], tmp_path: Path, weak: bool) -> None:
     base, script = server
     script.files["/f.bin"] = BODY
     script.weak = weak

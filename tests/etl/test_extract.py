@@ -102,7 +102,9 @@ def test_failed_extraction_keeps_the_previous_folder(tmp_path: Path) -> None:
 def test_every_problem_is_listed_in_one_line() -> None:
     members = [zipfile.ZipInfo(n) for n in ("/a", "../b", "c/../../d")]
     assert unsafe_entries(members, 10) == [
-        "absolute path '/a'", "path escaping the folder '../b'", "path escaping the folder 'c/../../d'",
+        "absolute path '/a'",
+        "path escaping the folder '../b'",
+        "path escaping the folder 'c/../../d'",
     ]
     # '..' counts only as a whole component
     assert unsafe_entries([zipfile.ZipInfo("ok/..data/x.csv")], 10) == []
@@ -145,8 +147,9 @@ def test_only_dead_runs_leftovers_are_removed(tmp_path: Path) -> None:
     sha = _zip(tmp_path / "v.zip", [("movies.csv", MOVIES)])
     raw = tmp_path / "raw"
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, check=True).stdout.strip()  # fmt: skip
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         try:
             mine = [raw / f".ml-x.extracting-{live.pid}-aaaa", raw / f".ml-x.old-{live.pid}-bbbb"]
             theirs = [raw / f".ml-x.extracting-{dead}-cccc", raw / f".ml-x.old-{dead}-dddd"]

@@ -33,8 +33,11 @@ def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
 
 def leftovers(out: Path) -> list[str]:
     """Temporary things a run makes in OUT: snapshot links, extraction folders."""
-    return sorted(p.name for p in [*out.iterdir(), *(out / "raw" / "movielens").iterdir()]
-                  if ".link-" in p.name or ".extracting-" in p.name or ".old-" in p.name)  # fmt: skip
+    return sorted(
+        p.name
+        for p in [*out.iterdir(), *(out / "raw" / "movielens").iterdir()]
+        if ".link-" in p.name or ".extracting-" in p.name or ".old-" in p.name
+    )
 
 
 def _ml_source(manifest: dict) -> dict:

@@ -21,8 +21,7 @@ from cinegraph.graph_store.snapshot_io import read_manifest, read_snapshot
 ML = {
     "movies.csv": "movieId,title,genres\n1,Toy Story (1995),Animation|Comedy\n"
     '2,"Great Escape, The (1963)",Adventure|War\n3,Nowhere To Be Found (1977),Drama\n',
-    "ratings.csv": "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,2,5.0,964982704\n"
-    "2,3,3.5,964982705\n",
+    "ratings.csv": "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,2,5.0,964982704\n2,3,3.5,964982705\n",
     "tags.csv": "userId,movieId,tag,timestamp\n2,1,pixar,1445714994\n",
     "links.csv": "movieId,imdbId,tmdbId\n1,0114709,862\n2,0057115,5925\n3,0099999,\n",
 }
@@ -61,14 +60,25 @@ def make_mirror(root: Path) -> Path:
 
 @pytest.mark.parametrize("mode", ["links", "fuzzy"])
 def test_run_etl_on_a_tiny_mirror(tmp_path: Path, mode: str) -> None:
-    config = EtlConfig(mirror=str(make_mirror(tmp_path / "mirror")), out=tmp_path / "out",
-                       match=MatchConfig(mode=mode), progress=False)  # fmt: skip
+    config = EtlConfig(
+        mirror=str(make_mirror(tmp_path / "mirror")), out=tmp_path / "out", match=MatchConfig(mode=mode), progress=False
+    )
     result = run_etl(config)
     assert result.snapshot == tmp_path / "out" / "snapshot"
     t = read_snapshot(result.snapshot)
     counts = {k: v.num_rows for k, v in t.items() if v.num_rows}
-    assert counts == {"User": 2, "Movie": 3, "Genre": 5, "Person": 2, "RATED": 3, "TAGGED": 1,
-                      "IN_GENRE": 5, "DIRECTED": 1, "WROTE": 1, "KNOWN_FOR": 2}  # fmt: skip
+    assert counts == {
+        "User": 2,
+        "Movie": 3,
+        "Genre": 5,
+        "Person": 2,
+        "RATED": 3,
+        "TAGGED": 1,
+        "IN_GENRE": 5,
+        "DIRECTED": 1,
+        "WROTE": 1,
+        "KNOWN_FOR": 2,
+    }
     movies = {r["movie_id"]: r for r in t["Movie"].to_pylist()}
     assert (movies[1]["tconst"], movies[1]["imdb_rating"], movies[1]["runtime"]) == ("tt0114709", 8.3, 81)
     # Movie 3's link points to a title absent from title.basics: trusted in links mode, without
@@ -115,11 +125,14 @@ def test_cli_etl(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
 def test_real_mirror_counts_and_identical_rerun(real_snapshot: Path, mirror: Path) -> None:
     first = read_snapshot(real_snapshot)
     assert {k: first[k].num_rows for k in ("User", "Movie", "RATED", "TAGGED")} == {
-        "User": 610, "Movie": 9742, "RATED": 100836, "TAGGED": 3683}  # fmt: skip
+        "User": 610,
+        "Movie": 9742,
+        "RATED": 100836,
+        "TAGGED": 3683,
+    }
     assert read_manifest(real_snapshot)["rejects"] == dict.fromkeys(read_manifest(real_snapshot)["rejects"], 0)
     # Rerun over the same output folder and the unchanged mirror: the same tables, row for row.
-    config = EtlConfig(mirror=str(mirror), out=real_snapshot.parent, match=MatchConfig(mode="links"),
-                       progress=False)  # fmt: skip
+    config = EtlConfig(mirror=str(mirror), out=real_snapshot.parent, match=MatchConfig(mode="links"), progress=False)
     second = run_etl(config)
     assert second.snapshot == real_snapshot
     again = read_snapshot(second.snapshot)

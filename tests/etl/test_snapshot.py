@@ -78,15 +78,28 @@ def test_snapshot_tables(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None
     assert path == tmp_path / "out" / "snapshot"
     t = read_snapshot(path)
     assert {k: v.num_rows for k, v in t.items()} == {
-        "User": 3, "Movie": 3, "Genre": 4, "Person": 6, "RATED": 3, "TAGGED": 1, "IN_GENRE": 5,
-        "ACTED_IN": 2, "DIRECTED": 1, "WROTE": 1, "PRODUCED": 0, "COMPOSED": 0, "EDITED": 0,
-        "PHOTOGRAPHED": 0, "WORKED_ON": 1, "KNOWN_FOR": 4,
-    }  # fmt: skip
+        "User": 3,
+        "Movie": 3,
+        "Genre": 4,
+        "Person": 6,
+        "RATED": 3,
+        "TAGGED": 1,
+        "IN_GENRE": 5,
+        "ACTED_IN": 2,
+        "DIRECTED": 1,
+        "WROTE": 1,
+        "PRODUCED": 0,
+        "COMPOSED": 0,
+        "EDITED": 0,
+        "PHOTOGRAPHED": 0,
+        "WORKED_ON": 1,
+        "KNOWN_FOR": 4,
+    }
     assert rows(t, "Movie") == [
         (1, "Great Escape, The", 1963, "tt01", "The Great Escape", "movie", 1963, 172, ["Adventure"], 8.2, 250000),
         (2, "Toy Story", 1995, "tt02", "Toy Story", "movie", 1995, 81, ["Animation"], None, None),
         (3, "Unmatched", 2001, None, None, None, None, None, None, None, None),
-    ]  # fmt: skip
+    ]
     # Duplicate billing collapses to the first; "self" acts; no edge to a person without a name
     # row (nm9) nor to an unmatched title (tt03).
     assert rows(t, "ACTED_IN") == [("nm1", 1, ["Hilts"], 1), ("nm4", 2, ["Himself"], 1)]
@@ -105,8 +118,10 @@ def test_snapshot_tables(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None
 
 
 def test_users_table_gives_demographics(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
-    con.execute("CREATE TABLE stg_ml_users AS SELECT * FROM (VALUES (10::BIGINT, 'F', 25, 'writer', '02139'), "
-                "(11, 'M', 35, 'other', '10001')) t(user_id, gender, age, occupation, zip_code)")  # fmt: skip
+    con.execute(
+        "CREATE TABLE stg_ml_users AS SELECT * FROM (VALUES (10::BIGINT, 'F', 25, 'writer', '02139'), "
+        "(11, 'M', 35, 'other', '10001')) t(user_id, gender, age, occupation, zip_code)"
+    )
     t = read_snapshot(write(con, tmp_path / "out"), node_types=(schema.USER,), edge_types=())
     assert rows(t, "User") == [(10, "F", 25, "writer", "02139"), (11, "M", 35, "other", "10001")]
 

@@ -54,8 +54,9 @@ REAL_SHA256 = {  # from ../shared/data/README.md
 }
 
 
-def _write_movielens(root: Path, variant: str = "ml-latest-small", md5_format: str | None = "gnu",
-                     extra: bytes = b"") -> Path:
+def _write_movielens(
+    root: Path, variant: str = "ml-latest-small", md5_format: str | None = "gnu", extra: bytes = b""
+) -> Path:
     """``root/movielens/<variant>.zip`` with a top folder, plus its .md5 in the given format."""
     folder = root / "movielens"
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,10 +94,12 @@ def _listing(folder: Path) -> list[str]:
 
 # --- resolve_bases ---------------------------------------------------------------------------
 
+
 def test_resolve_bases_defaults_and_urls() -> None:
     assert resolve_bases(None, None, None) == (MOVIELENS_BASE, IMDB_BASE)
     assert resolve_bases("http://127.0.0.1:8000/mirror/", None, None) == (
-        "http://127.0.0.1:8000/mirror/movielens", "http://127.0.0.1:8000/mirror/imdb",
+        "http://127.0.0.1:8000/mirror/movielens",
+        "http://127.0.0.1:8000/mirror/imdb",
     )
     assert resolve_bases(None, "https://ml.example/x", None) == ("https://ml.example/x", IMDB_BASE)
 
@@ -109,7 +112,8 @@ def test_resolve_bases_local_mirror_and_explicit_override(tmp_path: Path) -> Non
     assert resolve_bases(tmp_path, None, None) == (str(tmp_path / "movielens"), str(tmp_path / "imdb"))
     assert resolve_bases(tmp_path.as_uri(), None, None) == (str(tmp_path / "movielens"), str(tmp_path / "imdb"))
     assert resolve_bases(str(tmp_path), None, "https://imdb.example") == (
-        str(tmp_path / "movielens"), "https://imdb.example",
+        str(tmp_path / "movielens"),
+        "https://imdb.example",
     )
 
 
@@ -156,10 +160,9 @@ def test_parse_md5_rejects(text: str) -> None:
 
 # --- MovieLens -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("md5_format", ["gnu", "bsd"])
-def test_movielens_over_http_then_not_modified(
-    http_dir: tuple[str, Path], tmp_path: Path, md5_format: str
-) -> None:
+def test_movielens_over_http_then_not_modified(http_dir: tuple[str, Path], tmp_path: Path, md5_format: str) -> None:
     base, root = http_dir
     zip_path = _write_movielens(root, md5_format=md5_format)
     raw = tmp_path / "raw"
@@ -247,11 +250,13 @@ def test_movielens_extraction_cap(http_dir: tuple[str, Path], tmp_path: Path) ->
     base, root = http_dir
     _write_movielens(root)
     with pytest.raises(CinegraphError, match="exceeds the cap of 100 bytes"):
-        fetch_movielens("ml-latest-small", tmp_path / "raw", f"{base}/movielens", progress=False,
-                        max_extract_bytes=100, retry=FAST)
+        fetch_movielens(
+            "ml-latest-small", tmp_path / "raw", f"{base}/movielens", progress=False, max_extract_bytes=100, retry=FAST
+        )
 
 
 # --- IMDb ------------------------------------------------------------------------------------
+
 
 def test_imdb_over_http_optional_missing_then_not_modified(
     http_dir: tuple[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -263,8 +268,12 @@ def test_imdb_over_http_optional_missing_then_not_modified(
         results = fetch_imdb(raw, f"{base}/imdb", progress=False, retry=FAST)
     assert list(results) == list(IMDB_FILES)
     assert {k: r.status for k, r in results.items()} == {
-        "title.basics": "downloaded", "title.akas": "missing", "title.principals": "missing",
-        "title.crew": "missing", "name.basics": "downloaded", "title.ratings": "downloaded",
+        "title.basics": "downloaded",
+        "title.akas": "missing",
+        "title.principals": "missing",
+        "title.crew": "missing",
+        "name.basics": "downloaded",
+        "title.ratings": "downloaded",
     }
     for key in IMDB_TSV:
         r = results[key]
@@ -281,9 +290,7 @@ def test_imdb_over_http_optional_missing_then_not_modified(
 
 
 @pytest.mark.parametrize("required", ["title.basics", "name.basics"])
-def test_imdb_required_file_absent_over_http(
-    http_dir: tuple[str, Path], tmp_path: Path, required: str
-) -> None:
+def test_imdb_required_file_absent_over_http(http_dir: tuple[str, Path], tmp_path: Path, required: str) -> None:
     base, root = http_dir
     _write_imdb(root, [n for n in IMDB_TSV if n != required])
     message = rf"^{base}/imdb/{required}\.tsv\.gz: HTTP 404 File not found \(a required IMDb file\)$"
@@ -370,6 +377,7 @@ def test_imdb_local_required_file_absent(tmp_path: Path) -> None:
 
 
 # --- the real mirror, served over HTTP ---------------------------------------------------------
+
 
 @pytest.mark.realdata
 def test_real_mirror_over_http(mirror: Path, http_dir: tuple[str, Path], tmp_path: Path) -> None:

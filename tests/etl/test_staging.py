@@ -17,8 +17,8 @@ from cinegraph.etl.sources import IMDB_FILES
 IMDB_ROWS = {
     "title.basics": [
         "tconst\ttitleType\tprimaryTitle\toriginalTitle\tisAdult\tstartYear\tendYear\truntimeMinutes\tgenres",
-        "tt0000001\tmovie\tThe \"Great\" Escape\tThe \"Great\" Escape\t0\t1963\t\\N\t172\tAdventure,War",
-        "tt0000002\tshort\t\"Quoted\tStart\t0\t\\N\t\\N\t\\N\t\\N",
+        'tt0000001\tmovie\tThe "Great" Escape\tThe "Great" Escape\t0\t1963\t\\N\t172\tAdventure,War',
+        'tt0000002\tshort\t"Quoted\tStart\t0\t\\N\t\\N\t\\N\t\\N',
         "tt0000003\ttvSeries\tA Series\tA Series\t0\t1990\t1995\t30\tDrama",
         "tt0000004\tmovie\tBad Runtime\tBad Runtime\t0\t2001\t\\N\tninety\tDrama",
         "tt0000005\ttvEpisode\tAn Episode\tAn Episode\t0\t1991\t\\N\t30\tDrama",
@@ -31,9 +31,9 @@ IMDB_ROWS = {
     ],
     "title.principals": [
         "tconst\tordering\tnconst\tcategory\tjob\tcharacters",
-        "tt0000001\t1\tnm0000001\tactor\t\\N\t[\"Hilts \\\"The Cooler King\\\"\"]",
+        'tt0000001\t1\tnm0000001\tactor\t\\N\t["Hilts \\"The Cooler King\\""]',
         "tt0000001\t2\tnm0000002\tdirector\t\\N\t\\N",
-        "tt0000003\t1\tnm0000003\tactor\t\\N\t[\"Someone\"]",
+        'tt0000003\t1\tnm0000003\tactor\t\\N\t["Someone"]',
     ],
     "title.crew": [
         "tconst\tdirectors\twriters",
@@ -47,7 +47,7 @@ IMDB_ROWS = {
         "nm0000002\tJohn Sturges\t1910\t1992\tdirector\t\\N",
         "nm0000003\tSeries Person\t\\N\t\\N\t\\N\ttt0000003",
         "nm0000004\tWriter One\t\\N\t\\N\twriter\t\\N",
-        "nm0000005\tWriter \"Two\"\t\\N\t\\N\t\\N\t\\N",
+        'nm0000005\tWriter "Two"\t\\N\t\\N\t\\N\t\\N',
         "nm0000006\tLinked Only\t\\N\t\\N\tactor\ttt0114709",
     ],
 }
@@ -76,11 +76,21 @@ def write_ml_csv(folder: Path, *, crlf: bool = True, extra_ratings: list[str] = 
         'x5,"Bad id (2000)",Drama',
     ]
     (folder / "movies.csv").write_bytes((eol.join(movies) + eol).encode())
-    ratings = ["userId,movieId,rating,timestamp", "1,1,4.5,964982703", "1,2,3.0,964982704",
-               "2,1,5.0,964982705", "2,4,0.5,964982706", *extra_ratings]  # fmt: skip
+    ratings = [
+        "userId,movieId,rating,timestamp",
+        "1,1,4.5,964982703",
+        "1,2,3.0,964982704",
+        "2,1,5.0,964982705",
+        "2,4,0.5,964982706",
+        *extra_ratings,
+    ]
     (folder / "ratings.csv").write_text("\n".join(ratings) + "\n")
-    tags = ["userId,movieId,tag,timestamp", '1,1,"motorcycle, jump",1445714994',
-            '2,2,"said ""to infinity""",1445714995', "3,99,orphan,1445714996"]  # fmt: skip
+    tags = [
+        "userId,movieId,tag,timestamp",
+        '1,1,"motorcycle, jump",1445714994',
+        '2,2,"said ""to infinity""",1445714995',
+        "3,99,orphan,1445714996",
+    ]
     (folder / "tags.csv").write_text("\n".join(tags) + "\n")
     links = ["movieId,imdbId,tmdbId", "1,0000001,5925", "2,114709,862", "3,,", "4,0000004,"]
     (folder / "links.csv").write_text("\n".join(links) + "\n")
@@ -117,41 +127,55 @@ def test_csv_variant_and_imdb(con: duckdb.DuckDBPyConnection, tmp_path: Path) ->
         (3, "Babylon 5", None, []),
         (4, "Sunset Blvd. (a.k.a. Sunset Boulevard)", 1950, ["Drama", "Film-Noir"]),
     ]
-    assert rows(con, "SELECT tag FROM stg_ml_tags ORDER BY tag") == [
-        ("motorcycle, jump",), ('said "to infinity"',)]  # fmt: skip
+    assert rows(con, "SELECT tag FROM stg_ml_tags ORDER BY tag") == [("motorcycle, jump",), ('said "to infinity"',)]
     assert rows(con, "SELECT * FROM stg_ml_links ORDER BY movie_id") == [
-        (1, "tt0000001"), (2, "tt0114709"), (4, "tt0000004")]  # fmt: skip
+        (1, "tt0000001"),
+        (2, "tt0114709"),
+        (4, "tt0000004"),
+    ]
     assert report.rows["ratings.csv"] == 4
     # Every bad row is in rejects with its reason; reader rejects carry the line number.
     got = rows(con, "SELECT file, line, reason FROM rejects ORDER BY file, line, reason")
     assert [(f, r) for f, _, r in got if f == "ratings.csv"] == [
-        ("ratings.csv", "cast movie_id"), ("ratings.csv", "missing columns timestamp"),
-        ("ratings.csv", "rating out of range"), ("ratings.csv", "unknown movie_id")]  # fmt: skip
+        ("ratings.csv", "cast movie_id"),
+        ("ratings.csv", "missing columns timestamp"),
+        ("ratings.csv", "rating out of range"),
+        ("ratings.csv", "unknown movie_id"),
+    ]
     assert ("ratings.csv", 7, "cast movie_id") in got
     assert ("movies.csv", 6, "cast movie_id") in got
     assert ("tags.csv", None, "unknown movie_id") in got
     assert ("links.csv", None, "missing value") in got
-    assert report.rejects == {"movies.csv": 1, "ratings.csv": 4, "tags.csv": 1, "links.csv": 1,
-                              "title.basics.tsv.gz": 1, "title.ratings.tsv.gz": 0,
-                              "title.principals.tsv.gz": 0, "title.crew.tsv.gz": 0,
-                              "name.basics.tsv.gz": 0}  # fmt: skip
+    assert report.rejects == {
+        "movies.csv": 1,
+        "ratings.csv": 4,
+        "tags.csv": 1,
+        "links.csv": 1,
+        "title.basics.tsv.gz": 1,
+        "title.ratings.tsv.gz": 0,
+        "title.principals.tsv.gz": 0,
+        "title.crew.tsv.gz": 0,
+        "name.basics.tsv.gz": 0,
+    }
     assert report.reject_fraction("ratings.csv") == pytest.approx(4 / 8)
 
     # IMDb: stray quotes survive, \N is NULL, only film-like types, unparsable runtime rejected.
     assert rows(con, "SELECT * FROM stg_imdb_titles ORDER BY tconst") == [
-        ("tt0000001", "movie", 'The "Great" Escape', 'The "Great" Escape', False, 1963, 172,
-         ["Adventure", "War"]),
+        ("tt0000001", "movie", 'The "Great" Escape', 'The "Great" Escape', False, 1963, 172, ["Adventure", "War"]),
         ("tt0000002", "short", '"Quoted', "Start", False, None, None, None),
-    ]  # fmt: skip
+    ]
     # Semi-joins keep what touches a staged title or a MovieLens link, nothing else.
     assert rows(con, "SELECT tconst FROM stg_imdb_ratings ORDER BY 1") == [("tt0000001",), ("tt0114709",)]
     assert rows(con, "SELECT nconst, characters FROM stg_imdb_principals ORDER BY ordering") == [
-        ("nm0000001", ['Hilts "The Cooler King"']), ("nm0000002", None)]  # fmt: skip
+        ("nm0000001", ['Hilts "The Cooler King"']),
+        ("nm0000002", None),
+    ]
     assert rows(con, "SELECT * FROM stg_imdb_crew ORDER BY role, nconst") == [
-        ("tt0000001", "nm0000002", "directors"), ("tt0000001", "nm0000004", "writers"),
-        ("tt0000001", "nm0000005", "writers")]  # fmt: skip
-    assert rows(con, "SELECT nconst FROM stg_imdb_names ORDER BY 1") == [
-        (f"nm000000{i}",) for i in (1, 2, 4, 5, 6)]  # fmt: skip
+        ("tt0000001", "nm0000002", "directors"),
+        ("tt0000001", "nm0000004", "writers"),
+        ("tt0000001", "nm0000005", "writers"),
+    ]
+    assert rows(con, "SELECT nconst FROM stg_imdb_names ORDER BY 1") == [(f"nm000000{i}",) for i in (1, 2, 4, 5, 6)]
     assert not warehouse.table_exists(con, "stg_imdb_akas")
     assert not warehouse.table_exists(con, "raw_ml_ratings")
 
@@ -177,9 +201,13 @@ def test_ml_1m_latin1(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     (ml / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n")
     stage(con, ml, write_imdb(tmp_path / "imdb"))
     assert rows(con, "SELECT name, year FROM stg_ml_movies WHERE movie_id IN (2, 3) ORDER BY 1") == [
-        ('"Quoted" Film', 1999), ("Amélie (Fabuleux destin d'Amélie Poulain, Le)", 2001)]  # fmt: skip
+        ('"Quoted" Film', 1999),
+        ("Amélie (Fabuleux destin d'Amélie Poulain, Le)", 2001),
+    ]
     assert rows(con, "SELECT * FROM stg_ml_users ORDER BY user_id") == [
-        (1, "F", 1, "K-12 student", "48067"), (2, "M", 56, "self-employed", "70072")]  # fmt: skip
+        (1, "F", 1, "K-12 student", "48067"),
+        (2, "M", 56, "self-employed", "70072"),
+    ]
     assert warehouse.count(con, "stg_ml_ratings") == 3
     assert warehouse.count(con, "stg_ml_tags") == 0
     assert not warehouse.table_exists(con, "stg_ml_links")
@@ -190,10 +218,12 @@ def test_ml_100k(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     ml.mkdir()
     flags = lambda *on: "|".join("1" if i in on else "0" for i in range(19))  # noqa: E731
     (ml / "u.item").write_bytes(
-        (f"1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?Toy%20Story%20(1995)|{flags(3, 4, 5)}\n"
-         f"267|unknown||||{flags(0)}\n"
-         f"2|Cité des enfants perdus, La (1995)|01-Jan-1995|||{flags(8, 15)}\n").encode("latin-1")
-    )  # fmt: skip
+        (
+            f"1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?Toy%20Story%20(1995)|{flags(3, 4, 5)}\n"
+            f"267|unknown||||{flags(0)}\n"
+            f"2|Cité des enfants perdus, La (1995)|01-Jan-1995|||{flags(8, 15)}\n"
+        ).encode("latin-1")
+    )
     (ml / "u.data").write_text("196\t1\t3\t881250949\n186\t2\t3\t891717742\n196\t3\t1\t881250950\n")
     (ml / "u.user").write_text("196|49|M|writer|55105\n186|39|F|executive|00000\n")
     stage(con, ml, write_imdb(tmp_path / "imdb"))
@@ -201,14 +231,15 @@ def test_ml_100k(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
         (1, "Toy Story", 1995, ["Animation", "Children's", "Comedy"]),
         (2, "Cité des enfants perdus, La", 1995, ["Drama", "Sci-Fi"]),
         (267, "unknown", None, []),
-    ]  # fmt: skip
+    ]
     assert rows(con, "SELECT line, reason FROM rejects WHERE file = 'u.data'") == [(None, "unknown movie_id")]
     assert rows(con, "SELECT occupation FROM stg_ml_users ORDER BY user_id") == [("executive",), ("writer",)]
 
 
 def _truncated_gzip(path: Path) -> None:
     body = "tconst\taverageRating\tnumVotes\n" + "".join(
-        f"tt{i:07d}\t{i % 10}.5\t{i * 7919 % 100003}\n" for i in range(200_000))  # fmt: skip
+        f"tt{i:07d}\t{i % 10}.5\t{i * 7919 % 100003}\n" for i in range(200_000)
+    )
     data = gzip.compress(body.encode())
     path.write_bytes(data[: len(data) // 2])
 
@@ -217,15 +248,20 @@ def _truncated_gzip(path: Path) -> None:
     ("target", "damage", "message"),
     [
         ("ml/ratings.csv", lambda p: p.write_bytes(b""), "ratings.csv: empty file"),
-        ("ml/movies.csv", lambda p: p.write_text("id,title,genres\n1,A (1990),Drama\n"),
-         "movies.csv: wrong header 'id,title,genres'"),
-        ("imdb/name.basics.tsv.gz", lambda p: p.write_bytes(gzip.compress(b"nconst\tname\n")),
-         "name.basics.tsv.gz: wrong header"),
-        ("imdb/title.crew.tsv.gz", lambda p: p.write_bytes(gzip.compress(b"")),
-         "title.crew.tsv.gz: empty file"),
+        (
+            "ml/movies.csv",
+            lambda p: p.write_text("id,title,genres\n1,A (1990),Drama\n"),
+            "movies.csv: wrong header 'id,title,genres'",
+        ),
+        (
+            "imdb/name.basics.tsv.gz",
+            lambda p: p.write_bytes(gzip.compress(b"nconst\tname\n")),
+            "name.basics.tsv.gz: wrong header",
+        ),
+        ("imdb/title.crew.tsv.gz", lambda p: p.write_bytes(gzip.compress(b"")), "title.crew.tsv.gz: empty file"),
         ("imdb/title.ratings.tsv.gz", _truncated_gzip, "title.ratings.tsv.gz: cannot read"),
     ],
-)  # fmt: skip
+)
 def test_bad_file_is_one_line_error_and_keeps_previous_tables(
     con: duckdb.DuckDBPyConnection, tmp_path: Path, target: str, damage, message: str
 ) -> None:
@@ -275,8 +311,10 @@ def test_missing_required_imdb_file(con: duckdb.DuckDBPyConnection, tmp_path: Pa
 )
 def test_movie_title_step(con: duckdb.DuckDBPyConnection, title: str, name: str, year: int | None) -> None:
     """The checked movies step alone, on a hand-made raw table."""
-    con.execute("CREATE TABLE raw_ml_movies AS SELECT 1::BIGINT AS movie_id, ? AS title, "
-                "'Drama|(no genres listed)' AS genres", [title])  # fmt: skip
+    con.execute(
+        "CREATE TABLE raw_ml_movies AS SELECT 1::BIGINT AS movie_id, ? AS title, 'Drama|(no genres listed)' AS genres",
+        [title],
+    )
     steps, _, _, _ = staging.ml_steps(Path("unused"), "csv")
     (movies,) = [s for s in steps if s.output == "stg_ml_movies"]
     warehouse.run_steps(con, [movies])
@@ -314,12 +352,12 @@ def _quote_after_first_comma(line_no: int):
     def edit(lines: list[bytes]) -> list[bytes]:
         lines[line_no - 1] = lines[line_no - 1].replace(b",", b',"', 1)
         return lines
+
     return edit
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize(("name", "line_no"), [("ratings.csv", 50_001), ("movies.csv", 6),
-                                               ("tags.csv", 1_000)])
+@pytest.mark.parametrize(("name", "line_no"), [("ratings.csv", 50_001), ("movies.csv", 6), ("tags.csv", 1_000)])
 def test_stray_quote_fails_naming_file_and_line(
     con: duckdb.DuckDBPyConnection, real_ml: Path, tmp_path: Path, name: str, line_no: int
 ) -> None:
@@ -337,6 +375,7 @@ def test_real_files_every_data_line_is_a_row_or_a_reject(
 ) -> None:
     """A line the reader cannot parse costs that line only: rows read + rejected == data lines,
     with the reject's line number; a blank line is no data line."""
+
     def edit(lines: list[bytes]) -> list[bytes]:
         lines[1_000 - 1] = b"610,abc,4.0,1493846415"  # not a number: the reader rejects it
         lines[2_000 - 1] = b'610,"170875",3.0,1493846415'  # quoted, balanced: a good row
@@ -348,7 +387,8 @@ def test_real_files_every_data_line_is_a_row_or_a_reject(
     for name in ("movies.csv", "ratings.csv", "tags.csv", "links.csv"):
         assert report.rows[name] + report.rejects[name] == data_lines(ml / name), name
     assert rows(con, "SELECT line, reason FROM rejects WHERE file = 'ratings.csv' AND line IS NOT NULL") == [
-        (1_000, "cast movie_id")]
+        (1_000, "cast movie_id")
+    ]
 
 
 @pytest.mark.realdata
@@ -360,8 +400,11 @@ def test_mixed_line_endings_say_so(
     head, tail = (b"\r\n", b"\n") if first_crlf else (b"\n", b"\r\n")
     lines = (ml / "ratings.csv").read_bytes().splitlines()
     (ml / "ratings.csv").write_bytes(b"".join(line + (head if i < 100 else tail) for i, line in enumerate(lines)))
-    with pytest.raises(CinegraphError, match=r"ratings\.csv: mixed line endings: line 1 ends with "
-                                             r"(CRLF|LF), line 101 with") as err:
+    with pytest.raises(
+        CinegraphError,
+        match=r"ratings\.csv: mixed line endings: line 1 ends with "
+        r"(CRLF|LF), line 101 with",
+    ) as err:
         stage(con, ml, write_imdb(tmp_path / "imdb"))
     assert "\n" not in str(err.value)
 
@@ -369,14 +412,17 @@ def test_mixed_line_endings_say_so(
 @pytest.mark.realdata
 def test_duplicate_rating_keeps_the_latest(con: duckdb.DuckDBPyConnection, real_ml: Path, tmp_path: Path) -> None:
     # line 2 is "1,1,4.0,964982703": the same pair rated again later, and once earlier.
-    ml = edited_copy(real_ml, tmp_path / "ml", "ratings.csv",
-                     lambda lines: [*lines, b"1,1,2.5,964982999", b"1,1,5.0,964982000"])
+    ml = edited_copy(
+        real_ml, tmp_path / "ml", "ratings.csv", lambda lines: [*lines, b"1,1,2.5,964982999", b"1,1,5.0,964982000"]
+    )
     report = stage(con, ml, write_imdb(tmp_path / "imdb"))
     assert rows(con, "SELECT rating, timestamp FROM stg_ml_ratings WHERE user_id = 1 AND movie_id = 1") == [
-        (2.5, 964982999)]
+        (2.5, 964982999)
+    ]
     assert sorted(rows(con, "SELECT raw FROM rejects WHERE reason LIKE 'duplicate rating%'")) == [
         ("{'user_id': 1, 'movie_id': 1, 'rating': 4.0, 'timestamp': 964982703}",),
-        ("{'user_id': 1, 'movie_id': 1, 'rating': 5.0, 'timestamp': 964982000}",)]
+        ("{'user_id': 1, 'movie_id': 1, 'rating': 5.0, 'timestamp': 964982000}",),
+    ]
     assert report.rows["ratings.csv"] == 100_836
     assert report.rows["ratings.csv"] + report.rejects["ratings.csv"] == data_lines(ml / "ratings.csv")
 

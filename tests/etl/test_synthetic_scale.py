@@ -24,8 +24,11 @@ SCALE = 0.0005  # 5,750 titles, 7,250 names, 31 MovieLens movies
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +40,15 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_layout_and_formats(synthetic: Path) -> None:
     assert sorted(_digests(synthetic)) == [
-        "imdb/name.basics.tsv.gz", "imdb/title.akas.tsv.gz", "imdb/title.basics.tsv.gz", "imdb/title.crew.tsv.gz",
-        "imdb/title.principals.tsv.gz", "imdb/title.ratings.tsv.gz", "movielens/ml-25m.zip",
-        "movielens/ml-25m.zip.md5"]  # fmt: skip
+        "imdb/name.basics.tsv.gz",
+        "imdb/title.akas.tsv.gz",
+        "imdb/title.basics.tsv.gz",
+        "imdb/title.crew.tsv.gz",
+        "imdb/title.principals.tsv.gz",
+        "imdb/title.ratings.tsv.gz",
+        "movielens/ml-25m.zip",
+        "movielens/ml-25m.zip.md5",
+    ]
     rows = {}
     for name, header in IMDB_HEADERS.items():
         lines = gzip.decompress((synthetic / "imdb" / f"{name}.tsv.gz").read_bytes()).decode().splitlines()
@@ -53,8 +62,12 @@ def test_layout_and_formats(synthetic: Path) -> None:
     movies = sum(line.split("\t")[1] == "movie" for line in basics)
     assert 0.04 < movies / len(basics) < 0.08  # ~6 % movies
     with zipfile.ZipFile(synthetic / "movielens" / "ml-25m.zip") as zf:
-        assert sorted(zf.namelist()) == ["ml-25m/links.csv", "ml-25m/movies.csv", "ml-25m/ratings.csv",
-                                         "ml-25m/tags.csv"]  # fmt: skip
+        assert sorted(zf.namelist()) == [
+            "ml-25m/links.csv",
+            "ml-25m/movies.csv",
+            "ml-25m/ratings.csv",
+            "ml-25m/tags.csv",
+        ]
         ratings = zf.read("ml-25m/ratings.csv").decode().splitlines()
         titles = zf.read("ml-25m/movies.csv").decode().splitlines()
     pairs = [tuple(r.split(",")[:2]) for r in ratings[1:]]
@@ -76,10 +89,12 @@ def test_rivals_only_for_films() -> None:
     con = duckdb.connect()
     _macros(con, 0)
     build_tables(con, Sizes.at(0.01, "ml-25m"))
-    counts = dict(con.execute("""
+    counts = dict(
+        con.execute("""
         SELECT ml.title_type = 'tvSeries' AS series, avg(CAST(EXISTS (
                    SELECT 1 FROM titles t WHERE t.name_key = ml.i AND t.i <> ml.i) AS INTEGER)) AS lent
-        FROM ml GROUP BY ALL""").fetchall())
+        FROM ml GROUP BY ALL""").fetchall()
+    )
     assert counts[True] == 0.0  # series are picked (links.csv points at them) but lend no title
     assert 0.08 < counts[False] < 0.2
 
@@ -87,8 +102,16 @@ def test_rivals_only_for_films() -> None:
 def test_etl_reads_it(synthetic: Path, tmp_path: Path) -> None:
     """The ETL stages every file without a reject, matches by title with links.csv as the truth,
     and logs each stage's time and peak memory."""
-    result = run_etl(EtlConfig(variant="ml-25m", mirror=str(synthetic), out=tmp_path, match=MatchConfig(mode="fuzzy"),
-                               progress=False, threads=1))  # fmt: skip
+    result = run_etl(
+        EtlConfig(
+            variant="ml-25m",
+            mirror=str(synthetic),
+            out=tmp_path,
+            match=MatchConfig(mode="fuzzy"),
+            progress=False,
+            threads=1,
+        )
+    )
     assert not any(result.stage.rejects.values())
     assert result.stage.rows["title.basics.tsv.gz"] > 1_000  # film-like types only
     evaluation = result.match.evaluation
@@ -107,10 +130,20 @@ def test_etl_reads_it(synthetic: Path, tmp_path: Path) -> None:
 def test_etl_scale_main(tmp_path: Path) -> None:
     out = tmp_path / "etl_scale.md"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "etl_scale.py"), "--scales", "0.0003,0.0006",
-         "--work", str(tmp_path / "work"), "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "etl_scale.py"),
+            "--scales",
+            "0.0003,0.0006",
+            "--work",
+            str(tmp_path / "work"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = out.read_text()
     assert "| 0.0003 |" in text and "| 0.0006 |" in text and "0.0003 -> 0.0006 (2x rows)" in text

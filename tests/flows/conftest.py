@@ -51,13 +51,11 @@ def build_mirror(root: Path, seed: int = 7) -> Path:
         title = f"{name[4:]}, The ({year})" if i % 5 == 0 else f"{name} ({year})"
         movies.append(f'{movie_id},"{title}",{"|".join(genres)}')
         links.append(f"{movie_id},{tconst[2:]},{500 + i}")
-        basics.append(
-            f"{tconst}\tmovie\t{name}\t{name}\t0\t{year}\t\\N\t{80 + i}\t{','.join(genres)}"
-        )
+        basics.append(f"{tconst}\tmovie\t{name}\t{name}\t0\t{year}\t\\N\t{80 + i}\t{','.join(genres)}")
         ratings_imdb.append(f"{tconst}\t{5 + (i % 40) / 10:.1f}\t{100 + 37 * i}")
         director, actor = f"nm{2000001 + i % 12:07d}", f"nm{2000101 + i % 15:07d}"
         crew.append(f"{tconst}\t{director}\t{director}")
-        principals.append(f"{tconst}\t1\t{actor}\tactor\t\\N\t[\"Hero {i}\"]")
+        principals.append(f'{tconst}\t1\t{actor}\tactor\t\\N\t["Hero {i}"]')
         principals.append(f"{tconst}\t2\t{director}\tdirector\t\\N\t\\N")
     movies.append('41,"Nowhere In Particular (2003)",(no genres listed)')
     links.append("41,9999999,999")
@@ -99,13 +97,13 @@ def build_mirror(root: Path, seed: int = 7) -> Path:
     imdb.mkdir(parents=True, exist_ok=True)
     tables = {
         "title.basics": (
-            "tconst\ttitleType\tprimaryTitle\toriginalTitle\tisAdult\tstartYear\tendYear"
-            "\truntimeMinutes\tgenres", sorted(basics)),
+            "tconst\ttitleType\tprimaryTitle\toriginalTitle\tisAdult\tstartYear\tendYear\truntimeMinutes\tgenres",
+            sorted(basics),
+        ),
         "title.ratings": ("tconst\taverageRating\tnumVotes", ratings_imdb),
         "title.crew": ("tconst\tdirectors\twriters", crew),
         "title.principals": ("tconst\tordering\tnconst\tcategory\tjob\tcharacters", principals),
-        "name.basics": (
-            "nconst\tprimaryName\tbirthYear\tdeathYear\tprimaryProfession\tknownForTitles", people),
+        "name.basics": ("nconst\tprimaryName\tbirthYear\tdeathYear\tprimaryProfession\tknownForTitles", people),
     }
     for name, (header, rows) in tables.items():
         payload = ("\n".join([header, *rows]) + "\n").encode()

@@ -24,30 +24,38 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
 
 @pytest.mark.parametrize(
     ("config", "message"),
-    [({"device": "gpu"}, "device: Input should be 'cpu' or 'cuda'"),
-     ({"ks": [0, -3]}, "ks.0: Input should be greater than or equal to 1; ks.1: Input should be greater"),
-     ({"ks": [10]}, "ks=[10] must include 20"),
-     ([1, 2], "expected a JSON object of TrainConfig fields, got list"),
-     ({"gcn_weights": {"rec": -1}}, "gcn_weights.rec: Input should be greater than or equal to 0"),
-     ({"fusion_weights": {"rec": 1, "rating": 0.5}}, "only the GCN branch has a rating head")],
-)  # fmt: skip
-def test_train_config_errors_are_one_line(config: object, message: str, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    [
+        ({"device": "gpu"}, "device: Input should be 'cpu' or 'cuda'"),
+        ({"ks": [0, -3]}, "ks.0: Input should be greater than or equal to 1; ks.1: Input should be greater"),
+        ({"ks": [10]}, "ks=[10] must include 20"),
+        ([1, 2], "expected a JSON object of TrainConfig fields, got list"),
+        ({"gcn_weights": {"rec": -1}}, "gcn_weights.rec: Input should be greater than or equal to 0"),
+        ({"fusion_weights": {"rec": 1, "rating": 0.5}}, "only the GCN branch has a rating head"),
+    ],
+)
+def test_train_config_errors_are_one_line(
+    config: object, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    line = _one_line_error(capsys, ["train", "--snapshot", str(tmp_path), "--out", str(tmp_path / "run"),
-                                    "--config", str(path)])  # fmt: skip
+    line = _one_line_error(
+        capsys, ["train", "--snapshot", str(tmp_path), "--out", str(tmp_path / "run"), "--config", str(path)]
+    )
     assert line.startswith(f"cinegraph train: error: --config {path}: ") and message in line
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(
     ("uri", "message"),
-    [("bolt://host:notaport", "Port could not be cast to integer"), ("http://127.0.0.1:7474", "the scheme must be"),
-     ("bolt://", "no host")],
-)  # fmt: skip
-def test_a_malformed_neo4j_uri_is_one_line(uri: str, message: str, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    [
+        ("bolt://host:notaport", "Port could not be cast to integer"),
+        ("http://127.0.0.1:7474", "the scheme must be"),
+        ("bolt://", "no host"),
+    ],
+)
+def test_a_malformed_neo4j_uri_is_one_line(
+    uri: str, message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("NEO4J_URI", uri)
     monkeypatch.setenv("NEO4J_PASSWORD", "any-password")
     line = _one_line_error(capsys, ["cypher", "genre_cooccurrence"])

@@ -15,12 +15,24 @@ from cinegraph.flows.train_params import PipelineParams, TrainParams
 from cinegraph.models.config import TrainConfig
 from cinegraph.schema import MOVIE_EMBEDDING_INDEX, RECOMMENDED
 
-TINY = TrainConfig(hidden_dim=16, gcn_layers=1, hgt_layers=1, hgt_heads=2, fusion_heads=2, gcn_epochs=4,
-                   hgt_epochs=2, fusion_epochs=2, eval_every=2, batch_size=256, warmup_epochs=0)  # fmt: skip
+TINY = TrainConfig(
+    hidden_dim=16,
+    gcn_layers=1,
+    hgt_layers=1,
+    hgt_heads=2,
+    fusion_heads=2,
+    gcn_epochs=4,
+    hgt_epochs=2,
+    fusion_epochs=2,
+    eval_every=2,
+    batch_size=256,
+    warmup_epochs=0,
+)
 
 
-def test_demo_runs_the_pipeline_embedded(tiny_mirror_dir: Path, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_demo_runs_the_pipeline_embedded(
+    tiny_mirror_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NEO4J_URI", raising=False)
     out = tmp_path / "out"
     summary = run_demo("ml-latest-small", out, str(tiny_mirror_dir))
@@ -41,7 +53,7 @@ def test_pipeline_with_neo4j_loads_and_writes_results_back(tiny_mirror_dir: Path
     params = PipelineParams(
         refresh=RefreshParams(out=tmp_path / "out", mirror=str(tiny_mirror_dir), progress=False, load_neo4j=True),
         train=TrainParams(out=str(tmp_path / "runs"), model=TINY, run_name=run, top_k=5),
-    )  # fmt: skip
+    )
     result = pipeline(params)
     assert result["refresh"]["load"] and result["train"]["write_back"]["recommended_edges"] == 30 * 5
     served = Path(result["train"]["run_dir"]) / "warm" / "seed-0" / "refit"  # refit on every rating

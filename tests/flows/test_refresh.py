@@ -21,8 +21,14 @@ from cinegraph.graph_store.snapshot_io import read_manifest, read_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 ZIP = "/movielens/ml-latest-small.zip"
-DATA_PATHS = (ZIP, "/imdb/title.basics.tsv.gz", "/imdb/name.basics.tsv.gz", "/imdb/title.crew.tsv.gz",
-              "/imdb/title.principals.tsv.gz", "/imdb/title.ratings.tsv.gz")  # fmt: skip
+DATA_PATHS = (
+    ZIP,
+    "/imdb/title.basics.tsv.gz",
+    "/imdb/name.basics.tsv.gz",
+    "/imdb/title.crew.tsv.gz",
+    "/imdb/title.principals.tsv.gz",
+    "/imdb/title.ratings.tsv.gz",
+)
 
 
 def _params(base: str, out: Path, **kw: object) -> RefreshParams:
@@ -132,9 +138,17 @@ def test_two_concurrent_refreshes_leave_one_consistent_snapshot(upstream, tmp_pa
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONPATH": str(ROOT)}
     params, go = _params(upstream.base, tmp_path / "out").model_dump_json(), tmp_path / "go"
     ready = [tmp_path / f"ready-{i}" for i in range(2)]
-    procs = [subprocess.Popen([sys.executable, "-c", _RUN_ONE, params, str(r), str(go)], env=env, cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for r in ready]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RUN_ONE, params, str(r), str(go)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in ready
+    ]
     deadline = time.monotonic() + 120
     while not all(r.exists() for r in ready) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -26,9 +26,11 @@ pytestmark = pytest.mark.slow
 
 def _api(url: str, path: str, body: dict | None = None) -> object:
     request = urllib.request.Request(
-        url + path, data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"}, method="GET" if body is None else "POST",
-    )  # fmt: skip
+        url + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
     with urllib.request.urlopen(request, timeout=30) as reply:
         return json.load(reply)
 
@@ -38,11 +40,21 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`prefect server start` on a free port; the UI finds the API through PREFECT_UI_API_URL."""
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect-home")), "PREFECT_API_URL": api,
-           "PREFECT_UI_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect-home")),
+        "PREFECT_API_URL": api,
+        "PREFECT_UI_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
     prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
-    proc = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while True:
@@ -65,12 +77,15 @@ def train_deployment(prefect_server: str, tmp_path_factory: pytest.TempPathFacto
     """The train deployment as `cinegraph serve --mirror --out` registers it (registered from
     another process: the browser's event loop runs in this one)."""
     out = tmp_path_factory.mktemp("served-out")
-    code = ("import sys; from pathlib import Path; from cinegraph.flows.deployments import build_deployments; "
-            "(d,) = [d for d in build_deployments(mirror='/srv/mirror', out=Path(sys.argv[1])) if d.name == 'train']; "
-            "print(d.apply())")  # fmt: skip
+    code = (
+        "import sys; from pathlib import Path; from cinegraph.flows.deployments import build_deployments; "
+        "(d,) = [d for d in build_deployments(mirror='/srv/mirror', out=Path(sys.argv[1])) if d.name == 'train']; "
+        "print(d.apply())"
+    )
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True,
-                          timeout=300, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True, timeout=300, check=True
+    )
     return done.stdout.strip().splitlines()[-1]
 
 
@@ -87,8 +102,13 @@ def test_custom_run_form_explains_every_field_and_creates_a_valid_run(
         page.goto(f"{ui}/deployments/deployment/{train_deployment}/run")
         page.get_by_text("GCN learning rate").first.wait_for(timeout=120_000)  # nested models rendered
         shown = page.inner_text("body")
-        for text in ("each run writes its checkpoints, curves and report to OUT/RUN_NAME", "GCN learning rate",
-                     "cpu, or cuda (an NVIDIA GPU)", "relationship types to include", "Write back to Neo4j"):
+        for text in (
+            "each run writes its checkpoints, curves and report to OUT/RUN_NAME",
+            "GCN learning rate",
+            "cpu, or cuda (an NVIDIA GPU)",
+            "relationship types to include",
+            "Write back to Neo4j",
+        ):
             assert text in shown, text
         assert 'Property is type "None"' not in shown and "Gcn Lr" not in shown
         before = len(_runs(prefect_server, train_deployment))
@@ -105,13 +125,15 @@ def test_custom_run_form_explains_every_field_and_creates_a_valid_run(
 
 @pytest.mark.parametrize(
     ("params", "reason"),
-    [({"model": {"device": "gpu"}}, "'gpu' is not one of ['cpu', 'cuda']"),
-     ({"seeds": [1, 1]}, "[1, 1] has non-unique elements"),
-     ({"subgraph": {"edge_types": ["LIKED"]}}, "'LIKED' is not one of ['RATED'"),
-     ({"model": {"hgt_weights": {"genre": -1}}}, "-1 is less than the minimum of 0"),
-     ({"run_name": ".."}, "does not match"),
-     ({"model": {"ks": [0, -3]}}, "is less than the minimum of 1")],
-)  # fmt: skip
+    [
+        ({"model": {"device": "gpu"}}, "'gpu' is not one of ['cpu', 'cuda']"),
+        ({"seeds": [1, 1]}, "[1, 1] has non-unique elements"),
+        ({"subgraph": {"edge_types": ["LIKED"]}}, "'LIKED' is not one of ['RATED'"),
+        ({"model": {"hgt_weights": {"genre": -1}}}, "-1 is less than the minimum of 0"),
+        ({"run_name": ".."}, "does not match"),
+        ({"model": {"ks": [0, -3]}}, "is less than the minimum of 1"),
+    ],
+)
 def test_invalid_parameters_are_refused_at_submit(
     prefect_server: str, train_deployment: str, params: dict, reason: str
 ) -> None:

@@ -42,8 +42,7 @@ def _remove_results(driver: Driver) -> None:
     """Undo what the results writer adds on top of a snapshot."""
     driver.execute_query(f"MATCH ()-[r:{RECOMMENDED.rel}]->() DELETE r", database_="neo4j")
     driver.execute_query(
-        f"MATCH (m:{MOVIE.label}) WHERE m.{MOVIE_EMBEDDING_PROPERTY} IS NOT NULL "
-        f"REMOVE m.{MOVIE_EMBEDDING_PROPERTY}",
+        f"MATCH (m:{MOVIE.label}) WHERE m.{MOVIE_EMBEDDING_PROPERTY} IS NOT NULL REMOVE m.{MOVIE_EMBEDDING_PROPERTY}",
         database_="neo4j",
     )
     for name in (MOVIE_EMBEDDING_INDEX, RUN_ID_INDEX):
@@ -58,9 +57,7 @@ def _wiped_at_session_end(neo4j_driver: Driver) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def real_graph(
-    neo4j_driver: Driver, real_snapshot: Path, _wiped_at_session_end: None
-) -> Iterator[Driver]:
+def real_graph(neo4j_driver: Driver, real_snapshot: Path, _wiped_at_session_end: None) -> Iterator[Driver]:
     """The shared server's driver holding exactly the real snapshot."""
     _, sha = snapshot_identity(real_snapshot)
     held = neo4j_driver.execute_query(SNAPSHOT_READ, database_="neo4j").records

@@ -54,7 +54,10 @@ def edge_table(et: schema.EdgeType, rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def write_test_snapshot(
-    out: Path, tables: dict[str, pa.Table], *, created_at: str = "2026-01-01T00:00:00Z",
+    out: Path,
+    tables: dict[str, pa.Table],
+    *,
+    created_at: str = "2026-01-01T00:00:00Z",
     schema_version: int = schema.SCHEMA_VERSION,
 ) -> Path:
     """A snapshot like the ETL writes, by the same writer: one Parquet per schema type (empty
@@ -97,51 +100,91 @@ def small_tables() -> dict[str, pa.Table]:
     """Three users, four movies, genres, people and every kind of property (lists, nulls, floats),
     including a user who tags one movie twice with the same tag and an actor listed twice."""
     return {
-        "User": node_table(schema.USER, [
-            {"user_id": 1, "gender": "F", "age": 25, "occupation": "artist", "zip_code": "02139"},
-            {"user_id": 2, "gender": None, "age": None, "occupation": None, "zip_code": None},
-            {"user_id": 3, "gender": "M", "age": 40, "occupation": "writer", "zip_code": None},
-        ]),
-        "Movie": node_table(schema.MOVIE, [
-            {"movie_id": 10, "title": "Toy Story", "year": 1995, "tconst": "tt0114709",
-             "imdb_title": "Toy Story", "title_type": "movie", "start_year": 1995, "runtime": 81,
-             "imdb_genres": ["Adventure", "Animation"], "imdb_rating": 8.3, "num_votes": 1_000_000},
-            {"movie_id": 20, "title": "Heat", "year": 1995},
-            {"movie_id": 30, "title": "Metropolis", "year": 1927, "tconst": "tt0017136", "imdb_genres": []},
-            {"movie_id": 40, "title": "Nosferatu", "year": None},
-        ]),
+        "User": node_table(
+            schema.USER,
+            [
+                {"user_id": 1, "gender": "F", "age": 25, "occupation": "artist", "zip_code": "02139"},
+                {"user_id": 2, "gender": None, "age": None, "occupation": None, "zip_code": None},
+                {"user_id": 3, "gender": "M", "age": 40, "occupation": "writer", "zip_code": None},
+            ],
+        ),
+        "Movie": node_table(
+            schema.MOVIE,
+            [
+                {
+                    "movie_id": 10,
+                    "title": "Toy Story",
+                    "year": 1995,
+                    "tconst": "tt0114709",
+                    "imdb_title": "Toy Story",
+                    "title_type": "movie",
+                    "start_year": 1995,
+                    "runtime": 81,
+                    "imdb_genres": ["Adventure", "Animation"],
+                    "imdb_rating": 8.3,
+                    "num_votes": 1_000_000,
+                },
+                {"movie_id": 20, "title": "Heat", "year": 1995},
+                {"movie_id": 30, "title": "Metropolis", "year": 1927, "tconst": "tt0017136", "imdb_genres": []},
+                {"movie_id": 40, "title": "Nosferatu", "year": None},
+            ],
+        ),
         "Genre": node_table(schema.GENRE, [{"name": g} for g in ("Animation", "Crime", "Horror", "Sci-Fi")]),
-        "Person": node_table(schema.PERSON, [
-            {"nconst": "nm0000001", "name": "Fritz Lang", "birth_year": 1890, "death_year": 1976,
-             "professions": ["director", "writer"]},
-            {"nconst": "nm0000002", "name": "Brigitte Helm", "birth_year": 1906},
-        ]),
-        "RATED": edge_table(schema.RATED, [
-            {"src": 1, "dst": 10, "rating": 4.5, "timestamp": 100},
-            {"src": 1, "dst": 20, "rating": 3.0, "timestamp": 200},
-            {"src": 2, "dst": 30, "rating": 5.0, "timestamp": 300},
-            {"src": 3, "dst": 40, "rating": 0.5, "timestamp": 400},
-        ]),
-        "TAGGED": edge_table(schema.TAGGED, [
-            {"src": 1, "dst": 10, "tag": "pixar", "timestamp": 110},
-            {"src": 3, "dst": 40, "tag": "scary", "timestamp": 410},
-            {"src": 3, "dst": 40, "tag": "scary", "timestamp": 420},
-            {"src": 3, "dst": 40, "tag": "silent", "timestamp": 410},
-        ]),
-        "IN_GENRE": edge_table(schema.IN_GENRE, [
-            {"src": 10, "dst": "Animation"}, {"src": 20, "dst": "Crime"},
-            {"src": 30, "dst": "Sci-Fi"}, {"src": 40, "dst": "Horror"},
-        ]),
-        "ACTED_IN": edge_table(schema.ACTED_IN, [
-            {"src": "nm0000002", "dst": 30, "characters": ["Maria", "Robot"], "ordering": 1},
-            {"src": "nm0000002", "dst": 30, "characters": ["Herself"], "ordering": 5},
-        ]),
+        "Person": node_table(
+            schema.PERSON,
+            [
+                {
+                    "nconst": "nm0000001",
+                    "name": "Fritz Lang",
+                    "birth_year": 1890,
+                    "death_year": 1976,
+                    "professions": ["director", "writer"],
+                },
+                {"nconst": "nm0000002", "name": "Brigitte Helm", "birth_year": 1906},
+            ],
+        ),
+        "RATED": edge_table(
+            schema.RATED,
+            [
+                {"src": 1, "dst": 10, "rating": 4.5, "timestamp": 100},
+                {"src": 1, "dst": 20, "rating": 3.0, "timestamp": 200},
+                {"src": 2, "dst": 30, "rating": 5.0, "timestamp": 300},
+                {"src": 3, "dst": 40, "rating": 0.5, "timestamp": 400},
+            ],
+        ),
+        "TAGGED": edge_table(
+            schema.TAGGED,
+            [
+                {"src": 1, "dst": 10, "tag": "pixar", "timestamp": 110},
+                {"src": 3, "dst": 40, "tag": "scary", "timestamp": 410},
+                {"src": 3, "dst": 40, "tag": "scary", "timestamp": 420},
+                {"src": 3, "dst": 40, "tag": "silent", "timestamp": 410},
+            ],
+        ),
+        "IN_GENRE": edge_table(
+            schema.IN_GENRE,
+            [
+                {"src": 10, "dst": "Animation"},
+                {"src": 20, "dst": "Crime"},
+                {"src": 30, "dst": "Sci-Fi"},
+                {"src": 40, "dst": "Horror"},
+            ],
+        ),
+        "ACTED_IN": edge_table(
+            schema.ACTED_IN,
+            [
+                {"src": "nm0000002", "dst": 30, "characters": ["Maria", "Robot"], "ordering": 1},
+                {"src": "nm0000002", "dst": 30, "characters": ["Herself"], "ordering": 5},
+            ],
+        ),
         "DIRECTED": edge_table(schema.DIRECTED, [{"src": "nm0000001", "dst": 30}]),
         "WROTE": edge_table(schema.WROTE, [{"src": "nm0000001", "dst": 30}]),
-        "WORKED_ON": edge_table(schema.WORKED_ON, [
-            {"src": "nm0000001", "dst": 30, "category": "production_designer"},
-            {"src": "nm0000001", "dst": 30, "category": "casting_director"},
-        ]),
-        "KNOWN_FOR": edge_table(schema.KNOWN_FOR, [{"src": "nm0000001", "dst": 30},
-                                                   {"src": "nm0000002", "dst": 30}]),
+        "WORKED_ON": edge_table(
+            schema.WORKED_ON,
+            [
+                {"src": "nm0000001", "dst": 30, "category": "production_designer"},
+                {"src": "nm0000001", "dst": 30, "category": "casting_director"},
+            ],
+        ),
+        "KNOWN_FOR": edge_table(schema.KNOWN_FOR, [{"src": "nm0000001", "dst": 30}, {"src": "nm0000002", "dst": 30}]),
     }

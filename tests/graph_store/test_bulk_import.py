@@ -37,7 +37,7 @@ CLI = [sys.executable, "-m", "cinegraph.flows.cli"]
 HOSTILE = [
     'say "cheese", then leave',  # quote and delimiter
     "line one\nline two\r\nline three\r",  # every line break
-    'ends with a backslash\\',
+    "ends with a backslash\\",
     '\\"escaped\\" the wrong way',
     "  padded  ",
     "",  # an empty string is a value, not a null
@@ -51,8 +51,16 @@ def _hostile_tables() -> dict[str, pa.Table]:
     tables = small_tables()
     movies = tables["Movie"].to_pylist()
     for i, text in enumerate(HOSTILE):
-        movies.append({"movie_id": 100 + i, "title": text, "imdb_title": text, "year": 2000 + i,
-                       "imdb_rating": 0.1 * (i + 1), "imdb_genres": [text, "x"]})
+        movies.append(
+            {
+                "movie_id": 100 + i,
+                "title": text,
+                "imdb_title": text,
+                "year": 2000 + i,
+                "imdb_rating": 0.1 * (i + 1),
+                "imdb_genres": [text, "x"],
+            }
+        )
     movies += [
         {"movie_id": 200, "title": "one empty genre", "imdb_genres": [""]},
         {"movie_id": 201, "title": "two empty genres", "imdb_genres": ["", ""]},
@@ -61,8 +69,9 @@ def _hostile_tables() -> dict[str, pa.Table]:
     ]
     tables["Movie"] = node_table(schema.MOVIE, movies)
     tables["Genre"] = node_table(schema.GENRE, [*tables["Genre"].to_pylist(), {"name": 'Sci-Fi, "new"\nwave'}])
-    tables["IN_GENRE"] = edge_table(schema.IN_GENRE, [*tables["IN_GENRE"].to_pylist(),
-                                                      {"src": 100, "dst": 'Sci-Fi, "new"\nwave'}])
+    tables["IN_GENRE"] = edge_table(
+        schema.IN_GENRE, [*tables["IN_GENRE"].to_pylist(), {"src": 100, "dst": 'Sci-Fi, "new"\nwave'}]
+    )
     tags = tables["TAGGED"].to_pylist()
     tags += [{"src": 1, "dst": 100 + i, "tag": text, "timestamp": i} for i, text in enumerate(HOSTILE)]
     tables["TAGGED"] = edge_table(schema.TAGGED, tags)
@@ -70,9 +79,11 @@ def _hostile_tables() -> dict[str, pa.Table]:
     rated += [{"src": 2, "dst": 100 + i, "rating": 0.1 * (i + 1), "timestamp": i} for i in range(len(HOSTILE))]
     tables["RATED"] = edge_table(schema.RATED, rated)  # float32 values like 0.1 must widen exactly
     acted = tables["ACTED_IN"].to_pylist()
-    acted += [{"src": "nm0000001", "dst": 200, "characters": [""], "ordering": 1},
-              {"src": "nm0000001", "dst": 201, "characters": [], "ordering": 2},
-              {"src": "nm0000001", "dst": 202, "characters": HOSTILE, "ordering": 3}]
+    acted += [
+        {"src": "nm0000001", "dst": 200, "characters": [""], "ordering": 1},
+        {"src": "nm0000001", "dst": 201, "characters": [], "ordering": 2},
+        {"src": "nm0000001", "dst": 202, "characters": HOSTILE, "ordering": 3},
+    ]
     tables["ACTED_IN"] = edge_table(schema.ACTED_IN, acted)
     return tables
 
@@ -92,8 +103,7 @@ def test_bulk_load_equals_the_transactional_load(private_home: Path, tmp_path: P
     assert serves(private_home, settings.uri)
     pid = server.status(private_home).pid
 
-    report = bulk_load(lambda: open_driver(private_settings(private_home)), snap, private_home,
-                       progress=False)
+    report = bulk_load(lambda: open_driver(private_settings(private_home)), snap, private_home, progress=False)
     assert server.status(private_home).running and server.status(private_home).pid == pid  # same JVM
     assert report.phases.keys() == {"validate", "csv", "import", "reopen", "schema", "patch"}
     assert report.relationships == sum(tables[et.rel].num_rows for et in schema.EDGE_TYPES if et.rel in tables)
@@ -120,8 +130,7 @@ def test_bulk_load_equals_the_transactional_load(private_home: Path, tmp_path: P
 
         assert not database_is_empty(driver)
     with pytest.raises(CinegraphError, match="not empty"):
-        bulk_load(lambda: open_driver(private_settings(private_home)), snap, private_home,
-                  progress=False)
+        bulk_load(lambda: open_driver(private_settings(private_home)), snap, private_home, progress=False)
     assert server.status(private_home).running
 
 
@@ -132,8 +141,7 @@ def test_bulk_load_refuses_an_invalid_snapshot_before_stopping_anything(private_
     snap = write_test_snapshot(tmp_path / "bad", tables)
     pid, log_size = server.status(private_home).pid, (private_home / server.LOG_FILE).stat().st_size
     with pytest.raises(CinegraphError, match=r"edges/RATED\.parquet: 1 src values not in nodes/User\.parquet"):
-        bulk_load(lambda: open_driver(private_settings(private_home)), snap, private_home,
-                  progress=False)
+        bulk_load(lambda: open_driver(private_settings(private_home)), snap, private_home, progress=False)
     assert server.status(private_home).pid == pid
     assert b"OFFLINE" not in (private_home / server.LOG_FILE).read_bytes()[log_size:]  # never went offline
 
@@ -144,8 +152,7 @@ def test_real_snapshot_bulk_load_then_sync_is_a_no_op(private_home: Path, real_s
     tables = read_snapshot(real_snapshot)
     with open_driver(private_settings(private_home)) as driver:
         wipe(driver)
-    bulk = bulk_load(lambda: open_driver(private_settings(private_home)), real_snapshot, private_home,
-                     progress=False)
+    bulk = bulk_load(lambda: open_driver(private_settings(private_home)), real_snapshot, private_home, progress=False)
     assert bulk.relationships == sum(tables[et.rel].num_rows for et in schema.EDGE_TYPES)
     with open_driver(private_settings(private_home)) as driver:
         assert graph_rows(driver) == expected_rows(tables)
@@ -158,8 +165,13 @@ def test_cli_initial_needs_the_local_empty_server(graph: Driver, neo4j_settings:
     """`cinegraph load --initial` says why it cannot bulk-load, in one line, and writes nothing."""
     snap = write_test_snapshot(tmp_path / "snapshot", small_tables())
     env = {**os.environ, "NEO4J_URI": neo4j_settings.uri, "NEO4J_PASSWORD": neo4j_settings.password}
-    run = subprocess.run([*CLI, "load", "--snapshot", str(snap), "--initial", "--home", str(tmp_path / "elsewhere")],
-                         capture_output=True, text=True, env=env, timeout=120)
+    run = subprocess.run(
+        [*CLI, "load", "--snapshot", str(snap), "--initial", "--home", str(tmp_path / "elsewhere")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert run.returncode == 2 and "Traceback" not in run.stderr
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("cinegraph load: error: --initial: ") and "is not the local server" in last

@@ -40,11 +40,7 @@ def _used_names(text: str) -> tuple[set[str], set[str], set[str]]:
     labels = set(re.findall(r"\(\s*\w*\s*:\s*([A-Za-z_]\w*)", code))
     outside_rels = re.sub(r"\[[^\]]*\]", "", code)
     labels |= set(re.findall(r"\b[a-z_]\w*:([A-Z]\w*)\b", outside_rels))
-    rels = {
-        rel
-        for group in re.findall(r"\[\s*\w*\s*:\s*([A-Za-z_|]+)", code)
-        for rel in group.split("|")
-    }
+    rels = {rel for group in re.findall(r"\[\s*\w*\s*:\s*([A-Za-z_|]+)", code) for rel in group.split("|")}
     props = {p for var, p in re.findall(r"\b([a-z_]\w*)\.([a-z_]\w*)\b", code) if var != "db"}
     props |= set(re.findall(r"\{\s*(\w+)\s*:", code))
     return labels, rels, props
@@ -85,9 +81,7 @@ def test_query_names_exist_in_schema(path: Path) -> None:
 
 
 def test_schema_check_catches_unknown_names() -> None:
-    labels, rels, props = _used_names(
-        "MATCH (a:Film)-[:STARRED|RATED*..2]-(b) WHERE b:Studio RETURN a.budget"
-    )
+    labels, rels, props = _used_names("MATCH (a:Film)-[:STARRED|RATED*..2]-(b) WHERE b:Studio RETURN a.budget")
     assert labels == {"Film", "Studio"}
     assert rels == {"STARRED", "RATED"}
     assert props == {"budget"}
@@ -103,9 +97,18 @@ def test_every_parameter_has_a_declared_default(path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("42", 42), ("-3", -3), ("4.5", 4.5), ("1e3", 1000.0), ("null", None), ("true", True),
-     ('"42"', "42"), ("'nm0000005'", "nm0000005"), ("Ingmar Bergman", "Ingmar Bergman"),
-     ("nm0000005", "nm0000005")],
+    [
+        ("42", 42),
+        ("-3", -3),
+        ("4.5", 4.5),
+        ("1e3", 1000.0),
+        ("null", None),
+        ("true", True),
+        ('"42"', "42"),
+        ("'nm0000005'", "nm0000005"),
+        ("Ingmar Bergman", "Ingmar Bergman"),
+        ("nm0000005", "nm0000005"),
+    ],
 )
 def test_parse_value(text: str, value: object) -> None:
     parsed = parse_value(text)
@@ -130,11 +133,13 @@ def test_parse_params_and_errors() -> None:
 
 @pytest.mark.parametrize(
     ("given", "message"),
-    [({"limit": "ten"}, "limit='ten': expected an integer"),
-     ({"min_rating": "high"}, "min_rating='high': expected a number"),
-     ({"movie_id": 1.5}, "movie_id=1.5: expected a movie id \\(an integer\\) or a title"),
-     ({"limit": "ten", "min_rating": True}, "limit='ten'.*; min_rating=True")],
-)  # fmt: skip
+    [
+        ({"limit": "ten"}, "limit='ten': expected an integer"),
+        ({"min_rating": "high"}, "min_rating='high': expected a number"),
+        ({"movie_id": 1.5}, "movie_id=1.5: expected a movie id \\(an integer\\) or a title"),
+        ({"limit": "ten", "min_rating": True}, "limit='ten'.*; min_rating=True"),
+    ],
+)
 def test_a_parameter_of_the_wrong_type_is_refused_with_the_reason(given: dict, message: str) -> None:
     with pytest.raises(CinegraphError, match=message):
         resolve_params(load_query("also_rated"), given)
@@ -143,7 +148,10 @@ def test_a_parameter_of_the_wrong_type_is_refused_with_the_reason(given: dict, m
 def test_parameter_types_follow_the_defaults() -> None:
     query = load_query("also_rated")
     assert resolve_params(query, {"min_rating": 4, "movie_id": "Casablanca"}) == {
-        "movie_id": "Casablanca", "min_rating": 4.0, "limit": 10}  # fmt: skip
+        "movie_id": "Casablanca",
+        "min_rating": 4.0,
+        "limit": 10,
+    }
     assert type(resolve_params(query, {"min_rating": 4})["min_rating"]) is float
     assert resolve_params(load_query("explain_recommendation"), {"run_id": None, "movie_id": None})["run_id"] is None
 
@@ -182,12 +190,12 @@ def test_format_table() -> None:
 # --- each query on the real sample -------------------------------------------------------------
 
 
-
 def real_sample(test):
     """Mark a test that needs the test Neo4j holding the real sample."""
     for mark in (pytest.mark.neo4j, pytest.mark.slow, pytest.mark.realdata):
         test = mark(test)
     return test
+
 
 PERSON_EDGES = [e for e in schema.EDGE_TYPES if e.src == schema.PERSON and e.dst == schema.MOVIE]
 
@@ -319,11 +327,8 @@ def test_cypher_cli(real_graph: neo4j.Driver, capsys: pytest.CaptureFixture[str]
     assert "unknown parameter(s) ['film']" in capsys.readouterr().err
 
 
-
 @real_sample
-@pytest.mark.parametrize(
-    "name", sorted(set(available_queries()) - {"explain_recommendation", "similar_movies"})
-)
+@pytest.mark.parametrize("name", sorted(set(available_queries()) - {"explain_recommendation", "similar_movies"}))
 def test_declared_defaults_are_a_working_example(real_graph: neo4j.Driver, name: str) -> None:
     """The :param values in each file's header answer with rows on the real sample (the queries
     over training results are exercised in test_results.py)."""

@@ -39,9 +39,7 @@ def _edges(et: schema.EdgeType, pairs: list[tuple], **props: list) -> pa.Table:
 
 TINY = {
     "User": _nodes(schema.USER, [1, 2, 3], gender=["F", None, "M"]),
-    "Movie": _nodes(
-        schema.MOVIE, [10, 20, 30, 40], title=["A", "B", "C", "D"], year=[1990, 2000, None, 2010]
-    ),
+    "Movie": _nodes(schema.MOVIE, [10, 20, 30, 40], title=["A", "B", "C", "D"], year=[1990, 2000, None, 2010]),
     "Genre": _nodes(schema.GENRE, ["Comedy", "Drama", "Horror"]),
     "Person": _nodes(schema.PERSON, ["nm1", "nm2"], name=["Ann", "Bo"]),
     "RATED": _edges(
@@ -51,7 +49,9 @@ TINY = {
         timestamp=[100, 200, 300, 150, 400, 500],
     ),
     "TAGGED": _edges(
-        schema.TAGGED, [(1, 10), (3, 40), (3, 40)], tag=["good", "scary", "scary"],
+        schema.TAGGED,
+        [(1, 10), (3, 40), (3, 40)],
+        tag=["good", "scary", "scary"],
         timestamp=[110, 510, 520],
     ),
     "IN_GENRE": _edges(
@@ -84,8 +84,12 @@ def _ids(tables: dict[str, pa.Table]) -> dict[str, object]:
     return out
 
 
-ALL_NODES = {"User": {1, 2, 3}, "Movie": {10, 20, 30, 40}, "Genre": {"Comedy", "Drama", "Horror"},
-             "Person": {"nm1", "nm2"}}
+ALL_NODES = {
+    "User": {1, 2, 3},
+    "Movie": {10, 20, 30, 40},
+    "Genre": {"Comedy", "Drama", "Horror"},
+    "Person": {"nm1", "nm2"},
+}
 NO_PERSON_EDGES = {r: [] for r in ("WROTE", "PRODUCED", "COMPOSED", "EDITED", "PHOTOGRAPHED", "WORKED_ON")}
 
 
@@ -95,16 +99,23 @@ NO_PERSON_EDGES = {r: [] for r in ("WROTE", "PRODUCED", "COMPOSED", "EDITED", "P
         (ExportFilter(), _ids(TINY) | NO_PERSON_EDGES),
         (
             ExportFilter(year_min=1995),
-            ALL_NODES | {"Movie": {20, 40}} | NO_PERSON_EDGES | {
+            ALL_NODES
+            | {"Movie": {20, 40}}
+            | NO_PERSON_EDGES
+            | {
                 "RATED": [(1, 20), (2, 20), (2, 40), (3, 40)],
                 "TAGGED": [(3, 40), (3, 40)],
                 "IN_GENRE": [(20, "Comedy"), (20, "Drama"), (40, "Horror")],
-                "DIRECTED": [], "KNOWN_FOR": [("nm1", 20)], "ACTED_IN": [("nm2", 40)],
+                "DIRECTED": [],
+                "KNOWN_FOR": [("nm1", 20)],
+                "ACTED_IN": [("nm2", 40)],
             },
         ),
         (
             ExportFilter(min_user_ratings=2),
-            _ids(TINY) | NO_PERSON_EDGES | {
+            _ids(TINY)
+            | NO_PERSON_EDGES
+            | {
                 "User": {1, 2},
                 "RATED": [(1, 10), (1, 20), (1, 30), (2, 20), (2, 40)],
                 "TAGGED": [(1, 10)],
@@ -112,16 +123,20 @@ NO_PERSON_EDGES = {r: [] for r in ("WROTE", "PRODUCED", "COMPOSED", "EDITED", "P
         ),
         (
             ExportFilter(rating_after=150, rating_before=400, min_user_ratings=1),
-            _ids(TINY) | NO_PERSON_EDGES | {
-                "User": {1, 2}, "RATED": [(1, 20), (1, 30), (2, 20)], "TAGGED": [(1, 10)],
+            _ids(TINY)
+            | NO_PERSON_EDGES
+            | {
+                "User": {1, 2},
+                "RATED": [(1, 20), (1, 30), (2, 20)],
+                "TAGGED": [(1, 10)],
             },
         ),
         (
-            ExportFilter(
-                year_max=2000, node_types=("User", "Movie", "Genre"), edge_types=("RATED", "IN_GENRE")
-            ),
+            ExportFilter(year_max=2000, node_types=("User", "Movie", "Genre"), edge_types=("RATED", "IN_GENRE")),
             {
-                "User": {1, 2, 3}, "Movie": {10, 20}, "Genre": {"Comedy", "Drama"},
+                "User": {1, 2, 3},
+                "Movie": {10, 20},
+                "Genre": {"Comedy", "Drama"},
                 "RATED": [(1, 10), (1, 20), (2, 20)],
                 "IN_GENRE": [(10, "Drama"), (20, "Comedy"), (20, "Drama")],
             },
@@ -153,8 +168,10 @@ def test_filter_keeps_properties(tiny_snapshot: Path) -> None:
         ({"node_types": ("User", "Film")}, "node_types.1\n  Input should be 'User', 'Movie', 'Genre' or 'Person'"),
         ({"edge_types": ("RATED", "LIKED")}, "edge_types.1\n  Input should be 'RATED', 'TAGGED'"),
         ({"node_types": ("User", "Movie", "User")}, "node_types repeat a type"),
-        ({"node_types": ("User", "Movie"), "edge_types": ("IN_GENRE",)},
-         "IN_GENRE needs node type\\(s\\) \\['Genre'\\]"),
+        (
+            {"node_types": ("User", "Movie"), "edge_types": ("IN_GENRE",)},
+            "IN_GENRE needs node type\\(s\\) \\['Genre'\\]",
+        ),
         ({"year_min": 2000, "year_max": 1990}, "year_min=2000 > year_max=1990"),
         ({"rating_after": 5, "rating_before": 5}, "rating_after=5 >= rating_before=5"),
         ({"min_user_ratings": -1}, "greater than or equal to 0"),
@@ -191,9 +208,7 @@ def test_write_snapshot_round_trips_and_replaces(tiny_snapshot: Path, tmp_path: 
 
 def _distinct_rows(table: pa.Table) -> set[tuple]:
     """Rows as hashable tuples (lists as tuples): the loader keeps one edge per identity."""
-    return {
-        tuple(tuple(v) if isinstance(v, list) else v for v in row.values()) for row in table.to_pylist()
-    }
+    return {tuple(tuple(v) if isinstance(v, list) else v for v in row.values()) for row in table.to_pylist()}
 
 
 REAL_FILTERS = [
@@ -212,9 +227,7 @@ REAL_FILTERS = [
 @pytest.mark.neo4j
 @pytest.mark.slow
 @pytest.mark.realdata
-@pytest.mark.parametrize(
-    "flt", REAL_FILTERS, ids=["none", "min_ratings", "window", "years", "movielens_only"]
-)
+@pytest.mark.parametrize("flt", REAL_FILTERS, ids=["none", "min_ratings", "window", "years", "movielens_only"])
 def test_export_equals_filtered_snapshot(real_graph, real_snapshot: Path, flt: ExportFilter) -> None:
     exported = export_tables(real_graph, flt)
     expected = filter_snapshot(real_snapshot, flt)

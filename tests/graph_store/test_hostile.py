@@ -32,9 +32,9 @@ from tests.hostile_mirror import build_mirror
 pytestmark = pytest.mark.neo4j
 
 HOSTILE = [
-    "O'Brien \"The\" `Movie`",
+    'O\'Brien "The" `Movie`',
     "'}) MATCH (n) DETACH DELETE n //",
-    "\"}) RETURN 1 UNION MATCH (x) SET x.pwned = true //",
+    '"}) RETURN 1 UNION MATCH (x) SET x.pwned = true //',
     "`) DETACH DELETE n; CREATE (:Pwned {a: 1}) /*",
     "{rows} $rows ${rows} {{x}}",
     "// comment /* block */ -- sql",
@@ -52,8 +52,10 @@ HOSTILE = [
 def _hostile_tables() -> dict:
     tables = small_tables()
     base = {r["movie_id"]: r for r in tables["Movie"].to_pylist()}
-    movies = [base[10] | {"title": t, "imdb_title": t, "imdb_genres": [t, "Drama"], "movie_id": 1000 + i}
-              for i, t in enumerate(HOSTILE)]
+    movies = [
+        base[10] | {"title": t, "imdb_title": t, "imdb_genres": [t, "Drama"], "movie_id": 1000 + i}
+        for i, t in enumerate(HOSTILE)
+    ]
     tables["Movie"] = node_table(schema.MOVIE, [*base.values(), *movies])
     people = [{"nconst": f"nm9{i:06d}", "name": t, "professions": [t]} for i, t in enumerate(HOSTILE)]
     tables["Person"] = node_table(schema.PERSON, [*tables["Person"].to_pylist(), *people])
@@ -61,8 +63,10 @@ def _hostile_tables() -> dict:
     tables["Genre"] = node_table(schema.GENRE, [*tables["Genre"].to_pylist(), *genres])
     tags = [{"src": 1, "dst": 1000 + i, "tag": t, "timestamp": i} for i, t in enumerate(HOSTILE)]
     tables["TAGGED"] = edge_table(schema.TAGGED, [*tables["TAGGED"].to_pylist(), *tags])
-    acted = [{"src": p["nconst"], "dst": 1000 + i, "characters": [t, t], "ordering": 1} for i, (p, t) in
-             enumerate(zip(people, HOSTILE, strict=True))]
+    acted = [
+        {"src": p["nconst"], "dst": 1000 + i, "characters": [t, t], "ordering": 1}
+        for i, (p, t) in enumerate(zip(people, HOSTILE, strict=True))
+    ]
     tables["ACTED_IN"] = edge_table(schema.ACTED_IN, [*tables["ACTED_IN"].to_pylist(), *acted])
     in_genre = [{"src": 1000 + i, "dst": g["name"]} for i, g in enumerate(genres)]
     tables["IN_GENRE"] = edge_table(schema.IN_GENRE, [*tables["IN_GENRE"].to_pylist(), *in_genre])
@@ -75,11 +79,19 @@ def test_hostile_strings_round_trip(graph: Driver, tmp_path: Path) -> None:
     load_snapshot(graph, snap, batch_size=7, progress=False)
     assert graph_rows(graph) == expected_rows(tables)
     # Nothing outside the schema appeared and nothing was flagged.
-    labels = {r["l"] for r in graph.execute_query("MATCH (n) UNWIND labels(n) AS l RETURN DISTINCT l AS l",
-                                                 database_="neo4j").records}
+    labels = {
+        r["l"]
+        for r in graph.execute_query(
+            "MATCH (n) UNWIND labels(n) AS l RETURN DISTINCT l AS l", database_="neo4j"
+        ).records
+    }
     assert labels == {nt.label for nt in (*schema.NODE_TYPES, schema.SNAPSHOT)}
-    assert graph.execute_query("MATCH (n) WHERE n.pwned IS NOT NULL RETURN count(n) AS n",
-                               database_="neo4j").records[0]["n"] == 0
+    assert (
+        graph.execute_query("MATCH (n) WHERE n.pwned IS NOT NULL RETURN count(n) AS n", database_="neo4j").records[0][
+            "n"
+        ]
+        == 0
+    )
     # A second load finds every hostile value equal to the snapshot's: nothing to write.
     again = load_snapshot(graph, snap, progress=False)
     assert again.nodes["Movie"].upserted == 0 and again.edges["TAGGED"].upserted == 0
@@ -99,17 +111,27 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli_env(settings: Neo4jSettings) -> dict[str, str]:
-    return os.environ | {"PYTHONPATH": str(ROOT), "NEO4J_URI": settings.uri, "NEO4J_USER": settings.user,
-                         "NEO4J_PASSWORD": settings.password}  # fmt: skip
+    return os.environ | {
+        "PYTHONPATH": str(ROOT),
+        "NEO4J_URI": settings.uri,
+        "NEO4J_USER": settings.user,
+        "NEO4J_PASSWORD": settings.password,
+    }
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "file:///../../../../etc/passwd", "file:///import/x.csv"])
-def test_load_csv_cannot_read_server_files(graph: Driver, neo4j_settings: Neo4jSettings, tmp_path: Path,
-                                           url: str) -> None:  # fmt: skip
+def test_load_csv_cannot_read_server_files(
+    graph: Driver, neo4j_settings: Neo4jSettings, tmp_path: Path, url: str
+) -> None:
     query = tmp_path / "read.cypher"
     query.write_text(f"LOAD CSV FROM '{url}' AS row RETURN row LIMIT 1\n")
-    proc = subprocess.run([sys.executable, "-m", "cinegraph.flows.cli", "cypher", str(query)],
-                          env=_cli_env(neo4j_settings), capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "cinegraph.flows.cli", "cypher", str(query)],
+        env=_cli_env(neo4j_settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "root:" not in proc.stdout
     assert "allow_csv_import_from_file_urls' is false" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -159,6 +181,7 @@ def test_duplicate_rating_and_overlong_title_pass_etl_and_load_whole(
             assert held == n, name
     title, rating = graph.execute_query(
         "MATCH (u:User {user_id: 1})-[r:RATED]->(m:Movie {movie_id: 1}) RETURN m.title AS t, r.rating AS r",
-        database_="neo4j").records[0]
+        database_="neo4j",
+    ).records[0]
     assert len(title.encode()) == schema.INDEX_MAX_BYTES["TEXT"] and long_title.startswith(title)
     assert rating == 2.5

@@ -128,7 +128,9 @@ def test_load_repairs_drift(graph: Driver, small_snapshot: Path) -> None:
     load_snapshot(graph, small_snapshot, progress=False)
     graph.execute_query(
         "MATCH (u:User {user_id: 1})-[r:RATED]->(m:Movie {movie_id: 10}) "
-        "CREATE (u)-[:RATED {rating: 1.0, timestamp: 1}]->(m) SET r.rating = 0.0", database_="neo4j")
+        "CREATE (u)-[:RATED {rating: 1.0, timestamp: 1}]->(m) SET r.rating = 0.0",
+        database_="neo4j",
+    )
     graph.execute_query("CREATE (:Movie {movie_id: 999, title: 'stray'})", database_="neo4j")
     report = load_snapshot(graph, small_snapshot, progress=False)
     assert graph_rows(graph) == expected_rows(small_tables())
@@ -144,8 +146,9 @@ def test_refuses_unknown_schema_version(graph: Driver, tmp_path: Path) -> None:
 
 def test_refuses_inconsistent_snapshot_before_writing(graph: Driver, tmp_path: Path) -> None:
     tables = small_tables()
-    tables["RATED"] = edge_table(schema.RATED, [*tables["RATED"].to_pylist(), {"src": 7, "dst": 10, "rating": 1.0,
-                                                                             "timestamp": 1}])
+    tables["RATED"] = edge_table(
+        schema.RATED, [*tables["RATED"].to_pylist(), {"src": 7, "dst": 10, "rating": 1.0, "timestamp": 1}]
+    )
     tables["TAGGED"] = edge_table(schema.TAGGED, [{"src": 1, "dst": 10, "tag": None, "timestamp": 1}])
     snap = write_test_snapshot(tmp_path / "bad", tables)
     with pytest.raises(CinegraphError) as info:
@@ -161,10 +164,14 @@ def _synthetic_tables(users: int, movies: int, per_user: int) -> dict[str, pa.Ta
     return {
         "User": node_table(schema.USER, [{"user_id": u} for u in range(users)]),
         "Movie": node_table(schema.MOVIE, [{"movie_id": m, "title": f"movie {m}"} for m in range(movies)]),
-        "RATED": edge_table(schema.RATED, [
-            {"src": u, "dst": (u * 7919 + i) % movies, "rating": (i % 10) / 2 + 0.5, "timestamp": i}
-            for u in range(users) for i in range(per_user)
-        ]),
+        "RATED": edge_table(
+            schema.RATED,
+            [
+                {"src": u, "dst": (u * 7919 + i) % movies, "rating": (i % 10) / 2 + 0.5, "timestamp": i}
+                for u in range(users)
+                for i in range(per_user)
+            ],
+        ),
     }
 
 
@@ -189,8 +196,10 @@ def test_load_resumes_after_the_server_is_killed(private_home: Path, tmp_path: P
     loader.start()
     with open_driver(settings) as watcher:
         deadline = time.monotonic() + 120
-        while watcher.execute_query("MATCH ()-[r:RATED]->() RETURN count(r) AS n", database_="neo4j"
-                                    ).records[0]["n"] < 1_000:
+        while (
+            watcher.execute_query("MATCH ()-[r:RATED]->() RETURN count(r) AS n", database_="neo4j").records[0]["n"]
+            < 1_000
+        ):
             assert time.monotonic() < deadline and loader.is_alive(), "load ended before the kill"
             time.sleep(0.05)
     running = server.status(private_home)

@@ -64,8 +64,9 @@ def test_export_waits_for_the_lock_of_its_folder(
     """Another process (an ETL into the same folder) holds the lock: the export waits, says so."""
     load_snapshot(graph, small_snapshot, progress=False)
     env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    with subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path), "2"], env=env,
-                          stdout=subprocess.PIPE, text=True) as holder:  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path), "2"], env=env, stdout=subprocess.PIPE, text=True
+    ) as holder:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         start = time.monotonic()
         with caplog.at_level(logging.WARNING, logger="cinegraph.graph_store.lock"):

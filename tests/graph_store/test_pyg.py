@@ -16,9 +16,7 @@ from cinegraph.graph_store.pyg import build_hetero_data
 def _tables() -> dict[str, pa.Table]:
     """3 users, 4 movies (one without a year), 2 genres, 1 person."""
     return {
-        s.USER.label: pa.table(
-            {"user_id": [7, 3, 5]}, schema=pa.schema([s.USER.arrow_schema()[0]])
-        ),
+        s.USER.label: pa.table({"user_id": [7, 3, 5]}, schema=pa.schema([s.USER.arrow_schema()[0]])),
         s.MOVIE.label: pa.Table.from_pylist(
             [
                 {"movie_id": 10, "title": "A", "year": 1995, "num_votes": 100},
@@ -29,9 +27,7 @@ def _tables() -> dict[str, pa.Table]:
             schema=s.MOVIE.arrow_schema(),
         ),
         s.GENRE.label: pa.table({"name": ["Drama", "Comedy"]}),
-        s.PERSON.label: pa.Table.from_pylist(
-            [{"nconst": "nm1", "name": "P"}], s.PERSON.arrow_schema()
-        ),
+        s.PERSON.label: pa.Table.from_pylist([{"nconst": "nm1", "name": "P"}], s.PERSON.arrow_schema()),
         s.RATED.rel: pa.Table.from_pylist(
             [
                 {"src": 3, "dst": 10, "rating": 4.5, "timestamp": 1},
@@ -92,11 +88,7 @@ def test_selected_types_only() -> None:
     [
         (
             lambda t: t.update(
-                {
-                    s.RATED.rel: t[s.RATED.rel]
-                    .slice(0, 1)
-                    .set_column(0, "src", pa.array([99], pa.int64()))
-                }
+                {s.RATED.rel: t[s.RATED.rel].slice(0, 1).set_column(0, "src", pa.array([99], pa.int64()))}
             ),
             "RATED: 1 endpoints",
         ),

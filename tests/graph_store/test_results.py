@@ -71,8 +71,10 @@ def test_recommendations_replace_never_duplicate(real_graph: neo4j.Driver, table
     [
         ([{"user_id": 1, "movie_id": 1, "score": 0.5}], r"missing column\(s\) \['rank'\]"),
         (
-            [{"user_id": 1, "movie_id": 1, "score": 0.5, "rank": 1},
-             {"user_id": 1, "movie_id": 1, "score": 0.4, "rank": 2}],
+            [
+                {"user_id": 1, "movie_id": 1, "score": 0.5, "rank": 1},
+                {"user_id": 1, "movie_id": 1, "score": 0.4, "rank": 2},
+            ],
             "1 \\(user_id, movie_id\\) pairs appear more than once",
         ),
         ([{"user_id": 1, "movie_id": 1, "score": None, "rank": 1}], "score: 1 nulls"),
@@ -125,9 +127,7 @@ def test_bad_embeddings(real_graph: neo4j.Driver, embeddings, movie_ids, message
 
 def _explanations(tables, user: int, target: int, min_rating: float) -> set[tuple[int, str]]:
     """(liked movie, shared genre or person) pairs computed from the snapshot tables."""
-    liked = {
-        r["dst"] for r in tables["RATED"].to_pylist() if r["src"] == user and r["rating"] >= min_rating
-    }
+    liked = {r["dst"] for r in tables["RATED"].to_pylist() if r["src"] == user and r["rating"] >= min_rating}
     links: dict[int, set[str]] = {}
     for et in schema.EDGE_TYPES:
         if et.src == schema.MOVIE and et.dst == schema.GENRE:
@@ -139,9 +139,7 @@ def _explanations(tables, user: int, target: int, min_rating: float) -> set[tupl
         for movie, other in pairs:
             links.setdefault(movie, set()).add(other)
     return {
-        (movie, shared)
-        for movie in liked - {target}
-        for shared in links.get(movie, set()) & links.get(target, set())
+        (movie, shared) for movie in liked - {target} for shared in links.get(movie, set()) & links.get(target, set())
     }
 
 
@@ -153,12 +151,15 @@ def test_explain_recommendation_paths(real_graph: neo4j.Driver, tables) -> None:
     target = next(m for m in candidates if _explanations(tables, user, m, 4.0))
     expected = _explanations(tables, user, target, 4.0)
     write_recommendations(
-        real_graph, [{"user_id": user, "movie_id": target, "score": 0.9, "rank": 1}],
-        run_id="run-explain", model="fused",
+        real_graph,
+        [{"user_id": user, "movie_id": target, "score": 0.9, "rank": 1}],
+        run_id="run-explain",
+        model="fused",
     )
     query = load_query("explain_recommendation")
     _, rows = run_query(
-        real_graph, query,
+        real_graph,
+        query,
         {"user_id": user, "movie_id": target, "run_id": "run-explain", "paths": 100_000},
     )
     got = set()

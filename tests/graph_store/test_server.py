@@ -164,8 +164,9 @@ def test_cli_status_and_errors(private_home: Path, tmp_path: Path) -> None:
     assert idle_stop.returncode == 0 and "not running" in idle_stop.stdout
 
     (tmp_path / "snap").mkdir()
-    wrong = _cli("load", "--snapshot", str(tmp_path / "snap"),
-                 env={"NEO4J_URI": uri, "NEO4J_PASSWORD": "wrong-password-123"})
+    wrong = _cli(
+        "load", "--snapshot", str(tmp_path / "snap"), env={"NEO4J_URI": uri, "NEO4J_PASSWORD": "wrong-password-123"}
+    )
     assert wrong.returncode == 2
     assert wrong.stderr.strip().splitlines()[-1].startswith("cinegraph load: error: ")
     assert "Traceback" not in wrong.stderr and "wrong-password-123" not in wrong.stderr + wrong.stdout

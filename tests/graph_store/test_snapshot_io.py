@@ -40,9 +40,16 @@ def make_snapshot(root: Path, version: int = schema.SCHEMA_VERSION) -> Path:
 
 def test_reads_every_type(tmp_path: Path) -> None:
     root = make_snapshot(tmp_path / "snapshot")
-    users = pa.table({"user_id": [1, 2], "gender": [None, "F"], "age": pa.array([None, 30], pa.int32()),
-                      "occupation": [None, None], "zip_code": [None, None]},
-                     schema=schema.USER.arrow_schema())  # fmt: skip
+    users = pa.table(
+        {
+            "user_id": [1, 2],
+            "gender": [None, "F"],
+            "age": pa.array([None, 30], pa.int32()),
+            "occupation": [None, None],
+            "zip_code": [None, None],
+        },
+        schema=schema.USER.arrow_schema(),
+    )
     pq.write_table(users, root / schema.node_path("User"))
     tables = read_snapshot(root)
     assert list(tables) == [n.label for n in schema.NODE_TYPES] + [e.rel for e in schema.EDGE_TYPES]
@@ -56,13 +63,17 @@ def test_reads_every_type(tmp_path: Path) -> None:
     [
         (lambda r: (r / schema.MANIFEST_FILE).unlink(), "manifest.json: not found"),
         (lambda r: (r / schema.MANIFEST_FILE).write_text("{not json"), "manifest.json: not valid JSON"),
-        (lambda r: (r / schema.MANIFEST_FILE).write_text('{"schema_version": 0}'),
-         "manifest.json: schema_version 0, this code reads"),
+        (
+            lambda r: (r / schema.MANIFEST_FILE).write_text('{"schema_version": 0}'),
+            "manifest.json: schema_version 0, this code reads",
+        ),
         (lambda r: (r / schema.edge_path("KNOWN_FOR")).unlink(), "KNOWN_FOR.parquet: missing"),
-        (lambda r: pq.write_table(pa.table({"movie_id": ["x"]}), r / schema.node_path("Movie")),
-         r"Movie.parquet: columns \['movie_id'\] do not match"),
+        (
+            lambda r: pq.write_table(pa.table({"movie_id": ["x"]}), r / schema.node_path("Movie")),
+            r"Movie.parquet: columns \['movie_id'\] do not match",
+        ),
     ],
-)  # fmt: skip
+)
 def test_damaged_snapshot_is_one_line_error(tmp_path: Path, damage, message: str) -> None:
     root = make_snapshot(tmp_path / "snapshot")
     damage(root)
@@ -86,8 +97,13 @@ write_snapshot(Path(sys.argv[1]), small_tables(), created_at=sys.argv[2])
 def _write_killed(target: Path, created_at: str, point: str) -> None:
     """Run a writer in a real process that SIGKILLs itself at ``point``."""
     env = os.environ | {"PYTHONPATH": str(ROOT), KILL_AT_VAR: point}
-    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target), created_at], env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(target), created_at],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
 
 
@@ -96,8 +112,10 @@ def _leftovers(target: Path) -> list[str]:
     return sorted(p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}."))
 
 
-@pytest.mark.parametrize(("point", "published"), [("before-manifest", False), ("before-publish", False),
-                                                  ("before-rename", False), ("after-rename", True)])
+@pytest.mark.parametrize(
+    ("point", "published"),
+    [("before-manifest", False), ("before-publish", False), ("before-rename", False), ("after-rename", True)],
+)
 def test_killed_writer_leaves_one_complete_snapshot(tmp_path: Path, point: str, published: bool) -> None:
     target = tmp_path / "out" / "snapshot"
     write_snapshot(target, small_tables(), created_at="A")

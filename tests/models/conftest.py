@@ -12,9 +12,7 @@ from cinegraph import schema as s
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "(no genres listed)"]
 
 
-def make_tables(
-    num_users: int = 40, num_movies: int = 60, num_persons: int = 12, seed: int = 0
-) -> dict[str, pa.Table]:
+def make_tables(num_users: int = 40, num_movies: int = 60, num_persons: int = 12, seed: int = 0) -> dict[str, pa.Table]:
     """Two taste groups: even users love movies of the first half, odd users the second half.
 
     Each user rates 12 movies of their half 4-5 and 4 of the other half 1-2; movies of the same
@@ -42,9 +40,7 @@ def make_tables(
         p = 1.0 / (np.arange(half) + 1.0)
         liked = rng.choice(own, size=12, replace=False, p=p / p.sum())
         disliked = rng.choice(other, size=4, replace=False)
-        for m, r in [(m, rng.choice([4.0, 4.5, 5.0])) for m in liked] + [
-            (m, rng.choice([1.0, 2.0])) for m in disliked
-        ]:
+        for m, r in [(m, rng.choice([4.0, 4.5, 5.0])) for m in liked] + [(m, rng.choice([1.0, 2.0])) for m in disliked]:
             rated["src"].append(100 + u)
             rated["dst"].append(1000 + int(m))
             rated["rating"].append(float(r))
@@ -77,10 +73,7 @@ def make_tables(
     def table(obj: s.NodeType | s.EdgeType, cols: dict) -> pa.Table:
         schema = obj.arrow_schema()
         return pa.table(
-            {
-                f.name: pa.array(cols.get(f.name, [None] * len(next(iter(cols.values())))), f.type)
-                for f in schema
-            },
+            {f.name: pa.array(cols.get(f.name, [None] * len(next(iter(cols.values())))), f.type) for f in schema},
             schema=schema,
         )
 

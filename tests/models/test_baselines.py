@@ -36,10 +36,7 @@ def data(tiny_tables):
 def random_ndcg(data) -> float:
     g = torch.Generator().manual_seed(0)
     runs = [
-        evaluate_ranking(
-            lambda u: torch.rand(u.numel(), data.num_movies, generator=g), data, "test"
-        )
-        for _ in range(5)
+        evaluate_ranking(lambda u: torch.rand(u.numel(), data.num_movies, generator=g), data, "test") for _ in range(5)
     ]
     return sum(r["ndcg@20"] for r in runs) / len(runs)
 
@@ -57,9 +54,7 @@ def test_modules_shapes_and_repr(data) -> None:
     assert repr(mf) == "MFBPR(40, 60, 8)"
     assert repr(lg) == "LightGCNRecommender(40, 60, 8, num_layers=2)"
     assert repr(pop) == "MostPopular(60)"
-    assert lg.adj_t.shape == (100, 100) and lg.adj_t.values().numel() == 2 * data.train_edges.size(
-        1
-    )
+    assert lg.adj_t.shape == (100, 100) and lg.adj_t.values().numel() == 2 * data.train_edges.size(1)
 
 
 def test_lightgcn_sparse_propagation_matches_message_passing(data) -> None:
@@ -110,32 +105,24 @@ def test_baselines_beat_random(data, random_ndcg: float, train, config) -> None:
     assert "ndcg@20_cold_items" in result.metrics
 
 
-@pytest.mark.parametrize(
-    "train, config", [(train_mf_bpr, BPRConfig), (train_lightgcn, LightGCNConfig)]
-)
+@pytest.mark.parametrize("train, config", [(train_mf_bpr, BPRConfig), (train_lightgcn, LightGCNConfig)])
 def test_personalised_baselines_learn_the_taste_groups(data, train, config) -> None:
     """Popularity cannot tell the two groups apart; embeddings must."""
     pop = train_popularity(data, seed=0).metrics["ndcg@20"]
     assert train(data, config(**FAST), seed=0).metrics["ndcg@20"] > pop + 0.1
 
 
-@pytest.mark.parametrize(
-    "train, config", [(train_mf_bpr, BPRConfig), (train_lightgcn, LightGCNConfig)]
-)
+@pytest.mark.parametrize("train, config", [(train_mf_bpr, BPRConfig), (train_lightgcn, LightGCNConfig)])
 def test_fixed_seed_gives_identical_results(data, train, config) -> None:
     cfg = config(**{**FAST, "max_epochs": 4})
     a, b = train(data, cfg, seed=1), train(data, cfg, seed=1)
     same = json.dumps(a.metrics)  # NaN (empty slices) compares equal as text
-    assert same == json.dumps(b.metrics) and [h["loss"] for h in a.history] == [
-        h["loss"] for h in b.history
-    ]
+    assert same == json.dumps(b.metrics) and [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
     assert json.dumps(train(data, cfg, seed=2).metrics) != same
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize(
-    "train, config", [(train_mf_bpr, BPRConfig), (train_lightgcn, LightGCNConfig)]
-)
+@pytest.mark.parametrize("train, config", [(train_mf_bpr, BPRConfig), (train_lightgcn, LightGCNConfig)])
 def test_baselines_train_on_cuda(data, random_ndcg: float, train, config) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
@@ -178,8 +165,7 @@ def test_itemknn_scores_sum_the_shrunk_cosine_of_liked_neighbours(data) -> None:
         return both / ((len(col[i]) * len(col[j])) ** 0.5 + 2.0)
 
     target = int(data.train_edges[1, 0])
-    sims = sorted(((cos(j, target), j) for j in set(data.train_edges[1].tolist()) - {target}),
-                  reverse=True)[:3]  # fmt: skip
+    sims = sorted(((cos(j, target), j) for j in set(data.train_edges[1].tolist()) - {target}), reverse=True)[:3]
     for u in (0, 1, 2):
         want = sum(s for s, j in sims if j in liked[u])
         assert model.scores(torch.tensor([u]))[0, target] == pytest.approx(want, abs=1e-5)
@@ -193,9 +179,7 @@ def test_itemknn_scores_sum_the_shrunk_cosine_of_liked_neighbours(data) -> None:
         (train_content_knn, ContentKNNConfig(ks=(5, 20))),
     ],
 )
-def test_neighbourhood_baselines_choose_on_validation_and_beat_random(
-    data, random_ndcg: float, train, config
-) -> None:
+def test_neighbourhood_baselines_choose_on_validation_and_beat_random(data, random_ndcg: float, train, config) -> None:
     result = train(data, config, seed=0)
     assert result.metrics["ndcg@20"] > 1.5 * random_ndcg
     valid = [h["valid_ndcg@20"] for h in result.history]
@@ -210,8 +194,7 @@ def test_content_knn_ranks_new_movies_from_content(tiny_tables) -> None:
     assert set(blocks) == {"genre", "people", "tags", "numeric"}
     assert all(b.shape[0] == cold.num_movies for b in blocks.values())
     g = torch.Generator().manual_seed(0)
-    rand = evaluate_ranking(lambda u: torch.rand(u.numel(), cold.num_movies, generator=g), cold,
-                            "test")["recall@10"]  # fmt: skip
+    rand = evaluate_ranking(lambda u: torch.rand(u.numel(), cold.num_movies, generator=g), cold, "test")["recall@10"]
     config = ContentKNNConfig(weightings=({"people": 1.0, "genre": 1.0},), ks=(10,))
     result = train_content_knn(cold, config, seed=0)
     assert result.metrics["recall@10"] > rand + 0.2  # ~17 new movies: all fit in a top 20

@@ -10,8 +10,15 @@ from cinegraph.flows.cli import main
 from cinegraph.models.benchmark import MODELS
 
 TINY = {
-    "hidden_dim": 16, "hgt_heads": 2, "fusion_heads": 2, "gcn_epochs": 4, "hgt_epochs": 4, "fusion_epochs": 2,
-    "eval_every": 2, "batch_size": 256, "gcn_steps": 2,
+    "hidden_dim": 16,
+    "hgt_heads": 2,
+    "fusion_heads": 2,
+    "gcn_epochs": 4,
+    "hgt_epochs": 4,
+    "fusion_epochs": 2,
+    "eval_every": 2,
+    "batch_size": 256,
+    "gcn_steps": 2,
 }
 
 
@@ -19,8 +26,12 @@ def test_benchmark_cli_on_a_tiny_snapshot(tiny_snapshot: Path, tmp_path: Path) -
     config = tmp_path / "config.json"
     config.write_text(json.dumps(TINY))
     out = tmp_path / "bench"
-    assert main(["benchmark", "--snapshot", str(tiny_snapshot), "--out", str(out), "--seeds", "2",
-                 "--config", str(config)]) == 0
+    assert (
+        main(
+            ["benchmark", "--snapshot", str(tiny_snapshot), "--out", str(out), "--seeds", "2", "--config", str(config)]
+        )
+        == 0
+    )
     results = json.loads((out / "warm" / "results.json").read_text())
     assert results["protocol"] == "warm"
     assert set(results["models"]) == set(MODELS)
@@ -42,13 +53,10 @@ def test_benchmark_cli_on_a_tiny_snapshot(tiny_snapshot: Path, tmp_path: Path) -
 
 
 def test_benchmark_rejects_unknown_models(tiny_snapshot: Path, tmp_path: Path) -> None:
-    assert main(["benchmark", "--snapshot", str(tiny_snapshot), "--out", str(tmp_path),
-                 "--models", "fused,gpt"]) == 2
+    assert main(["benchmark", "--snapshot", str(tiny_snapshot), "--out", str(tmp_path), "--models", "fused,gpt"]) == 2
 
 
-def test_both_protocols_reach_one_report_and_the_evaluation_rows(
-    tiny_snapshot: Path, tmp_path: Path
-) -> None:
+def test_both_protocols_reach_one_report_and_the_evaluation_rows(tiny_snapshot: Path, tmp_path: Path) -> None:
     from cinegraph.flows.artifacts import protocol_rows
     from cinegraph.models.runner import read_results
 
@@ -56,20 +64,38 @@ def test_both_protocols_reach_one_report_and_the_evaluation_rows(
     config.write_text(json.dumps(TINY))
     out = tmp_path / "bench"
     models = "fused,popularity,ease,itemknn,content_knn,gcn_branch,hgt_branch"
-    assert main(["benchmark", "--snapshot", str(tiny_snapshot), "--out", str(out), "--seeds", "2",
-                 "--config", str(config), "--protocol", "both", "--models", models]) == 0
+    assert (
+        main(
+            [
+                "benchmark",
+                "--snapshot",
+                str(tiny_snapshot),
+                "--out",
+                str(out),
+                "--seeds",
+                "2",
+                "--config",
+                str(config),
+                "--protocol",
+                "both",
+                "--models",
+                models,
+            ]
+        )
+        == 0
+    )
     results = read_results(out)
     assert list(results) == ["warm", "cold-items"]
     cold = results["cold-items"]
     assert cold["protocol"] == "cold-items" and cold["config"]["data"]["protocol"] == "cold-items"
     assert set(cold["models"]) == set(models.split(","))
     for name, metrics in cold["models"].items():
-        assert {"ndcg@20", "mrr@20", "ndcg@20_all_movies", "valid_ndcg@20", "train_seconds",
-                "peak_mem_mb"} <= set(metrics), name
+        assert {"ndcg@20", "mrr@20", "ndcg@20_all_movies", "valid_ndcg@20", "train_seconds", "peak_mem_mb"} <= set(
+            metrics
+        ), name
         assert "ndcg@20_long_tail" not in metrics and len(metrics["ndcg@20"]["per_seed"]) == 2
     # content reaches new movies: content kNN ranks them better than popularity's arbitrary order
-    assert cold["models"]["content_knn"]["ndcg@20"]["mean"] > cold["models"]["popularity"][
-        "ndcg@20"]["mean"]  # fmt: skip
+    assert cold["models"]["content_knn"]["ndcg@20"]["mean"] > cold["models"]["popularity"]["ndcg@20"]["mean"]
     report = (out / "report.md").read_text()
     assert "## Protocol: warm" in report and "## Protocol: cold-items" in report
     assert "fused ndcg@20 >= 1.20 x best non-fused model" in report

@@ -88,15 +88,11 @@ def test_no_held_out_movie_genre_is_reachable(tiny_tables) -> None:
     held_keys = pa.array([data.movie_ids[i] for i in held.nonzero().flatten().tolist()])
     ig = tables[s.IN_GENRE.rel]
     ig = ig.filter(pc.invert(pc.is_in(ig.column(s.SRC), held_keys)))
-    extra = pa.table(
-        {s.SRC: held_keys, s.DST: pa.array(["Horror"] * len(held_keys))}, schema=ig.schema
-    )
+    extra = pa.table({s.SRC: held_keys, s.DST: pa.array(["Horror"] * len(held_keys))}, schema=ig.schema)
     tables[s.IN_GENRE.rel] = pa.concat_tables([ig, extra])
     movies = tables[s.MOVIE.label]
     col = movies.schema.get_field_index("imdb_genres")
-    tables[s.MOVIE.label] = movies.set_column(
-        col, movies.schema.field(col), pa.array([["Western"]] * movies.num_rows)
-    )
+    tables[s.MOVIE.label] = movies.set_column(col, movies.schema.field(col), pa.array([["Western"]] * movies.num_rows))
     other = prepare_data(tables, DataConfig(), seed=2)
     assert torch.equal(other.genre_masks["train"], data.genre_masks["train"])
     for key in data.graph.node_types:
@@ -114,9 +110,7 @@ def test_genre_labels_and_masks(tiny_tables) -> None:
     masks = data.genre_masks
     assert [int(masks[k].sum()) for k in ("train", "valid", "test")] == [35, 12, 12]
     assert torch.equal(masks["train"] | masks["valid"] | masks["test"], labelled)
-    assert (
-        not (masks["train"] & masks["valid"]).any() and not (masks["valid"] & masks["test"]).any()
-    )
+    assert not (masks["train"] & masks["valid"]).any() and not (masks["valid"] & masks["test"]).any()
 
 
 def test_features_and_ml_only_ablation(tiny_tables) -> None:
@@ -156,9 +150,7 @@ def test_user_demographics_become_features(tiny_tables) -> None:
 def test_fixed_seed_is_deterministic_and_seeds_differ(tiny_tables) -> None:
     a, b = (prepare_data(tiny_tables, DataConfig(), seed=3) for _ in range(2))
     c = prepare_data(tiny_tables, DataConfig(), seed=4)
-    assert torch.equal(a.test_edges, b.test_edges) and torch.equal(
-        a.genre_masks["test"], b.genre_masks["test"]
-    )
+    assert torch.equal(a.test_edges, b.test_edges) and torch.equal(a.genre_masks["test"], b.genre_masks["test"])
     assert not torch.equal(a.test_edges, c.test_edges)
 
 
@@ -194,9 +186,7 @@ def test_model_feature_names_are_schema_properties() -> None:
 
 def test_to_moves_every_tensor(tiny_tables) -> None:
     data = prepare_data(tiny_tables, DataConfig(), seed=0).to("cpu")
-    assert (
-        data.graph["Movie"].x.device.type == "cpu" and data.genre_masks["test"].device.type == "cpu"
-    )
+    assert data.graph["Movie"].x.device.type == "cpu" and data.genre_masks["test"].device.type == "cpu"
 
 
 @pytest.mark.slow
@@ -261,8 +251,7 @@ def test_cold_items_have_no_user_edge_in_the_model_input(tiny_tables, seed: int)
     assert len(_pairs(data.train_edges) | _pairs(held)) == len(all_pos)
     for et in (s.ACTED_IN, s.DIRECTED):
         assert torch.equal(data.graph[et.triplet].edge_index, warm.graph[et.triplet].edge_index)
-    assert torch.equal(data.graph[s.IN_GENRE.triplet].edge_index,
-                       warm.graph[s.IN_GENRE.triplet].edge_index)  # fmt: skip
+    assert torch.equal(data.graph[s.IN_GENRE.triplet].edge_index, warm.graph[s.IN_GENRE.triplet].edge_index)
     assert not warm.cold_items.any()
     again = prepare_data(tiny_tables, DataConfig(protocol="cold-items"), seed=seed)
     assert torch.equal(again.cold_items, cold) and torch.equal(again.test_edges, data.test_edges)
@@ -271,9 +260,7 @@ def test_cold_items_have_no_user_edge_in_the_model_input(tiny_tables, seed: int)
 def test_movie_tags_keep_the_text_of_input_tags_only(tiny_tables) -> None:
     data = prepare_data(tiny_tables, DataConfig(), seed=0)
     assert data.tag_names == ["great"]
-    assert _pairs(data.movie_tags) == {
-        (m, 0) for m in data.graph[s.TAGGED.triplet].edge_index[1].tolist()
-    }
+    assert _pairs(data.movie_tags) == {(m, 0) for m in data.graph[s.TAGGED.triplet].edge_index[1].tolist()}
 
 
 def test_a_repeated_positive_pair_lands_in_one_split(tiny_tables) -> None:

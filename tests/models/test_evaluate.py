@@ -70,18 +70,14 @@ def _reference(scores: torch.Tensor, data, split: str, k: int) -> dict[str, floa
                 )
             )
         for j, metric in enumerate(["recall", "ndcg", "precision", "hit_rate", "mrr"]):
-            out[f"{metric}@{k}{name}"] = (
-                sum(r[j] for r in rows) / len(rows) if rows else float("nan")
-            )
+            out[f"{metric}@{k}{name}"] = sum(r[j] for r in rows) / len(rows) if rows else float("nan")
     return out
 
 
 @pytest.mark.parametrize("protocol", ["warm", "cold-items"])
 @pytest.mark.parametrize("threshold", [4.0, 5.0])
 @pytest.mark.parametrize("split", ["valid", "test"])
-def test_harness_agrees_with_a_per_user_loop(
-    tiny_tables, threshold: float, split: str, protocol: str
-) -> None:
+def test_harness_agrees_with_a_per_user_loop(tiny_tables, threshold: float, split: str, protocol: str) -> None:
     config = DataConfig(positive_threshold=threshold, protocol=protocol, cold_item_frac=0.3)
     data = prepare_data(tiny_tables, config, seed=0)
     scores = torch.rand(data.num_users, data.num_movies, generator=torch.Generator().manual_seed(5))
@@ -165,9 +161,7 @@ def test_classification_uses_the_split_movies_only(tiny_tables) -> None:
 
 
 def test_run_result_to_dict_is_json() -> None:
-    r = RunResult(
-        "popularity", 0, {"ndcg@20": 0.1}, {"ndcg@20": 0.2}, [{"epoch": 1, "loss": 0.5}], 0.01, 12.0
-    )
+    r = RunResult("popularity", 0, {"ndcg@20": 0.1}, {"ndcg@20": 0.2}, [{"epoch": 1, "loss": 0.5}], 0.01, 12.0)
     d = json.loads(json.dumps(r.to_dict()))
     assert d == {
         "name": "popularity",

@@ -107,9 +107,7 @@ def test_errors_and_repr() -> None:
         FusedModel(gcn, hgt, item_item_rank=-1)
     with pytest.raises(ValueError, match="item_item_scale=0"):
         FusedModel(gcn, hgt, item_item_scale=0)
-    assert repr(CrossAttentionFusion(D, heads=2)) == (
-        "CrossAttentionFusion(dim=8, heads=2, mode=cross_attention)"
-    )
+    assert repr(CrossAttentionFusion(D, heads=2)) == ("CrossAttentionFusion(dim=8, heads=2, mode=cross_attention)")
     assert repr(_fused("concat")[0]) == (
         "FusedModel(gcn=MultiTaskGCN(users=4, movies=6, genres=3, dim=8, layers=2, "
         "graph=positives), "

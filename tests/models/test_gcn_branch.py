@@ -26,8 +26,7 @@ def test_normalized_adjacency_matches_dense() -> None:
 @pytest.mark.parametrize("num_layers", [0, 1, 3])
 @pytest.mark.parametrize("in_dims", [(0, 0), (2, 4)])
 def test_shapes(num_layers: int, in_dims: tuple[int, int]) -> None:
-    model = MultiTaskGCN(U, M, G, hidden_dim=8, num_layers=num_layers, user_in_dim=in_dims[0],
-                         movie_in_dim=in_dims[1])
+    model = MultiTaskGCN(U, M, G, hidden_dim=8, num_layers=num_layers, user_in_dim=in_dims[0], movie_in_dim=in_dims[1])
     adj = normalized_adjacency(EDGES, torch.ones(EDGES.size(1)), U, M)
     x_user = torch.randn(U, in_dims[0]) if in_dims[0] else None
     x_movie = torch.randn(M, in_dims[1]) if in_dims[1] else None
@@ -46,8 +45,7 @@ def test_unit_weights_agree_with_pyg_lightgcn() -> None:
     model = MultiTaskGCN(U, M, G, hidden_dim=8, num_layers=2)
     ref = LightGCN(U + M, 8, num_layers=2)
     ref.embedding.weight.data.copy_(model.embedding.weight.data)
-    edge_index = torch.cat([torch.stack([EDGES[0], EDGES[1] + U]),
-                            torch.stack([EDGES[1] + U, EDGES[0]])], dim=1)
+    edge_index = torch.cat([torch.stack([EDGES[0], EDGES[1] + U]), torch.stack([EDGES[1] + U, EDGES[0]])], dim=1)
     adj = normalized_adjacency(EDGES, torch.full((EDGES.size(1),), 3.0), U, M)
     z_user, z_movie = model.embed(adj)
     assert torch.allclose(torch.cat([z_user, z_movie]), ref.get_embedding(edge_index), atol=1e-6)
@@ -80,8 +78,7 @@ def test_softmax_is_cross_entropy_over_every_movie(temperature: float) -> None:
     assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, pos).item())
     # Sampled against every other movie, one pair alone: the same number.
     others = torch.tensor([m for m in range(M) if m != 2])
-    one = ranking_loss(z_user, z_movie, users[3:4], pos[3:4], others, "sampled_softmax",
-                       temperature, l2=0.0)  # fmt: skip
+    one = ranking_loss(z_user, z_movie, users[3:4], pos[3:4], others, "sampled_softmax", temperature, l2=0.0)
     ce = torch.nn.functional.cross_entropy(logits[3:4], pos[3:4])
     assert one.item() == pytest.approx(ce.item(), rel=1e-5)
     with pytest.raises(ValueError, match="loss='hinge'"):

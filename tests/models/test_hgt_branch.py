@@ -26,9 +26,7 @@ def test_shapes_per_node_type(num_layers: int) -> None:
     model = _model(num_layers=num_layers)
     x = {"Movie": torch.randn(6, 3)}
     views = model(x, EDGES)
-    assert {t: v.shape for t, v in views.items()} == {
-        t: (n, num_layers + 1, 8) for t, n in NODES.items()
-    }
+    assert {t: v.shape for t, v in views.items()} == {t: (n, num_layers + 1, 8) for t, n in NODES.items()}
     z_user, z_movie = model.embed(x, EDGES)
     assert z_user.shape == (4, 8) and z_movie.shape == (6, 8)
     assert model.genre_logits(z_movie).shape == (6, 5)
@@ -59,9 +57,7 @@ def test_errors_and_repr() -> None:
         MultiTaskHGT(META, NODES, {}, 5, hidden_dim=10, heads=4)
     with pytest.raises(ValueError, match="node type 'Viewer' is missing"):
         MultiTaskHGT(META, NODES, {}, 5, user_type="Viewer")
-    assert repr(_model()) == (
-        "MultiTaskHGT(node_types=4, relations=5, genres=5, dim=8, layers=2, heads=2)"
-    )
+    assert repr(_model()) == ("MultiTaskHGT(node_types=4, relations=5, genres=5, dim=8, layers=2, heads=2)")
 
 
 def test_fast_relation_transform_agrees_with_pyg_hgtconv() -> None:

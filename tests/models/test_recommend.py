@@ -14,8 +14,17 @@ from cinegraph.models.recommend import movie_embeddings, recommendation_table
 from cinegraph.models.registry import Inputs, load_checkpoint, outputs
 from cinegraph.models.train import finetune, pretrain, refit, serving_data, train_fused
 
-TINY = TrainConfig(hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=2, hgt_epochs=2, fusion_epochs=2,
-                   eval_every=2, batch_size=256, num_threads=1)  # fmt: skip
+TINY = TrainConfig(
+    hidden_dim=16,
+    hgt_heads=2,
+    fusion_heads=2,
+    gcn_epochs=2,
+    hgt_epochs=2,
+    fusion_epochs=2,
+    eval_every=2,
+    batch_size=256,
+    num_threads=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +69,15 @@ def test_embeddings_are_the_fused_representation(trained) -> None:
     assert emb.shape[0] == data.num_movies
 
 
-
 def test_refit_learns_from_every_rating_for_the_selected_epochs(tiny_tables, tmp_path) -> None:
     """What is served is fitted on all of each user's data: no held-out split, every positive in
     training and every rating in the model input, each stage for its epochs selected on validation."""
     evaluated = tmp_path / "evaluated"
     evaluated.mkdir()
     train_fused(prepare_data(tiny_tables, DataConfig(), seed=0), TINY, evaluated)
-    selected = {stage: torch.load(evaluated / f"{stage}.pt", weights_only=False)["epoch"]
-                for stage in ("gcn", "hgt", "fused")}
+    selected = {
+        stage: torch.load(evaluated / f"{stage}.pt", weights_only=False)["epoch"] for stage in ("gcn", "hgt", "fused")
+    }
     out = refit(tiny_tables, TINY.model_copy(update={"patience": 1}), evaluated, tmp_path / "refit")
     for stage, count in selected.items():  # exactly the selected epochs: patience plays no part
         assert torch.load(out / f"{stage}.pt", weights_only=False)["epoch"] == count

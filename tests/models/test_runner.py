@@ -19,10 +19,16 @@ from cinegraph.models.runner import TRAIN_MODELS, SeedRun, aggregate, check_requ
 
 @pytest.mark.parametrize(
     ("models", "expected"),
-    [(TRAIN_MODELS, ["gcn", "hgt", "fused"]), (("popularity", "ease"), []), (("hgt_branch",), ["gcn", "hgt"]),
-     (MODELS, ["gcn", "hgt", "fused", "fused_concat", "gcn", "hgt", "fused_single_task", "gcn", "hgt",
-               "fused_no_imdb"])],
-)  # fmt: skip
+    [
+        (TRAIN_MODELS, ["gcn", "hgt", "fused"]),
+        (("popularity", "ease"), []),
+        (("hgt_branch",), ["gcn", "hgt"]),
+        (
+            MODELS,
+            ["gcn", "hgt", "fused", "fused_concat", "gcn", "hgt", "fused_single_task", "gcn", "hgt", "fused_no_imdb"],
+        ),
+    ],
+)
 def test_stages_and_epoch_budget(models: tuple[str, ...], expected: list[str]) -> None:
     config = TrainConfig(gcn_epochs=7, hgt_epochs=5, fusion_epochs=3)
     assert stages(models) == expected
@@ -30,8 +36,14 @@ def test_stages_and_epoch_budget(models: tuple[str, ...], expected: list[str]) -
 
 
 def _run(seed: int, ndcg: float, cold: float) -> SeedRun:
-    result = RunResult("ease", seed, {"ndcg@20": ndcg, "mrr@20": 0.5, "ndcg@20_cold_items": cold},
-                       {"ndcg@20": ndcg, "precision@20": 0.1}, epoch_seconds=2.0, peak_mem_mb=10.0)  # fmt: skip
+    result = RunResult(
+        "ease",
+        seed,
+        {"ndcg@20": ndcg, "mrr@20": 0.5, "ndcg@20_cold_items": cold},
+        {"ndcg@20": ndcg, "precision@20": 0.1},
+        epoch_seconds=2.0,
+        peak_mem_mb=10.0,
+    )
     return SeedRun(seed, {"ease": result}, {"ease": 4.0})
 
 
@@ -49,8 +61,15 @@ def test_aggregate_keeps_nan_per_seed_and_averages_the_finite_values() -> None:
 
 def test_mrr_reaches_the_report_and_the_evaluation_table() -> None:
     models = aggregate([_run(0, 0.2, 0.1), _run(1, 0.3, 0.1)])
-    summary = {"models": models, "seeds": [0, 1], "graph": "g", "device": "cpu", "torch_threads": 1,
-               "wall_seconds": 1.0, "config": {}}  # fmt: skip
+    summary = {
+        "models": models,
+        "seeds": [0, 1],
+        "graph": "g",
+        "device": "cpu",
+        "torch_threads": 1,
+        "wall_seconds": 1.0,
+        "config": {},
+    }
     assert "mrr@20" in HEADLINE["warm"] and "mrr@20" in HEADLINE["cold-items"]
     table = next(line for line in protocol_lines("warm", summary) if line.startswith("| model | ndcg@20"))
     assert "mrr@20" in table
@@ -59,11 +78,15 @@ def test_mrr_reaches_the_report_and_the_evaluation_table() -> None:
 
 @pytest.mark.parametrize(
     ("models", "protocols", "seeds", "message"),
-    [(("fused", "gpt"), ("warm",), [0], r"--models: unknown \['gpt'\]"),
-     (("fused",), ("hot",), [0], r"--protocol: unknown \['hot'\]"), (("fused",), ("warm",), [], "--seeds")],
-)  # fmt: skip
-def test_requests_are_checked_before_a_run(models: tuple[str, ...], protocols: tuple[str, ...], seeds: list[int],
-                                           message: str) -> None:  # fmt: skip
+    [
+        (("fused", "gpt"), ("warm",), [0], r"--models: unknown \['gpt'\]"),
+        (("fused",), ("hot",), [0], r"--protocol: unknown \['hot'\]"),
+        (("fused",), ("warm",), [], "--seeds"),
+    ],
+)
+def test_requests_are_checked_before_a_run(
+    models: tuple[str, ...], protocols: tuple[str, ...], seeds: list[int], message: str
+) -> None:
     with pytest.raises(CinegraphError, match=message):
         check_request(models, protocols, seeds)
 
@@ -79,10 +102,20 @@ def test_a_train_report_has_verdicts_against_the_branches_only() -> None:
     def result(name: str, ndcg: float) -> RunResult:
         return RunResult(name, 0, {"ndcg@20": ndcg, "macro_f1": 0.3}, {"ndcg@20": ndcg})
 
-    run = SeedRun(0, {n: result(n, v) for n, v in (("fused", 0.3), ("gcn_branch", 0.2), ("hgt_branch", 0.1))},
-                  dict.fromkeys(("fused", "gcn_branch", "hgt_branch"), 1.0))  # fmt: skip
-    summary = {"models": aggregate([run]), "seeds": [0], "graph": "g", "device": "cpu", "torch_threads": 1,
-               "wall_seconds": 1.0, "config": {}}  # fmt: skip
+    run = SeedRun(
+        0,
+        {n: result(n, v) for n, v in (("fused", 0.3), ("gcn_branch", 0.2), ("hgt_branch", 0.1))},
+        dict.fromkeys(("fused", "gcn_branch", "hgt_branch"), 1.0),
+    )
+    summary = {
+        "models": aggregate([run]),
+        "seeds": [0],
+        "graph": "g",
+        "device": "cpu",
+        "torch_threads": 1,
+        "wall_seconds": 1.0,
+        "config": {},
+    }
     text = "\n".join(protocol_lines("warm", summary))
     assert "fused ndcg@20 >= gcn_branch (0.2000): **YES (1.50x)**" in text
     assert "metric by metric" not in text and "best non-fused model" not in text

@@ -40,8 +40,11 @@ def test_sampled_in_edges_are_a_subset_near_the_fanout(data, fanout: int) -> Non
             assert mean_kept[node] == pytest.approx(want, abs=0.45 * want + 0.2), (rel, node)
         assert all(set((d[rel][0] * 10**6 + d[rel][1]).tolist()) <= keys for d in draws)
         small = deg[full[1]] <= fanout  # nodes below the fanout keep every edge
-        assert all(set((full[:, small][0] * 10**6 + full[:, small][1]).tolist())
-                   <= set((d[rel][0] * 10**6 + d[rel][1]).tolist()) for d in draws)  # fmt: skip
+        assert all(
+            set((full[:, small][0] * 10**6 + full[:, small][1]).tolist())
+            <= set((d[rel][0] * 10**6 + d[rel][1]).tolist())
+            for d in draws
+        )
     again = sample_in_edges(edges, fanout, torch.Generator().manual_seed(0))
     assert all(torch.equal(again[r], draws[0][r]) for r in edges)  # seeded
     with pytest.raises(ValueError, match="fanout=0"):
@@ -76,9 +79,20 @@ def test_destination_chunks_give_the_full_graph_output(data, max_edges: int, mon
 
 
 def test_fused_training_with_sampled_edges(data) -> None:
-    config = TrainConfig(hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=2, hgt_epochs=2,
-                         fusion_epochs=2, eval_every=1, batch_size=256, gcn_steps=1, hgt_fanout=3,
-                         rec_loss="sampled_softmax", num_negatives=16)  # fmt: skip
+    config = TrainConfig(
+        hidden_dim=16,
+        hgt_heads=2,
+        fusion_heads=2,
+        gcn_epochs=2,
+        hgt_epochs=2,
+        fusion_epochs=2,
+        eval_every=1,
+        batch_size=256,
+        gcn_steps=1,
+        hgt_fanout=3,
+        rec_loss="sampled_softmax",
+        num_negatives=16,
+    )
     results = train_fused(data, config)
     assert all(math.isfinite(r.metrics["ndcg@20"]) for r in results.values())
     assert results["fused"].config["hgt_fanout"] == 3
@@ -110,9 +124,21 @@ def test_sampled_steps_and_chunked_ranking_on_cuda(data, monkeypatch) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     monkeypatch.setattr(_HGTConv, "max_edges_per_pass", 5)  # evaluation runs in chunks on the GPU
-    config = TrainConfig(hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=2, hgt_epochs=2,
-                         fusion_epochs=2, eval_every=1, batch_size=256, gcn_steps=1, hgt_fanout=3,
-                         rec_loss="sampled_softmax", num_negatives=16, device="cuda")  # fmt: skip
+    config = TrainConfig(
+        hidden_dim=16,
+        hgt_heads=2,
+        fusion_heads=2,
+        gcn_epochs=2,
+        hgt_epochs=2,
+        fusion_epochs=2,
+        eval_every=1,
+        batch_size=256,
+        gcn_steps=1,
+        hgt_fanout=3,
+        rec_loss="sampled_softmax",
+        num_negatives=16,
+        device="cuda",
+    )
     results = train_fused(data.to("cuda"), config)
     assert all(math.isfinite(r.metrics["ndcg@20"]) for r in results.values())
     scores = torch.rand(data.num_users, data.num_movies, generator=torch.Generator().manual_seed(1))

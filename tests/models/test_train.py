@@ -17,16 +17,22 @@ from cinegraph.models.runner import TRAIN_MODELS, run
 from cinegraph.models.train import pretrain, train_fused
 
 TINY = {
-    "hidden_dim": 16, "hgt_heads": 2, "fusion_heads": 2, "gcn_epochs": 6, "hgt_epochs": 4, "fusion_epochs": 4,
-    "eval_every": 2, "batch_size": 256, "gcn_steps": 2, "num_threads": 1,
+    "hidden_dim": 16,
+    "hgt_heads": 2,
+    "fusion_heads": 2,
+    "gcn_epochs": 6,
+    "hgt_epochs": 4,
+    "fusion_epochs": 4,
+    "eval_every": 2,
+    "batch_size": 256,
+    "gcn_steps": 2,
+    "num_threads": 1,
 }
 
 
 def same(a: dict[str, float], b: dict[str, float]) -> bool:
     """Exactly equal metrics, NaN (an empty slice) equal to NaN."""
-    return a.keys() == b.keys() and all(
-        a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a
-    )
+    return a.keys() == b.keys() and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +85,7 @@ def test_fixed_seed_is_identical_on_cpu(tiny_data: PreparedData, kind: str) -> N
 
 
 def test_uncertainty_single_task_concat(tiny_data: PreparedData) -> None:
-    config = TrainConfig(
-        **{**TINY, "weighting": "uncertainty", "single_task": True, "fusion": "concat"}
-    )
+    config = TrainConfig(**{**TINY, "weighting": "uncertainty", "single_task": True, "fusion": "concat"})
     results = train_fused(tiny_data, config)
     assert "genre" not in results["gcn_branch"].history[0]  # single task: rec only
     assert "rec" not in results["hgt_branch"].history[0]
@@ -105,8 +109,7 @@ def test_load_config(tmp_path: Path) -> None:
 def test_a_few_steps_on_cuda(tiny_data: PreparedData) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    config = TrainConfig(**{**TINY, "device": "cuda", "gcn_epochs": 2, "hgt_epochs": 2,
-                            "fusion_epochs": 2})
+    config = TrainConfig(**{**TINY, "device": "cuda", "gcn_epochs": 2, "hgt_epochs": 2, "fusion_epochs": 2})
     results = train_fused(tiny_data.to("cuda"), config)
     assert all(math.isfinite(r.metrics["ndcg@20"]) for r in results.values())
 

@@ -12,13 +12,20 @@ from cinegraph.models.benchmark import baseline_config
 from cinegraph.models.config import TrainConfig, load_config
 from cinegraph.models.tune import tune
 
-TINY = TrainConfig(hidden_dim=16, hgt_heads=2, fusion_heads=2, gcn_epochs=2, hgt_epochs=2,
-                   fusion_epochs=2, eval_every=2, batch_size=256, num_threads=1)  # fmt: skip
+TINY = TrainConfig(
+    hidden_dim=16,
+    hgt_heads=2,
+    fusion_heads=2,
+    gcn_epochs=2,
+    hgt_epochs=2,
+    fusion_epochs=2,
+    eval_every=2,
+    batch_size=256,
+    num_threads=1,
+)
 
 
-def test_two_trials_of_the_fused_model_write_a_config_train_accepts(
-    tiny_snapshot: Path, tmp_path: Path
-) -> None:
+def test_two_trials_of_the_fused_model_write_a_config_train_accepts(tiny_snapshot: Path, tmp_path: Path) -> None:
     out = tmp_path / "tuned.json"
     result = tune(tiny_snapshot, "fused", out, trials=2, config=TINY)
     assert result["trials"] == 2 and 0.0 <= result["value"] <= 1.0
