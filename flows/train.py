@@ -76,7 +76,7 @@ def train_seed(
 
 def epoch_reporter(progress: artifacts.Progress, config: TrainConfig) -> EpochCallback:
     """The training loop's per-epoch callback inside a task: one log line per evaluated epoch
-    (loss and validation score) and the progress artifact moved to the epoch reached. A stage
+    (loss, validation ndcg@20 and genre mAP) and the progress artifact moved to the epoch reached. A stage
     starting (epoch 1) closes the previous one at its full length: early stopping skips ahead."""
     logger = get_run_logger()
     base, current = progress.done, ""
@@ -87,14 +87,10 @@ def epoch_reporter(progress: artifacts.Progress, config: TrainConfig) -> EpochCa
             base += stage_epochs(config, current)
         current = stage
         progress.set(base + int(row["epoch"]))
-        if "valid_score" in row:
-            logger.info(
-                "%s epoch %d: loss %.4f, validation score %.4f",
-                stage,
-                int(row["epoch"]),
-                row["loss"],
-                row["valid_score"],
-            )
+        if "valid_score" in row:  # metrics a reader knows: the selection score may be a ratio or -inf
+            shown = [k for k in row if k.startswith("valid_ndcg@") and "_" not in k[6:]] + ["valid_map"]
+            metrics = ", ".join(f"{k.removeprefix('valid_')} {row[k]:.4f}" for k in shown if k in row)
+            logger.info("%s epoch %d: loss %.4f, validation %s", stage, int(row["epoch"]), row["loss"], metrics)
 
     return report
 

@@ -77,7 +77,8 @@ def test_train_flow_on_snapshot(tiny_snapshot: Path, tmp_path: Path) -> None:
             )
             if a.key == "training"
         ]
-    evaluated = [m for m in logs if re.fullmatch(r"(gcn|hgt|fused) epoch \d+: loss [\d.]+, validation score [\d.]+", m)]
+    line = r"(gcn|hgt|fused) epoch \d+: loss [\d.]+, validation ndcg@10 [\d.]+, ndcg@20 [\d.]+, map [\d.]+"
+    evaluated = [m for m in logs if re.fullmatch(line, m)]
     assert len(evaluated) >= 2 * 3 and not any("nan" in m for m in logs)  # every stage, both seeds
     assert any(m.startswith("gcn epoch 2: loss") for m in evaluated)
     assert progress.data == 100.0
