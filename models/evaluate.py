@@ -217,16 +217,7 @@ def train_with_early_stopping(
     )
     model.load_state_dict(best_state)
     model.eval()
-    return RunResult(
-        name=name,
-        seed=seed,
-        metrics=evaluate_ranking(score_fn, data, "test"),
-        valid_metrics=evaluate_ranking(score_fn, data, "valid"),
-        history=history,
-        epoch_seconds=sum(row["seconds"] for row in history) / max(len(history), 1),
-        peak_mem_mb=peak_memory_mb(device),
-        config=config or {},
-    )
+    return _chosen(name, seed, score_fn, data, history, device, config or {})
 
 
 def select_on_validation(
@@ -256,13 +247,26 @@ def select_on_validation(
         if score > best or best_fn is None:
             best, best_fn, best_params = score, score_fn, params
     assert best_fn is not None  # the grid is not empty
+    return _chosen(name, seed, best_fn, data, history, device, {**config, "selected": best_params})
+
+
+def _chosen(
+    name: str,
+    seed: int,
+    score_fn: Callable[[Tensor], Tensor],
+    data: PreparedData,
+    history: list[dict[str, float]],
+    device: torch.device | str,
+    config: dict[str, Any],
+) -> RunResult:
+    """The selected model's test and validation metrics (every slice), with its history and cost."""
     return RunResult(
         name=name,
         seed=seed,
-        metrics=evaluate_ranking(best_fn, data, "test"),
-        valid_metrics=evaluate_ranking(best_fn, data, "valid"),
+        metrics=evaluate_ranking(score_fn, data, "test"),
+        valid_metrics=evaluate_ranking(score_fn, data, "valid"),
         history=history,
-        epoch_seconds=sum(h["seconds"] for h in history) / len(history),
+        epoch_seconds=sum(row["seconds"] for row in history) / max(len(history), 1),
         peak_mem_mb=peak_memory_mb(device),
-        config={**config, "selected": best_params},
+        config=config,
     )
