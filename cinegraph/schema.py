@@ -230,6 +230,7 @@ USER_NUMERIC_FEATURES = ("age",)  # of USER
 
 # --- graph-only types (written by loads and training runs, never part of a snapshot) ----------
 
+SNAPSHOT_TABLES = "tables"  # the Snapshot node's content digest per table
 SNAPSHOT = NodeType(
     "Snapshot",
     key="id",
@@ -239,6 +240,7 @@ SNAPSHOT = NodeType(
         Property("sha256", pa.string(), "of manifest.json"),
         Property("counts", pa.string(), "JSON of the manifest counts"),
         Property("schema_version", pa.int32()),
+        Property(SNAPSHOT_TABLES, pa.string(), "JSON {label or type: content digest}: what a refresh need not re-read"),
     ),
     doc="Which snapshot the graph holds; one node, replaced on each load.",
 )

@@ -30,7 +30,8 @@ def counts_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def load_rows(nodes: Mapping[str, Any], edges: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Rows of a Neo4j load report: per type, the count after the load and what changed."""
+    """Rows of a Neo4j load report: per type, the count after the load, what changed, and whether it
+    was skipped as the graph already held it."""
     return [
         {
             "kind": kind,
@@ -39,6 +40,7 @@ def load_rows(nodes: Mapping[str, Any], edges: Mapping[str, Any]) -> list[dict[s
             "upserted": s.upserted,
             "deleted": s.deleted,
             "unchanged": s.unchanged,
+            "skipped": s.skipped,
         }
         for kind, syncs in (("node", nodes), ("edge", edges))
         for name, s in syncs.items()

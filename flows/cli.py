@@ -70,6 +70,12 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--transactional", action="store_true", help="never use the offline importer")
     p.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare every table with the graph, also those the graph's last snapshot already held "
+        "(repairs changes made to the graph by hand; reads the whole graph back)",
+    )
+    p.add_argument(
         "--home",
         type=Path,
         default=Path(".neo4j/default"),
@@ -348,6 +354,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
                 database=args.database,
                 batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
                 progress=not args.no_progress,
+                verify=args.verify,
             )
     if bulk:
         print(

@@ -21,6 +21,12 @@ class RefreshParams(EtlConfig):
         None, title="Load into Neo4j", description="load the snapshot into Neo4j; empty: when NEO4J_URI is set"
     )
     neo4j_database: str = Field("neo4j", title="Neo4j database", description="Neo4j database name")
+    verify_graph: bool = Field(
+        False,
+        title="Verify every table",
+        description="compare every table with the graph, also those the graph's last snapshot already held "
+        "(repairs changes made to the graph by hand; reads the whole graph back)",
+    )
     download_cache_hours: float = Field(
         24.0,
         gt=0,

@@ -150,11 +150,11 @@ def snapshot(
 
 
 @task(name="load-neo4j", cache_policy=NO_CACHE)
-def load_graph(snapshot_dir: Path, database: str) -> list[dict[str, Any]]:
+def load_graph(snapshot_dir: Path, database: str, verify: bool) -> list[dict[str, Any]]:
     """Make the graph equal to the snapshot; one row of statistics per node and edge type."""
     progress = artifacts.Progress("neo4j-load-progress", 1, f"loading {snapshot_dir}")
     with open_driver(settings_from_env()) as driver:
-        report = load_snapshot(driver, snapshot_dir, database=database, progress=False)
+        report = load_snapshot(driver, snapshot_dir, database=database, progress=False, verify=verify)
     progress.step()
     get_run_logger().info("loaded snapshot %s in %.1f s", report.snapshot_id, report.seconds)
     return artifacts.load_rows(report.nodes, report.edges)
@@ -178,7 +178,9 @@ def etl_refresh(params: RefreshParams = RefreshParams()) -> dict[str, Any]:  # n
         report = stage_sources(params, ml_folder, imdb)
         matched = match(params)
         snap, manifest = snapshot(params, source_entries(ml_folder, ml, imdb, report), report, matched)
-        loaded = load_graph(snap, params.neo4j_database) if neo4j_configured(params.load_neo4j) else None
+        loaded = None
+        if neo4j_configured(params.load_neo4j):
+            loaded = load_graph(snap, params.neo4j_database, params.verify_graph)
     artifacts.publish_table("snapshot-counts", artifacts.counts_rows(manifest), f"snapshot {snap}")
     artifacts.publish_markdown(
         "match-quality",

@@ -54,6 +54,7 @@ from cinegraph.graph_store.load import (
     ensure_schema,
     snapshot_identity,
     snapshot_props,
+    table_digests,
     validate_snapshot,
 )
 from cinegraph.graph_store.snapshot_io import snapshot_duckdb, view_name
@@ -153,6 +154,7 @@ def bulk_load(
         try:
             t = time.perf_counter()
             collapsed = validate_snapshot(con, snapshot_dir)
+            digests = table_digests(con)
             phases["validate"] = time.perf_counter() - t
             with driver_factory() as driver:
                 if not database_is_empty(driver, database):
@@ -197,7 +199,8 @@ def bulk_load(
                 for et in EDGE_TYPES:
                     n = driver.execute_query(EDGE_COUNT[et.rel], database_=database).records[0]["n"]
                     report.edges[et.rel] = TypeSync(upserted=n, total=n, collapsed=collapsed[et.rel])
-                driver.execute_query(SNAPSHOT_WRITE, {"props": snapshot_props(manifest, sha)}, database_=database)
+                props = snapshot_props(manifest, sha, digests)
+                driver.execute_query(SNAPSHOT_WRITE, {"props": props}, database_=database)
         finally:
             con.close()
     report.seconds = time.perf_counter() - started

@@ -120,7 +120,9 @@ def test_bulk_load_equals_the_transactional_load(private_home: Path, tmp_path: P
         assert len(snapshot_node) == 1 and snapshot_node[0]["p"]["id"] == report.load.snapshot_id
 
         logs = _transaction_logs(private_home)
-        again = load_snapshot(driver, snap, progress=False)  # the transactional loader sees the same graph
+        refresh = load_snapshot(driver, snap, progress=False)  # the import recorded what it holds
+        assert all(s.skipped for s in [*refresh.nodes.values(), *refresh.edges.values()])
+        again = load_snapshot(driver, snap, progress=False, verify=True)  # the transactional loader sees the same graph
         assert all(s.upserted == s.deleted == 0 for s in [*again.nodes.values(), *again.edges.values()])
         assert _transaction_logs(private_home) == logs  # nothing written, the Snapshot node included
         after = driver.execute_query(
@@ -156,7 +158,7 @@ def test_real_snapshot_bulk_load_then_sync_is_a_no_op(private_home: Path, real_s
     assert bulk.relationships == sum(tables[et.rel].num_rows for et in schema.EDGE_TYPES)
     with open_driver(private_settings(private_home)) as driver:
         assert graph_rows(driver) == expected_rows(tables)
-        sync = load_snapshot(driver, real_snapshot, progress=False)
+        sync = load_snapshot(driver, real_snapshot, progress=False, verify=True)
         assert all(s.upserted == s.deleted == 0 for s in [*sync.nodes.values(), *sync.edges.values()])
         wipe(driver)
 

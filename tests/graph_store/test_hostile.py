@@ -93,7 +93,7 @@ def test_hostile_strings_round_trip(graph: Driver, tmp_path: Path) -> None:
         == 0
     )
     # A second load finds every hostile value equal to the snapshot's: nothing to write.
-    again = load_snapshot(graph, snap, progress=False)
+    again = load_snapshot(graph, snap, progress=False, verify=True)
     assert again.nodes["Movie"].upserted == 0 and again.edges["TAGGED"].upserted == 0
 
 

@@ -70,12 +70,14 @@ def test_snapshot_node_records_the_manifest(graph: Driver, small_snapshot: Path)
     assert props["schema_version"] == schema.SCHEMA_VERSION and props["created_at"] == manifest["created_at"]
 
 
-def test_second_load_is_a_no_op(graph: Driver, small_snapshot: Path) -> None:
+@pytest.mark.parametrize("verify", [False, True])
+def test_second_load_is_a_no_op(graph: Driver, small_snapshot: Path, verify: bool) -> None:
     load_snapshot(graph, small_snapshot, progress=False)
     before = graph_rows(graph)
-    again = load_snapshot(graph, small_snapshot, progress=False)
+    again = load_snapshot(graph, small_snapshot, progress=False, verify=verify)
     assert graph_rows(graph) == before
-    assert all(s.upserted == 0 and s.deleted == 0 for s in [*again.nodes.values(), *again.edges.values()])
+    syncs = [*again.nodes.values(), *again.edges.values()]
+    assert all(s.upserted == 0 and s.deleted == 0 and s.skipped != verify for s in syncs)
     assert again.edges["TAGGED"].unchanged == 4
 
 
@@ -114,6 +116,14 @@ def test_newer_snapshot_upserts_and_deletes(graph: Driver, small_snapshot: Path,
 
     report = load_snapshot(graph, snap, batch_size=1, progress=False)
     assert graph_rows(graph) == expected_rows(newer)
+    assert {k for k, s in [*report.nodes.items(), *report.edges.items()] if not s.skipped} == {
+        "Movie",
+        "User",
+        "RATED",
+        "TAGGED",
+        "WORKED_ON",
+        "IN_GENRE",
+    }
     assert (report.nodes["Movie"].upserted, report.nodes["Movie"].unchanged) == (3, 2)
     assert (report.nodes["User"].deleted, report.edges["RATED"].deleted) == (1, 1)
     assert (report.edges["RATED"].upserted, report.edges["TAGGED"].deleted) == (2, 2)
@@ -132,9 +142,28 @@ def test_load_repairs_drift(graph: Driver, small_snapshot: Path) -> None:
         database_="neo4j",
     )
     graph.execute_query("CREATE (:Movie {movie_id: 999, title: 'stray'})", database_="neo4j")
-    report = load_snapshot(graph, small_snapshot, progress=False)
+    report = load_snapshot(graph, small_snapshot, progress=False, verify=True)
     assert graph_rows(graph) == expected_rows(small_tables())
     assert report.edges["RATED"].deleted == 1 and report.nodes["Movie"].deleted == 1
+
+
+def test_refresh_reads_back_only_the_tables_that_changed(graph: Driver, small_snapshot: Path, tmp_path: Path) -> None:
+    """A table the graph's snapshot already held is not compared with the graph, so a hand edit of
+    it survives a refresh (and is repaired by ``verify``); a changed table is diffed as ever."""
+    load_snapshot(graph, small_snapshot, progress=False)
+    graph.execute_query("MATCH ()-[r:RATED]->() WITH r LIMIT 1 SET r.rating = 0.0", database_="neo4j")
+    newer = small_tables()
+    newer["Movie"] = node_table(schema.MOVIE, [*newer["Movie"].to_pylist(), {"movie_id": 50, "title": "M"}])
+    snap = write_test_snapshot(tmp_path / "newer", newer, created_at="2026-02-01T00:00:00Z")
+
+    report = load_snapshot(graph, snap, progress=False)
+    assert [k for k, s in [*report.nodes.items(), *report.edges.items()] if not s.skipped] == ["Movie"]
+    assert report.nodes["Movie"].upserted == 1 and report.edges["RATED"].unchanged == newer["RATED"].num_rows
+    assert graph_rows(graph) != expected_rows(newer)  # the hand edit of a skipped table is still there
+
+    repaired = load_snapshot(graph, snap, progress=False, verify=True)
+    assert repaired.edges["RATED"].upserted == 1 and not any(s.skipped for s in repaired.edges.values())
+    assert graph_rows(graph) == expected_rows(newer)
 
 
 def test_refuses_unknown_schema_version(graph: Driver, tmp_path: Path) -> None:
@@ -219,6 +248,7 @@ def test_load_resumes_after_the_server_is_killed(private_home: Path, tmp_path: P
         assert 0 < partial[0]["n"] < 12_000
         assert driver.execute_query(f"MATCH (s:{schema.SNAPSHOT.label}) RETURN s", database_="neo4j").records == []
         report = load_snapshot(driver, snap, batch_size=5_000, progress=False)
+        assert not report.edges["RATED"].skipped  # the interrupted load left no table digests to trust
         assert report.edges["RATED"].unchanged == partial[0]["n"]
         assert graph_rows(driver) == expected_rows(tables)
         assert len(driver.execute_query(f"MATCH (s:{schema.SNAPSHOT.label}) RETURN s", database_="neo4j").records) == 1
@@ -234,5 +264,5 @@ def test_real_snapshot_loads_exactly_and_reloads_as_a_no_op(graph: Driver, real_
     assert graph_rows(graph) == expected_rows(tables)
     assert {k: s.total for k, s in first.nodes.items()} == manifest["counts"]["nodes"]
     assert {k: s.total for k, s in first.edges.items()} == manifest["counts"]["edges"]
-    second = load_snapshot(graph, real_snapshot, progress=False)
+    second = load_snapshot(graph, real_snapshot, progress=False, verify=True)
     assert all(s.upserted == s.deleted == 0 for s in [*second.nodes.values(), *second.edges.values()])
