@@ -543,21 +543,29 @@ def _bind(step: Step, params: Mapping[str, object]) -> Step:
     return step._replace(params={**step.params, **used})
 
 
+def _unique(key: str) -> tuple[str, str]:
+    """The check that keeps one row per ``key`` (the least by value, so reruns keep the same one)."""
+    return (f"duplicate {key}, one kept", f"row_number() OVER (PARTITION BY {key} ORDER BY r) = 1")
+
+
 def imdb_steps(
     files: Mapping[str, Path | None], title_types: Sequence[str], *, with_links: bool
-) -> tuple[list[Step], list[RawFile], list[str]]:
+) -> tuple[list[Step], list[RawFile], list[Checked], list[str]]:
     """Steps staging IMDb: titles are filtered to film-like types while reading, every other
     file is semi-joined to those titles (and to MovieLens links) while reading, so full dumps
-    never sit whole in memory. Returns (steps, files read, tables to drop)."""
+    never sit whole in memory. A file keyed by one id (titles, ratings, people) is read into a
+    ``<table>_read`` table first and checked for repeated ids, each repeat a reject. Returns
+    (steps, files read, checks, tables to drop)."""
     for name in IMDB_REQUIRED:
         if files.get(name) is None:
             raise CinegraphError(f"{name}.tsv.gz: required IMDb file is missing")
     wanted = "(SELECT tconst FROM stg_imdb_titles" + (" UNION SELECT tconst FROM stg_ml_links)" if with_links else ")")
     steps: list[Step] = []
     read: list[RawFile] = []
+    checked: list[Checked] = []
     drop: list[str] = []
 
-    def add(name: str, sql: str, params: Mapping[str, object] | None = None) -> None:
+    def add(name: str, sql: str, params: Mapping[str, object] | None = None, key: str | None = None) -> None:
         path = files.get(name)
         raw = IMDB[name]
         if path is None:
@@ -567,10 +575,15 @@ def imdb_steps(
                 drop.append(raw.table)
             log.info("IMDb %s absent: building without it", name)
             return
+        output = f"{raw.table}_read" if key else raw.table
         steps.append(
-            Step(sql.format(src=read_sql(raw), wanted=wanted), raw.table, {"path": str(path), **(params or {})}, path)
+            Step(sql.format(src=read_sql(raw), wanted=wanted), output, {"path": str(path), **(params or {})}, path)
         )
         read.append(raw)
+        if key:
+            check = Checked(raw.name, output, raw.table, "* EXCLUDE (_raw, _reason)", (_unique(key),))
+            steps.append(check.step())
+            checked.append(check)
 
     add(
         "title.basics",
@@ -579,11 +592,13 @@ def imdb_steps(
         "runtimeMinutes AS runtime_minutes, string_split(genres, ',') AS genres "
         "FROM {src} WHERE list_contains($types, titleType)",
         {"types": list(title_types)},
+        key="tconst",
     )
     add("title.akas", "SELECT titleId AS tconst, title, region, language FROM {src} WHERE titleId IN {wanted}")
     add(
         "title.ratings",
         "SELECT tconst, averageRating AS average_rating, numVotes AS num_votes FROM {src} WHERE tconst IN {wanted}",
+        key="tconst",
     )
     add(
         "title.principals",
@@ -611,8 +626,9 @@ def imdb_steps(
         "kf AS (SELECT nconst FROM (SELECT nconst, unnest(known_for) AS tconst FROM n) "
         "WHERE tconst IN {wanted}) "
         f"SELECT * FROM n WHERE nconst IN ({' UNION '.join(people)})",
+        key="nconst",
     )
-    return steps, read, drop
+    return steps, read, checked, drop
 
 
 def rejects_step(read: Sequence[RawFile], checked: Sequence[Checked]) -> Step:
@@ -663,11 +679,12 @@ def stage(
     for name, path in imdb_files.items():
         if path is not None:
             check_file(path, IMDB[name], need_rows=name in IMDB_REQUIRED)
-    imdb, imdb_read, imdb_drop = imdb_steps(
+    imdb, imdb_read, imdb_checked, imdb_drop = imdb_steps(
         imdb_files, title_types, with_links=any(c.output == "stg_ml_links" for c in checked)
     )
-    # The raw_* tables are intermediate; checks read them, then they go.
-    raw_tables = [r.table for r in ml_read]
+    checked += imdb_checked
+    # The raw_* and *_read tables are intermediate; checks read them, then they go.
+    raw_tables = [r.table for r in ml_read] + [c.raw_table for c in imdb_checked]
     # The reader appends to its rejects tables and leaves them as they were after a clean read.
     drop_tables(con, [t for r in (*ml_read, *imdb_read) for t in (r.rejects_table, f"{r.rejects_table}_scan")])
 

@@ -180,6 +180,34 @@ def test_csv_variant_and_imdb(con: duckdb.DuckDBPyConnection, tmp_path: Path) ->
     assert not warehouse.table_exists(con, "raw_ml_ratings")
 
 
+def test_repeated_imdb_ids_keep_one_row_and_count_the_rest(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    """A title, rating or person id that repeats would give a node key twice: one row stays (the same
+    one on every run), every other is a reject of its file; no intermediate table is left."""
+    imdb = {name: list(lines) for name, lines in IMDB_ROWS.items()}
+    imdb["title.basics"].insert(3, "tt0000001\tmovie\tA Stranger\tA Stranger\t0\t1999\t\\N\t90\tDrama")
+    imdb["title.ratings"] += ["tt0000001\t1.0\t5", "tt0000001\t8.2\t250000"]
+    imdb["name.basics"].append("nm0000002\tJohn Sturges\t1910\t1992\tdirector\t\\N")
+    report = stage(con, write_ml_csv(tmp_path / "ml"), write_imdb(tmp_path / "imdb", imdb))
+
+    assert rows(con, "SELECT tconst, primary_title FROM stg_imdb_titles ORDER BY 1") == [
+        ("tt0000001", "A Stranger"),  # the least row by value: "A Stranger" < "The ..."
+        ("tt0000002", '"Quoted'),
+    ]
+    ratings = rows(con, "SELECT * FROM stg_imdb_ratings ORDER BY 1")
+    assert ratings == [("tt0000001", 1.0, 5), ("tt0114709", 8.3, 1000000)]
+    assert rows(con, "SELECT count(*), count(DISTINCT nconst) FROM stg_imdb_names") == [(5, 5)]
+    got = rows(con, "SELECT file, reason, raw FROM rejects WHERE reason LIKE 'duplicate%' ORDER BY file, raw")
+    assert [(f, r) for f, r, _ in got] == [
+        ("name.basics.tsv.gz", "duplicate nconst, one kept"),
+        ("title.basics.tsv.gz", "duplicate tconst, one kept"),
+        ("title.ratings.tsv.gz", "duplicate tconst, one kept"),
+        ("title.ratings.tsv.gz", "duplicate tconst, one kept"),
+    ]
+    assert "Great" in got[1][2] and "8.2" in got[2][2]
+    assert report.rejects["title.ratings.tsv.gz"] == 2 and report.rows["title.ratings.tsv.gz"] == 2
+    assert not any(warehouse.table_exists(con, f"{t}_read") for t in ("stg_imdb_titles", "stg_imdb_names"))
+
+
 def test_reject_fraction_fails_with_file_named(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     ml = write_ml_csv(tmp_path / "ml", extra_ratings=BAD_RATINGS)
     with pytest.raises(CinegraphError, match=r"ratings\.csv 50\.00%") as err:
