@@ -4,7 +4,8 @@ Optuna's TPE sampler proposes a setting per trial; the trial trains the model on
 ``seed`` (0 by default, never the test split) and scores validation ``ndcg@20``. Each model's
 search stops after ``trials`` trials or ``timeout_s`` seconds, whichever comes first (a trial in
 flight at the time limit finishes), so a tuned fused model meets baselines tuned with the same
-budget. Each search starts with the setting it is given, so tuning never forgets a good default.
+budget. Each search starts with the setting it is given, so tuning never forgets a good default
+(a baseline's default grid is scored once, outside the budget, and kept unless a trial beats it).
 The result is a :class:`TrainConfig` JSON: the fused model's fields directly, a baseline's under
 ``baselines.<name>``; one file carries every tuned model to ``cinegraph train --config`` and
 ``benchmark --config``. Next to it, ``<out>.study.json`` records the budget and every trial
@@ -131,7 +132,8 @@ def study_path(out_path: Path) -> Path:
 def search(
     model: str, data: PreparedData, base: TrainConfig, trials: int, timeout_s: float | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One model's search from ``base``: its best config fields and the record of every trial."""
+    """One model's search from ``base``: its best config fields (none where the starting grid of
+    a baseline scores at least as well as every trial) and the record of every trial."""
     t0 = time.perf_counter()
     seconds: dict[int, float] = {}
 
@@ -157,18 +159,24 @@ def search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial, ours
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=base.seed))
     start = start_params(base, model)
+    start_value = None
     try:
-        if start is not None:
+        if start is None:  # a grid: its own validation selection is the value to beat, outside the budget
+            start_value = validation_score(model, data, base)
+            log.info("tune %s: the starting grid scores valid ndcg@20 %.4f", model, start_value)
+        else:
             suggest(optuna.trial.FixedTrial(start), model)  # a categorical value outside the space raises
             study.enqueue_trial(start, skip_if_exists=True)
     except ValueError as exc:
         log.info("tune %s: the starting setting is outside the search space (%s); not tried first", model, exc)
     study.optimize(objective, n_trials=trials, timeout=timeout_s, callbacks=[progress])
     best = study.best_trial
-    params = suggest(optuna.trial.FixedTrial(best.params), model)
+    keep_start = start_value is not None and start_value >= best.value
+    params = {} if keep_start else suggest(optuna.trial.FixedTrial(best.params), model)
     record = {
-        "best_value": best.value,
+        "best_value": start_value if keep_start else best.value,
         "best_params": params,
+        "start_value": start_value,
         "trials_done": len(study.trials),
         "seconds": time.perf_counter() - t0,
         "trials": [
@@ -176,7 +184,7 @@ def search(
             for t in study.trials
         ],
     }
-    log.info("tune %s: best valid ndcg@20 %.4f with %s", model, best.value, params)
+    log.info("tune %s: best valid ndcg@20 %.4f with %s", model, record["best_value"], params or "the starting grid")
     return params, record
 
 

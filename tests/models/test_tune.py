@@ -47,17 +47,23 @@ def test_baselines_tune_into_one_file_with_one_budget_and_a_study_record(tiny_sn
     config = load_config(out)
     assert set(config.baselines) == {"lightgcn", "ease", "itemknn", "content_knn"}
     assert baseline_config("lightgcn", config).num_layers == config.baselines["lightgcn"]["num_layers"]
-    assert len(baseline_config("ease", config).lambdas) == 1
     assert json.loads(out.read_text())["hidden_dim"] == 16  # the fused model's fields untouched
     saved = json.loads(study_path(out).read_text())
     assert saved == json.loads(json.dumps(study))
     assert set(saved["models"]) == {"lightgcn", "ease", "itemknn", "content_knn"}  # the earlier run's kept
     assert saved["models"]["ease"]["budget"] == {"trials": 2, "timeout_s": 600.0}
     assert saved["split"] == "validation" and saved["seed"] == 0
-    for record in saved["models"].values():
+    for name, record in saved["models"].items():
         assert record["trials_done"] == len(record["trials"]) == 2
         assert all(t["seconds"] > 0 and 0.0 <= t["value"] <= 1.0 for t in record["trials"])
-        assert record["best_value"] == max(t["value"] for t in record["trials"])
+        values = [t["value"] for t in record["trials"]]
+        assert (record["start_value"] is None) == (name == "lightgcn")  # a default grid is scored, not a trial
+        assert record["best_value"] == max([*values, record["start_value"] or 0.0])
+        grid_wins = record["start_value"] is not None and record["start_value"] >= max(values)
+        assert (config.baselines[name] == {}) == grid_wins  # the default grid kept unless a trial beats it
+    ease = saved["models"]["ease"]
+    if ease["best_params"]:
+        assert baseline_config("ease", config).lambdas == tuple(ease["best_params"]["lambdas"])
 
 
 def test_a_tuned_baseline_is_the_next_search_s_first_trial(tiny_snapshot: Path, tmp_path: Path) -> None:
