@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cinegraph.errors import CinegraphError
+from cinegraph.flows.cli import main
 from cinegraph.models.benchmark import baseline_config
 from cinegraph.models.config import TrainConfig, load_config
 from cinegraph.models.tune import study_path, tune
@@ -84,3 +85,17 @@ def test_errors(tiny_snapshot: Path, tmp_path: Path) -> None:
     bad = TrainConfig(baselines={"lightgcn": {"num_layer": 2}})
     with pytest.raises(CinegraphError, match=r"baselines\.lightgcn\.num_layer"):
         baseline_config("lightgcn", bad)
+
+
+def test_the_cli_tunes_several_models_into_one_file(
+    tiny_snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "tuned.json"
+    argv = ["tune", "--snapshot", str(tiny_snapshot), "--model", "ease,itemknn", "--trials", "1", "--out", str(out)]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed) == {"ease", "itemknn"} and all(m["trials_done"] == 1 for m in printed.values())
+    assert set(load_config(out).baselines) == {"ease", "itemknn"}
+    assert json.loads(study_path(out).read_text())["budget"] == {"trials": 1, "timeout_s": None}
+    assert main([*argv[:4], "ease,popularity", *argv[5:]]) == 2
+    assert "--model popularity: nothing to tune" in capsys.readouterr().err
