@@ -170,11 +170,11 @@ def search(
     except ValueError as exc:
         log.info("tune %s: the starting setting is outside the search space (%s); not tried first", model, exc)
     study.optimize(objective, n_trials=trials, timeout=timeout_s, callbacks=[progress])
-    best = study.best_trial
-    keep_start = start_value is not None and start_value >= best.value
-    params = {} if keep_start else suggest(optuna.trial.FixedTrial(best.params), model)
+    best_value = study.best_value
+    keep_start = start_value is not None and start_value >= best_value
+    params = {} if keep_start else suggest(optuna.trial.FixedTrial(study.best_params), model)
     record = {
-        "best_value": start_value if keep_start else best.value,
+        "best_value": start_value if keep_start else best_value,
         "best_params": params,
         "start_value": start_value,
         "trials_done": len(study.trials),
