@@ -123,16 +123,23 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("tune", help="hyperparameter search of one model on the validation split")
+    p = sub.add_parser("tune", help="equal-budget hyperparameter search of models on the validation split")
     p.add_argument("--snapshot", type=Path, required=True, help="snapshot folder")
     p.add_argument(
-        "--model", default="fused", help="fused, lightgcn, mf_bpr, ease, itemknn or content_knn (default fused)"
+        "--model",
+        default="fused",
+        help="comma-separated, searched in turn with the same budget: fused, lightgcn, mf_bpr, ease, itemknn, "
+        "content_knn (default fused)",
     )
     p.add_argument(
-        "--out", type=Path, required=True, help="config JSON to write the best setting into (updated if it exists)"
+        "--out",
+        type=Path,
+        required=True,
+        help="config JSON to write the best settings into (updated if it exists); every trial goes to "
+        "<out>.study.json next to it",
     )
-    p.add_argument("--trials", type=int, default=20, help="most trials (default 20)")
-    p.add_argument("--timeout", type=float, default=None, help="most seconds (default: no limit)")
+    p.add_argument("--trials", type=int, default=20, help="most trials per model (default 20)")
+    p.add_argument("--timeout", type=float, default=None, help="most seconds per model (default: no limit)")
     p.add_argument(
         "--config", type=Path, default=None, help="TrainConfig JSON to start from when --out does not exist yet"
     )
@@ -255,8 +262,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     config = load_config(args.out if args.out.exists() else args.config, device=args.device)
     if args.protocol:
         config = config.model_copy(update={"data": config.data.model_copy(update={"protocol": args.protocol})})
-    result = tune(args.snapshot, args.model, args.out, args.trials, args.timeout, config)
-    print(json.dumps(result, indent=2))
+    study = tune(args.snapshot, args.model.split(","), args.out, args.trials, args.timeout, config)
+    best = {name: {k: m[k] for k in ("best_value", "trials_done", "seconds")} for name, m in study["models"].items()}
+    print(json.dumps(best, indent=2))
     return 0
 
 
