@@ -91,14 +91,14 @@ class TrainConfig(BaseModel):
         20.0, gt=0, title="Item-item residual scale", description="weight of the residual in the ranking"
     )
     content_map_hidden: int = Field(
-        0,
+        128,
         ge=0,
         title="Content map hidden size",
         description="hidden size of the map from a movie's content to its interaction embedding, which represents "
         "movies without interactions in the fused model (0: none)",
     )
     content_map_steps: int = Field(
-        200, ge=0, title="Content map steps", description="full-batch steps fitting the content map before fine-tuning"
+        400, ge=0, title="Content map steps", description="full-batch steps fitting the content map before fine-tuning"
     )
     content_map_lr: float = Field(1e-2, gt=0, title="Content map learning rate", description="Adam, while fitting it")
     # --- optimisation -----------------------------------------------------------------------

@@ -258,9 +258,8 @@ class FusedModel(nn.Module):
         scores_mask = ~observed[None, :]  # [1, M]
         losses = []
         for _ in range(steps):
-            mapped = self.content_map(content)  # [M, D]
             hide = (torch.rand(observed.numel(), generator=generator) < drop).to(observed.device)  # [M]
-            z = torch.where(hide[:, None], mapped, z_movie)  # [M, D]
+            z = z_movie.index_put((hide,), self.content_map(content[hide]))  # [M, D]: only those map
             logits = (z_user[users] @ z.t()).masked_fill(scores_mask, float("-inf"))  # [U_e, M]
             loss = -F.log_softmax(logits, dim=1)[inverse, edges[1]].mean()
             opt.zero_grad(set_to_none=True)
