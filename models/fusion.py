@@ -113,7 +113,11 @@ class FusedModel(nn.Module):
     :math:`[\,\cdot \,\|\, \mathbf{q}_m]`), so every dot-product consumer scores with it; a
     movie without interactions has :math:`\mathbf{q}_m = \mathbf{0}`. Such a movie (a new
     release) gets no learned embedding and no propagated view in either branch: its ranking comes
-    from content (features, people, genres). Training treats a random share of movies the same
+    from content (features, people, genres). With a content map its interaction views are
+    :math:`\phi(\mathbf{c}_m)`, an MLP of its content :math:`\mathbf{c}_m` (:meth:`content_of`)
+    fit before fine-tuning to score like the GCN's embeddings of movies with interactions
+    (:meth:`fit_content_map`), so a new movie is ranked in the same space as the others rather than
+    from the GCN's linear feature projection alone. Training treats a random share of movies the same
     way (``drop``; the caller also removes their user edges from the HGT input), as DropoutNet
     does (`"DropoutNet: Addressing Cold Start in Recommender Systems"
     <https://papers.nips.cc/paper/7081-dropoutnet>`_), so that side learns to rank on its own.
@@ -131,6 +135,8 @@ class FusedModel(nn.Module):
         item_item_rank (int, optional): Rank :math:`r` of the item-item residual, 0 for none;
             coordinates beyond the EASE scores' rank stay zero. (default: :obj:`0`)
         item_item_scale (float, optional): Scale :math:`s`. (default: :obj:`20.0`)
+        content_map_hidden (int, optional): Hidden size of the content map :math:`\phi`, 0 for
+            none. (default: :obj:`0`)
 
     Shapes:
         - **input:** as both branches, plus interactions per movie :math:`(M)` and optionally a
