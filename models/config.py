@@ -21,6 +21,7 @@ ARCHITECTURE_FIELDS = (
     "dropout",
     "gcn_graph",
     "item_item_rank",
+    "content_map_hidden",
 )
 Task = Literal["rec", "genre", "rating"]  # recommendation (BPR), multi-label genres, rating regression
 TaskWeights = dict[Task, Annotated[float, Field(ge=0)]]
@@ -89,6 +90,17 @@ class TrainConfig(BaseModel):
     item_item_scale: float = Field(
         20.0, gt=0, title="Item-item residual scale", description="weight of the residual in the ranking"
     )
+    content_map_hidden: int = Field(
+        128,
+        ge=0,
+        title="Content map hidden size",
+        description="hidden size of the map from a movie's content to its interaction embedding, which represents "
+        "movies without interactions in the fused model (0: none)",
+    )
+    content_map_steps: int = Field(
+        400, ge=0, title="Content map steps", description="full-batch steps fitting the content map before fine-tuning"
+    )
+    content_map_lr: float = Field(1e-2, gt=0, title="Content map learning rate", description="Adam, while fitting it")
     # --- optimisation -----------------------------------------------------------------------
     gcn_lr: float = Field(2e-2, gt=0, title="GCN learning rate", description="GCN branch pretraining")
     hgt_lr: float = Field(1e-2, gt=0, title="HGT learning rate", description="HGT branch pretraining")
@@ -176,6 +188,12 @@ class TrainConfig(BaseModel):
         lt=1.0,
         title="Cold dropout",
         description="share of movies whose interactions each fine-tuning step hides (DropoutNet)",
+    )
+    negatives: Literal["all", "observed"] = Field(
+        "all",
+        title="Softmax negatives",
+        description="all movies, or observed: only movies with interactions in the model input (a new movie is "
+        "unobserved, not disliked)",
     )
     fusion_select: Literal["ndcg@20", "map", "sum"] = Field(
         "sum", title="Fine-tuning selection metric", description="fine-tuning early-stop metric"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cinegraph.models.ease import item_item_factors
@@ -112,7 +113,11 @@ class FusedModel(nn.Module):
     :math:`[\,\cdot \,\|\, \mathbf{q}_m]`), so every dot-product consumer scores with it; a
     movie without interactions has :math:`\mathbf{q}_m = \mathbf{0}`. Such a movie (a new
     release) gets no learned embedding and no propagated view in either branch: its ranking comes
-    from content (features, people, genres). Training treats a random share of movies the same
+    from content (features, people, genres). With a content map its interaction views are
+    :math:`\phi(\mathbf{c}_m)`, an MLP of its content :math:`\mathbf{c}_m` (:meth:`content_of`)
+    fit before fine-tuning to score like the GCN's embeddings of movies with interactions
+    (:meth:`fit_content_map`), so a new movie is ranked in the same space as the others rather than
+    from the GCN's linear feature projection alone. Training treats a random share of movies the same
     way (``drop``; the caller also removes their user edges from the HGT input), as DropoutNet
     does (`"DropoutNet: Addressing Cold Start in Recommender Systems"
     <https://papers.nips.cc/paper/7081-dropoutnet>`_), so that side learns to rank on its own.
@@ -130,6 +135,8 @@ class FusedModel(nn.Module):
         item_item_rank (int, optional): Rank :math:`r` of the item-item residual, 0 for none;
             coordinates beyond the EASE scores' rank stay zero. (default: :obj:`0`)
         item_item_scale (float, optional): Scale :math:`s`. (default: :obj:`20.0`)
+        content_map_hidden (int, optional): Hidden size of the content map :math:`\phi`, 0 for
+            none. (default: :obj:`0`)
 
     Shapes:
         - **input:** as both branches, plus interactions per movie :math:`(M)` and optionally a
@@ -140,6 +147,7 @@ class FusedModel(nn.Module):
 
     item_item_user: Tensor  # [U, r] buffer
     item_item_movie: Tensor  # [M, r] buffer
+    content: Tensor  # [M, C] buffer: each movie's content as the content map reads it
 
     def __init__(
         self,
@@ -150,6 +158,7 @@ class FusedModel(nn.Module):
         mode: FusionMode = "cross_attention",
         item_item_rank: int = 0,
         item_item_scale: float = 20.0,
+        content_map_hidden: int = 0,
     ) -> None:
         super().__init__()
         if gcn.hidden_dim != hgt.hidden_dim:
@@ -158,6 +167,8 @@ class FusedModel(nn.Module):
             raise ValueError(f"item_item_rank={item_item_rank} must be >= 0")
         if item_item_scale <= 0:
             raise ValueError(f"item_item_scale={item_item_scale} must be positive")
+        if content_map_hidden < 0:
+            raise ValueError(f"content_map_hidden={content_map_hidden} must be >= 0")
         d = gcn.hidden_dim
         self.gcn, self.hgt, self.mode = gcn, hgt, mode
         self.user_fusion = CrossAttentionFusion(d, heads, dropout, mode)
@@ -170,6 +181,19 @@ class FusedModel(nn.Module):
         self.item_item_rank, self.item_item_scale = item_item_rank, item_item_scale
         self.register_buffer("item_item_user", torch.zeros(gcn.num_users, item_item_rank))  # [U, r]
         self.register_buffer("item_item_movie", torch.zeros(gcn.num_movies, item_item_rank))  # [M, r]
+        self.content_map_hidden = content_map_hidden
+        content_dim = (hgt.num_layers + 1) * d + gcn.movie_in_dim if content_map_hidden else 0
+        self.register_buffer("content", torch.zeros(gcn.num_movies, content_dim))  # [M, C]
+        self.content_map = (
+            nn.Sequential(
+                nn.Linear(content_dim, content_map_hidden),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(content_map_hidden, d),
+            )
+            if content_map_hidden
+            else None
+        )
         self.warm_start()
 
     @torch.no_grad()
@@ -196,6 +220,60 @@ class FusedModel(nn.Module):
             self.item_item_user.zero_()[:, : p.size(1)] = p
             self.item_item_movie.zero_()[:, : q.size(1)] = q
 
+    @torch.no_grad()
+    def content_of(
+        self, x_dict: dict[str, Tensor], edge_index_dict: dict[tuple[str, str, str], Tensor], movie_x: Tensor | None
+    ) -> Tensor:
+        """``[M, C]``: every movie as if it were new (the HGT's layer views without its learned
+        embedding, from inputs without any user-movie edge), and its features. The same for a
+        movie with interactions as for a new one, so a map fit on the first serves the second."""
+        m = self.gcn.num_movies
+        every = torch.ones(m, dtype=torch.bool, device=self.content.device)
+        views = self.hgt(x_dict, edge_index_dict, every)[self.hgt.movie_type]  # [M, Th, D]
+        x = movie_x if movie_x is not None else views.new_zeros(m, 0)
+        return torch.cat([views.flatten(1), x], dim=1)  # [M, C]
+
+    def fit_content_map(
+        self,
+        content: Tensor,
+        z_user: Tensor,
+        z_movie: Tensor,
+        edges: Tensor,
+        observed: Tensor,
+        steps: int,
+        lr: float,
+        generator: torch.Generator,
+        drop: float = 0.5,
+    ) -> list[float]:
+        r"""Fit the content map so that a movie's mapped content scores like its interaction
+        embedding, as DropoutNet trains (`"DropoutNet: Addressing Cold Start in Recommender
+        Systems" <https://papers.nips.cc/paper/7081-dropoutnet>`_), with the full softmax of
+        :func:`~cinegraph.models.gcn_branch.ranking_loss`: each step a random ``drop`` share of
+        the ``observed`` movies ``[M]`` is represented by :math:`\phi(\mathbf{c}_m)`, the rest by
+        their embeddings ``z_movie`` ``[M, D]`` (fixed, as ``z_user`` ``[U, D]``), and every
+        training positive ``edges`` ``[2, E]`` is ranked against the observed movies. Stores
+        ``content`` ``[M, C]``; returns the loss of each step."""
+        if self.content_map is None:
+            return []
+        self.content.copy_(content)
+        z_user, z_movie = z_user.detach(), z_movie.detach()
+        params = list(self.content_map.parameters())
+        opt = torch.optim.Adam(params, lr=lr)
+        self.content_map.train()
+        users, inverse = edges[0].unique(return_inverse=True)  # [U_e], [E]
+        scores_mask = ~observed[None, :]  # [1, M]
+        losses = []
+        for _ in range(steps):
+            hide = (torch.rand(observed.numel(), generator=generator) < drop).to(observed.device)  # [M]
+            z = z_movie.index_put((hide,), self.content_map(content[hide]))  # [M, D]: only those map
+            logits = (z_user[users] @ z.t()).masked_fill(scores_mask, float("-inf"))  # [U_e, M]
+            loss = -F.log_softmax(logits, dim=1)[inverse, edges[1]].mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        return losses
+
     def forward(
         self,
         adj: Tensor,
@@ -207,6 +285,9 @@ class FusedModel(nn.Module):
         ut, mt = self.hgt.user_type, self.hgt.movie_type
         cold = evidence <= 0 if drop is None else (evidence <= 0) | drop  # [M]
         g_user, g_movie = self.gcn.split(self.gcn(adj, x_dict.get(ut), x_dict.get(mt), cold))  # [U, Tg, D], [M, Tg, D]
+        if self.content_map is not None:  # a new movie's interaction views: its mapped content
+            mapped = self.content_map(self.content)[:, None, :].expand_as(g_movie)  # [M, Tg, D]
+            g_movie = torch.where(cold[:, None, None], mapped, g_movie)
         h = self.hgt(x_dict, edge_index_dict, cold)  # {type: [N_t, Th, D]}
         f_user = self.user_fusion(g_user, h[ut])  # [U, 2D]
         f_movie = self.movie_fusion(g_movie, h[mt])  # [M, 2D]

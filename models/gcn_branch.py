@@ -41,6 +41,7 @@ def ranking_loss(
     loss: RankingLoss = "softmax",
     temperature: float = 1.0,
     l2: float = 1e-4,
+    candidates: Tensor | None = None,
 ) -> Tensor:
     r"""Recommendation loss of positive pairs ``(users, pos)``, shared by every model here.
 
@@ -54,7 +55,10 @@ def ranking_loss(
     Many negatives per positive give a much stronger ranking signal than BPR's one (`"SimpleX: A
     Simple and Strong Baseline for Collaborative Filtering"
     <https://arxiv.org/abs/2109.12613>`_). ``l2`` regularises the batch's
-    user and positive (and, for BPR, negative) embeddings as LightGCN does.
+    user and positive (and, for BPR, negative) embeddings as LightGCN does. ``candidates``
+    ``[M]`` (bool) restricts the softmaxes' negatives to those movies: a movie nobody has
+    interacted with is unobserved, not disliked, and pushing it down as a negative teaches the
+    content pathway that new movies are bad.
     """
     u, p = z_user[users], z_movie[pos]  # [B, D] each
     reg = u.pow(2).sum() + p.pow(2).sum()
@@ -64,12 +68,19 @@ def ranking_loss(
         reg = reg + n.pow(2).sum()
     elif loss == "sampled_softmax":
         pos_logit = (u * p).sum(-1, keepdim=True)  # [B, 1]
-        logits = torch.cat([pos_logit, u @ z_movie[neg].t()], dim=1) / temperature  # [B, 1+N]
+        neg_logit = u @ z_movie[neg].t()  # [B, N]
+        if candidates is not None:
+            neg_logit = neg_logit.masked_fill(~candidates[neg], float("-inf"))
+        logits = torch.cat([pos_logit, neg_logit], dim=1) / temperature  # [B, 1+N]
         rec = -F.log_softmax(logits, dim=1)[:, 0].mean()
     elif loss == "softmax":
         rows, inverse = users.unique(return_inverse=True)  # [U_b], [B]
-        log_p = F.log_softmax(z_user[rows] @ z_movie.t() / temperature, dim=1)  # [U_b, M]
-        rec = -log_p[inverse, pos].mean()
+        logits = z_user[rows] @ z_movie.t() / temperature  # [U_b, M]
+        if candidates is not None:  # the positives stay in the softmax's denominator
+            keep = candidates[None, :].expand_as(logits).clone()  # [U_b, M]
+            keep[inverse, pos] = True
+            logits = logits.masked_fill(~keep, float("-inf"))
+        rec = -F.log_softmax(logits, dim=1)[inverse, pos].mean()
     else:
         raise ValueError(f"loss={loss!r} is not 'bpr', 'softmax' or 'sampled_softmax'")
     return rec + l2 * reg / users.numel()

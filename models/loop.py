@@ -97,8 +97,9 @@ def task_losses(
         shared = config.rec_loss == "sampled_softmax"  # [N] negatives shared by the batch and every process
         neg = neg[: config.num_negatives] if shared else distributed.shard(neg)
         users, pos = distributed.shard(users), distributed.shard(pos)
+        observed = inp.evidence > 0 if config.negatives == "observed" else None  # [M]
         losses["rec"] = ranking_loss(
-            z_user, z_movie, users, pos, neg, config.rec_loss, config.temperature, config.emb_l2
+            z_user, z_movie, users, pos, neg, config.rec_loss, config.temperature, config.emb_l2, observed
         )
     if "genre" in active:
         labels = data.genre_labels[mask]  # [M_train, G]

@@ -67,6 +67,7 @@ def model_args(kind: str, data: PreparedData, config: TrainConfig) -> dict[str, 
             "mode": config.fusion,
             "item_item_rank": config.item_item_rank,
             "item_item_scale": config.item_item_scale,
+            "content_map_hidden": config.content_map_hidden,
         }
     raise ValueError(f"kind={kind!r} is not 'gcn', 'hgt' or 'fused'")
 

@@ -24,6 +24,7 @@ from cinegraph.models.hgt_branch import MultiTaskHGT
 from cinegraph.models.loop import Stage, evaluate, fit, set_seed
 from cinegraph.models.registry import Inputs, build_gcn, build_hgt, model_args
 from cinegraph.models.task_weighting import TaskWeighting
+from cinegraph.schema import MOVIE, USER
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +117,21 @@ def finetune(
     ranking is no worse than right after fusing (else the fused start is kept)."""
     set_seed(config.seed)
     model = FusedModel(
-        gcn, hgt, config.fusion_heads, config.dropout, config.fusion, config.item_item_rank, config.item_item_scale
+        gcn,
+        hgt,
+        config.fusion_heads,
+        config.dropout,
+        config.fusion,
+        config.item_item_rank,
+        config.item_item_scale,
+        config.content_map_hidden,
     ).to(config.device)
     model.fit_item_item(data.train_edges, config.item_item_lambda)
     inp = Inputs.of(data, model)
+    fit_content_map(model, data, inp, config)
     weighting = TaskWeighting(config.fusion_weights, config.weighting).to(config.device)
     start = distributed.on_main(lambda: evaluate(model, data, inp, "valid", config.ks))
+    log.info("%s as fused: valid ndcg@20 %.4f, genre mAP %.4f", name, start["ndcg@20"], start["map"])
     if config.fusion_select == "sum":
         n0, f0 = max(start["ndcg@20"], 1e-9), max(start["map"], 1e-9)
         select = lambda m: (  # noqa: E731
@@ -144,6 +154,31 @@ def finetune(
     )
     ckpt = fit(stage, model_args("fused", data, config), data, inp, config, out_dir, on_epoch)
     return model, _result(name, stage, ckpt, data, inp, config)
+
+
+def fit_content_map(model: FusedModel, data: PreparedData, inp: Inputs, config: TrainConfig) -> None:
+    """Fit the fused model's content map (if it has one) on the pretrained branches: content from
+    the HGT as if every movie were new, targets the GCN's embeddings."""
+    if model.content_map is None:
+        return
+    model.eval()
+    every = torch.ones(data.num_movies, dtype=torch.bool, device=inp.evidence.device)
+    content = model.content_of(inp.x, inp.dropping(every).edge_index, inp.x.get(MOVIE.label))
+    with torch.no_grad():
+        z_user, z_movie = model.gcn.embed(inp.adj, inp.x.get(USER.label), inp.x.get(MOVIE.label), inp.evidence <= 0)
+    gen = torch.Generator().manual_seed(config.seed)
+    losses = model.fit_content_map(
+        content,
+        z_user,
+        z_movie,
+        data.train_edges,
+        inp.evidence > 0,
+        config.content_map_steps,
+        config.content_map_lr,
+        gen,
+    )
+    if losses:
+        log.info("content map: loss %.4f -> %.4f in %d steps", losses[0], losses[-1], len(losses))
 
 
 def train_fused(

@@ -138,3 +138,40 @@ def test_item_item_residual_adds_scaled_ease_scores(rank: int) -> None:
     assert torch.all(model(adj, {}, EDGES, EVIDENCE, drop)[1][1, D:] == 0)  # dropped: none either
     model.train()  # fine-tuning learns the fused part alone
     assert model(adj, {}, EDGES, EVIDENCE)[0].shape == (U, D)
+
+
+def test_content_map_represents_new_movies_by_their_mapped_content() -> None:
+    """Fit on the movies with interactions, the map learns to score their positives (loss falls);
+    at the warm start a new movie then scores as the GCN's users against its mapped content,
+    and a movie with interactions as before."""
+    torch.manual_seed(0)
+    in_genre = torch.tensor([[0, 1, 2, 3, 4, 5], [0, 0, 1, 1, 0, 1]])
+    genre_edges = {("Movie", "IN_GENRE", "Genre"): in_genre, ("Genre", "rev_IN_GENRE", "Movie"): in_genre.flip(0)}
+    edges = {**EDGES, **genre_edges}
+    gcn = MultiTaskGCN(U, M, G, hidden_dim=D, num_layers=2, movie_in_dim=2)
+    hgt = MultiTaskHGT(
+        (["User", "Movie", "Genre"], list(edges)), {"User": U, "Movie": M, "Genre": 2}, {}, G, hidden_dim=D, heads=2
+    )
+    model = FusedModel(gcn, hgt, heads=2, content_map_hidden=16).eval()
+    plain = FusedModel(gcn, hgt, heads=2).eval()
+    adj = normalized_adjacency(RATED, torch.ones(5), U, M)
+    x_movie = torch.randn(M, 2)
+    content = model.content_of({}, genre_edges, x_movie)  # no user edge: content alone
+    assert content.shape == (M, 3 * D + 2) and torch.equal(content[:, -2:], x_movie)
+    g_user, g_movie = gcn.embed(adj, x_movie=x_movie, cold=EVIDENCE == 0)
+    losses = model.fit_content_map(
+        content, g_user, g_movie, RATED, EVIDENCE > 0, steps=30, lr=1e-2, generator=torch.Generator().manual_seed(0)
+    )
+    assert len(losses) == 30 and losses[-1] < losses[0]
+    assert torch.equal(model.content, content)
+    model.eval()
+    x = {"Movie": x_movie}
+    z_user, z_movie, _ = model(adj, x, edges, EVIDENCE)
+    p_user, p_movie, _ = plain(adj, x, edges, EVIDENCE)
+    warm = EVIDENCE > 0
+    assert torch.allclose(z_user @ z_movie[warm].t(), p_user @ p_movie[warm].t(), atol=1e-6)
+    mapped = model.content_map(content)[~warm]  # [1, D]: movie 4
+    assert torch.allclose(z_user @ z_movie[~warm].t(), g_user @ mapped.t(), atol=1e-5)
+    assert mapped.abs().sum() > 0
+    with pytest.raises(ValueError, match="content_map_hidden=-1"):
+        FusedModel(gcn, hgt, content_map_hidden=-1)
