@@ -121,7 +121,9 @@ def fuzzy_sql(config: MatchConfig) -> Step:
     included, by ``tie_window`` (rank scores both: a short from the next year is a weaker rival
     than a feature from the same one). A winner found only through an a.k.a. title must not face
     another title that reaches the threshold under its own name (a popular film whose alias is
-    the name of another film of that year): otherwise a person decides from the review file."""
+    the name of another film of that year), and a winner off the MovieLens year must not face a
+    title of that very year spelled at least as well (votes or type alone put it first): otherwise
+    a person decides from the review file."""
     sql = """
         WITH ranked AS (
             SELECT *, row_number() OVER (PARTITION BY movie_id
@@ -134,15 +136,21 @@ def fuzzy_sql(config: MatchConfig) -> Step:
             JOIN win w ON w.movie_id = r.movie_id AND r.matched <> w.matched GROUP BY r.movie_id),
         named AS (
             SELECT DISTINCT r.movie_id FROM ranked r JOIN win w ON w.movie_id = r.movie_id
-            WHERE w.aka AND NOT r.aka AND r.tconst <> w.tconst AND r.score >= $threshold)
+            WHERE w.aka AND NOT r.aka AND r.tconst <> w.tconst AND r.score >= $threshold),
+        dated AS (
+            SELECT DISTINCT r.movie_id FROM ranked r JOIN win w ON w.movie_id = r.movie_id
+            JOIN match_movies m ON m.movie_id = r.movie_id
+            WHERE w.start_year IS DISTINCT FROM m.year AND r.start_year = m.year AND r.score >= w.score
+              AND r.tconst <> w.tconst)
         SELECT w.movie_id, w.tconst, w.score, ru.runner_up AS runner_up_score,
                CASE WHEN w.score < $threshold THEN 'none'
                     WHEN w.rank_score - coalesce(ru.runner_up_rank, -1e9) < $margin THEN 'review'
                     WHEN w.rank_score - coalesce(rv.rival_rank, -1e9) < $tie_window THEN 'review'
-                    WHEN nm.movie_id IS NOT NULL THEN 'review'
+                    WHEN nm.movie_id IS NOT NULL OR dt.movie_id IS NOT NULL THEN 'review'
                     ELSE 'match' END AS status
         FROM win w LEFT JOIN runner ru ON ru.movie_id = w.movie_id
-        LEFT JOIN rival rv ON rv.movie_id = w.movie_id LEFT JOIN named nm ON nm.movie_id = w.movie_id"""
+        LEFT JOIN rival rv ON rv.movie_id = w.movie_id LEFT JOIN named nm ON nm.movie_id = w.movie_id
+        LEFT JOIN dated dt ON dt.movie_id = w.movie_id"""
     params = {"tie_window": config.tie_window, "threshold": config.threshold, "margin": config.margin}
     return Step(sql, "match_fuzzy", params)
 

@@ -178,6 +178,21 @@ def test_same_year_homonyms_decided_by_type_then_votes(con: duckdb.DuckDBPyConne
     assert decisions(con) == {1: ("tt11", "fuzzy"), 2: ("tt20", "fuzzy"), 3: ("tt31", "fuzzy")}
 
 
+@pytest.mark.parametrize("exact_year_votes", [None, 150])
+def test_off_year_winner_facing_a_title_of_the_year_goes_to_review(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, exact_year_votes: int | None
+) -> None:
+    """A far more voted namesake a year off outranks the film of the MovieLens year on votes alone:
+    a person decides. With no title of that year, the namesake a year off is the match."""
+    titles: list[Title] = [("tt01", "movie", "Valumpol Danjundan", "Valumpol Danjundan", 2019, 2_000_000)]
+    if exact_year_votes is not None:
+        titles.append(("tt02", "tvMiniSeries", "Valumpol Danjundan", "Valumpol Danjundan", 2020, exact_year_votes))
+    stage(con, [(1, "Valumpol Danjundan (2020)")], titles)
+    report = run(con, tmp_path)
+    assert decisions(con)[1] == ((None, "none") if exact_year_votes else ("tt01", "fuzzy"))
+    assert report.review == (1 if exact_year_votes else 0)
+
+
 def test_undated_movie_blocked_by_title_key(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     stage(
         con,
