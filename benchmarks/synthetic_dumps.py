@@ -300,6 +300,27 @@ def _macros(con: duckdb.DuckDBPyConnection, seed: int) -> None:
         con.execute(sql)
 
 
+# Translations: a letter cipher per language (ASCII, so accent folding cannot undo it), and the
+# article that language puts first.
+CIPHERS = [
+    ("La ", "aeioklmnrst", "eaouchnmlzd"),
+    ("Der ", "aeioklmnrstv", "eiaucrnmlzdw"),
+    ("El ", "aeiouklnrst", "oaeiuqrmlsc"),
+    ("Il ", "aeioklmnrst", "oiaecqnmlrz"),
+    ("", "aeiklnorstu", "ioaqmrelzdy"),
+]
+
+
+def _cipher_case(column: str, index: str) -> str:
+    """``column`` translated into language ``index % len(CIPHERS)`` (see CIPHERS)."""
+    whens = " ".join(
+        f"WHEN {n} THEN '{art}' || upper(translate(lower({column}), '{src}', '{dst}')[1]) "
+        f"|| translate(lower({column}), '{src}', '{dst}')[2:]"
+        for n, (art, src, dst) in enumerate(CIPHERS)
+    )
+    return f"CASE {index} % {len(CIPHERS)} {whens} END"
+
+
 def _type_case(column: str) -> str:
     """CASE mapping a uniform ``column`` to a titleType by the cumulative mix."""
     whens, acc = [], 0.0
@@ -365,30 +386,35 @@ def build_tables(con: duckdb.DuckDBPyConnection, sizes: Sizes) -> None:
                              END AS year
         FROM donors
         UNION ALL SELECT r.i, r.target, m.year FROM remakes r JOIN ml m ON m.i = r.i""")
+    # A title's texts, written once (title.basics, title.akas and movies.csv all read them):
+    # episodes are mostly "Episode #s.e"; 15 % of films are foreign with an original title of their
+    # own. Everything derives from name_key, so same-key titles are homonyms.
+    # (Sorted before the texts exist: the scan of a sorted table keeps its order, a sort of the
+    # texts would move every string.)
     con.execute("""
-        CREATE TABLE titles AS
+        CREATE TABLE keyed AS
         SELECT b.i, b.title_type, CASE WHEN r.i IS NULL THEN b.year ELSE least(r.year, 2025) END AS year, b.votes,
                coalesce(r.name_key, b.i) AS name_key
         FROM base b LEFT JOIN (SELECT DISTINCT ON (i) * FROM renamed ORDER BY i, name_key) r ON r.i = b.i
         ORDER BY b.i""")
+    con.execute("""
+        CREATE TABLE titles AS
+        SELECT *,
+               CASE WHEN title_type = 'tvEpisode' AND rnd(i, 50) < 0.45
+                    THEN 'Episode #' || (1 + h(i, 51) % 12) || '.' || (1 + h(i, 52) % 24)
+                    ELSE title_of(name_key) END AS primary_title,
+               CASE WHEN title_type <> 'tvEpisode' AND rnd(name_key, 53) < 0.15 THEN foreign_of(name_key)
+                    END AS foreign_title
+        FROM keyed""")
+    con.execute("DROP TABLE keyed")
     con.execute("DROP TABLE base")
     con.execute("DROP TABLE renamed")
 
 
-# A title's texts: episodes are mostly "Episode #s.e"; 15 % of films are foreign with an
-# original title of their own. Everything derives from name_key, so same-key titles are homonyms.
-_TEXTS = """
-    SELECT t.*,
-           CASE WHEN t.title_type = 'tvEpisode' AND rnd(t.i, 50) < 0.45
-                THEN 'Episode #' || (1 + h(t.i, 51) % 12) || '.' || (1 + h(t.i, 52) % 24)
-                ELSE title_of(t.name_key) END AS primary_title,
-           CASE WHEN t.title_type <> 'tvEpisode' AND rnd(t.name_key, 53) < 0.15 THEN foreign_of(t.name_key)
-                END AS foreign_title
-    FROM titles t"""
-
-
 def imdb_queries() -> dict[str, str]:
-    """One SELECT per IMDb file, in the file's column order and key order."""
+    """One SELECT per IMDb file, in the file's column order and key order: each scans ``titles``
+    (written in key order) or a range through projections, filters and unnest only, which keep
+    DuckDB's insertion order, so no query sorts its tens of millions of rows."""
     genres = _list(IMDB_GENRES)
     return {
         "title.basics": f"""
@@ -402,8 +428,12 @@ def imdb_queries() -> dict[str, str]:
                    CASE WHEN rnd(i, 65) < 0.1 THEN NULL ELSE array_to_string(list_sort(list_distinct(
                        [pick({genres}, i, 66), pick({genres}, i, 67), pick({genres}, i, 68)]
                        [1:1 + (h(i, 69) % 3)::INTEGER])), ',') END
-            FROM ({_TEXTS}) ORDER BY i""",
+            FROM titles""",
         # ordering 1 is the original title; films carry many more akas than episodes, popular ones most.
+        # Like the real file, the other akas are the title itself released in another region, its
+        # original title, a translation (a per-language letter cipher of the title: a spelling of its
+        # own, as "Der Pate" is of "The Godfather"), the title with a regional subtitle, and a few
+        # working titles unrelated to it; so an aka rarely spells another film's title.
         "title.akas": f"""
             WITH a AS (
                 SELECT i, primary_title, coalesce(foreign_title, primary_title) AS original_title,
@@ -411,23 +441,26 @@ def imdb_queries() -> dict[str, str]:
                            ELSE 1 + (h(i, 70) % 4)::INTEGER
                                 + floor(power(log10(1 + votes), 2) * 2.5 * rnd(i, 71))::INTEGER
                            END)) AS ordering
-                FROM ({_TEXTS}))
+                FROM titles),
+            k AS (SELECT *, i * 1000 + ordering AS k, rnd(i * 1000 + ordering, 72) AS u,
+                         (h(i * 1000 + ordering, 76) % {len(REGIONS)})::INTEGER AS r FROM a)
             SELECT tconst(i), ordering,
                    CASE WHEN ordering = 1 THEN original_title
-                        WHEN rnd(i * 1000 + ordering, 72) < 0.55 THEN primary_title
-                        WHEN rnd(i * 1000 + ordering, 72) < 0.6 THEN primary_title || ' ' || pick(['2', 'II'], i, 73)
-                        ELSE phrase(i * 1000 + ordering, 74, nwords(i * 1000 + ordering, 75)) END,
-                   CASE WHEN ordering = 1 THEN NULL ELSE pick({_list(REGIONS)}, i * 1000 + ordering, 76) END,
-                   CASE WHEN ordering > 1 AND rnd(i * 1000 + ordering, 77) < 0.2
-                        THEN pick(['en', 'fr', 'de', 'ja', 'es', 'ru'], i * 1000 + ordering, 78) END,
-                   CASE WHEN ordering = 1 THEN 'original' WHEN rnd(i * 1000 + ordering, 79) < 0.7 THEN NULL
-                        ELSE pick(['imdbDisplay', 'imdbDisplay', 'alternative', 'working', 'dvd', 'festival'],
-                                  i * 1000 + ordering, 80) END,
-                   CASE WHEN ordering > 1 AND rnd(i * 1000 + ordering, 81) < 0.04
-                        THEN pick(['literal English title', 'new title', 'alternative spelling'],
-                                  i * 1000 + ordering, 82) END,
+                        WHEN u < 0.6 THEN primary_title
+                        WHEN u < 0.7 THEN original_title
+                        WHEN u < 0.92 THEN {_cipher_case("primary_title", "r")}
+                        WHEN u < 0.97 THEN primary_title || ': ' || phrase(k, 74, 1 + (h(k, 75) % 3)::INTEGER)
+                        ELSE phrase(k, 74, nwords(k, 75)) END,
+                   CASE WHEN ordering = 1 THEN NULL ELSE {_list(REGIONS)}[1 + r] END,
+                   CASE WHEN ordering > 1 AND rnd(k, 77) < 0.2
+                        THEN pick(['en', 'fr', 'de', 'ja', 'es', 'ru'], k, 78) END,
+                   CASE WHEN ordering = 1 THEN 'original' WHEN u >= 0.97 THEN 'working'
+                        WHEN rnd(k, 79) < 0.7 THEN NULL
+                        ELSE pick(['imdbDisplay', 'imdbDisplay', 'alternative', 'dvd', 'festival'], k, 80) END,
+                   CASE WHEN ordering > 1 AND rnd(k, 81) < 0.04
+                        THEN pick(['literal English title', 'new title', 'alternative spelling'], k, 82) END,
                    CASE WHEN ordering = 1 THEN 1 ELSE 0 END
-            FROM a ORDER BY i, ordering""",
+            FROM k""",
         "title.principals": f"""
             WITH p AS (
                 SELECT i, unnest(range(1, 1 + CASE WHEN title_type = 'tvEpisode' THEN 1 + (h(i, 90) % 15)::INTEGER
@@ -447,7 +480,7 @@ def imdb_queries() -> dict[str, str]:
                    CASE WHEN category IN ('actor', 'actress', 'self') AND rnd(i * 100 + ordering, 95) < 0.85
                         THEN '["' || CASE WHEN category = 'self' THEN 'Self' ELSE word(i * 100 + ordering, 96) END
                              || '"]' END
-            FROM c ORDER BY i, ordering""",
+            FROM c""",
         "title.crew": """
             SELECT tconst(i),
                    CASE WHEN rnd(i, 100) < CASE WHEN title_type = 'tvEpisode' THEN 0.4 ELSE 0.06 END THEN NULL
@@ -460,7 +493,7 @@ def imdb_queries() -> dict[str, str]:
                              lambda j: nconst(1 + floor(getvariable('n_names')
                                                         * power(rnd(i * 4 + j, 105), 1.6))::BIGINT)), ',')
                         END
-            FROM titles ORDER BY i""",
+            FROM titles""",
         "name.basics": f"""
             SELECT nconst(i), word(i, 110) || ' ' || word(i, 111),
                    CASE WHEN rnd(i, 112) < 0.25 THEN 1880 + (h(i, 113) % 130)::INTEGER END,
@@ -473,10 +506,10 @@ def imdb_queries() -> dict[str, str]:
                        range(1 + (h(i, 119) % 4)::INTEGER),
                        lambda j: tconst(1 + floor(getvariable('n_titles')
                                                   * power(rnd(i * 4 + j, 120), 1.3))::BIGINT)), ',') END
-            FROM range(1, getvariable('n_names') + 1) r(i) ORDER BY i""",
+            FROM range(1, getvariable('n_names') + 1) r(i)""",
         "title.ratings": """
             SELECT tconst(i), round(1.5 + 8 * (rnd(i, 130) + rnd(i, 131) + rnd(i, 132)) / 3, 1), votes
-            FROM titles WHERE votes > 0 ORDER BY i""",
+            FROM titles WHERE votes > 0""",
     }
 
 
@@ -488,7 +521,7 @@ def movielens_queries(variant: str) -> dict[str, str]:
         # typos, years one off, a rare missing year; inverted articles throughout.
         "movies.csv": f"""
             WITH m AS (SELECT ml.ml_rank, ml.i, x.primary_title, x.foreign_title, x.year
-                       FROM ml JOIN ({_TEXTS}) x ON x.i = ml.i),
+                       FROM ml JOIN titles x ON x.i = ml.i),
             named AS (
                 SELECT ml_rank, i, year,
                        CASE WHEN foreign_title IS NOT NULL AND rnd(i, 140) < 0.6
@@ -613,6 +646,58 @@ def generate(
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return timings
+
+
+FILM_TYPES = ("movie", "tvMovie", "video")
+# Title spelling as the statistics compare it: case, accents and punctuation folded.
+_NORM = "trim(regexp_replace(lower(strip_accents({})), '[^a-z0-9]+', ' ', 'g'))"
+
+
+def homonym_rates(con: duckdb.DuckDBPyConnection, imdb: Path) -> dict[str, float]:
+    """How crowded a mirror's film titles are, for comparing the generator with the real dumps:
+    the share of dated films (movie, tvMovie, video) sharing their folded title with another film
+    of the same year and of any year, and (when title.akas exists) the share whose akas spell the
+    title of another film of the same year, the crowding fuzzy matching through akas meets."""
+
+    def read(name: str, columns: str) -> str:
+        return (
+            f"SELECT {columns} FROM read_csv('{imdb / f'{name}.tsv.gz'}', delim='\t', quote='', "
+            "nullstr='\\N', header=true, all_varchar=true)"
+        )
+
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE rate_films AS SELECT tconst, {_NORM.format('primaryTitle')} AS norm, "
+        f"TRY_CAST(startYear AS INTEGER) AS year FROM ({read('title.basics', '*')}) "
+        f"WHERE titleType IN {FILM_TYPES} AND TRY_CAST(startYear AS INTEGER) IS NOT NULL"
+    )
+    films, same_year, any_year = con.sql("""
+        SELECT count(*), avg((same > 1)::INTEGER), avg((anyy > 1)::INTEGER) FROM (
+            SELECT count(*) OVER (PARTITION BY norm, year) AS same, count(*) OVER (PARTITION BY norm) AS anyy
+            FROM rate_films)""").fetchall()[0]
+    rates = {"films": float(films), "same_year": float(same_year or 0), "any_year": float(any_year or 0)}
+    if (imdb / "title.akas.tsv.gz").is_file():
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE rate_akas AS
+            SELECT DISTINCT f.tconst, f.year, f.norm AS own, {_NORM.format("a.title")} AS norm
+            FROM ({read("title.akas", "titleId, title")}) a JOIN rate_films f ON f.tconst = a.titleId""")
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE rate_words AS
+            SELECT DISTINCT unnest(string_split({_NORM.format("primaryTitle")}, ' ')) AS word
+            FROM ({read("title.basics", "primaryTitle")})""")
+        aka_same_year, unrelated = con.sql("""
+            WITH other AS (SELECT * FROM rate_akas WHERE norm <> own AND norm <> ''),
+            words AS (SELECT tconst, norm, own, unnest(string_split(norm, ' ')) AS word FROM other),
+            unrelated AS (
+                SELECT tconst, norm FROM words w LEFT JOIN rate_words v USING (word)
+                GROUP BY tconst, norm, own
+                HAVING bool_and(v.word IS NOT NULL) AND NOT bool_or(list_contains(string_split(own, ' '), w.word)))
+            SELECT (SELECT count(DISTINCT a.tconst) FROM other a JOIN rate_films o
+                      ON o.norm = a.norm AND o.year = a.year AND o.tconst <> a.tconst)
+                   / greatest(1, (SELECT count(*) FROM rate_films)),
+                   (SELECT count(*) FROM unrelated) / greatest(1, (SELECT count(*) FROM rate_akas))""").fetchall()[0]
+        rates["aka_same_year"] = float(aka_same_year)
+        rates["aka_unrelated"] = float(unrelated)
+    return rates
 
 
 def main(argv: list[str] | None = None) -> int:

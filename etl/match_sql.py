@@ -77,7 +77,7 @@ def pairs_sql(year_tolerance: int, aka_penalty: float) -> Step:
     A spelling that is only one of a title's a.k.a. titles loses ``aka_penalty``: a popular film
     whose foreign alias equals this title must not outrank the film of that name."""
     sql = """
-        SELECT movie_id, norm, tconst, score - $aka_penalty * aka::INTEGER AS score FROM (
+        SELECT movie_id, norm, tconst, score - $aka_penalty * aka::INTEGER AS score, aka FROM (
             SELECT h.movie_id, s.norm, s.tconst, h.score, s.aka FROM match_hits h
             JOIN match_movies m ON m.movie_id = h.movie_id
             JOIN match_spelled s ON s.norm = h.norm AND s.derived = h.derived
@@ -87,14 +87,16 @@ def pairs_sql(year_tolerance: int, aka_penalty: float) -> Step:
 
 
 def scored_sql(config: MatchConfig) -> Step:
-    """Best score per (movie, title), the spelling it came from, and the rank score that orders
-    candidates: fuzzy score minus title-type and year-distance penalties plus a bonus per tenfold
-    IMDb votes, so among same-title homonyms the film people rate wins unless it is further off."""
+    """Best score per (movie, title), the spelling it came from (``aka``: only an a.k.a. title), and
+    the rank score that orders candidates: fuzzy score minus title-type and year-distance penalties
+    plus a bonus per tenfold IMDb votes, so among same-title homonyms the film people rate wins
+    unless it is further off."""
     sql = """
         WITH best AS (
-            SELECT movie_id, tconst, max(score) AS score, first(norm ORDER BY score DESC, norm) AS matched
+            SELECT movie_id, tconst, max(score) AS score, first(norm ORDER BY score DESC, norm) AS matched,
+                   first(aka ORDER BY score DESC, norm) AS aka
             FROM match_pairs GROUP BY movie_id, tconst)
-        SELECT b.movie_id, b.tconst, b.score, b.matched, i.title_type, i.start_year, i.num_votes,
+        SELECT b.movie_id, b.tconst, b.score, b.matched, b.aka, i.title_type, i.start_year, i.num_votes,
                b.score
                - coalesce(list_extract($pen_values, list_position($pen_types, i.title_type)), $pen_other)
                - $year_penalty * coalesce(abs(i.start_year - m.year), 0)
@@ -117,7 +119,11 @@ def fuzzy_sql(config: MatchConfig) -> Step:
     The winner has the top rank score and must reach the score threshold. It must beat the best
     candidate with a different (normalised) title by ``margin`` and every other title, homonyms
     included, by ``tie_window`` (rank scores both: a short from the next year is a weaker rival
-    than a feature from the same one); otherwise a person decides from the review file."""
+    than a feature from the same one). A winner found only through an a.k.a. title must not face
+    another title that reaches the threshold under its own name (a popular film whose alias is
+    the name of another film of that year), and a winner off the MovieLens year must not face a
+    title of that very year spelled at least as well (votes or type alone put it first): otherwise
+    a person decides from the review file."""
     sql = """
         WITH ranked AS (
             SELECT *, row_number() OVER (PARTITION BY movie_id
@@ -127,14 +133,24 @@ def fuzzy_sql(config: MatchConfig) -> Step:
         rival AS (SELECT movie_id, rank_score AS rival_rank FROM ranked WHERE pick = 2),
         runner AS (
             SELECT r.movie_id, max(r.score) AS runner_up, max(r.rank_score) AS runner_up_rank FROM ranked r
-            JOIN win w ON w.movie_id = r.movie_id AND r.matched <> w.matched GROUP BY r.movie_id)
+            JOIN win w ON w.movie_id = r.movie_id AND r.matched <> w.matched GROUP BY r.movie_id),
+        named AS (
+            SELECT DISTINCT r.movie_id FROM ranked r JOIN win w ON w.movie_id = r.movie_id
+            WHERE w.aka AND NOT r.aka AND r.tconst <> w.tconst AND r.score >= $threshold),
+        dated AS (
+            SELECT DISTINCT r.movie_id FROM ranked r JOIN win w ON w.movie_id = r.movie_id
+            JOIN match_movies m ON m.movie_id = r.movie_id
+            WHERE w.start_year IS DISTINCT FROM m.year AND r.start_year = m.year AND r.score >= w.score
+              AND r.tconst <> w.tconst)
         SELECT w.movie_id, w.tconst, w.score, ru.runner_up AS runner_up_score,
                CASE WHEN w.score < $threshold THEN 'none'
                     WHEN w.rank_score - coalesce(ru.runner_up_rank, -1e9) < $margin THEN 'review'
                     WHEN w.rank_score - coalesce(rv.rival_rank, -1e9) < $tie_window THEN 'review'
+                    WHEN nm.movie_id IS NOT NULL OR dt.movie_id IS NOT NULL THEN 'review'
                     ELSE 'match' END AS status
         FROM win w LEFT JOIN runner ru ON ru.movie_id = w.movie_id
-        LEFT JOIN rival rv ON rv.movie_id = w.movie_id"""
+        LEFT JOIN rival rv ON rv.movie_id = w.movie_id LEFT JOIN named nm ON nm.movie_id = w.movie_id
+        LEFT JOIN dated dt ON dt.movie_id = w.movie_id"""
     params = {"tie_window": config.tie_window, "threshold": config.threshold, "margin": config.margin}
     return Step(sql, "match_fuzzy", params)
 

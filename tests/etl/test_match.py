@@ -115,12 +115,13 @@ def test_akas_are_candidates_when_staged(con: duckdb.DuckDBPyConnection, tmp_pat
     assert decisions(con)[1] == (("tt01", "fuzzy") if with_akas else (None, "none"))
 
 
-@pytest.mark.parametrize(("aka_penalty", "expected"), [(0.0, "tt01"), (3.0, "tt02")])
+@pytest.mark.parametrize(("aka_penalty", "expected"), [(0.0, (None, "none")), (3.0, ("tt02", "fuzzy"))])
 def test_aka_match_yields_to_the_film_of_that_name(
-    con: duckdb.DuckDBPyConnection, tmp_path: Path, aka_penalty: float, expected: str
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, aka_penalty: float, expected: tuple[str | None, str]
 ) -> None:
     """A popular film a year off whose foreign alias equals the title loses to the film of that name
-    once an alias counts less than a title's own name (without the penalty its votes win)."""
+    once an alias counts less than a title's own name; without the penalty its votes put it first,
+    and an alias winner facing a film of that name goes to review."""
     stage(
         con,
         [(1, "Berka, The (2011)")],
@@ -131,7 +132,22 @@ def test_aka_match_yields_to_the_film_of_that_name(
         akas=[("tt01", "The Berka")],
     )
     run(con, tmp_path, aka_penalty=aka_penalty)
-    assert decisions(con)[1] == (expected, "fuzzy")
+    assert decisions(con)[1] == expected
+
+
+@pytest.mark.parametrize("rival_votes", [None, 40])
+def test_alias_winner_facing_a_film_of_that_name_goes_to_review(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, rival_votes: int | None
+) -> None:
+    """A hit of the same year whose alias is the title outranks a little-voted video of that name
+    on votes alone: which one MovieLens meant is a person's call. Without the video it matches."""
+    titles: list[Title] = [("tt01", "movie", "Kanorro Polka", "Kanorro Polka", 2011, 900_000)]
+    if rival_votes is not None:
+        titles.append(("tt02", "video", "The Berka", "The Berka", 2011, rival_votes))
+    stage(con, [(1, "Berka, The (2011)")], titles, akas=[("tt01", "The Berka")])
+    report = run(con, tmp_path)
+    assert decisions(con)[1] == ((None, "none") if rival_votes else ("tt01", "fuzzy"))
+    assert report.review == (1 if rival_votes else 0)
 
 
 @pytest.mark.parametrize(("tolerance", "expected"), [(0, None), (1, "tt01"), (2, "tt01")])
@@ -160,6 +176,21 @@ def test_same_year_homonyms_decided_by_type_then_votes(con: duckdb.DuckDBPyConne
     )
     run(con, tmp_path)
     assert decisions(con) == {1: ("tt11", "fuzzy"), 2: ("tt20", "fuzzy"), 3: ("tt31", "fuzzy")}
+
+
+@pytest.mark.parametrize("exact_year_votes", [None, 150])
+def test_off_year_winner_facing_a_title_of_the_year_goes_to_review(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, exact_year_votes: int | None
+) -> None:
+    """A far more voted namesake a year off outranks the film of the MovieLens year on votes alone:
+    a person decides. With no title of that year, the namesake a year off is the match."""
+    titles: list[Title] = [("tt01", "movie", "Valumpol Danjundan", "Valumpol Danjundan", 2019, 2_000_000)]
+    if exact_year_votes is not None:
+        titles.append(("tt02", "tvMiniSeries", "Valumpol Danjundan", "Valumpol Danjundan", 2020, exact_year_votes))
+    stage(con, [(1, "Valumpol Danjundan (2020)")], titles)
+    report = run(con, tmp_path)
+    assert decisions(con)[1] == ((None, "none") if exact_year_votes else ("tt01", "fuzzy"))
+    assert report.review == (1 if exact_year_votes else 0)
 
 
 def test_undated_movie_blocked_by_title_key(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:

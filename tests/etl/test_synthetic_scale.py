@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from benchmarks.synthetic_dumps import IMDB_HEADERS, Sizes, _macros, build_tables, generate
+from benchmarks.synthetic_dumps import IMDB_HEADERS, Sizes, _macros, build_tables, generate, homonym_rates
 from cinegraph.etl.config import EtlConfig
 from cinegraph.etl.match import MatchConfig
 from cinegraph.etl.pipeline import RUN_LOG_FILE, run_etl
@@ -97,6 +97,19 @@ def test_rivals_only_for_films() -> None:
     )
     assert counts[True] == 0.0  # series are picked (links.csv points at them) but lend no title
     assert 0.08 < counts[False] < 0.2
+
+
+def test_akas_are_variants_of_their_own_title(tmp_path: Path) -> None:
+    """Real akas are the title in other regions and languages, so an aka rarely spells another
+    film's title; alternative titles in the dump's title words but sharing none with their own
+    title (the working titles) stay a few percent, where random phrases made them a third and
+    crowded fuzzy matching at full size."""
+    generate(tmp_path / "mirror", 0.003, "ml-25m", seed=1, threads=1)  # 34,500 titles, ~3,300 films
+    rates = homonym_rates(duckdb.connect(), tmp_path / "mirror" / "imdb")
+    assert rates["films"] > 3_000
+    assert 0.005 < rates["aka_unrelated"] < 0.08
+    assert rates["aka_same_year"] < 0.001
+    assert rates["same_year"] < rates["any_year"] < 0.1
 
 
 def test_etl_reads_it(synthetic: Path, tmp_path: Path) -> None:
