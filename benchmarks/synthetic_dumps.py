@@ -294,8 +294,9 @@ def _macros(con: duckdb.DuckDBPyConnection, seed: int) -> None:
         # MovieLens writes a leading article at the end: "The Matrix" -> "Matrix, The".
         f"CREATE MACRO ml_form(t) AS regexp_replace(t, '^({'|'.join(ENGLISH_ARTICLES[2:] + FOREIGN_ARTICLES)}|The) "
         "(.+)$', '\\2, \\1')",
-        "CREATE MACRO tconst(i) AS 'tt' || lpad(CAST(i AS VARCHAR), 7, '0')",
-        "CREATE MACRO nconst(i) AS 'nm' || lpad(CAST(i AS VARCHAR), 7, '0')",
+        # At least 7 digits (lpad would cut the 8-digit ids of a full-size dump, repeating ids).
+        "CREATE MACRO tconst(i) AS printf('tt%07d', i)",
+        "CREATE MACRO nconst(i) AS printf('nm%07d', i)",
     ):
         con.execute(sql)
 
@@ -568,7 +569,7 @@ def movielens_queries(variant: str) -> dict[str, str]:
             JOIN ml ON ml.pop_rank = 1 + floor(getvariable('n_movies') * power(rnd(k, 171), 2.5))::BIGINT
             ORDER BY userId, movieId, timestamp, tag""",
         "links.csv": """
-            SELECT 3 * ml_rank - (h(i, 142) % 3)::INTEGER AS movieId, lpad(CAST(i AS VARCHAR), 7, '0') AS imdbId,
+            SELECT 3 * ml_rank - (h(i, 142) % 3)::INTEGER AS movieId, printf('%07d', i) AS imdbId,
                    CASE WHEN rnd(i, 180) < 0.002 THEN NULL ELSE CAST(1 + h(i, 181) % 900000 AS VARCHAR) END AS tmdbId
             FROM ml ORDER BY movieId""",
     }

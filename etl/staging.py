@@ -510,7 +510,8 @@ def ml_steps(folder: Path, fmt: str) -> tuple[list[Step], list[Checked], list[Ra
                 links.name,
                 links.table,
                 "stg_ml_links",
-                "movie_id, 'tt' || lpad(CAST(CAST(imdb_id AS BIGINT) AS VARCHAR), 7, '0') AS tconst",
+                # At least 7 digits, as IMDb writes them; lpad would cut 8-digit ids (tt10000000 on).
+                "movie_id, printf('tt%07d', CAST(imdb_id AS BIGINT)) AS tconst",
                 (
                     _not_null("movie_id", "imdb_id"),
                     ("bad imdbId", "regexp_full_match(trim(imdb_id), '[0-9]{1,9}')"),

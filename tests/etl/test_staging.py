@@ -92,7 +92,8 @@ def write_ml_csv(folder: Path, *, crlf: bool = True, extra_ratings: list[str] = 
         "3,99,orphan,1445714996",
     ]
     (folder / "tags.csv").write_text("\n".join(tags) + "\n")
-    links = ["movieId,imdbId,tmdbId", "1,0000001,5925", "2,114709,862", "3,,", "4,0000004,"]
+    # imdbId without zeros (114709) and with 8 digits, as IMDb ids have from tt10000000 on.
+    links = ["movieId,imdbId,tmdbId", "1,0000001,5925", "2,114709,862", "3,,", "4,10872600,"]
     (folder / "links.csv").write_text("\n".join(links) + "\n")
     return folder
 
@@ -131,7 +132,7 @@ def test_csv_variant_and_imdb(con: duckdb.DuckDBPyConnection, tmp_path: Path) ->
     assert rows(con, "SELECT * FROM stg_ml_links ORDER BY movie_id") == [
         (1, "tt0000001"),
         (2, "tt0114709"),
-        (4, "tt0000004"),
+        (4, "tt10872600"),
     ]
     assert report.rows["ratings.csv"] == 4
     # Every bad row is in rejects with its reason; reader rejects carry the line number.
