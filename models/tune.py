@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from cinegraph.models.data import PreparedData, prepare_data
 from cinegraph.models.runner import setup_torch
 
 log = logging.getLogger(__name__)
+
+ScoreBatch = Callable[[list[TrainConfig]], list[float]]  # trial configs -> their validation ndcg@20
 
 TUNABLE = ("fused", "lightgcn", "mf_bpr", "ease", "itemknn", "content_knn")
 
@@ -92,22 +95,30 @@ def tune(
     trials: int = 20,
     timeout_s: float | None = None,
     config: TrainConfig | None = None,
+    parallel: int = 1,
+    score_batch: ScoreBatch | None = None,
 ) -> dict[str, Any]:
     """Search ``model``'s settings from ``config``; write ``config`` with the best of them to
-    ``out_path`` and return ``{"params", "value", "trials"}``."""
+    ``out_path`` and return ``{"params", "value", "trials"}``.
+
+    Trials are asked ``parallel`` at a time and ``score_batch`` scores each batch (the
+    ``tune`` flow runs them on a Prefect task runner, e.g. a Dask cluster); without it they
+    train here, one after the other, on data prepared once. The timeout is checked between
+    batches."""
     from cinegraph.graph_store.snapshot_io import read_snapshot
 
     if model not in TUNABLE:
         raise CinegraphError(f"--model {model}: nothing to tune; tunable: {list(TUNABLE)}")
     if trials < 1:
         raise CinegraphError(f"--trials {trials}: need at least 1")
+    if parallel < 1:
+        raise CinegraphError(f"--parallel {parallel}: need at least 1")
     base = config or TrainConfig()
-    setup_torch(base)
-    data = prepare_data(read_snapshot(snapshot_dir), base.data, base.seed).to(base.device)
+    if score_batch is None:
+        setup_torch(base)
+        data = prepare_data(read_snapshot(snapshot_dir), base.data, base.seed).to(base.device)
+        score_batch = lambda configs: [validation_score(model, data, c) for c in configs]  # noqa: E731
     t0 = time.perf_counter()
-
-    def objective(trial: optuna.Trial) -> float:
-        return validation_score(model, data, with_params(base, model, suggest(trial, model)))
 
     def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         log.info(
@@ -122,7 +133,11 @@ def tune(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial, ours
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=base.seed))
-    study.optimize(objective, n_trials=trials, timeout=timeout_s, callbacks=[progress])
+    while len(study.trials) < trials and (timeout_s is None or time.perf_counter() - t0 < timeout_s):
+        asked = [study.ask() for _ in range(min(parallel, trials - len(study.trials)))]
+        values = score_batch([with_params(base, model, suggest(trial, model)) for trial in asked])
+        for trial, value in zip(asked, values, strict=True):
+            progress(study, study.tell(trial, value))
     best = study.best_trial
     params = suggest(optuna.trial.FixedTrial(best.params), model)
     tuned = with_params(base, model, params)
