@@ -70,7 +70,10 @@ def unique_keys(tables: dict[str, Any]) -> tuple[dict[str, Any], int]:
 def _child(
     model: str, snapshot: Path, epochs: int, device: str, fanout: int, valid_users: int | None
 ) -> dict[str, Any]:
-    """Prepare the data and train ``model`` for ``epochs`` epochs in this process."""
+    """Prepare the data and train ``model`` for ``epochs`` epochs in this process. Progress and
+    CPU seconds go to stderr (the model's log), so a run stopped early still shows how far it got."""
+    import logging
+
     import torch
 
     from cinegraph.graph_store.snapshot_io import read_snapshot
@@ -81,8 +84,10 @@ def _child(
     from cinegraph.models.registry import build_gcn, build_hgt, model_args
     from cinegraph.models.train import finetune, pretrain
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log = logging.getLogger("train_scale")
     torch.set_num_threads(int(os.environ.get("TRAIN_SCALE_THREADS", "0")) or torch.get_num_threads())
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     config = TrainConfig(
         device=device,
         rec_loss="sampled_softmax",
@@ -98,6 +103,7 @@ def _child(
     data = prepare_data(tables, config.data, seed=0).to(device)
     prep = {
         "repeated_keys_dropped": dropped,
+        "prepare_cpu_s": time.process_time() - c0,
         "prepare_s": time.perf_counter() - t0,
         "prepare_rss_mb": peak_memory_mb("cpu"),
         "threads": torch.get_num_threads(),
@@ -108,15 +114,26 @@ def _child(
     }
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
-    t1 = time.perf_counter()
+    log.info("%s: data prepared in %.0f s (%.0f CPU s), %s", model, prep["prepare_s"], prep["prepare_cpu_s"], prep)
+    t1, c1 = time.perf_counter(), time.process_time()
+
+    def progress(stage: str, row: dict[str, float]) -> None:
+        log.info(
+            "%s epoch %d: %.0f s training; %.0f CPU s since the start",
+            stage,
+            row["epoch"],
+            row["seconds"],
+            time.process_time() - c1,
+        )
+
     if model == "gcn_branch":
-        result = pretrain("gcn", data, config)[1]
+        result = pretrain("gcn", data, config, on_epoch=progress)[1]
     elif model == "hgt_branch":
-        result = pretrain("hgt", data, config)[1]
+        result = pretrain("hgt", data, config, on_epoch=progress)[1]
     elif model == "fused":
         # freshly initialised branches: a fine-tuning epoch costs the same whatever their weights
         gcn, hgt = build_gcn(model_args("gcn", data, config)), build_hgt(model_args("hgt", data, config))
-        result = finetune(gcn.to(device), hgt.to(device), data, config)[1]
+        result = finetune(gcn.to(device), hgt.to(device), data, config, on_epoch=progress)[1]
     else:
         fn, cls = baselines()[model]
         short: dict[str, dict[str, Any]] = {
@@ -129,6 +146,7 @@ def _child(
         result = fn(data, cls(**short.get(model, {})), 0, device)
     total = time.perf_counter() - t1
     trained = sum(h["seconds"] for h in result.history)
+    log.info("%s: done in %.0f s (%.0f CPU s)", model, total, time.process_time() - c1)
     return {
         **prep,
         "epochs": len(result.history),
@@ -136,6 +154,7 @@ def _child(
         "train_s": trained,
         "eval_s": total - trained,
         "total_s": total,
+        "cpu_s": time.process_time() - c1,
         "peak_rss_mb": peak_memory_mb("cpu"),
         "cuda_peak_mb": peak_memory_mb(device) if device.startswith("cuda") else None,
         "valid_ndcg20": result.valid_metrics.get("ndcg@20"),
@@ -360,19 +379,20 @@ def report(results: dict[str, dict[str, Any]], machine: str) -> str:
             "",
             size,
             "",
-            "| model | s / epoch | epochs | evaluation | total | peak RSS | GPU peak | load avg | valid ndcg@20 |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| model | s / epoch | epochs | evaluation | total | total CPU | peak RSS | GPU peak | load avg "
+            "| valid ndcg@20 |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, r in rows.items():
             if "error" in r:
                 lines.append(
-                    f"| {name} | – | – | – | {_s(r['wall_s'])} | {_mb(r['sampled_peak_mb'])} | – | "
+                    f"| {name} | – | – | – | {_s(r['wall_s'])} | – | {_mb(r['sampled_peak_mb'])} | – | "
                     f"{r['load_start']:.1f} | {r['error']} |"
                 )
                 continue
             lines.append(
                 f"| {name} | {_s(r['epoch_s'])} | {r['epochs'] or '–'} | {_s(r['eval_s'])} | "
-                f"{_s(r['total_s'])} | "
+                f"{_s(r['total_s'])} | {_s(r.get('cpu_s'))} | "
                 f"{_mb(r['peak_rss_mb'])} | {_mb(r['cuda_peak_mb'])} | {r['load_start']:.1f}–"
                 f"{r['load_end']:.1f} | {r['valid_ndcg20']:.4f} |"
             )

@@ -25,8 +25,8 @@ def _rescored(snapshot: Path, out: Path) -> float:
 def test_flow_trials_equal_the_in_process_search(tiny_snapshot: Path, tmp_path: Path) -> None:
     """One trial at a time, the flow's tasks propose and score exactly what the plain search does."""
     config = TrainConfig(num_threads=1)
-    here = tune_here(tiny_snapshot, "itemknn", tmp_path / "here.json", trials=3, config=config)
-    params = TuneParams(snapshot=str(tiny_snapshot), model="itemknn", out=str(tmp_path / "flow.json"), trials=3)
+    here = tune_here(tiny_snapshot, "itemknn", tmp_path / "here.json", trials=2, config=config)
+    params = TuneParams(snapshot=str(tiny_snapshot), model="itemknn", out=str(tmp_path / "flow.json"), trials=2)
     flowed = tune(params.model_copy(update={"config": config}))
     assert flowed == here
     assert load_config(tmp_path / "flow.json") == load_config(tmp_path / "here.json")
@@ -44,13 +44,13 @@ def test_parallel_trials_on_a_dask_cluster(tiny_snapshot: Path, tmp_path: Path) 
             model="itemknn",
             out=str(out),
             config=TrainConfig(num_threads=1),
-            trials=5,
+            trials=4,
             parallel=2,
             task_runner="dask",
             dask_address=cluster.scheduler_address,
         )
         result = tune(params)
-    assert result["trials"] == 5 and 0.0 < result["value"] <= 1.0
+    assert result["trials"] == 4 and 0.0 < result["value"] <= 1.0
     assert load_config(out).baselines["itemknn"] == {
         "ks": [result["params"]["ks"][0]],
         "shrinks": result["params"]["shrinks"],

@@ -52,6 +52,8 @@ def test_errors(tiny_snapshot: Path, tmp_path: Path) -> None:
         tune(tiny_snapshot, "popularity", tmp_path / "x.json", trials=1)
     with pytest.raises(CinegraphError, match="--trials 0"):
         tune(tiny_snapshot, "fused", tmp_path / "x.json", trials=0)
+    with pytest.raises(CinegraphError, match="--parallel 0"):
+        tune(tiny_snapshot, "fused", tmp_path / "x.json", trials=2, parallel=0)
     bad = TrainConfig(baselines={"lightgcn": {"num_layer": 2}})
     with pytest.raises(CinegraphError, match=r"baselines\.lightgcn\.num_layer"):
         baseline_config("lightgcn", bad)
