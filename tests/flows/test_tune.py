@@ -32,6 +32,7 @@ def test_flow_trials_equal_the_in_process_search(tiny_snapshot: Path, tmp_path: 
     assert load_config(tmp_path / "flow.json") == load_config(tmp_path / "here.json")
 
 
+@pytest.mark.slow
 def test_parallel_trials_on_a_dask_cluster(tiny_snapshot: Path, tmp_path: Path) -> None:
     """Two trials at a time on a local Dask cluster (two worker processes): every trial runs,
     the best is written, and its value is what that config scores when trained again here."""
