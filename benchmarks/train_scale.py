@@ -42,19 +42,52 @@ SAMPLE_S = 0.2
 GB = 2**30
 
 
-def _child(model: str, snapshot: Path, epochs: int, device: str, fanout: int) -> dict[str, Any]:
-    """Prepare the data and train ``model`` for ``epochs`` epochs in this process."""
+def unique_keys(tables: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The snapshot's tables with each node table's first row per key only, and how many rows
+    that dropped (a synthetic dump whose title join repeats movies and people)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from cinegraph.schema import NODE_TYPES
+
+    out, dropped = dict(tables), 0
+    for nt in NODE_TYPES:
+        table = tables.get(nt.label)
+        if table is None:
+            continue
+        keys = table.column(nt.key)
+        if pc.count_distinct(keys).as_py() == table.num_rows:
+            continue
+        first = (
+            table.append_column("_row", pa.array(range(table.num_rows))).group_by(nt.key).aggregate([("_row", "min")])
+        )
+        rows = pc.sort_indices(first.column("_row_min"))
+        out[nt.label] = table.take(pc.take(first.column("_row_min"), rows))
+        dropped += table.num_rows - out[nt.label].num_rows
+    return out, dropped
+
+
+def _child(
+    model: str, snapshot: Path, epochs: int, device: str, fanout: int, valid_users: int | None
+) -> dict[str, Any]:
+    """Prepare the data and train ``model`` for ``epochs`` epochs in this process. Progress and
+    CPU seconds go to stderr (the model's log), so a run stopped early still shows how far it got."""
+    import logging
+
     import torch
 
     from cinegraph.graph_store.snapshot_io import read_snapshot
     from cinegraph.models.benchmark import baselines
     from cinegraph.models.config import TrainConfig
-    from cinegraph.models.data import prepare_data
+    from cinegraph.models.data import DataConfig, prepare_data
     from cinegraph.models.evaluate import peak_memory_mb
+    from cinegraph.models.registry import build_gcn, build_hgt, model_args
     from cinegraph.models.train import finetune, pretrain
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log = logging.getLogger("train_scale")
     torch.set_num_threads(int(os.environ.get("TRAIN_SCALE_THREADS", "0")) or torch.get_num_threads())
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     config = TrainConfig(
         device=device,
         rec_loss="sampled_softmax",
@@ -64,9 +97,13 @@ def _child(model: str, snapshot: Path, epochs: int, device: str, fanout: int) ->
         eval_every=epochs,
         warmup_epochs=0,
         hgt_fanout=fanout,
+        data=DataConfig(valid_users=valid_users),
     )
-    data = prepare_data(read_snapshot(snapshot), config.data, seed=0).to(device)
+    tables, dropped = unique_keys(read_snapshot(snapshot))
+    data = prepare_data(tables, config.data, seed=0).to(device)
     prep = {
+        "repeated_keys_dropped": dropped,
+        "prepare_cpu_s": time.process_time() - c0,
         "prepare_s": time.perf_counter() - t0,
         "prepare_rss_mb": peak_memory_mb("cpu"),
         "threads": torch.get_num_threads(),
@@ -77,16 +114,26 @@ def _child(model: str, snapshot: Path, epochs: int, device: str, fanout: int) ->
     }
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
-    t1 = time.perf_counter()
+    log.info("%s: data prepared in %.0f s (%.0f CPU s), %s", model, prep["prepare_s"], prep["prepare_cpu_s"], prep)
+    t1, c1 = time.perf_counter(), time.process_time()
+
+    def progress(stage: str, row: dict[str, float]) -> None:
+        log.info(
+            "%s epoch %d: %.0f s training; %.0f CPU s since the start",
+            stage,
+            row["epoch"],
+            row["seconds"],
+            time.process_time() - c1,
+        )
+
     if model == "gcn_branch":
-        result = pretrain("gcn", data, config)[1]
+        result = pretrain("gcn", data, config, on_epoch=progress)[1]
     elif model == "hgt_branch":
-        result = pretrain("hgt", data, config)[1]
+        result = pretrain("hgt", data, config, on_epoch=progress)[1]
     elif model == "fused":
-        one = config.model_copy(update={"gcn_epochs": 1, "hgt_epochs": 1, "eval_every": 1})
-        gcn, hgt = pretrain("gcn", data, one)[0], pretrain("hgt", data, one)[0]
-        t1 = time.perf_counter()
-        result = finetune(gcn, hgt, data, config)[1]
+        # freshly initialised branches: a fine-tuning epoch costs the same whatever their weights
+        gcn, hgt = build_gcn(model_args("gcn", data, config)), build_hgt(model_args("hgt", data, config))
+        result = finetune(gcn.to(device), hgt.to(device), data, config, on_epoch=progress)[1]
     else:
         fn, cls = baselines()[model]
         short: dict[str, dict[str, Any]] = {
@@ -99,6 +146,7 @@ def _child(model: str, snapshot: Path, epochs: int, device: str, fanout: int) ->
         result = fn(data, cls(**short.get(model, {})), 0, device)
     total = time.perf_counter() - t1
     trained = sum(h["seconds"] for h in result.history)
+    log.info("%s: done in %.0f s (%.0f CPU s)", model, total, time.process_time() - c1)
     return {
         **prep,
         "epochs": len(result.history),
@@ -106,6 +154,7 @@ def _child(model: str, snapshot: Path, epochs: int, device: str, fanout: int) ->
         "train_s": trained,
         "eval_s": total - trained,
         "total_s": total,
+        "cpu_s": time.process_time() - c1,
         "peak_rss_mb": peak_memory_mb("cpu"),
         "cuda_peak_mb": peak_memory_mb(device) if device.startswith("cuda") else None,
         "valid_ndcg20": result.valid_metrics.get("ndcg@20"),
@@ -221,6 +270,7 @@ def run_model(model: str, snapshot: Path, args: argparse.Namespace) -> dict[str,
         args.device,
         "--hgt-fanout",
         str(args.hgt_fanout),
+        *(["--valid-users", str(args.valid_users)] if args.valid_users else []),
     ]
     budget, log_dir = args.budget_gb * GB, args.work
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -329,19 +379,20 @@ def report(results: dict[str, dict[str, Any]], machine: str) -> str:
             "",
             size,
             "",
-            "| model | s / epoch | epochs | evaluation | total | peak RSS | GPU peak | load avg | valid ndcg@20 |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| model | s / epoch | epochs | evaluation | total | total CPU | peak RSS | GPU peak | load avg "
+            "| valid ndcg@20 |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, r in rows.items():
             if "error" in r:
                 lines.append(
-                    f"| {name} | – | – | – | {_s(r['wall_s'])} | {_mb(r['sampled_peak_mb'])} | – | "
+                    f"| {name} | – | – | – | {_s(r['wall_s'])} | – | {_mb(r['sampled_peak_mb'])} | – | "
                     f"{r['load_start']:.1f} | {r['error']} |"
                 )
                 continue
             lines.append(
                 f"| {name} | {_s(r['epoch_s'])} | {r['epochs'] or '–'} | {_s(r['eval_s'])} | "
-                f"{_s(r['total_s'])} | "
+                f"{_s(r['total_s'])} | {_s(r.get('cpu_s'))} | "
                 f"{_mb(r['peak_rss_mb'])} | {_mb(r['cuda_peak_mb'])} | {r['load_start']:.1f}–"
                 f"{r['load_end']:.1f} | {r['valid_ndcg20']:.4f} |"
             )
@@ -357,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--hgt-fanout", type=int, default=10, help="hgt_fanout of the HGT and fused training steps")
+    parser.add_argument(
+        "--valid-users", type=int, default=None, help="DataConfig.valid_users: users ranked by each validation"
+    )
     parser.add_argument("--budget-gb", type=float, default=16.0, help="kill a model whose RSS passes this")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train_scale.md")
@@ -369,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.child.startswith("probe:"):
             print(json.dumps(_probe(args.child.removeprefix("probe:"), args.epochs, args.device)), flush=True)
         else:
-            print(json.dumps(_child(args.child, args.snapshot, args.epochs, args.device, args.hgt_fanout)), flush=True)
+            row = _child(args.child, args.snapshot, args.epochs, args.device, args.hgt_fanout, args.valid_users)
+            print(json.dumps(row), flush=True)
         return 0
     models = [m for m in args.models.split(",") if m]
     if unknown := sorted(set(models) - set(MODELS)):
@@ -388,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         store.write_text(json.dumps(results, indent=1) + "\n")
     for scale in (float(s) for s in args.scales.split(",") if s):
         snapshot = _snapshot(args.work, scale, args.seed)
-        label = f"{scale:g} ({args.device}, {args.epochs} epochs, hgt_fanout {args.hgt_fanout})"
+        sample = f", validation on {args.valid_users:,} users" if args.valid_users else ""
+        label = f"{scale:g} ({args.device}, {args.epochs} epochs, hgt_fanout {args.hgt_fanout}{sample})"
         entry = results.setdefault(label, {"rows": {}})
         for model in models:
             row = run_model(model, snapshot, args)

@@ -150,6 +150,16 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:
         help="split to tune on (default: the config's, warm)",
     )
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="overrides the config's device")
+    p.add_argument("--parallel", type=int, default=1, help="trials proposed and trained at once (default 1)")
+    p.add_argument(
+        "--dask",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run each batch of --parallel trials on a Dask cluster: the scheduler ADDRESS "
+        "(e.g. tcp://10.0.0.5:8786), or without one a temporary local cluster",
+    )
     p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("benchmark", help="fused model vs baselines and ablations over seeds")
@@ -257,12 +267,35 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     import json
 
     from cinegraph.models.config import load_config
-    from cinegraph.models.tune import tune
+    from cinegraph.models.tune import TUNABLE, tune
 
     config = load_config(args.out if args.out.exists() else args.config, device=args.device)
     if args.protocol:
         config = config.model_copy(update={"data": config.data.model_copy(update={"protocol": args.protocol})})
-    study = tune(args.snapshot, args.model.split(","), args.out, args.trials, args.timeout, config)
+    models = args.model.split(",")
+    if args.dask is None:
+        study = tune(args.snapshot, models, args.out, args.trials, args.timeout, config, args.parallel)
+    else:
+        from cinegraph.flows.train_params import TuneParams
+        from cinegraph.flows.tune import tune as tune_flow
+
+        unknown = [m for m in models if m not in TUNABLE]
+        if unknown:
+            raise CinegraphError(f"--model {unknown[0]}: nothing to tune; tunable: {list(TUNABLE)}")
+        for model in models:  # one flow run per model, each starting from what the previous one wrote
+            params = TuneParams(
+                snapshot=str(args.snapshot),
+                model=model,
+                out=str(args.out),
+                config=config,
+                trials=args.trials,
+                timeout_s=args.timeout,
+                parallel=args.parallel,
+                task_runner="dask",
+                dask_address=None if args.dask == "local" else args.dask,
+            )
+            study = tune_flow(params)
+            config = load_config(args.out, device=args.device)
     best = {name: {k: m[k] for k in ("best_value", "trials_done", "seconds")} for name, m in study["models"].items()}
     print(json.dumps(best, indent=2))
     return 0

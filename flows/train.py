@@ -95,15 +95,16 @@ def epoch_reporter(progress: artifacts.Progress, config: TrainConfig) -> EpochCa
     return report
 
 
-def task_runner(params: TrainParams) -> TaskRunner:
-    """Where the seeds run: one after the other here (they share this process's random number
-    generators), or in parallel on a Dask cluster (``dask_address``, else a temporary local one)."""
-    if params.task_runner == "dask":
+def task_runner(kind: str, address: str | None, workers: int) -> TaskRunner:
+    """Where seeds or trials run: one after the other here (they share this process's random
+    number generators), or in parallel on a Dask cluster (``address``, else a temporary local one
+    of ``workers`` single-threaded workers)."""
+    if kind == "dask":
         from prefect_dask import DaskTaskRunner
 
-        if params.dask_address:
-            return DaskTaskRunner(address=params.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": len(params.seeds), "threads_per_worker": 1})
+        if address:
+            return DaskTaskRunner(address=address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
     return ThreadPoolTaskRunner(max_workers=1)
 
 
@@ -175,7 +176,7 @@ def train(params: TrainParams = TrainParams()) -> dict[str, Any]:  # noqa: B008
     progress = artifacts.Progress(
         "training", budget * len(params.seeds), "training epochs done (early stopping skips ahead)"
     )
-    with task_runner(params) as runner:
+    with task_runner(params.task_runner, params.dask_address, len(params.seeds)) as runner:
         futures = [
             runner.submit(
                 train_seed,

@@ -104,6 +104,53 @@ class TrainParams(_Params):
         return self
 
 
+class TuneParams(_Params):
+    """One model's hyperparameter search on the validation split, its trials one after the other
+    in this process or several at a time on a Dask cluster."""
+
+    snapshot: str = Field("out/snapshot", title="Snapshot folder", description="the snapshot the trials train on")
+    model: Literal["fused", "lightgcn", "mf_bpr", "ease", "itemknn", "content_knn"] = Field(
+        "fused", title="Model", description="the model whose settings are searched"
+    )
+    out: str = Field(
+        "out/tuned.json",
+        title="Tuned config",
+        description="TrainConfig JSON the best setting is written into (the model's fields, or baselines.<model>)",
+    )
+    config: TrainConfig = Field(
+        default_factory=TrainConfig,
+        title="Starting config",
+        description="every field the search leaves alone: epochs, device, split, seed",
+    )
+    trials: int = Field(20, ge=1, title="Trials", description="most trials")
+    timeout_s: float | None = Field(
+        None, gt=0, title="Timeout (s)", description="no new batch of trials after this many seconds; empty: none"
+    )
+    parallel: int = Field(
+        1,
+        ge=1,
+        title="Trials at once",
+        description="trials proposed and trained together (TPE proposes each batch before seeing its results)",
+    )
+    task_runner: Literal["local", "dask"] = Field(
+        "local",
+        title="Trials run on",
+        description="local: one after another in this process; dask: a batch at a time on a Dask cluster",
+    )
+    dask_address: str | None = Field(
+        None,
+        title="Dask scheduler address",
+        description="an existing Dask cluster's scheduler, e.g. tcp://10.0.0.5:8786 (each worker reads the snapshot "
+        "folder); empty: a temporary local cluster with one worker per parallel trial",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TuneParams:
+        if self.dask_address and self.task_runner != "dask":
+            raise ValueError(f"dask_address={self.dask_address!r} needs task_runner='dask'")
+        return self
+
+
 class PipelineParams(_Params):
     """Refresh, then train on the fresh snapshot (the train snapshot path is the refresh's)."""
 

@@ -44,6 +44,13 @@ class DataConfig(BaseModel):
         "warm", description="cold-items: a share of the movies with positives become new items"
     )
     cold_item_frac: float = Field(0.15, gt=0.0, lt=1.0, description="share of movies with positives made new items")
+    valid_users: int | None = Field(
+        None,
+        ge=1,
+        title="Validation users",
+        description="validation (early stopping, model selection, valid metrics) ranks a seeded sample of this many "
+        "users; empty: every user. Test always ranks every user. ~10000 keeps full-size training practical on a CPU",
+    )
 
     @model_validator(mode="after")
     def _fractions(self) -> DataConfig:

@@ -114,6 +114,16 @@ class _UserRows:
         return torch.stack([row, self.movies[at]])
 
 
+def validation_users(users: Tensor, sample: int | None, seed: int) -> Tensor:
+    """``users`` (sorted), or a seeded sample of ``sample`` of them: the same users at every
+    validation of a run, so early stopping compares like with like while a full-size epoch does
+    not wait for a ranking of every user (``DataConfig.valid_users``)."""
+    if sample is None or users.numel() <= sample:
+        return users
+    gen = torch.Generator().manual_seed(seed)
+    return users[torch.randperm(users.numel(), generator=gen)[:sample]].sort().values
+
+
 @torch.no_grad()
 def evaluate_ranking(
     score_fn: Callable[[Tensor], Tensor],
@@ -134,7 +144,8 @@ def evaluate_ranking(
         score_fn: user indices ``[B]`` (on the device of ``data``) -> scores
             ``[B, num_movies]`` (higher is better).
         data: the prepared data the model was trained on.
-        split: which held-out positives are the ground truth.
+        split: which held-out positives are the ground truth; "valid" ranks the sample of
+            ``data.config.valid_users`` users when it is set, "test" every user.
         ks: cut-offs (default: ``(10, 20)``).
         batch_size: users scored at once (default: ``1024``).
         slices: also report the slices (default: ``True``; training-time validation skips
@@ -151,6 +162,8 @@ def evaluate_ranking(
     order = truth[0].argsort(stable=True)  # the grouping of ``held``
     keeps = {name: mask[order] for name, (_, mask) in slice_masks.items()}
     users = truth[0, slice_masks[""][1]].unique()
+    if split == "valid":
+        users = validation_users(users, data.config.valid_users, data.seed)
     meters = {name: RankingMetrics(ks) for name in slice_masks}
     k = min(max(ks), data.num_movies)
     for batch in users.split(batch_size):

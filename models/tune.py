@@ -9,15 +9,18 @@ budget. Each search starts with the setting it is given, so tuning never forgets
 The result is a :class:`TrainConfig` JSON: the fused model's fields directly, a baseline's under
 ``baselines.<name>``; one file carries every tuned model to ``cinegraph train --config`` and
 ``benchmark --config``. Next to it, ``<out>.study.json`` records the budget and every trial
-(setting, validation score, seconds), so the study itself can be reported.
+(setting, validation score, seconds), so the study itself can be reported. Trials can run
+``parallel`` at a time on a Prefect task runner, a Dask cluster included (the ``tune`` flow,
+:mod:`cinegraph.flows.tune`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,9 @@ from cinegraph.models.data import PreparedData, prepare_data
 from cinegraph.models.runner import setup_torch
 
 log = logging.getLogger(__name__)
+
+# (model, trial configs) -> their validation ndcg@20; the tune flow runs them on a task runner
+ScoreBatch = Callable[[str, list[TrainConfig]], list[float]]
 
 TUNABLE = ("fused", "lightgcn", "mf_bpr", "ease", "itemknn", "content_knn")
 FUSED_SPACE = (
@@ -130,19 +136,20 @@ def study_path(out_path: Path) -> Path:
 
 
 def search(
-    model: str, data: PreparedData, base: TrainConfig, trials: int, timeout_s: float | None
+    model: str,
+    base: TrainConfig,
+    trials: int,
+    timeout_s: float | None,
+    score_batch: Callable[[list[TrainConfig]], list[float]],
+    parallel: int = 1,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One model's search from ``base``: its best config fields (none where the starting grid of
-    a baseline scores at least as well as every trial) and the record of every trial."""
-    t0 = time.perf_counter()
-    seconds: dict[int, float] = {}
+    a baseline scores at least as well as every trial) and the record of every trial.
 
-    def objective(trial: optuna.Trial) -> float:
-        start = time.perf_counter()
-        try:
-            return validation_score(model, data, with_params(base, model, suggest(trial, model)))
-        finally:
-            seconds[trial.number] = time.perf_counter() - start
+    Trials are asked ``parallel`` at a time (TPE proposes a batch before seeing its results) and
+    ``score_batch`` trains them; the time limit is checked between batches, and each trial records
+    the seconds of its batch."""
+    seconds: dict[int, float] = {}
 
     def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         log.info(
@@ -162,14 +169,22 @@ def search(
     start_value = None
     try:
         if start is None:  # a grid: its own validation selection is the value to beat, outside the budget
-            start_value = validation_score(model, data, base)
+            start_value = score_batch([base])[0]
             log.info("tune %s: the starting grid scores valid ndcg@20 %.4f", model, start_value)
         else:
             suggest(optuna.trial.FixedTrial(start), model)  # a categorical value outside the space raises
             study.enqueue_trial(start, skip_if_exists=True)
     except ValueError as exc:
         log.info("tune %s: the starting setting is outside the search space (%s); not tried first", model, exc)
-    study.optimize(objective, n_trials=trials, timeout=timeout_s, callbacks=[progress])
+    t0 = time.perf_counter()
+    while len(seconds) < trials and (timeout_s is None or time.perf_counter() - t0 < timeout_s):
+        asked = [study.ask() for _ in range(min(parallel, trials - len(seconds)))]  # an enqueued start first
+        started = time.perf_counter()
+        values = score_batch([with_params(base, model, suggest(trial, model)) for trial in asked])
+        elapsed = time.perf_counter() - started
+        for trial, value in zip(asked, values, strict=True):
+            seconds[trial.number] = elapsed
+            progress(study, study.tell(trial, value))
     best_value = study.best_value
     keep_start = start_value is not None and start_value >= best_value
     params = {} if keep_start else suggest(optuna.trial.FixedTrial(study.best_params), model)
@@ -195,12 +210,17 @@ def tune(
     trials: int = 20,
     timeout_s: float | None = None,
     config: TrainConfig | None = None,
+    parallel: int = 1,
+    score_batch: ScoreBatch | None = None,
 ) -> dict[str, Any]:
     """Search each of ``models`` in turn from ``config``, every one with the same budget of
     ``trials`` trials and ``timeout_s`` seconds, on one split. After each model, write the config
     with the best settings so far to ``out_path`` and the study to :func:`study_path`; return the
     study (``budget`` and per model ``best_value``, ``best_params``, ``trials_done``, ``seconds``,
-    ``trials``)."""
+    ``trials``).
+
+    Without ``score_batch`` the trials train here, one after the other, on data prepared once;
+    the ``tune`` flow passes one that runs each batch of ``parallel`` trials on a task runner."""
     from cinegraph.graph_store.snapshot_io import read_snapshot
 
     for model in models:
@@ -210,9 +230,16 @@ def tune(
         raise CinegraphError(f"--model: name at least one of {list(TUNABLE)}")
     if trials < 1:
         raise CinegraphError(f"--trials {trials}: need at least 1")
+    if parallel < 1:
+        raise CinegraphError(f"--parallel {parallel}: need at least 1")
     tuned = config or TrainConfig()
-    setup_torch(tuned)
-    data = prepare_data(read_snapshot(snapshot_dir), tuned.data, tuned.seed).to(tuned.device)
+    if score_batch is None:
+        setup_torch(tuned)
+        data = prepare_data(read_snapshot(snapshot_dir), tuned.data, tuned.seed).to(tuned.device)
+
+        def score_batch(model: str, configs: list[TrainConfig]) -> list[float]:
+            return [validation_score(model, data, c) for c in configs]
+
     record_path = study_path(out_path)
     try:
         study: dict[str, Any] = json.loads(record_path.read_text()) if record_path.exists() else {}
@@ -224,13 +251,14 @@ def tune(
         "protocol": tuned.data.protocol,
         "split": "validation",
         "metric": "ndcg@20",
-        "budget": {"trials": trials, "timeout_s": timeout_s},
+        "budget": {"trials": trials, "timeout_s": timeout_s, "parallel": parallel},
         "models": study.get("models", {}),
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     for model in models:
-        params, study["models"][model] = search(model, data, tuned, trials, timeout_s)
-        study["models"][model]["budget"] = {"trials": trials, "timeout_s": timeout_s}
+        scorer = functools.partial(score_batch, model)
+        params, study["models"][model] = search(model, tuned, trials, timeout_s, scorer, parallel)
+        study["models"][model]["budget"] = {"trials": trials, "timeout_s": timeout_s, "parallel": parallel}
         tuned = with_params(tuned, model, params)
         out_path.write_text(json.dumps(tuned.model_dump(mode="json"), indent=2) + "\n")
         record_path.write_text(json.dumps(study, indent=2) + "\n")

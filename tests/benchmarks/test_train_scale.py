@@ -32,21 +32,25 @@ def test_train_scale_main(tmp_path: Path) -> None:
         str(out),
         "--budget-gb",
         "8",
+        "--valid-users",
+        "5",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     text = out.read_text()
-    assert "## Scale 0.0005 (cpu, 1 epochs, hgt_fanout 10)" in text
-    rows = json.loads(out.with_suffix(".json").read_text())["0.0005 (cpu, 1 epochs, hgt_fanout 10)"]["rows"]
+    label = "0.0005 (cpu, 1 epochs, hgt_fanout 10, validation on 5 users)"
+    assert f"## Scale {label}" in text
+    rows = json.loads(out.with_suffix(".json").read_text())[label]["rows"]
     assert set(rows) == models
     for name, row in rows.items():
         assert row["rc"] == 0 and row["epochs"] >= 1, name
         assert 0 < row["epoch_s"] <= row["total_s"] and row["peak_rss_mb"] > 100, name
+        assert row["cpu_s"] > 0 and row["prepare_cpu_s"] > 0, name
         assert 0.0 <= row["valid_ndcg20"] <= 1.0, name
         assert f"| {name} | " in text
     # a budget no model fits in: each child is killed and says so in its row
     proc = subprocess.run(
-        [*cmd[:-6], "--models", "popularity", "--out", str(out), "--budget-gb", "0.05"],
+        [*cmd[:-8], "--models", "popularity", "--out", str(out), "--budget-gb", "0.05"],
         capture_output=True,
         text=True,
         timeout=600,

@@ -87,6 +87,26 @@ def test_bpr_triples_cover_positives_with_true_negatives(data) -> None:
     assert not any((u, n) in positives for u, n in zip(users.tolist(), neg.tolist(), strict=True))
 
 
+def test_bpr_negatives_equal_redrawing_every_clash_of_every_pair() -> None:
+    """Rechecking only the redrawn negatives gives the same draws as probing every pair each
+    round (a reference loop), on a graph dense enough to need several rounds."""
+    gen = torch.Generator().manual_seed(3)
+    edges = torch.unique(torch.randint(6, (2, 40), generator=gen), dim=1)  # ~half of a 6 x 6 matrix
+    got = bpr_triples(edges, 6, 8, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    keys = (edges[0] * 6 + edges[1]).sort().values
+    perm = torch.randperm(edges.size(1), generator=g)
+    users, pos = edges[0, perm], edges[1, perm]
+    neg = torch.randint(6, (users.numel(),), generator=g)
+    for _ in range(10):
+        probe = users * 6 + neg
+        clash = keys[torch.searchsorted(keys, probe).clamp(max=keys.numel() - 1)] == probe
+        if not clash.any():
+            break
+        neg[clash] = torch.randint(6, (int(clash.sum()),), generator=g)
+    assert torch.equal(torch.cat([b[2] for b in got]), neg) and torch.equal(torch.cat([b[1] for b in got]), pos)
+
+
 @pytest.mark.parametrize(
     "train, config",
     [

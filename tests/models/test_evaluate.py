@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -15,6 +16,7 @@ from cinegraph.models.evaluate import (
     RunResult,
     evaluate_classification,
     evaluate_ranking,
+    validation_users,
 )
 
 
@@ -173,3 +175,24 @@ def test_run_result_to_dict_is_json() -> None:
         "peak_mem_mb": 12.0,
         "config": {},
     }
+
+
+def test_validation_ranks_a_seeded_user_sample_and_test_every_user(tiny_tables) -> None:
+    full = prepare_data(tiny_tables, DataConfig(), seed=0)
+    users = full.valid_edges[0].unique()
+    n = users.numel() // 2
+    sampled = dataclasses.replace(full, config=DataConfig(valid_users=n))
+    scores = torch.rand(full.num_users, full.num_movies, generator=torch.Generator().manual_seed(1))
+    chosen = validation_users(users, n, full.seed)
+    assert chosen.numel() == n and torch.equal(chosen, validation_users(users, n, full.seed))
+    assert not torch.equal(chosen, validation_users(users, n, full.seed + 1))
+    keep = torch.isin(full.valid_edges[0], chosen)
+    restricted = dataclasses.replace(full, valid_edges=full.valid_edges[:, keep])
+    out = evaluate_ranking(lambda u: scores[u], sampled, "valid", ks=(20,), batch_size=5)
+    for name, value in _reference(scores, restricted, "valid", 20).items():
+        assert out[name] == pytest.approx(value, abs=1e-5) or (math.isnan(out[name]) and math.isnan(value)), name
+    assert out["ndcg@20"] != pytest.approx(evaluate_ranking(lambda u: scores[u], full, "valid", ks=(20,))["ndcg@20"])
+    test = evaluate_ranking(lambda u: scores[u], sampled, "test")  # test: every user, sample or not
+    assert json.dumps(test) == json.dumps(evaluate_ranking(lambda u: scores[u], full, "test"))  # NaN == NaN
+    assert torch.equal(validation_users(users, None, 0), users)
+    assert torch.equal(validation_users(users, users.numel() + 5, 0), users)

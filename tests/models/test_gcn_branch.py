@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch_geometric.nn.models import LightGCN
 
-from cinegraph.models.gcn_branch import MultiTaskGCN, normalized_adjacency, ranking_loss
+from cinegraph.models.gcn_branch import MultiTaskGCN, normalized_adjacency, propagate, ranking_loss
 
 U, M, G = 5, 7, 3
 EDGES = torch.tensor([[0, 0, 1, 2, 3, 4, 4], [0, 1, 1, 2, 3, 5, 6]])  # (user, movie)
@@ -21,6 +21,20 @@ def test_normalized_adjacency_matches_dense() -> None:
     assert torch.allclose(adj, inv[:, None] * dense * inv[None, :])
     assert torch.allclose(adj, adj.t())
     assert adj[U + 4].abs().sum() == 0  # movie 4 has no edge: an all-zero row
+
+
+def test_propagation_gradient_is_the_dense_products() -> None:
+    """Two propagation steps: values and gradients equal autograd's through the dense matrix."""
+    adj = normalized_adjacency(EDGES, torch.linspace(0.2, 1.0, 7), U, M)
+    x = torch.randn(U + M, 4, requires_grad=True)
+    target = torch.randn(U + M, 4)
+    (propagate(adj, propagate(adj, x)) * target).sum().backward()
+    ours, x.grad = x.grad, None
+    dense = adj.to_dense()
+    out = dense @ (dense @ x)
+    (out * target).sum().backward()
+    assert torch.allclose(propagate(adj, propagate(adj, x)), out, atol=1e-6)
+    assert torch.allclose(ours, x.grad, atol=1e-6)
 
 
 @pytest.mark.parametrize("num_layers", [0, 1, 3])

@@ -13,7 +13,7 @@ from torch_geometric.nn import HGTConv
 from cinegraph.errors import CinegraphError
 from cinegraph.models.config import TrainConfig
 from cinegraph.models.data import DataConfig, prepare_data
-from cinegraph.models.ease import train_ease
+from cinegraph.models.ease import item_item_factors, train_ease
 from cinegraph.models.evaluate import evaluate_ranking
 from cinegraph.models.hgt_branch import MultiTaskHGT, _HGTConv
 from cinegraph.models.itemknn import train_itemknn
@@ -109,6 +109,8 @@ def test_require_memory_refuses_in_one_line(data) -> None:
     many = dataclasses.replace(data, num_users=5_000_000_000)  # hundreds of GB on any host, however idle
     with pytest.raises(CinegraphError, match=r"^itemknn on 5,000,000,000 users"):
         train_itemknn(many)
+    with pytest.raises(CinegraphError, match=r"^the item-item residual on 1,000,000 users .* set item_item_rank 0$"):
+        item_item_factors(data.train_edges, 1_000_000, 3_000_000, 200.0, 128)
 
 
 def test_ranking_batches_agree(data) -> None:

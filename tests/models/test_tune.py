@@ -52,7 +52,7 @@ def test_baselines_tune_into_one_file_with_one_budget_and_a_study_record(tiny_sn
     saved = json.loads(study_path(out).read_text())
     assert saved == json.loads(json.dumps(study))
     assert set(saved["models"]) == {"lightgcn", "ease", "itemknn", "content_knn"}  # the earlier run's kept
-    assert saved["models"]["ease"]["budget"] == {"trials": 2, "timeout_s": 600.0}
+    assert saved["models"]["ease"]["budget"] == {"trials": 2, "timeout_s": 600.0, "parallel": 1}
     assert saved["split"] == "validation" and saved["seed"] == 0
     for name, record in saved["models"].items():
         assert record["trials_done"] == len(record["trials"]) == 2
@@ -81,6 +81,8 @@ def test_errors(tiny_snapshot: Path, tmp_path: Path) -> None:
         tune(tiny_snapshot, ["fused"], tmp_path / "x.json", trials=0)
     with pytest.raises(CinegraphError, match="--model: name at least one"):
         tune(tiny_snapshot, [], tmp_path / "x.json", trials=1)
+    with pytest.raises(CinegraphError, match="--parallel 0"):
+        tune(tiny_snapshot, ["fused"], tmp_path / "x.json", trials=2, parallel=0)
     assert not (tmp_path / "x.json").exists()
     bad = TrainConfig(baselines={"lightgcn": {"num_layer": 2}})
     with pytest.raises(CinegraphError, match=r"baselines\.lightgcn\.num_layer"):
@@ -96,6 +98,6 @@ def test_the_cli_tunes_several_models_into_one_file(
     printed = json.loads(capsys.readouterr().out)
     assert set(printed) == {"ease", "itemknn"} and all(m["trials_done"] == 1 for m in printed.values())
     assert set(load_config(out).baselines) == {"ease", "itemknn"}
-    assert json.loads(study_path(out).read_text())["budget"] == {"trials": 1, "timeout_s": None}
+    assert json.loads(study_path(out).read_text())["budget"] == {"trials": 1, "timeout_s": None, "parallel": 1}
     assert main([*argv[:4], "ease,popularity", *argv[5:]]) == 2
     assert "--model popularity: nothing to tune" in capsys.readouterr().err
