@@ -42,31 +42,6 @@ SAMPLE_S = 0.2
 GB = 2**30
 
 
-def unique_keys(tables: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """The snapshot's tables with each node table's first row per key only, and how many rows
-    that dropped (a synthetic dump whose title join repeats movies and people)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from cinegraph.schema import NODE_TYPES
-
-    out, dropped = dict(tables), 0
-    for nt in NODE_TYPES:
-        table = tables.get(nt.label)
-        if table is None:
-            continue
-        keys = table.column(nt.key)
-        if pc.count_distinct(keys).as_py() == table.num_rows:
-            continue
-        first = (
-            table.append_column("_row", pa.array(range(table.num_rows))).group_by(nt.key).aggregate([("_row", "min")])
-        )
-        rows = pc.sort_indices(first.column("_row_min"))
-        out[nt.label] = table.take(pc.take(first.column("_row_min"), rows))
-        dropped += table.num_rows - out[nt.label].num_rows
-    return out, dropped
-
-
 def _child(
     model: str, snapshot: Path, epochs: int, device: str, fanout: int, valid_users: int | None
 ) -> dict[str, Any]:
@@ -99,10 +74,8 @@ def _child(
         hgt_fanout=fanout,
         data=DataConfig(valid_users=valid_users),
     )
-    tables, dropped = unique_keys(read_snapshot(snapshot))
-    data = prepare_data(tables, config.data, seed=0).to(device)
+    data = prepare_data(read_snapshot(snapshot), config.data, seed=0).to(device)
     prep = {
-        "repeated_keys_dropped": dropped,
         "prepare_cpu_s": time.process_time() - c0,
         "prepare_s": time.perf_counter() - t0,
         "prepare_rss_mb": peak_memory_mb("cpu"),
