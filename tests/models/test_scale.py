@@ -78,22 +78,25 @@ def test_destination_chunks_give_the_full_graph_output(data, max_edges: int, mon
         assert value is not None and other is not None and torch.allclose(value, other, atol=1e-5), t
 
 
+# Sampled HGT/fused steps and a sampled softmax: the full-size training path, on tiny data.
+SAMPLED = TrainConfig(
+    hidden_dim=16,
+    hgt_heads=2,
+    fusion_heads=2,
+    gcn_epochs=2,
+    hgt_epochs=2,
+    fusion_epochs=2,
+    eval_every=1,
+    batch_size=256,
+    gcn_steps=1,
+    hgt_fanout=3,
+    rec_loss="sampled_softmax",
+    num_negatives=16,
+)
+
+
 def test_fused_training_with_sampled_edges(data) -> None:
-    config = TrainConfig(
-        hidden_dim=16,
-        hgt_heads=2,
-        fusion_heads=2,
-        gcn_epochs=2,
-        hgt_epochs=2,
-        fusion_epochs=2,
-        eval_every=1,
-        batch_size=256,
-        gcn_steps=1,
-        hgt_fanout=3,
-        rec_loss="sampled_softmax",
-        num_negatives=16,
-    )
-    results = train_fused(data, config)
+    results = train_fused(data, SAMPLED)
     assert all(math.isfinite(r.metrics["ndcg@20"]) for r in results.values())
     assert results["fused"].config["hgt_fanout"] == 3
 
@@ -126,22 +129,7 @@ def test_sampled_steps_and_chunked_ranking_on_cuda(data, monkeypatch) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     monkeypatch.setattr(_HGTConv, "max_edges_per_pass", 5)  # evaluation runs in chunks on the GPU
-    config = TrainConfig(
-        hidden_dim=16,
-        hgt_heads=2,
-        fusion_heads=2,
-        gcn_epochs=2,
-        hgt_epochs=2,
-        fusion_epochs=2,
-        eval_every=1,
-        batch_size=256,
-        gcn_steps=1,
-        hgt_fanout=3,
-        rec_loss="sampled_softmax",
-        num_negatives=16,
-        device="cuda",
-    )
-    results = train_fused(data.to("cuda"), config)
+    results = train_fused(data.to("cuda"), SAMPLED.model_copy(update={"device": "cuda"}))
     assert all(math.isfinite(r.metrics["ndcg@20"]) for r in results.values())
     scores = torch.rand(data.num_users, data.num_movies, generator=torch.Generator().manual_seed(1))
     on_gpu = evaluate_ranking(lambda u: scores.cuda()[u], data.to("cuda"), "test", batch_size=3)
