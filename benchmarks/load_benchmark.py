@@ -290,8 +290,8 @@ def render(
         "",
         "## Second load of the same snapshot, `--verify`",
         "",
-        f"{again.seconds:.1f} s, {sum(s.upserted + s.deleted for s in [*again.nodes.values(), *again.edges.values()])} "
-        "rows written (the diff reads the graph back and finds nothing to do; the Snapshot node is left alone).",
+        f"{again.seconds:.1f} s, {again.written} rows written "
+        "(the diff reads the graph back and finds nothing to do; the Snapshot node is left alone).",
         "",
         f"## RATED, transactional: {study_rows:,} rows written into the loaded graph",
         "",

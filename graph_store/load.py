@@ -180,6 +180,11 @@ class LoadReport:
     edges: dict[str, TypeSync] = field(default_factory=dict)
     seconds: float = 0.0
 
+    @property
+    def written(self) -> int:
+        """Rows created, updated or deleted, over every node label and relationship type."""
+        return sum(s.upserted + s.deleted for s in [*self.nodes.values(), *self.edges.values()])
+
     def summary(self) -> str:
         lines = [f"snapshot {self.snapshot_id} -> database {self.database!r} in {self.seconds:.1f}s"]
         header = f"  {'type':<14}{'total':>10}{'upserted':>10}{'deleted':>10}{'unchanged':>11}{'seconds':>9}"
