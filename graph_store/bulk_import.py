@@ -20,7 +20,8 @@ use the diff-based sync and a sync of the same snapshot writes nothing.
 CSV encoding: values are quoted by DuckDB (RFC 4180, doubled quotes); NULL is an empty unquoted field
 (no property) and the empty string a quoted one; integers are stored as ``long`` and floats as
 ``double``, as the Bolt driver sends them (a float32 rating is widened exactly); lists become
-``string[]`` joined by U+001F; node keys are also the importer's ``:ID`` in one id space per label.
+``string[]`` joined by U+001F. Every node gets its store id (0..N-1, numbered in DuckDB, where the
+relationship files then name their endpoints by it), so the importer keeps no id map of its own.
 """
 
 from __future__ import annotations
@@ -247,24 +248,45 @@ def _list_properties(props: tuple[Property, ...]) -> list[Property]:
     return [p for p in props if pa.types.is_list(p.type)]
 
 
+def _id_table(label: str) -> str:
+    return f"import_id_{label.lower()}"
+
+
+def _number_nodes(con: duckdb.DuckDBPyConnection) -> None:
+    """Give every node its store id, 0..N-1 over all labels (the importer's ``--id-type=actual``):
+    the importer then writes relationships straight to their endpoints instead of building and
+    sorting a string-id map, its slowest preparation at full size."""
+    offset = 0
+    for nt in NODE_TYPES:
+        con.execute(
+            f"CREATE TEMP TABLE {_id_table(nt.label)} AS "
+            f"SELECT {nt.key} AS key, {offset} + row_number() OVER (ORDER BY {nt.key}) - 1 AS id "
+            f"FROM {view_name(nt.label)}"
+        )
+        offset += con.execute(f"SELECT count(*) FROM {_id_table(nt.label)}").fetchall()[0][0]
+
+
 def _node_csv(nt: NodeType) -> tuple[str, LiteralString]:
     header = ",".join(
         [
-            f":ID({nt.label})",
+            ":ID",
             f"{nt.key}:{_csv_type(Property(nt.key, nt.key_type))}",
             *(f"{p.name}:{_csv_type(p)}" for p in nt.properties),
         ]
     )
-    values = ", ".join([f"CAST({nt.key} AS VARCHAR)", nt.key, *(_value(p) for p in nt.properties)])
-    return header, _q(f"SELECT {values} FROM {view_name(nt.label)}")
+    values = ", ".join(["i.id", f"n.{nt.key}", *(_value(p) for p in nt.properties)])
+    return header, _q(
+        f"SELECT {values} FROM {view_name(nt.label)} n JOIN {_id_table(nt.label)} i ON n.{nt.key} = i.key ORDER BY i.id"
+    )
 
 
 def _edge_csv(et: EdgeType) -> tuple[str, LiteralString]:
-    header = ",".join(
-        [f":START_ID({et.src.label})", f":END_ID({et.dst.label})", *(f"{p.name}:{_csv_type(p)}" for p in et.properties)]
+    header = ",".join([":START_ID", ":END_ID", *(f"{p.name}:{_csv_type(p)}" for p in et.properties)])
+    values = ", ".join(["s.id", "d.id", *(_value(p) for p in et.properties)])
+    return header, _q(
+        f"SELECT {values} FROM ({edge_rows_sql(et)}) e "
+        f"JOIN {_id_table(et.src.label)} s ON e.{SRC} = s.key JOIN {_id_table(et.dst.label)} d ON e.{DST} = d.key"
     )
-    values = ", ".join([f"CAST({SRC} AS VARCHAR)", f"CAST({DST} AS VARCHAR)", *(_value(p) for p in et.properties)])
-    return header, _q(f"SELECT {values} FROM ({edge_rows_sql(et)})")
 
 
 def _multiline(con: duckdb.DuckDBPyConnection, view: str, columns: list[str]) -> bool:
@@ -279,6 +301,7 @@ def _multiline(con: duckdb.DuckDBPyConnection, view: str, columns: list[str]) ->
 def _write_csv(con: duckdb.DuckDBPyConnection, out: Path, progress: bool) -> list[str]:
     """One header and one data file per type under ``out``; returns the importer's arguments."""
     out.mkdir(parents=True)
+    _number_nodes(con)
     arguments: list[str] = []
     multiline: list[str] = []
     jobs = [
@@ -297,7 +320,7 @@ def _write_csv(con: duckdb.DuckDBPyConnection, out: Path, progress: bool) -> lis
             et.rel,
             et.rel,
             *_edge_csv(et),
-            [SRC, DST, *(p.name for p in et.properties if not pa.types.is_integer(p.type))],
+            [p.name for p in et.properties if not pa.types.is_integer(p.type)],
         )
         for et in EDGE_TYPES
     ]
@@ -313,7 +336,7 @@ def _write_csv(con: duckdb.DuckDBPyConnection, out: Path, progress: bool) -> lis
             multiline.append(str(data_path))
     arguments += [
         f"--array-delimiter=U+{ord(ARRAY_DELIMITER):04X}",
-        "--id-type=string",
+        "--id-type=actual",
         "--ignore-empty-strings=false",
         "--trim-strings=false",
         "--legacy-style-quoting=false",
