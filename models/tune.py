@@ -164,7 +164,10 @@ def search(
         )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial, ours
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=base.seed))
+    # TPE samples at random until n_startup_trials are done (10 by default): on a budget of 10 it
+    # would never model anything, so a third of the budget explores and the rest exploits
+    sampler = optuna.samplers.TPESampler(seed=base.seed, n_startup_trials=min(10, max(2, trials // 3)))
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     start = start_params(base, model)
     start_value = None
     try:
