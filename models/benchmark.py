@@ -5,6 +5,9 @@ the GCN branch's propagation against PyG's LightGCN). :mod:`models.runner` runs 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,10 +41,21 @@ MODELS = (
 PROTOCOLS = ("warm", "cold-items")
 
 
+def _release_freed_memory() -> None:
+    """Hand the memory earlier runs freed back to the system (glibc keeps freed small blocks for
+    reuse, so a later run would grow into them and measure no growth at all)."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
 @contextmanager
 def peak_memory(device: str) -> Iterator[dict[str, float]]:
     """Peak memory of the enclosed run in MiB: the CUDA allocator's peak on a GPU; on CPU the
-    peak resident set sampled every 10 ms, above the resident set at the start."""
+    peak resident set sampled every 10 ms, above the resident set at the start (after what
+    earlier runs freed went back to the system)."""
     out: dict[str, float] = {}
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
@@ -54,6 +68,7 @@ def peak_memory(device: str) -> Iterator[dict[str, float]]:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * page
 
+    _release_freed_memory()
     start, peak, stop = rss(), [0.0], threading.Event()
 
     def sample() -> None:

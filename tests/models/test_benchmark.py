@@ -5,9 +5,10 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from cinegraph.flows.cli import main
-from cinegraph.models.benchmark import MODELS
+from cinegraph.models.benchmark import MODELS, peak_memory
 
 TINY = {
     "hidden_dim": 16,
@@ -107,3 +108,18 @@ def test_both_protocols_reach_one_report_and_the_evaluation_rows(tiny_snapshot: 
     fused = next(r for r in rows if r["protocol"] == "warm" and r["model"] == "fused")
     assert fused["mrr@20"] and fused["ndcg@20 per seed"].count(",") == 1
     assert any(k.startswith("ndcg@20 / ") and v.endswith("x") for k, v in fused.items())
+
+
+def test_peak_memory_of_a_run_after_another_counts_its_own_growth() -> None:
+    """Many small tensors (kept by the C allocator when freed): the second identical run must
+    measure about what the first did, not grow into the memory the first one left behind."""
+
+    def run() -> float:
+        with peak_memory("cpu") as mem:
+            blocks = [torch.ones(2000) for _ in range(25_000)]  # 200 MB in 8 kB blocks
+            del blocks
+        return mem["mb"]
+
+    first, second = run(), run()
+    assert first > 100
+    assert second > 0.5 * first
