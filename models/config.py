@@ -107,6 +107,12 @@ class TrainConfig(BaseModel):
     content_map_steps: int = Field(
         400, ge=0, title="Content map steps", description="full-batch steps fitting the content map before fine-tuning"
     )
+    content_map_check_every: int = Field(
+        50,
+        ge=0,
+        title="Content map check interval",
+        description="validation ndcg@20 of the fused start every this many steps; the best map is kept (0: the last)",
+    )
     content_map_lr: float = Field(1e-2, gt=0, title="Content map learning rate", description="Adam, while fitting it")
     # --- optimisation -----------------------------------------------------------------------
     gcn_lr: float = Field(2e-2, gt=0, title="GCN learning rate", description="GCN branch pretraining")
