@@ -105,7 +105,16 @@ class TrainConfig(BaseModel):
         "movies without interactions in the fused model (0: none)",
     )
     content_map_steps: int = Field(
-        400, ge=0, title="Content map steps", description="full-batch steps fitting the content map before fine-tuning"
+        800,
+        ge=0,
+        title="Content map steps",
+        description="full-batch steps fitting the content map before fine-tuning (at most, with checks)",
+    )
+    content_map_check_every: int = Field(
+        100,
+        ge=0,
+        title="Content map check interval",
+        description="validation ndcg@20 of the fused start every this many steps; the best map is kept (0: the last)",
     )
     content_map_lr: float = Field(1e-2, gt=0, title="Content map learning rate", description="Adam, while fitting it")
     # --- optimisation -----------------------------------------------------------------------

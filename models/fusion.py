@@ -3,6 +3,7 @@ concatenation), then the recommendation and genre heads of the fine-tuned model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -244,17 +245,22 @@ class FusedModel(nn.Module):
         lr: float,
         generator: torch.Generator,
         drop: float = 0.5,
-    ) -> list[float]:
+        check: Callable[[], float] | None = None,
+        check_every: int = 0,
+    ) -> tuple[list[float], int]:
         r"""Fit the content map so that a movie's mapped content scores like its interaction
         embedding, as DropoutNet trains (`"DropoutNet: Addressing Cold Start in Recommender
         Systems" <https://papers.nips.cc/paper/7081-dropoutnet>`_), with the full softmax of
         :func:`~cinegraph.models.gcn_branch.ranking_loss`: each step a random ``drop`` share of
         the ``observed`` movies ``[M]`` is represented by :math:`\phi(\mathbf{c}_m)`, the rest by
         their embeddings ``z_movie`` ``[M, D]`` (fixed, as ``z_user`` ``[U, D]``), and every
-        training positive ``edges`` ``[2, E]`` is ranked against the observed movies. Stores
-        ``content`` ``[M, C]``; returns the loss of each step."""
+        training positive ``edges`` ``[2, E]`` is ranked against the observed movies. With
+        ``check`` (a validation score of the whole model, higher is better) every ``check_every``
+        steps, the map of the best check is kept: past a few hundred steps the map fits the
+        observed movies at the expense of new ones. Stores ``content`` ``[M, C]``; returns the loss
+        of each step and the step kept."""
         if self.content_map is None:
-            return []
+            return [], 0
         self.content.copy_(content)
         z_user, z_movie = z_user.detach(), z_movie.detach()
         params = list(self.content_map.parameters())
@@ -262,8 +268,9 @@ class FusedModel(nn.Module):
         self.content_map.train()
         users, inverse = edges[0].unique(return_inverse=True)  # [U_e], [E]
         scores_mask = ~observed[None, :]  # [1, M]
-        losses = []
-        for _ in range(steps):
+        losses: list[float] = []
+        best, best_step, best_state = float("-inf"), steps, None
+        for step in range(1, steps + 1):
             hide = (torch.rand(observed.numel(), generator=generator) < drop).to(observed.device)  # [M]
             z = z_movie.index_put((hide,), self.content_map(content[hide]))  # [M, D]: only those map
             logits = (z_user[users] @ z.t()).masked_fill(scores_mask, float("-inf"))  # [U_e, M]
@@ -272,7 +279,15 @@ class FusedModel(nn.Module):
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
-        return losses
+            if check is not None and check_every and (step % check_every == 0 or step == steps):
+                score = check()
+                self.content_map.train()
+                if score > best:
+                    best, best_step = score, step
+                    best_state = {k: v.detach().clone() for k, v in self.content_map.state_dict().items()}
+        if best_state is not None:
+            self.content_map.load_state_dict(best_state)
+        return losses, best_step
 
     def forward(
         self,

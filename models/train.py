@@ -14,7 +14,7 @@ import pyarrow as pa
 import torch
 
 from cinegraph.models import distributed
-from cinegraph.models.config import DataConfig, Task, TrainConfig
+from cinegraph.models.config import SELECTION_K, DataConfig, Task, TrainConfig
 from cinegraph.models.data import PreparedData, prepare_data
 from cinegraph.models.early_stopping import EpochCallback
 from cinegraph.models.evaluate import RunResult, peak_memory_mb
@@ -158,7 +158,9 @@ def finetune(
 
 def fit_content_map(model: FusedModel, data: PreparedData, inp: Inputs, config: TrainConfig) -> None:
     """Fit the fused model's content map (if it has one) on the pretrained branches: content from
-    the HGT as if every movie were new, targets the GCN's embeddings."""
+    the HGT as if every movie were new, targets the GCN's embeddings; the step count is chosen on
+    validation ndcg@20 (checked every ``content_map_check_every`` steps) where there is a
+    validation split, else all ``content_map_steps`` are taken."""
     if model.content_map is None:
         return
     model.eval()
@@ -167,7 +169,10 @@ def fit_content_map(model: FusedModel, data: PreparedData, inp: Inputs, config: 
     with torch.no_grad():
         z_user, z_movie = model.gcn.embed(inp.adj, inp.x.get(USER.label), inp.x.get(MOVIE.label), inp.evidence <= 0)
     gen = torch.Generator().manual_seed(config.seed)
-    losses = model.fit_content_map(
+    check = None
+    if data.valid_edges.numel() and config.content_map_check_every:
+        check = lambda: evaluate(model, data, inp, "valid", (SELECTION_K,))[f"ndcg@{SELECTION_K}"]  # noqa: E731
+    losses, kept = model.fit_content_map(
         content,
         z_user,
         z_movie,
@@ -176,9 +181,11 @@ def fit_content_map(model: FusedModel, data: PreparedData, inp: Inputs, config: 
         config.content_map_steps,
         config.content_map_lr,
         gen,
+        check=check,
+        check_every=config.content_map_check_every,
     )
     if losses:
-        log.info("content map: loss %.4f -> %.4f in %d steps", losses[0], losses[-1], len(losses))
+        log.info("content map: loss %.4f -> %.4f in %d steps, kept step %d", losses[0], losses[-1], len(losses), kept)
 
 
 def train_fused(

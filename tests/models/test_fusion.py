@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import Tensor
 
 from cinegraph.models.ease import EASE
 from cinegraph.models.fusion import CrossAttentionFusion, FusedModel
@@ -159,10 +160,10 @@ def test_content_map_represents_new_movies_by_their_mapped_content() -> None:
     content = model.content_of({}, genre_edges, x_movie)  # no user edge: content alone
     assert content.shape == (M, 3 * D + 2) and torch.equal(content[:, -2:], x_movie)
     g_user, g_movie = gcn.embed(adj, x_movie=x_movie, cold=EVIDENCE == 0)
-    losses = model.fit_content_map(
+    losses, kept = model.fit_content_map(
         content, g_user, g_movie, RATED, EVIDENCE > 0, steps=30, lr=1e-2, generator=torch.Generator().manual_seed(0)
     )
-    assert len(losses) == 30 and losses[-1] < losses[0]
+    assert len(losses) == 30 and losses[-1] < losses[0] and kept == 30
     assert torch.equal(model.content, content)
     model.eval()
     x = {"Movie": x_movie}
@@ -175,3 +176,28 @@ def test_content_map_represents_new_movies_by_their_mapped_content() -> None:
     assert mapped.abs().sum() > 0
     with pytest.raises(ValueError, match="content_map_hidden=-1"):
         FusedModel(gcn, hgt, content_map_hidden=-1)
+
+
+def test_content_map_keeps_the_best_checked_step() -> None:
+    """With a validation check every 4 of 10 steps (and at the last), the map of the best check
+    is the one kept, and the model is handed to each check in eval mode."""
+    torch.manual_seed(0)
+    gcn = MultiTaskGCN(U, M, G, hidden_dim=D, num_layers=2, movie_in_dim=2)
+    hgt = MultiTaskHGT(META, {"User": U, "Movie": M}, {}, G, hidden_dim=D, heads=2)
+    model = FusedModel(gcn, hgt, heads=2, content_map_hidden=16)
+    content = torch.randn(M, 3 * D + 2)
+    snapshots: list[Tensor] = []
+
+    def check() -> float:
+        model.eval()
+        snapshots.append(model.content_map(content).detach())
+        return [0.1, 0.3, 0.2][len(snapshots) - 1]  # best at the second check: step 8
+
+    g_user, g_movie = torch.randn(U, D), torch.randn(M, D)
+    gen = torch.Generator().manual_seed(0)
+    losses, kept = model.fit_content_map(
+        content, g_user, g_movie, RATED, EVIDENCE > 0, steps=10, lr=1e-2, generator=gen, check=check, check_every=4
+    )
+    assert len(losses) == 10 and len(snapshots) == 3 and kept == 8
+    model.eval()
+    assert torch.equal(model.content_map(content), snapshots[1])
