@@ -119,7 +119,10 @@ def fuzzy_sql(config: MatchConfig) -> Step:
     The winner has the top rank score and must reach the score threshold. It must beat the best
     candidate with a different (normalised) title by ``margin`` and every other title, homonyms
     included, by ``tie_window`` (rank scores both: a short from the next year is a weaker rival
-    than a feature from the same one). A winner found only through an a.k.a. title must not face
+    than a feature from the same one). A rival is a namesake when the winner bears (at the
+    threshold) every name of it that matches: for "Original (English)" the film titled both ways
+    meets a film titled only "English" on votes, while a film titled only "English" must beat the
+    one titled both ways by the margin. A winner found only through an a.k.a. title must not face
     another title that reaches the threshold under its own name (a popular film whose alias is
     the name of another film of that year), and a winner off the MovieLens year must not face a
     title of that very year spelled at least as well (votes or type alone put it first): otherwise
@@ -131,9 +134,18 @@ def fuzzy_sql(config: MatchConfig) -> Step:
             FROM match_scored),
         win AS (SELECT * FROM ranked WHERE pick = 1),
         rival AS (SELECT movie_id, rank_score AS rival_rank FROM ranked WHERE pick = 2),
+        borne AS (SELECT DISTINCT movie_id, tconst, norm FROM match_pairs WHERE score >= $threshold),
+        win_borne AS (
+            SELECT b.movie_id, b.norm FROM borne b JOIN win w ON w.movie_id = b.movie_id AND w.tconst = b.tconst),
+        extra AS (
+            SELECT DISTINCT b.movie_id, b.tconst FROM borne b
+            ANTI JOIN win_borne o ON o.movie_id = b.movie_id AND o.norm = b.norm),
         runner AS (
             SELECT r.movie_id, max(r.score) AS runner_up, max(r.rank_score) AS runner_up_rank FROM ranked r
-            JOIN win w ON w.movie_id = r.movie_id AND r.matched <> w.matched GROUP BY r.movie_id),
+            JOIN win w ON w.movie_id = r.movie_id
+            LEFT JOIN win_borne o ON o.movie_id = r.movie_id AND o.norm = r.matched
+            LEFT JOIN extra e ON e.movie_id = r.movie_id AND e.tconst = r.tconst
+            WHERE (r.matched <> w.matched AND o.norm IS NULL) OR e.tconst IS NOT NULL GROUP BY r.movie_id),
         named AS (
             SELECT DISTINCT r.movie_id FROM ranked r JOIN win w ON w.movie_id = r.movie_id
             WHERE w.aka AND NOT r.aka AND r.tconst <> w.tconst AND r.score >= $threshold),

@@ -206,6 +206,30 @@ def test_undated_movie_blocked_by_title_key(con: duckdb.DuckDBPyConnection, tmp_
     assert decisions(con) == {1: ("tt01", "fuzzy"), 2: (None, "none")}
 
 
+@pytest.mark.parametrize(
+    ("rival_votes", "expected", "review"),
+    [
+        (None, "tt01", 0),
+        (20_000, "tt01", 0),  # a namesake of one of the film's names, ten times less voted
+        (150_000, None, 1),  # namesakes within the tie window
+        (2_000_000, None, 1),  # the namesake leads, but it bears only one of the two names
+    ],
+)
+def test_film_bearing_both_names_meets_a_namesake_of_one(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, rival_votes: int | None, expected: str | None, review: int
+) -> None:
+    """For "Original (English)" the film titled both ways and a film titled only "English" are
+    namesakes, decided on votes within the tie window, not a different title that must trail by
+    the whole margin; a winner bearing one name only still needs the margin over the one bearing both."""
+    titles: list[Title] = [("tt01", "movie", "Bicycle Thieves", "Ladri di biciclette", 1948, 170_000)]
+    if rival_votes is not None:
+        titles.append(("tt02", "movie", "Bicycle Thieves", "Bicycle Thieves", 1948, rival_votes))
+    stage(con, [(1, "Ladri di biciclette (Bicycle Thieves) (1948)")], titles)
+    report = run(con, tmp_path)
+    assert decisions(con)[1][0] == expected
+    assert report.review == review
+
+
 def test_ambiguous_cases_go_to_review(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     stage(
         con,
