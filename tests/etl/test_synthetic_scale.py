@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from benchmarks.rematch import main as rematch_main
 from benchmarks.synthetic_dumps import IMDB_HEADERS, Sizes, _macros, build_tables, generate, homonym_rates
 from cinegraph.etl.config import EtlConfig
 from cinegraph.etl.match import MatchConfig
@@ -112,9 +113,10 @@ def test_akas_are_variants_of_their_own_title(tmp_path: Path) -> None:
     assert rates["same_year"] < rates["any_year"] < 0.1
 
 
-def test_etl_reads_it(synthetic: Path, tmp_path: Path) -> None:
+def test_etl_reads_it(synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The ETL stages every file without a reject, matches by title with links.csv as the truth,
-    and logs each stage's time and peak memory."""
+    and logs each stage's time and peak memory; matching again on a copy of its warehouse
+    (benchmarks/rematch.py) decides the same."""
     result = run_etl(
         EtlConfig(
             variant="ml-25m",
@@ -137,6 +139,14 @@ def test_etl_reads_it(synthetic: Path, tmp_path: Path) -> None:
         assert stage in names
     assert all(s["peak_rss_bytes"] > 0 and s["seconds"] >= 0 for s in run_log["stages"])
     assert run_log["peak_rss_bytes"] == max(s["peak_rss_bytes"] for s in run_log["stages"])
+
+    before = (tmp_path / "warehouse.duckdb").read_bytes()
+    assert rematch_main([str(tmp_path), "--work", str(tmp_path / "again"), "--memory-limit", "500MB"]) == 0
+    printed = capsys.readouterr().out
+    assert f"review {result.match.review:,}, precision {evaluation.precision:.4f}" in printed
+    assert "wrong fuzzy matches: " in printed
+    assert (tmp_path / "warehouse.duckdb").read_bytes() == before  # the run's own warehouse is untouched
+    assert (tmp_path / "again" / "match_review.csv").is_file()
 
 
 @pytest.mark.slow
