@@ -89,6 +89,7 @@ REVIEW_COLUMNS = [
     "title_type",
     "num_votes",
     "score",
+    "reason",
 ]
 
 

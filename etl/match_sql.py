@@ -126,7 +126,8 @@ def fuzzy_sql(config: MatchConfig) -> Step:
     another title that reaches the threshold under its own name (a popular film whose alias is
     the name of another film of that year), and a winner off the MovieLens year must not face a
     title of that very year spelled at least as well (votes or type alone put it first): otherwise
-    a person decides from the review file."""
+    a person decides from the review file. Its ``reason`` is the first that holds: ``margin``,
+    ``tie``, ``aka``, ``year``."""
     sql = """
         WITH ranked AS (
             SELECT *, row_number() OVER (PARTITION BY movie_id
@@ -155,10 +156,13 @@ def fuzzy_sql(config: MatchConfig) -> Step:
             WHERE w.start_year IS DISTINCT FROM m.year AND r.start_year = m.year AND r.score >= w.score
               AND r.tconst <> w.tconst)
         SELECT w.movie_id, w.tconst, w.score, ru.runner_up AS runner_up_score,
-               CASE WHEN w.score < $threshold THEN 'none'
-                    WHEN w.rank_score - coalesce(ru.runner_up_rank, -1e9) < $margin THEN 'review'
-                    WHEN w.rank_score - coalesce(rv.rival_rank, -1e9) < $tie_window THEN 'review'
-                    WHEN nm.movie_id IS NOT NULL OR dt.movie_id IS NOT NULL THEN 'review'
+               CASE WHEN w.score < $threshold THEN NULL
+                    WHEN w.rank_score - coalesce(ru.runner_up_rank, -1e9) < $margin THEN 'margin'
+                    WHEN w.rank_score - coalesce(rv.rival_rank, -1e9) < $tie_window THEN 'tie'
+                    WHEN nm.movie_id IS NOT NULL THEN 'aka'
+                    WHEN dt.movie_id IS NOT NULL THEN 'year'
+                    END AS reason,
+               CASE WHEN w.score < $threshold THEN 'none' WHEN reason IS NOT NULL THEN 'review'
                     ELSE 'match' END AS status
         FROM win w LEFT JOIN runner ru ON ru.movie_id = w.movie_id
         LEFT JOIN rival rv ON rv.movie_id = w.movie_id LEFT JOIN named nm ON nm.movie_id = w.movie_id
@@ -219,14 +223,15 @@ def evaluation_sql() -> Step:
 
 
 def review_sql(top_n: int = 5) -> Step:
-    """The best few candidates of every movie sent to review, for a person to settle."""
+    """The best few candidates of every movie sent to review, with the reason, for a person to settle."""
     sql = """
         SELECT o.movie_id, m.title AS ml_title, m.year AS ml_year,
                row_number() OVER (PARTITION BY o.movie_id ORDER BY s.rank_score DESC, s.num_votes DESC,
                                   s.tconst) AS rank,
                s.tconst, t.primary_title AS imdb_title, s.start_year, s.title_type, s.num_votes,
-               round(s.score, 2) AS score
+               round(s.score, 2) AS score, f.reason
         FROM match_outcome o JOIN match_movies m ON m.movie_id = o.movie_id
+        JOIN match_fuzzy f ON f.movie_id = o.movie_id
         JOIN match_scored s ON s.movie_id = o.movie_id JOIN stg_imdb_titles t ON t.tconst = s.tconst
         WHERE o.needs_review QUALIFY rank <= $top_n ORDER BY o.movie_id, rank"""
     return Step(sql, "match_review", {"top_n": top_n})
