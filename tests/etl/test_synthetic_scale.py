@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from benchmarks.etl_scale import review_reasons
 from benchmarks.rematch import main as rematch_main
 from benchmarks.synthetic_dumps import IMDB_HEADERS, Sizes, _macros, build_tables, generate, homonym_rates
 from cinegraph.etl.config import EtlConfig
@@ -140,6 +141,8 @@ def test_etl_reads_it(synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert all(s["peak_rss_bytes"] > 0 and s["seconds"] >= 0 for s in run_log["stages"])
     assert run_log["peak_rss_bytes"] == max(s["peak_rss_bytes"] for s in run_log["stages"])
 
+    reasons = review_reasons(tmp_path / "match_review.csv")
+    assert sum(reasons.values()) == result.match.review and set(reasons) <= {"margin", "tie", "aka", "year"}
     before = (tmp_path / "warehouse.duckdb").read_bytes()
     assert rematch_main([str(tmp_path), "--work", str(tmp_path / "again"), "--memory-limit", "500MB"]) == 0
     printed = capsys.readouterr().out
@@ -170,5 +173,5 @@ def test_etl_scale_main(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = out.read_text()
     assert "| 0.0003 |" in text and "| 0.0006 |" in text and "0.0003 -> 0.0006 (2x rows)" in text
-    assert "|   title.akas |" in text and "| match (all) |" in text
+    assert "|   title.akas |" in text and "| match (all) |" in text and "review by reason" in text
     assert not (tmp_path / "work" / "out-0.0006").exists()  # outputs deleted without --keep
