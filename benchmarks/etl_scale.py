@@ -18,6 +18,7 @@ later (each row carries its own load average).
 from __future__ import annotations
 
 import argparse
+import csv
 import itertools
 import json
 import os
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,6 +193,7 @@ def run_etl(mirror: Path, out: Path, variant: str, memory_limit: str | None = No
         result["rows"] = {s["file"]: s["rows"] for s in data["sources"]}
         result["counts"] = data["counts"]
         result["wrong"] = wrong_matches(out / "warehouse.duckdb")
+        result["review_reasons"] = review_reasons(out / "match_review.csv")
     return result
 
 
@@ -215,6 +218,13 @@ def wrong_matches(warehouse: Path) -> dict[str, int]:
         return dict(con.execute(WRONG_SQL).fetchall())
     finally:
         con.close()
+
+
+def review_reasons(review_csv: Path) -> dict[str, int]:
+    """Movies of a review file by the reason matching gave (margin, tie, aka, year)."""
+    with review_csv.open(newline="", encoding="utf-8") as fh:
+        reasons = {row["movie_id"]: row["reason"] for row in csv.DictReader(fh)}
+    return dict(Counter(reasons.values()).most_common())
 
 
 def _children_maxrss() -> int:
@@ -262,6 +272,17 @@ def report(results: dict[str, dict[str, Any]], variant: str, seed: int, machine:
         wrong = r.get("wrong")
         kinds = ", ".join(f"{k} {n}" for k, n in wrong.items()) if wrong else "none" if wrong == {} else "-"
         lines.append(f"- scale {_label(r)}: {kinds}")
+    lines += [
+        "",
+        "Movies sent to review by reason (margin: another title within the margin; tie: namesakes "
+        "within the tie window; aka: an a.k.a.-only winner facing a title of that name; year: a winner off "
+        "the year facing a namesake of that year):",
+        "",
+    ]
+    for r in runs:
+        reasons = r.get("review_reasons")
+        listed = "-" if reasons is None else ", ".join(f"{k} {n}" for k, n in reasons.items()) or "none"
+        lines.append(f"- scale {_label(r)}: {listed}")
     default = [r for r in runs if not r.get("memory_limit")]
     if len(default) > 1:
         lines += ["", "Growth from one scale to the next (default limit; x rows in, x wall, x peak RSS):", ""]

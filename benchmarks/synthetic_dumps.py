@@ -12,9 +12,9 @@ Shapes that matter to the ETL: three quarters of the titles are TV episodes and 
 votes are heavy-tailed and only ~14 % of titles are rated; films carry many more akas than
 episodes; MovieLens movies are the most-voted films (mostly ``movie``), titled the MovieLens way
 ("Matrix, The (1999)", "Original (English) (1999)", a.k.a. forms, a few typos and years one off);
-about one in eight MovieLens movies has same-title IMDb rivals of the same or a nearby year
-(videos, TV movies, shorts, lesser films) and a few share their title with another MovieLens
-movie of another year, so matching precision is really tested. ``links.csv`` is the ground truth.
+about one MovieLens film in forty (RIVAL_SHARE) has same-title IMDb rivals of the same or a
+nearby year (videos, TV movies, shorts, lesser films) and a few share their title with another
+MovieLens movie of another year, so matching precision is really tested. ``links.csv`` is the ground truth.
 
 Every value is a hash of (seed, row, purpose) computed in DuckDB SQL, written by DuckDB's CSV
 writer and compressed by ``gzip -1 -n`` beside the next query: the output is the same for a seed,
@@ -84,6 +84,11 @@ ML_TYPE_BONUS = {
     "tvSpecial": -1.5,
     "tvSeries": -3.0,
 }
+# Share of MovieLens films given same-title rivals. MovieLens films with a same-year namesake
+# among the dated films: 0.38 % in the real sample (0.57 % within a year); one film in eight
+# (0.12) made that 7.1 % at full size, nineteen times the real rate. One in forty keeps a few
+# times the real rate, still a precision test (homonym_rates, benchmarks/results/etl_scale.md).
+RIVAL_SHARE = 0.025
 SYLLABLES = [
     "ka",
     "lo",
@@ -362,11 +367,10 @@ def build_tables(con: duckdb.DuckDBPyConnection, sizes: Sizes) -> None:
         SELECT row_number() OVER (ORDER BY i) AS ml_rank, i, title_type, year, votes,
                row_number() OVER (ORDER BY votes DESC, i) AS pop_rank
         FROM (SELECT * FROM scored ORDER BY s DESC, i LIMIT getvariable('n_movies'))""")
-    # Same-title rivals: about 1 in 8 MovieLens films lends its title to 1-3 other film-like
-    # titles, mostly of the same year; 3 % take the title of another MovieLens movie (remakes).
-    # A MovieLens TV series neither lends nor takes a title: the ETL stages film types only, so
-    # its true title is never a candidate and a film rival of its title and year would be a wrong
-    # match no matcher could avoid (same-title films of a series' year are rare in the real dumps).
+    # Same-title rivals: RIVAL_SHARE of the MovieLens films lend their title to 1-3 other
+    # film-like titles, mostly of the same year; 3 % take the title of another MovieLens movie
+    # (remakes). A MovieLens TV series neither lends nor takes a title (same-title films of a
+    # series' year are rare in the real dumps).
     film = "('movie', 'tvMovie', 'video', 'short', 'tvSpecial', 'tvMiniSeries')"
     con.execute(f"""
         CREATE TABLE renamed AS
@@ -375,7 +379,7 @@ def build_tables(con: duckdb.DuckDBPyConnection, sizes: Sizes) -> None:
             SELECT p.i, m.i AS target, m.year AS target_year FROM pool p
             JOIN ml m ON m.ml_rank = 1 + (h(p.i, 40) % getvariable('n_movies'))::BIGINT
             WHERE rnd(p.i, 41) < 1.8 * getvariable('n_movies') / (SELECT count(*) FROM pool)
-              AND rnd(m.i, 42) < 0.12 AND m.title_type IN {film}),
+              AND rnd(m.i, 42) < {RIVAL_SHARE} AND m.title_type IN {film}),
         remakes AS (
             SELECT a.i, b.i AS target FROM ml a JOIN ml b
               ON b.ml_rank = 1 + (h(a.i, 43) % getvariable('n_movies'))::BIGINT

@@ -12,11 +12,11 @@ the overrides file in :mod:`etl.match_overrides`):
 
 A candidate ranks by fuzzy score, minus title-type and year-distance penalties, plus a bonus per
 tenfold IMDb votes (real dumps hold many same-year homonyms; the one people rate wins). A match
-needs the score threshold, a margin over the best candidate with a *different* title, and a
-smaller lead over every other title; a winner found only through an a.k.a. title, or off the
-MovieLens year, must not face a title matching under its own name or of that very year. Otherwise
-the movie goes to the review file. Overrides always
-win. The working tables are TEMP; only match_decisions reaches the warehouse.
+needs the score threshold, a margin over the best candidate with a *different* title (one with a
+matching name the winner does not bear), and a smaller lead over every other title; a winner
+found only through an a.k.a. title, or off the MovieLens year, must not face a title matching
+under its own name or of that very year. Otherwise the movie goes to the review file. Overrides
+always win. The working tables are TEMP; only match_decisions reaches the warehouse.
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ REVIEW_COLUMNS = [
     "title_type",
     "num_votes",
     "score",
+    "reason",
 ]
 
 

@@ -119,11 +119,15 @@ def fuzzy_sql(config: MatchConfig) -> Step:
     The winner has the top rank score and must reach the score threshold. It must beat the best
     candidate with a different (normalised) title by ``margin`` and every other title, homonyms
     included, by ``tie_window`` (rank scores both: a short from the next year is a weaker rival
-    than a feature from the same one). A winner found only through an a.k.a. title must not face
+    than a feature from the same one). A rival is a namesake when the winner bears (at the
+    threshold) every name of it that matches: for "Original (English)" the film titled both ways
+    meets a film titled only "English" on votes, while a film titled only "English" must beat the
+    one titled both ways by the margin. A winner found only through an a.k.a. title must not face
     another title that reaches the threshold under its own name (a popular film whose alias is
     the name of another film of that year), and a winner off the MovieLens year must not face a
     title of that very year spelled at least as well (votes or type alone put it first): otherwise
-    a person decides from the review file."""
+    a person decides from the review file. Its ``reason`` is the first that holds: ``margin``,
+    ``tie``, ``aka``, ``year``."""
     sql = """
         WITH ranked AS (
             SELECT *, row_number() OVER (PARTITION BY movie_id
@@ -131,9 +135,18 @@ def fuzzy_sql(config: MatchConfig) -> Step:
             FROM match_scored),
         win AS (SELECT * FROM ranked WHERE pick = 1),
         rival AS (SELECT movie_id, rank_score AS rival_rank FROM ranked WHERE pick = 2),
+        borne AS (SELECT DISTINCT movie_id, tconst, norm FROM match_pairs WHERE score >= $threshold),
+        win_borne AS (
+            SELECT b.movie_id, b.norm FROM borne b JOIN win w ON w.movie_id = b.movie_id AND w.tconst = b.tconst),
+        extra AS (
+            SELECT DISTINCT b.movie_id, b.tconst FROM borne b
+            ANTI JOIN win_borne o ON o.movie_id = b.movie_id AND o.norm = b.norm),
         runner AS (
             SELECT r.movie_id, max(r.score) AS runner_up, max(r.rank_score) AS runner_up_rank FROM ranked r
-            JOIN win w ON w.movie_id = r.movie_id AND r.matched <> w.matched GROUP BY r.movie_id),
+            JOIN win w ON w.movie_id = r.movie_id
+            LEFT JOIN win_borne o ON o.movie_id = r.movie_id AND o.norm = r.matched
+            LEFT JOIN extra e ON e.movie_id = r.movie_id AND e.tconst = r.tconst
+            WHERE (r.matched <> w.matched AND o.norm IS NULL) OR e.tconst IS NOT NULL GROUP BY r.movie_id),
         named AS (
             SELECT DISTINCT r.movie_id FROM ranked r JOIN win w ON w.movie_id = r.movie_id
             WHERE w.aka AND NOT r.aka AND r.tconst <> w.tconst AND r.score >= $threshold),
@@ -143,10 +156,13 @@ def fuzzy_sql(config: MatchConfig) -> Step:
             WHERE w.start_year IS DISTINCT FROM m.year AND r.start_year = m.year AND r.score >= w.score
               AND r.tconst <> w.tconst)
         SELECT w.movie_id, w.tconst, w.score, ru.runner_up AS runner_up_score,
-               CASE WHEN w.score < $threshold THEN 'none'
-                    WHEN w.rank_score - coalesce(ru.runner_up_rank, -1e9) < $margin THEN 'review'
-                    WHEN w.rank_score - coalesce(rv.rival_rank, -1e9) < $tie_window THEN 'review'
-                    WHEN nm.movie_id IS NOT NULL OR dt.movie_id IS NOT NULL THEN 'review'
+               CASE WHEN w.score < $threshold THEN NULL
+                    WHEN w.rank_score - coalesce(ru.runner_up_rank, -1e9) < $margin THEN 'margin'
+                    WHEN w.rank_score - coalesce(rv.rival_rank, -1e9) < $tie_window THEN 'tie'
+                    WHEN nm.movie_id IS NOT NULL THEN 'aka'
+                    WHEN dt.movie_id IS NOT NULL THEN 'year'
+                    END AS reason,
+               CASE WHEN w.score < $threshold THEN 'none' WHEN reason IS NOT NULL THEN 'review'
                     ELSE 'match' END AS status
         FROM win w LEFT JOIN runner ru ON ru.movie_id = w.movie_id
         LEFT JOIN rival rv ON rv.movie_id = w.movie_id LEFT JOIN named nm ON nm.movie_id = w.movie_id
@@ -207,14 +223,15 @@ def evaluation_sql() -> Step:
 
 
 def review_sql(top_n: int = 5) -> Step:
-    """The best few candidates of every movie sent to review, for a person to settle."""
+    """The best few candidates of every movie sent to review, with the reason, for a person to settle."""
     sql = """
         SELECT o.movie_id, m.title AS ml_title, m.year AS ml_year,
                row_number() OVER (PARTITION BY o.movie_id ORDER BY s.rank_score DESC, s.num_votes DESC,
                                   s.tconst) AS rank,
                s.tconst, t.primary_title AS imdb_title, s.start_year, s.title_type, s.num_votes,
-               round(s.score, 2) AS score
+               round(s.score, 2) AS score, f.reason
         FROM match_outcome o JOIN match_movies m ON m.movie_id = o.movie_id
+        JOIN match_fuzzy f ON f.movie_id = o.movie_id
         JOIN match_scored s ON s.movie_id = o.movie_id JOIN stg_imdb_titles t ON t.tconst = s.tconst
         WHERE o.needs_review QUALIFY rank <= $top_n ORDER BY o.movie_id, rank"""
     return Step(sql, "match_review", {"top_n": top_n})

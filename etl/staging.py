@@ -25,7 +25,10 @@ from cinegraph.etl.warehouse import Step, count, drop_tables, run_steps
 
 log = logging.getLogger(__name__)
 
-FILM_TITLE_TYPES = ("movie", "tvMovie", "video", "short", "tvShort", "tvSpecial", "tvMiniSeries")
+# Title types staged and matched. MovieLens lists some TV series and mini-series (Band of Brothers,
+# Planet Earth); they rank below films (MatchConfig.other_type_penalty). Episodes, three quarters
+# of title.basics, stay out.
+FILM_TITLE_TYPES = ("movie", "tvMovie", "video", "short", "tvShort", "tvSpecial", "tvMiniSeries", "tvSeries")
 # A trailing "(1995)" or "(2006-2007)" / "(2006– )" in a MovieLens title.
 YEAR_RE = r"\s*\((\d{4})(?:\s*[-–]\s*(?:\d{4})?\s*)?\)\s*$"
 # ml-100k u.item genre flag columns, in file order (u.genre); "unknown" is not a genre.

@@ -67,6 +67,12 @@ def decisions(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[str | None, str
     return {movie_id: (tconst, method) for movie_id, tconst, method in rows}
 
 
+def review_reasons(tmp_path: Path) -> dict[int, str]:
+    """Why each movie of the review file is there (one reason per movie, on every candidate row)."""
+    with (tmp_path / "review.csv").open(newline="") as fh:
+        return {int(r["movie_id"]): r["reason"] for r in csv.DictReader(fh)}
+
+
 def run(con: duckdb.DuckDBPyConnection, tmp_path: Path, overrides: Path | None = None, **config: object):
     return match_titles(
         con, MatchConfig(**{"mode": "fuzzy", **config}), review_path=tmp_path / "review.csv", overrides_path=overrides
@@ -147,6 +153,7 @@ def test_alias_winner_facing_a_film_of_that_name_goes_to_review(
     stage(con, [(1, "Berka, The (2011)")], titles, akas=[("tt01", "The Berka")])
     report = run(con, tmp_path)
     assert decisions(con)[1] == ((None, "none") if rival_votes else ("tt01", "fuzzy"))
+    assert review_reasons(tmp_path) == ({1: "aka"} if rival_votes else {})
     assert report.review == (1 if rival_votes else 0)
 
 
@@ -190,6 +197,7 @@ def test_off_year_winner_facing_a_title_of_the_year_goes_to_review(
     stage(con, [(1, "Valumpol Danjundan (2020)")], titles)
     report = run(con, tmp_path)
     assert decisions(con)[1] == ((None, "none") if exact_year_votes else ("tt01", "fuzzy"))
+    assert review_reasons(tmp_path) == ({1: "year"} if exact_year_votes else {})
     assert report.review == (1 if exact_year_votes else 0)
 
 
@@ -204,6 +212,31 @@ def test_undated_movie_blocked_by_title_key(con: duckdb.DuckDBPyConnection, tmp_
     )  # close but not the same key
     run(con, tmp_path)
     assert decisions(con) == {1: ("tt01", "fuzzy"), 2: (None, "none")}
+
+
+@pytest.mark.parametrize(
+    ("rival_votes", "expected", "reason"),
+    [
+        (None, "tt01", None),
+        (20_000, "tt01", None),  # a namesake of one of the film's names, ten times less voted
+        (150_000, None, "tie"),  # namesakes within the tie window
+        (2_000_000, None, "margin"),  # the namesake leads, but it bears only one of the two names
+    ],
+)
+def test_film_bearing_both_names_meets_a_namesake_of_one(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, rival_votes: int | None, expected: str | None, reason: str | None
+) -> None:
+    """For "Original (English)" the film titled both ways and a film titled only "English" are
+    namesakes, decided on votes within the tie window, not a different title that must trail by
+    the whole margin; a winner bearing one name only still needs the margin over the one bearing both."""
+    titles: list[Title] = [("tt01", "movie", "Bicycle Thieves", "Ladri di biciclette", 1948, 170_000)]
+    if rival_votes is not None:
+        titles.append(("tt02", "movie", "Bicycle Thieves", "Bicycle Thieves", 1948, rival_votes))
+    stage(con, [(1, "Ladri di biciclette (Bicycle Thieves) (1948)")], titles)
+    report = run(con, tmp_path)
+    assert decisions(con)[1][0] == expected
+    assert report.review == (reason is not None)
+    assert review_reasons(tmp_path) == ({1: reason} if reason else {})
 
 
 def test_ambiguous_cases_go_to_review(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
@@ -230,6 +263,7 @@ def test_ambiguous_cases_go_to_review(con: duckdb.DuckDBPyConnection, tmp_path: 
         ("2", "2", "tt04"),
     ]
     assert float(rows[0]["score"]) == pytest.approx(96.55, abs=0.01)
+    assert review_reasons(tmp_path) == {1: "margin", 2: "tie"}
     # A wider margin of zero accepts the leader; the vote-less homonyms stay ambiguous.
     report = run(con, tmp_path, margin=0.0)
     assert decisions(con) == {1: ("tt01", "fuzzy"), 2: (None, "none")}

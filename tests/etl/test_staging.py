@@ -19,9 +19,10 @@ IMDB_ROWS = {
         "tconst\ttitleType\tprimaryTitle\toriginalTitle\tisAdult\tstartYear\tendYear\truntimeMinutes\tgenres",
         'tt0000001\tmovie\tThe "Great" Escape\tThe "Great" Escape\t0\t1963\t\\N\t172\tAdventure,War',
         'tt0000002\tshort\t"Quoted\tStart\t0\t\\N\t\\N\t\\N\t\\N',
-        "tt0000003\ttvSeries\tA Series\tA Series\t0\t1990\t1995\t30\tDrama",
+        "tt0000003\tvideoGame\tA Game\tA Game\t0\t1990\t\\N\t30\tAction",
         "tt0000004\tmovie\tBad Runtime\tBad Runtime\t0\t2001\t\\N\tninety\tDrama",
         "tt0000005\ttvEpisode\tAn Episode\tAn Episode\t0\t1991\t\\N\t30\tDrama",
+        "tt0000006\ttvSeries\tA Series\tA Series\t0\t1990\t1995\t30\tDrama",
     ],
     "title.ratings": [
         "tconst\taverageRating\tnumVotes",
@@ -45,7 +46,7 @@ IMDB_ROWS = {
         "nconst\tprimaryName\tbirthYear\tdeathYear\tprimaryProfession\tknownForTitles",
         "nm0000001\tSteve McQueen\t1930\t1980\tactor,producer\ttt0000001",
         "nm0000002\tJohn Sturges\t1910\t1992\tdirector\t\\N",
-        "nm0000003\tSeries Person\t\\N\t\\N\t\\N\ttt0000003",
+        "nm0000003\tGame Person\t\\N\t\\N\t\\N\ttt0000003",
         "nm0000004\tWriter One\t\\N\t\\N\twriter\t\\N",
         'nm0000005\tWriter "Two"\t\\N\t\\N\t\\N\t\\N',
         "nm0000006\tLinked Only\t\\N\t\\N\tactor\ttt0114709",
@@ -160,10 +161,12 @@ def test_csv_variant_and_imdb(con: duckdb.DuckDBPyConnection, tmp_path: Path) ->
     }
     assert report.reject_fraction("ratings.csv") == pytest.approx(4 / 8)
 
-    # IMDb: stray quotes survive, \N is NULL, only film-like types, unparsable runtime rejected.
+    # IMDb: stray quotes survive, \N is NULL, films and series but no episode or game, unparsable
+    # runtime rejected.
     assert rows(con, "SELECT * FROM stg_imdb_titles ORDER BY tconst") == [
         ("tt0000001", "movie", 'The "Great" Escape', 'The "Great" Escape', False, 1963, 172, ["Adventure", "War"]),
         ("tt0000002", "short", '"Quoted', "Start", False, None, None, None),
+        ("tt0000006", "tvSeries", "A Series", "A Series", False, 1990, 30, ["Drama"]),
     ]
     # Semi-joins keep what touches a staged title or a MovieLens link, nothing else.
     assert rows(con, "SELECT tconst FROM stg_imdb_ratings ORDER BY 1") == [("tt0000001",), ("tt0114709",)]
@@ -193,6 +196,7 @@ def test_repeated_imdb_ids_keep_one_row_and_count_the_rest(con: duckdb.DuckDBPyC
     assert rows(con, "SELECT tconst, primary_title FROM stg_imdb_titles ORDER BY 1") == [
         ("tt0000001", "A Stranger"),  # the least row by value: "A Stranger" < "The ..."
         ("tt0000002", '"Quoted'),
+        ("tt0000006", "A Series"),
     ]
     ratings = rows(con, "SELECT * FROM stg_imdb_ratings ORDER BY 1")
     assert ratings == [("tt0000001", 1.0, 5), ("tt0114709", 8.3, 1000000)]
