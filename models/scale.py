@@ -7,16 +7,11 @@ exact inference, and a memory check that refuses a dense model up front instead 
   Representation Learning on Large Graphs" <https://arxiv.org/abs/1706.02216>`_). HGT's memory
   is per edge (keys, queries, values and messages of every edge are kept for the backward pass,
   about 1.5 KB per edge and layer at 64 dimensions), so capping edges caps the step.
-* :func:`by_destination`: a layer whose output at a node depends only on the node's incoming
-  edges (HGT's attention is a softmax over them) run over chunks of destination nodes, so
-  no-grad inference over every edge never holds more than ``max_edges`` edges' tensors.
 * :func:`require_memory`: one line naming the model, the size and the memory it would need.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -67,38 +62,4 @@ def sample_in_edges(edge_index_dict: EdgeDict, fanout: int, generator: torch.Gen
         p = (fanout / deg[edges[1]].float()).clamp(max=1.0)  # [E]
         keep = torch.rand(edges.size(1), generator=generator).to(edges.device) < p
         out[rel] = edges[:, keep]
-    return out
-
-
-def by_destination(
-    layer: Callable[[dict[str, Tensor], EdgeDict], dict[str, Tensor | None]],
-    x_dict: dict[str, Tensor],
-    edge_index_dict: EdgeDict,
-    max_edges: int,
-) -> dict[str, Tensor | None]:
-    """``layer(x_dict, edge_index_dict)`` computed over chunks of destination nodes holding about
-    ``max_edges`` incoming edges each (a node with more is a chunk of its own), outputs stitched
-    per type. Exact for layers whose output at a node reads only its incoming edges."""
-    dst_types = sorted({rel[2] for rel in edge_index_dict})
-    out: dict[str, Tensor | None] = {}
-    for t in dst_types:
-        rels = {rel: e for rel, e in edge_index_dict.items() if rel[2] == t}
-        n = x_dict[t].size(0)
-        deg = sum(torch.bincount(e[1].cpu(), minlength=n) for e in rels.values())  # [N_t]
-        cum = torch.as_tensor(deg).cumsum(0)  # [N_t]
-        total = int(cum[-1]) if n else 0
-        ends = torch.searchsorted(cum, torch.arange(max_edges, max(total, max_edges), max_edges), right=True)
-        bounds = [0, *sorted({int(b) + 1 for b in ends if 0 <= int(b) < n - 1}), n]
-        parts: list[Tensor] = []
-        for lo, hi in itertools.pairwise(bounds):
-            sub = {rel: e[:, (e[1] >= lo) & (e[1] < hi)] for rel, e in rels.items()}
-            res = layer(x_dict, sub)
-            for other, value in res.items():  # types without incoming edges: edge-free output
-                if other not in dst_types and other not in out:
-                    out[other] = value
-            part = res.get(t)
-            if part is None:  # the layer gives this type no output: neither does the whole pass
-                break
-            parts.append(part[lo:hi])
-        out[t] = torch.cat(parts) if len(parts) == len(bounds) - 1 else None
     return out
