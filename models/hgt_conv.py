@@ -67,7 +67,7 @@ class _EdgeAttention(torch.autograd.Function):
     backward recomputes each one's edge tensors, so a training step keeps no per-edge tensor."""
 
     @staticmethod
-    def forward(ctx: Any, q: Tensor, max_edges: int, num_rels: int, *flat: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, q: Tensor, max_edges: int, num_rels: int, *flat: Tensor) -> Tensor:
         R = num_rels
         ks, vs, ps, srcs, dsts = (list(flat[i * R : (i + 1) * R]) for i in range(5))
         bounds = _bounds(dsts, q.size(0), max_edges)
@@ -82,7 +82,7 @@ class _EdgeAttention(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         q, *flat = ctx.saved_tensors
         R = ctx.num_rels
         ks, vs, ps, srcs, dsts = (flat[i * R : (i + 1) * R] for i in range(5))
@@ -117,8 +117,8 @@ def edge_attention(q: Tensor, relations: list[Relation], max_edges: int) -> Tens
     if not relations:
         return torch.zeros_like(q)
     flat = [x for i in range(5) for x in (rel[i] for rel in relations)]
-    out = _EdgeAttention.apply(q, max_edges, len(relations), *flat)
-    return out  # type: ignore[no-any-return]
+    out: Tensor = _EdgeAttention.apply(q, max_edges, len(relations), *flat)
+    return out
 
 
 class ChunkedHGTConv(HGTConv):
@@ -150,7 +150,7 @@ class ChunkedHGTConv(HGTConv):
 
     max_edges = 262_144  # edges whose tensors one attention chunk holds at once
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         x_dict: dict[str, Tensor],
         edge_index_dict: dict[tuple[str, str, str], Tensor],
