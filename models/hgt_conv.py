@@ -32,39 +32,71 @@ def _bounds(dsts: list[Tensor], n: int, max_edges: int) -> list[int]:
     return bounds
 
 
-def _attend(q: Tensor, k_j: Tensor, v_j: Tensor, p_e: Tensor, d: Tensor) -> Tensor:
-    """``[N, H, D]``: per destination and head, the softmax over its in-edges of
-    :math:`\\mathbf{q}_i^\\top \\mathbf{k}_j \\mu_r / \\sqrt{D}` weighting :math:`\\mathbf{v}_j`,
-    as :class:`HGTConv` computes it (PyG's ``softmax``: max subtracted, ``1e-16`` in the sum)."""
+def _pattern(d: Tensor, s: Tensor, n: int, m: int, dtype: torch.dtype) -> Tensor:
+    """``[n, m]`` CSR matrix of one chunk's edges ``s -> d`` (``d`` sorted), zeros as values."""
+    crow = torch.zeros(n + 1, dtype=torch.long, device=d.device)
+    crow[1:] = torch.bincount(d, minlength=n).cumsum(0)
+    values = torch.zeros(s.numel(), dtype=dtype, device=d.device)
+    return torch.sparse_csr_tensor(crow, s, values, (n, m), check_invariants=False)
+
+
+def _dots(pattern: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    r"""``[E, H]``: :math:`\mathbf{a}_i^\top \mathbf{b}_j` per head for every edge of
+    ``pattern``, without gathering rows per edge (sampled dense-dense product)."""
+    H = a.size(1)
+    parts = [torch.sparse.sampled_addmm(pattern, a[:, h].contiguous(), b[:, h].t(), beta=0.0) for h in range(H)]
+    return torch.stack([part.values() for part in parts], dim=1)
+
+
+def _spread(pattern: Tensor, w: Tensor, x: Tensor) -> Tensor:
+    r"""``[n, H, D]``: :math:`\sum_{e = (j, i)} w_e \mathbf{x}_j` per head (sparse-dense product)."""
+    crow, col = pattern.crow_indices(), pattern.col_indices()
+    shape = pattern.shape
+    return torch.stack(
+        [
+            torch.sparse_csr_tensor(crow, col, w[:, h].contiguous(), shape, check_invariants=False) @ x[:, h]
+            for h in range(w.size(1))
+        ],
+        dim=1,
+    )
+
+
+def _attend(q: Tensor, relations: list[Relation]) -> tuple[Tensor, list[tuple[Tensor, Tensor, Tensor]]]:
+    r"""One chunk: ``[N, H, D]``, per destination and head the softmax over its in-edges of all
+    relations of :math:`\mathbf{q}_i^\top \mathbf{k}_j \mu_r / \sqrt{D}` weighting
+    :math:`\mathbf{v}_j`, as :class:`HGTConv` computes it (PyG's ``softmax``: max subtracted,
+    ``1e-16`` in the sum); and per relation its edge pattern, dot products and weights ``[E, H]``."""
     N, H, D = q.shape
-    alpha = (q[d] * k_j).sum(-1) * p_e / math.sqrt(D)  # [E, H]
-    with torch.no_grad():
-        top = alpha.new_full((N, H), float("-inf")).scatter_reduce(0, d[:, None].expand(-1, H), alpha, "amax")
-    ex = (alpha - top[d]).exp()  # [E, H]
-    den = ex.new_zeros(N, H).index_add(0, d, ex) + 1e-16  # [N, H]
-    a = ex / den[d]  # [E, H]
-    return q.new_zeros(N, H, D).index_add(0, d, v_j * a[..., None])  # [N, H, D]
+    scale = 1.0 / math.sqrt(D)
+    patterns = [_pattern(d, s, N, k.size(0), q.dtype) for k, _, _, s, d in relations]
+    dots = [_dots(pat, q, k) for pat, (k, *_) in zip(patterns, relations, strict=True)]  # [E_r, H] each
+    alphas = [dot * p * scale for dot, (_, _, p, _, _) in zip(dots, relations, strict=True)]
+    top = q.new_full((N, H), float("-inf"))
+    for alpha, (*_, d) in zip(alphas, relations, strict=True):
+        top.scatter_reduce_(0, d[:, None].expand(-1, H), alpha, "amax")
+    exps = [(alpha - top[d]).exp() for alpha, (*_, d) in zip(alphas, relations, strict=True)]
+    den = q.new_zeros(N, H)
+    for ex, (*_, d) in zip(exps, relations, strict=True):
+        den.index_add_(0, d, ex)
+    den += 1e-16
+    weights = [ex / den[d] for ex, (*_, d) in zip(exps, relations, strict=True)]  # [E_r, H] each
+    out = q.new_zeros(N, H, D)
+    for pat, w, (_, v, *_) in zip(patterns, weights, relations, strict=True):
+        out += _spread(pat, w, v)
+    return out, list(zip(patterns, dots, weights, strict=True))
 
 
-def _gather(
-    ks: list[Tensor], vs: list[Tensor], ps: list[Tensor], edges: list[tuple[Tensor, Tensor]], lo: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """One chunk's per-edge keys, values and priors ``[E, H, D]``, ``[E, H, D]``, ``[E, H]`` and
-    destination rows ``[E]`` relative to ``lo``, relations concatenated."""
-    k_j = torch.cat([k[s] for k, (s, _) in zip(ks, edges, strict=True)])
-    v_j = torch.cat([v[s] for v, (s, _) in zip(vs, edges, strict=True)])
-    p_e = torch.cat([p.expand(s.numel(), -1) for p, (s, _) in zip(ps, edges, strict=True)])
-    return k_j, v_j, p_e, torch.cat([d for _, d in edges]) - lo
-
-
-def _slices(srcs: list[Tensor], dsts: list[Tensor], cuts: list[list[int]], c: int) -> list[tuple[Tensor, Tensor]]:
-    """Each relation's sources and destinations in chunk ``c``."""
-    return [(s[cut[c] : cut[c + 1]], d[cut[c] : cut[c + 1]]) for s, d, cut in zip(srcs, dsts, cuts, strict=True)]
+def _slices(srcs: list[Tensor], dsts: list[Tensor], cuts: list[list[int]], c: int, lo: int) -> list[Tensor]:
+    """Each relation's sources and destinations (relative to ``lo``) in chunk ``c``."""
+    out = []
+    for s, d, cut in zip(srcs, dsts, cuts, strict=True):
+        out += [s[cut[c] : cut[c + 1]], d[cut[c] : cut[c + 1]] - lo]
+    return out
 
 
 class _EdgeAttention(torch.autograd.Function):
     """:func:`edge_attention` as one autograd node: forward and backward both walk the chunks, the
-    backward recomputes each one's edge tensors, so a training step keeps no per-edge tensor."""
+    backward recomputes each one's weights, so a training step keeps nothing per edge."""
 
     @staticmethod
     def forward(ctx: Any, q: Tensor, max_edges: int, num_rels: int, *flat: Tensor) -> Tensor:
@@ -75,8 +107,11 @@ class _EdgeAttention(torch.autograd.Function):
         cuts = [torch.searchsorted(d, at).tolist() for d in dsts]  # [R][chunks + 1]: each relation's slices
         out = torch.empty_like(q)  # [N, H, D]
         for c, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-            edges = _slices(srcs, dsts, cuts, c)
-            out[lo:hi] = _attend(q[lo:hi], *_gather(ks, vs, ps, edges, lo))
+            edges = _slices(srcs, dsts, cuts, c, lo)
+            out[lo:hi] = _attend(
+                q[lo:hi],
+                [(k, v, p, *edges[2 * r : 2 * r + 2]) for r, (k, v, p) in enumerate(zip(ks, vs, ps, strict=True))],
+            )[0]
         ctx.save_for_backward(q, *flat)
         ctx.bounds, ctx.cuts, ctx.num_rels = bounds, cuts, R
         return out
@@ -86,24 +121,23 @@ class _EdgeAttention(torch.autograd.Function):
         q, *flat = ctx.saved_tensors
         R = ctx.num_rels
         ks, vs, ps, srcs, dsts = (flat[i * R : (i + 1) * R] for i in range(5))
+        scale = 1.0 / math.sqrt(q.size(-1))
         gq, gk, gv = torch.zeros_like(q), [torch.zeros_like(k) for k in ks], [torch.zeros_like(v) for v in vs]
         gp = [torch.zeros_like(p) for p in ps]
         for c, (lo, hi) in enumerate(itertools.pairwise(ctx.bounds)):
-            edges = _slices(srcs, dsts, ctx.cuts, c)
-            q_c = q[lo:hi].detach().requires_grad_()
-            k_parts = [k[s].detach().requires_grad_() for k, (s, _) in zip(ks, edges, strict=True)]
-            v_parts = [v[s].detach().requires_grad_() for v, (s, _) in zip(vs, edges, strict=True)]
-            p_leaves = [p.detach().requires_grad_() for p in ps]
-            with torch.enable_grad():
-                p_e = torch.cat([p.expand(s.numel(), -1) for p, (s, _) in zip(p_leaves, edges, strict=True)])
-                d = torch.cat([d for _, d in edges]) - lo
-                out = _attend(q_c, torch.cat(k_parts), torch.cat(v_parts), p_e, d)
-                got = torch.autograd.grad(out, [q_c, *k_parts, *v_parts, *p_leaves], grad[lo:hi])
-            gq[lo:hi] += got[0]
-            for r, (s, _) in enumerate(edges):
-                gk[r].index_add_(0, s, got[1 + r])
-                gv[r].index_add_(0, s, got[1 + R + r])
-                gp[r] += got[1 + 2 * R + r]
+            edges = _slices(srcs, dsts, ctx.cuts, c, lo)
+            rels = [(k, v, p, *edges[2 * r : 2 * r + 2]) for r, (k, v, p) in enumerate(zip(ks, vs, ps, strict=True))]
+            q_c, g = q[lo:hi], grad[lo:hi]  # [n, H, D]
+            out, parts = _attend(q_c, rels)
+            total = (g * out).sum(-1)  # [n, H]: sum over in-edges of weight x (g . value)
+            for r, ((k, v, p, s, d), (pat, dot, w)) in enumerate(zip(rels, parts, strict=True)):
+                dw = _dots(pat, g, v)  # [E, H]: g_i . v_j
+                dalpha = w * (dw - total[d])  # softmax backward
+                gp[r] += (dalpha * dot).sum(0) * scale
+                ddot = dalpha * p * scale  # [E, H]
+                gq[lo:hi] += _spread(pat, ddot, k)
+                gk[r].index_add_(0, s, ddot[..., None] * q_c[d])  # [E, H, D]
+                gv[r].index_add_(0, s, w[..., None] * g[d])
         return (gq, None, None, *gk, *gv, *gp, *([None] * 2 * R))
 
 

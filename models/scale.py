@@ -1,12 +1,13 @@
 """What lets the models train on full-size graphs (ml-25m and the complete IMDb people graph)
-without PyG's compiled samplers: sampled neighbourhoods for training steps, destination chunks for
-exact inference, and a memory check that refuses a dense model up front instead of dying in it.
+without PyG's compiled samplers: sampled neighbourhoods for training steps, and a memory check that
+refuses a dense model up front instead of dying in it (the HGT layer itself runs in destination
+chunks: :mod:`models.hgt_conv`).
 
 * :func:`sample_in_edges`: each relation keeps about ``fanout`` random incoming edges per node,
   fresh every step (GraphSAGE-style neighbour sampling on the whole node set, `"Inductive
-  Representation Learning on Large Graphs" <https://arxiv.org/abs/1706.02216>`_). HGT's memory
-  is per edge (keys, queries, values and messages of every edge are kept for the backward pass,
-  about 1.5 KB per edge and layer at 64 dimensions), so capping edges caps the step.
+  Representation Learning on Large Graphs" <https://arxiv.org/abs/1706.02216>`_). An HGT step
+  keeps per node and per source of each relation, plus indices per edge
+  (:func:`hgt_step_bytes`), so capping in-edges caps the step's sources and its time.
 * :func:`require_memory`: one line naming the model, the size and the memory it would need.
 """
 
@@ -20,7 +21,6 @@ from torch import Tensor
 from cinegraph.errors import CinegraphError
 
 EdgeDict = dict[tuple[str, str, str], Tensor]
-HGT_BYTES_PER_EDGE = 1536  # per edge and layer at hidden_dim 64: 6 float tensors of [E, 64] kept
 
 
 def available_bytes(device: torch.device | str) -> int:
@@ -44,10 +44,18 @@ def require_memory(what: str, need: float, device: torch.device | str, hint: str
         )
 
 
-def hgt_step_bytes(edge_index_dict: EdgeDict, num_layers: int, hidden_dim: int) -> int:
-    """What one full-graph HGT training step keeps for its backward pass, edges only."""
-    edges = sum(int(e.size(1)) for e in edge_index_dict.values())
-    return edges * num_layers * HGT_BYTES_PER_EDGE * hidden_dim // 64
+def hgt_step_bytes(
+    edge_index_dict: EdgeDict, num_nodes: dict[str, int], num_layers: int, hidden_dim: int
+) -> int:
+    """An upper bound of what one full-graph HGT training step keeps for its backward pass
+    (:class:`~cinegraph.models.hgt_conv.ChunkedHGTConv`), per layer: six ``D``-float rows per
+    node (query, aggregate, output transforms, dropout), three per source of each relation
+    (its input, key and value) and 32 bytes of indices per edge."""
+    row = 4 * hidden_dim
+    per_layer = 6 * row * sum(num_nodes.values())
+    for (src, _, _), e in edge_index_dict.items():
+        per_layer += 32 * e.size(1) + 3 * row * min(e.size(1), num_nodes[src])
+    return num_layers * per_layer
 
 
 def sample_in_edges(edge_index_dict: EdgeDict, fanout: int, generator: torch.Generator) -> EdgeDict:
