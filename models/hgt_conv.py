@@ -1,6 +1,8 @@
 """The HGT layer on full-size graphs with plain torch: keys and values computed once per relation
-for the sources that have an edge, attention run over chunks of destination nodes, and a backward
-pass that recomputes each chunk instead of keeping anything per edge."""
+for the sources that have an edge, attention run over chunks of destination nodes with CSR
+kernels (sampled dense-dense products for the scores, sparse-dense products for the sums, so no
+key, value or message is gathered per edge), and a backward pass that recomputes each chunk
+instead of keeping anything per edge."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 from torch_geometric.nn import HGTConv
 
 Relation = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]  # keys, values, prior, sources, destinations
@@ -86,12 +89,15 @@ def _attend(q: Tensor, relations: list[Relation]) -> tuple[Tensor, list[tuple[Te
     return out, list(zip(patterns, dots, weights, strict=True))
 
 
-def _slices(srcs: list[Tensor], dsts: list[Tensor], cuts: list[list[int]], c: int, lo: int) -> list[Tensor]:
-    """Each relation's sources and destinations (relative to ``lo``) in chunk ``c``."""
-    out = []
-    for s, d, cut in zip(srcs, dsts, cuts, strict=True):
-        out += [s[cut[c] : cut[c + 1]], d[cut[c] : cut[c + 1]] - lo]
-    return out
+def _chunk(flat: list[Tensor] | tuple[Tensor, ...], cuts: list[list[int]], c: int, lo: int) -> list[Relation]:
+    """The relations of ``flat`` (keys, values, priors, sources, destinations; each one per
+    relation) restricted to chunk ``c``, destinations relative to its first row ``lo``."""
+    R = len(cuts)
+    ks, vs, ps, srcs, dsts = (flat[i * R : (i + 1) * R] for i in range(5))
+    return [
+        (k, v, p, s[cut[c] : cut[c + 1]], d[cut[c] : cut[c + 1]] - lo)
+        for k, v, p, s, d, cut in zip(ks, vs, ps, srcs, dsts, cuts, strict=True)
+    ]
 
 
 class _EdgeAttention(torch.autograd.Function):
@@ -100,33 +106,27 @@ class _EdgeAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, q: Tensor, max_edges: int, num_rels: int, *flat: Tensor) -> Tensor:
-        R = num_rels
-        ks, vs, ps, srcs, dsts = (list(flat[i * R : (i + 1) * R]) for i in range(5))
+        dsts = list(flat[4 * num_rels :])
         bounds = _bounds(dsts, q.size(0), max_edges)
         at = torch.tensor(bounds, device=q.device)
         cuts = [torch.searchsorted(d, at).tolist() for d in dsts]  # [R][chunks + 1]: each relation's slices
         out = torch.empty_like(q)  # [N, H, D]
         for c, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-            edges = _slices(srcs, dsts, cuts, c, lo)
-            out[lo:hi] = _attend(
-                q[lo:hi],
-                [(k, v, p, *edges[2 * r : 2 * r + 2]) for r, (k, v, p) in enumerate(zip(ks, vs, ps, strict=True))],
-            )[0]
+            out[lo:hi] = _attend(q[lo:hi], _chunk(flat, cuts, c, lo))[0]
         ctx.save_for_backward(q, *flat)
-        ctx.bounds, ctx.cuts, ctx.num_rels = bounds, cuts, R
+        ctx.bounds, ctx.cuts = bounds, cuts
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         q, *flat = ctx.saved_tensors
-        R = ctx.num_rels
-        ks, vs, ps, srcs, dsts = (flat[i * R : (i + 1) * R] for i in range(5))
+        R = len(ctx.cuts)
+        ks, vs, ps = flat[:R], flat[R : 2 * R], flat[2 * R : 3 * R]
         scale = 1.0 / math.sqrt(q.size(-1))
         gq, gk, gv = torch.zeros_like(q), [torch.zeros_like(k) for k in ks], [torch.zeros_like(v) for v in vs]
         gp = [torch.zeros_like(p) for p in ps]
         for c, (lo, hi) in enumerate(itertools.pairwise(ctx.bounds)):
-            edges = _slices(srcs, dsts, ctx.cuts, c, lo)
-            rels = [(k, v, p, *edges[2 * r : 2 * r + 2]) for r, (k, v, p) in enumerate(zip(ks, vs, ps, strict=True))]
+            rels = _chunk(flat, ctx.cuts, c, lo)
             q_c, g = q[lo:hi], grad[lo:hi]  # [n, H, D]
             out, parts = _attend(q_c, rels)
             total = (g * out).sum(-1)  # [n, H]: sum over in-edges of weight x (g . value)
@@ -166,7 +166,9 @@ class ChunkedHGTConv(HGTConv):
 
     applied only to the sources :math:`\mathcal{S}_r` that have an edge (PyG transforms every
     node of the source type for every relation), and the attention runs destination chunk by
-    destination chunk (:func:`edge_attention`), keeping nothing per edge for the backward pass.
+    destination chunk (:func:`edge_attention`), keeping nothing per edge for the backward pass;
+    in training each destination type's block is checkpointed, so the backward pass holds one
+    block's node tensors at a time.
 
     ``forward`` also takes ``dst_rows``: per node type, the rows of ``x_dict`` whose outputs are
     wanted (absent: every row), with edge destinations indexing those outputs. The layer-wise
@@ -190,36 +192,46 @@ class ChunkedHGTConv(HGTConv):
         edge_index_dict: dict[tuple[str, str, str], Tensor],
         dst_rows: dict[str, Tensor | None] | None = None,
     ) -> dict[str, Tensor | None]:
-        F_, H = self.out_channels, self.heads
-        D, E = F_ // H, len(self.edge_types)
+        """Outputs per destination type. With autograd on, each type's block is checkpointed: only
+        its inputs are kept, and the backward pass recomputes one block at a time."""
         rows = dst_rows if dst_rows is not None else dict.fromkeys(x_dict)
         out: dict[str, Tensor | None] = {}
         for t in (t for t in rows if t in self.dst_node_types):
-            x_t = x_dict[t] if rows[t] is None else x_dict[t][rows[t]]  # [N'_t, F]
-            lin = self.kqv_lin.lins[t]
-            q = F.linear(x_t, lin.weight[F_ : 2 * F_], lin.bias[F_ : 2 * F_]).view(-1, H, D)  # [N'_t, H, D]
-            relations = []
-            for rel, e in edge_index_dict.items():
-                if rel[2] != t:
-                    continue
-                dst, order = torch.sort(e[1], stable=True)  # [E_r]
-                ids, src = torch.unique(e[0][order], return_inverse=True)  # [n_r], [E_r]
-                lin_s = self.kqv_lin.lins[rel[0]]
-                heads = torch.arange(H, device=e.device) * E + self.edge_types_map[rel]  # rows of this relation
-                a_k = torch.block_diag(*self.k_rel.weight[heads])  # [F, F]: per-head relation transform
-                a_v = torch.block_diag(*self.v_rel.weight[heads])  # [F, F]
-                w = torch.cat([lin_s.weight[:F_].t() @ a_k, lin_s.weight[2 * F_ :].t() @ a_v], dim=1)  # [F_in, 2F]
-                b = torch.cat([lin_s.bias[:F_] @ a_k, lin_s.bias[2 * F_ :] @ a_v])  # [2F]
-                kv = torch.addmm(b, x_dict[rel[0]][ids], w)  # [n_r, 2F]
-                prior = self.p_rel["__".join(rel)].view(H)
-                relations.append((kv[:, :F_].view(-1, H, D), kv[:, F_:].view(-1, H, D), prior, src, dst))
-            agg = edge_attention(q, relations, self.max_edges).view(-1, F_)  # [N'_t, F]
-            a = self.out_lin.lins[t](F.gelu(agg))  # [N'_t, F]
-            if a.size(-1) == x_t.size(-1):
-                alpha = self.skip[t].sigmoid()
-                a = alpha * a + (1 - alpha) * x_t
-            out[t] = a
+            edges = {rel: e for rel, e in edge_index_dict.items() if rel[2] == t}
+            if torch.is_grad_enabled():
+                out[t] = checkpoint(self._destination, t, x_dict, edges, rows[t], use_reentrant=False)
+            else:
+                out[t] = self._destination(t, x_dict, edges, rows[t])
         return out
+
+    def _destination(
+        self, t: str, x_dict: dict[str, Tensor], edges: dict[tuple[str, str, str], Tensor], rows: Tensor | None
+    ) -> Tensor:
+        """``[N'_t, F]``: the outputs of type ``t`` at ``rows`` from its in-edges ``edges``."""
+        F_, H = self.out_channels, self.heads
+        D, E = F_ // H, len(self.edge_types)
+        x_t = x_dict[t] if rows is None else x_dict[t][rows]  # [N'_t, F]
+        lin = self.kqv_lin.lins[t]
+        q = F.linear(x_t, lin.weight[F_ : 2 * F_], lin.bias[F_ : 2 * F_]).view(-1, H, D)  # [N'_t, H, D]
+        relations = []
+        for rel, e in edges.items():
+            dst, order = torch.sort(e[1], stable=True)  # [E_r]
+            ids, src = torch.unique(e[0][order], return_inverse=True)  # [n_r], [E_r]
+            lin_s = self.kqv_lin.lins[rel[0]]
+            heads = torch.arange(H, device=e.device) * E + self.edge_types_map[rel]  # rows of this relation
+            a_k = torch.block_diag(*self.k_rel.weight[heads])  # [F, F]: per-head relation transform
+            a_v = torch.block_diag(*self.v_rel.weight[heads])  # [F, F]
+            w = torch.cat([lin_s.weight[:F_].t() @ a_k, lin_s.weight[2 * F_ :].t() @ a_v], dim=1)  # [F_in, 2F]
+            b = torch.cat([lin_s.bias[:F_] @ a_k, lin_s.bias[2 * F_ :] @ a_v])  # [2F]
+            kv = torch.addmm(b, x_dict[rel[0]][ids], w)  # [n_r, 2F]
+            prior = self.p_rel["__".join(rel)].view(H)
+            relations.append((kv[:, :F_].view(-1, H, D), kv[:, F_:].view(-1, H, D), prior, src, dst))
+        agg = edge_attention(q, relations, self.max_edges).view(-1, F_)  # [N'_t, F]
+        a = self.out_lin.lins[t](F.gelu(agg))  # [N'_t, F]
+        if a.size(-1) == x_t.size(-1):
+            alpha = self.skip[t].sigmoid()
+            a = alpha * a + (1 - alpha) * x_t
+        return a
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.out_channels}, heads={self.heads}, max_edges={self.max_edges})"
