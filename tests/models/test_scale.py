@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 
 import pyarrow as pa
@@ -18,7 +19,7 @@ from cinegraph.models.hgt_conv import ChunkedHGTConv
 from cinegraph.models.itemknn import train_itemknn
 from cinegraph.models.registry import Inputs
 from cinegraph.models.scale import require_memory, sample_in_edges
-from cinegraph.models.train import train_fused
+from cinegraph.models.train import train_fused, without_unfit_item_item
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,15 @@ def test_fused_training_with_sampled_edges(data) -> None:
     results = train_fused(data, SAMPLED)
     assert all(math.isfinite(r.metrics["ndcg@20"]) for r in results.values())
     assert results["fused"].config["hgt_fanout"] == 3
+
+
+def test_item_item_residual_is_left_out_where_it_cannot_fit(data, caplog) -> None:
+    assert without_unfit_item_item(data, SAMPLED) is SAMPLED  # tiny: it fits
+    huge = dataclasses.replace(data, num_users=1_000_000, num_movies=3_000_000)
+    with caplog.at_level(logging.WARNING, logger="cinegraph.models.train"):
+        config = without_unfit_item_item(huge, SAMPLED)
+    assert SAMPLED.item_item_rank == 128 and config.item_item_rank == 0
+    assert "item-item residual off: on 1000000 users x 3000000 movies it needs about" in caplog.text
 
 
 def test_require_memory_refuses_in_one_line(data) -> None:
