@@ -44,9 +44,7 @@ def require_memory(what: str, need: float, device: torch.device | str, hint: str
         )
 
 
-def hgt_step_bytes(
-    edge_index_dict: EdgeDict, num_nodes: dict[str, int], num_layers: int, hidden_dim: int
-) -> int:
+def hgt_step_bytes(edge_index_dict: EdgeDict, num_nodes: dict[str, int], num_layers: int, hidden_dim: int) -> int:
     """An upper bound of what one full-graph HGT training step keeps for its backward pass
     (:class:`~cinegraph.models.hgt_conv.ChunkedHGTConv`), per layer: six ``D``-float rows per
     node (query, aggregate, output transforms, dropout), three per source of each relation
