@@ -87,16 +87,25 @@ def _child(
     }
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
-    log.info("%s: data prepared in %.0f s (%.0f CPU s), %s", model, prep["prepare_s"], prep["prepare_cpu_s"], prep)
+    log.info(
+        "%s: data prepared in %.0f s (%.0f CPU s), RSS %.2f GB, %s",
+        model,
+        prep["prepare_s"],
+        prep["prepare_cpu_s"],
+        tree_rss(os.getpid()) / GB,
+        prep,
+    )
     t1, c1 = time.perf_counter(), time.process_time()
 
     def progress(stage: str, row: dict[str, float]) -> None:
         log.info(
-            "%s epoch %d: %.0f s training; %.0f CPU s since the start",
+            "%s epoch %d: %.0f s training; %.0f CPU s since the start; RSS %.2f GB, peak %.2f GB",
             stage,
             row["epoch"],
             row["seconds"],
             time.process_time() - c1,
+            tree_rss(os.getpid()) / GB,
+            peak_memory_mb("cpu") / 1024,
         )
 
     if model == "gcn_branch":

@@ -230,7 +230,7 @@ class FusedModel(nn.Module):
         movie with interactions as for a new one, so a map fit on the first serves the second."""
         m = self.gcn.num_movies
         every = torch.ones(m, dtype=torch.bool, device=self.content.device)
-        views = self.hgt(x_dict, edge_index_dict, every)[self.hgt.movie_type]  # [M, Th, D]
+        views = self.hgt(x_dict, edge_index_dict, every, (self.hgt.movie_type,))[self.hgt.movie_type]  # [M, Th, D]
         x = movie_x if movie_x is not None else views.new_zeros(m, 0)
         return torch.cat([views.flatten(1), x], dim=1)  # [M, C]
 
@@ -247,6 +247,7 @@ class FusedModel(nn.Module):
         drop: float = 0.5,
         check: Callable[[], float] | None = None,
         check_every: int = 0,
+        max_scores: int = 2**25,
     ) -> tuple[list[float], int]:
         r"""Fit the content map so that a movie's mapped content scores like its interaction
         embedding, as DropoutNet trains (`"DropoutNet: Addressing Cold Start in Recommender
@@ -254,11 +255,12 @@ class FusedModel(nn.Module):
         :func:`~cinegraph.models.gcn_branch.ranking_loss`: each step a random ``drop`` share of
         the ``observed`` movies ``[M]`` is represented by :math:`\phi(\mathbf{c}_m)`, the rest by
         their embeddings ``z_movie`` ``[M, D]`` (fixed, as ``z_user`` ``[U, D]``), and every
-        training positive ``edges`` ``[2, E]`` is ranked against the observed movies. With
-        ``check`` (a validation score of the whole model, higher is better) every ``check_every``
-        steps, the map of the best check is kept: past a few hundred steps the map fits the
-        observed movies at the expense of new ones. Stores ``content`` ``[M, C]``; returns the loss
-        of each step and the step kept."""
+        training positive ``edges`` ``[2, E]`` is ranked against the observed movies; where the
+        users' score matrix passes ``max_scores`` entries, each step ranks the positives of a random
+        sample of users that fits. With ``check`` (a validation score of the whole model, higher is
+        better) every ``check_every`` steps, the map of the best check is kept: past a few hundred
+        steps the map fits the observed movies at the expense of new ones. Stores ``content``
+        ``[M, C]``; returns the loss of each step and the step kept."""
         if self.content_map is None:
             return [], 0
         self.content.copy_(content)
@@ -270,11 +272,19 @@ class FusedModel(nn.Module):
         scores_mask = ~observed[None, :]  # [1, M]
         losses: list[float] = []
         best, best_step, best_state = float("-inf"), steps, None
+        per_step = max(1, max_scores // observed.numel())  # users whose scores fit in one step
         for step in range(1, steps + 1):
             hide = (torch.rand(observed.numel(), generator=generator) < drop).to(observed.device)  # [M]
+            step_users, rows, movies = users, inverse, edges[1]
+            if users.numel() > per_step:
+                pick = torch.zeros(users.numel(), dtype=torch.bool)
+                pick[torch.randperm(users.numel(), generator=generator)[:per_step]] = True
+                pick = pick.to(users.device)  # [U_e]
+                keep = pick[inverse]  # [E]
+                step_users, rows, movies = users[pick], (pick.cumsum(0) - 1)[inverse[keep]], edges[1][keep]
             z = z_movie.index_put((hide,), self.content_map(content[hide]))  # [M, D]: only those map
-            logits = (z_user[users] @ z.t()).masked_fill(scores_mask, float("-inf"))  # [U_e, M]
-            loss = -F.log_softmax(logits, dim=1)[inverse, edges[1]].mean()
+            logits = (z_user[step_users] @ z.t()).masked_fill(scores_mask, float("-inf"))  # [U_s, M]
+            loss = -F.log_softmax(logits, dim=1)[rows, movies].mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -303,7 +313,7 @@ class FusedModel(nn.Module):
         if self.content_map is not None:  # a new movie's interaction views: its mapped content
             mapped = self.content_map(self.content)[:, None, :].expand_as(g_movie)  # [M, Tg, D]
             g_movie = torch.where(cold[:, None, None], mapped, g_movie)
-        h = self.hgt(x_dict, edge_index_dict, cold)  # {type: [N_t, Th, D]}
+        h = self.hgt(x_dict, edge_index_dict, cold, (ut, mt))  # {type: [N_t, Th, D]}
         f_user = self.user_fusion(g_user, h[ut])  # [U, 2D]
         f_movie = self.movie_fusion(g_movie, h[mt])  # [M, 2D]
         d = self.gcn.hidden_dim

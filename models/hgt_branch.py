@@ -7,40 +7,11 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import HGTConv
 
-from cinegraph.models.scale import by_destination
+from cinegraph.models.hgt_conv import ChunkedHGTConv
 from cinegraph.schema import MOVIE, USER, Metadata
 
-
-class _HGTConv(HGTConv):
-    """:class:`HGTConv` with its relation-specific key/value transforms done as one ``einsum`` per
-    relation. Without pyg-lib, ``HeteroLinear`` loops over ``heads x relations`` slices of one
-    output tensor, and autograd then clones the whole gradient once per slice: on ml-latest-small
-    that made a CPU step ~10x slower. Same parameters, same results (see the test). Without
-    autograd, a graph above ``max_edges_per_pass`` edges runs in destination chunks (exact)."""
-
-    max_edges_per_pass = 1_000_000  # no-grad inference: edges whose tensors are held at once
-
-    def forward(self, x_dict: dict[str, Tensor], edge_index_dict: dict) -> dict[str, Tensor | None]:
-        edges = sum(e.size(1) for e in edge_index_dict.values())
-        if torch.is_grad_enabled() or edges <= self.max_edges_per_pass:
-            return super().forward(x_dict, edge_index_dict)
-        return by_destination(super().forward, x_dict, edge_index_dict, self.max_edges_per_pass)
-
-    def _construct_src_node_feat(
-        self, k_dict: dict[str, Tensor], v_dict: dict[str, Tensor], edge_index_dict: dict
-    ) -> tuple[Tensor, Tensor, dict]:
-        H, E = self.heads, len(self.edge_types)
-        ks, vs, offset, cumsum = [], [], {}, 0
-        for edge_type in edge_index_dict:
-            src = edge_type[0]
-            offset[edge_type] = cumsum
-            cumsum += k_dict[src].size(0)
-            rows = torch.arange(H, device=k_dict[src].device) * E + self.edge_types_map[edge_type]
-            ks.append(torch.einsum("nhd,hde->nhe", k_dict[src], self.k_rel.weight[rows]))  # [N, H, D]
-            vs.append(torch.einsum("nhd,hde->nhe", v_dict[src], self.v_rel.weight[rows]))  # [N, H, D]
-        return torch.cat(ks), torch.cat(vs), offset
+EdgeDict = dict[tuple[str, str, str], Tensor]
 
 
 class MultiTaskHGT(nn.Module):
@@ -103,7 +74,9 @@ class MultiTaskHGT(nn.Module):
         self.hidden_dim, self.num_layers, self.heads = hidden_dim, num_layers, heads
         self.embedding = nn.ModuleDict({t: nn.Embedding(num_nodes[t], hidden_dim) for t in node_types})
         self.lin = nn.ModuleDict({t: nn.Linear(d, hidden_dim, bias=False) for t, d in self.in_dims.items() if d})
-        self.convs = nn.ModuleList(_HGTConv(hidden_dim, hidden_dim, self.metadata, heads) for _ in range(num_layers))
+        self.convs = nn.ModuleList(
+            ChunkedHGTConv(hidden_dim, hidden_dim, self.metadata, heads) for _ in range(num_layers)
+        )
         self.dropout = nn.Dropout(dropout)
         self.genre_head = nn.Linear(hidden_dim, num_genres)
         self.reset_parameters()
@@ -114,32 +87,77 @@ class MultiTaskHGT(nn.Module):
         for lin in self.lin.values():
             nn.init.xavier_uniform_(lin.get_parameter("weight"))
         for conv in self.convs:
-            cast(_HGTConv, conv).reset_parameters()  # a ModuleList yields plain Modules
+            cast(ChunkedHGTConv, conv).reset_parameters()  # a ModuleList yields plain Modules
         self.genre_head.reset_parameters()
 
     def forward(
         self,
         x_dict: dict[str, Tensor],
-        edge_index_dict: dict[tuple[str, str, str], Tensor],
+        edge_index_dict: EdgeDict,
         cold: Tensor | None = None,
+        types: tuple[str, ...] | None = None,
     ) -> dict[str, Tensor]:
-        """Layer views per node type. A type that receives no message keeps its last state.
-        ``cold`` ``[M]`` marks movies without interactions: their learned embedding is left
-        out, so they start from content alone (features), as a new release must."""
+        """Layer views of every node of ``types`` (default: all types). A type that receives no
+        message keeps its last state. ``cold`` ``[M]`` marks movies without interactions: their
+        learned embedding is left out, so they start from content alone (features), as a new
+        release must. Layer by layer, only the nodes the next layer reads are computed (for
+        users and movies: their in-neighbours, not every person), each layer in destination
+        chunks (:class:`ChunkedHGTConv`)."""
+        need = self._needed(edge_index_dict, tuple(self.embedding) if types is None else types)
         h: dict[str, Tensor] = {}
         for t, emb in self.embedding.items():
-            h[t] = emb.get_parameter("weight")  # [N_t, D]
+            if (ids := need[0].get(t)) is None:
+                continue
+            h[t] = emb.get_parameter("weight")[ids]  # [N'_t, D]
             if t == self.movie_type and cold is not None:
-                h[t] = h[t].masked_fill(cold[:, None], 0.0)  # [M, D]
+                h[t] = h[t].masked_fill(cold[ids][:, None], 0.0)
             if t in self.lin:
-                h[t] = h[t] + self.lin[t](x_dict[t])  # [N_t, D]
-        views = {t: [v] for t, v in h.items()}
-        for conv in self.convs:
-            out = conv(h, edge_index_dict)
-            h = {t: self.dropout(out[t]) if out.get(t) is not None else h[t] for t in h}
-            for t, v in h.items():
-                views[t].append(v)
+                h[t] = h[t] + self.lin[t](x_dict[t][ids])  # [N'_t, D]
+        views = {t: [h[t]] for t in need[-1]}
+        for layer, conv in enumerate(self.convs, start=1):
+            before, after = need[layer - 1], need[layer]
+            local = {t: self._positions(ids, self.num_nodes[t]) for t, ids in before.items()}
+            rows = {t: local[t][ids] for t, ids in after.items()}  # [N''_t]: rows of this layer's outputs
+            edges = {}
+            for (src, rel, dst), e in edge_index_dict.items():
+                if dst not in after:
+                    continue
+                if after[dst].numel() < self.num_nodes[dst]:  # only edges into the nodes computed
+                    row = self._positions(after[dst], self.num_nodes[dst])[e[1]]  # [E_r]
+                    keep = row >= 0
+                    e = torch.stack([e[0][keep], row[keep]])
+                if before[src].numel() < self.num_nodes[src]:
+                    e = torch.stack([local[src][e[0]], e[1]])
+                edges[src, rel, dst] = e  # [2, E'_r]: rows of h[src] -> rows of the outputs
+            out = conv(h, edges, rows)
+            h = {t: self.dropout(o) if (o := out.get(t)) is not None else h[t][rows[t]] for t in after}
+            for t in views:
+                views[t].append(h[t])
         return {t: torch.stack(v, dim=1) for t, v in views.items()}  # [N_t, L+1, D]
+
+    def _needed(self, edge_index_dict: EdgeDict, types: tuple[str, ...]) -> list[dict[str, Tensor]]:
+        """Per layer 0..L, the sorted ids of the nodes of each type whose state is read: every node
+        of ``types`` at the last layer; before it, those nodes and their in-neighbours."""
+        device = next(self.parameters()).device
+        masks = {t: torch.ones(self.num_nodes[t], dtype=torch.bool, device=device) for t in types}
+        need = [{t: torch.nonzero(m).flatten() for t, m in masks.items()}]
+        for _ in self.convs:
+            before = {t: m.clone() for t, m in masks.items()}
+            for (src, _, dst), e in edge_index_dict.items():
+                if dst in masks:
+                    if src not in before:
+                        before[src] = torch.zeros(self.num_nodes[src], dtype=torch.bool, device=device)
+                    before[src][e[0][masks[dst][e[1]]]] = True
+            masks = before
+            need.insert(0, {t: torch.nonzero(m).flatten() for t, m in masks.items()})
+        return need
+
+    @staticmethod
+    def _positions(ids: Tensor, n: int) -> Tensor:
+        """``[n]``: each node's row among the sorted ``ids``, -1 for nodes not among them."""
+        pos = torch.full((n,), -1, dtype=torch.long, device=ids.device)
+        pos[ids] = torch.arange(ids.numel(), device=ids.device)
+        return pos
 
     def embed(
         self,
@@ -148,7 +166,7 @@ class MultiTaskHGT(nn.Module):
         cold: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Final user and movie embeddings: the mean over layer views."""
-        views = self.forward(x_dict, edge_index_dict, cold)
+        views = self.forward(x_dict, edge_index_dict, cold, (self.user_type, self.movie_type))
         return views[self.user_type].mean(1), views[self.movie_type].mean(1)  # [U, D], [M, D]
 
     def genre_logits(self, z_movie: Tensor) -> Tensor:

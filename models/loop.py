@@ -162,7 +162,8 @@ def fit(
     is called after every epoch (progress reporting). Without a validation split (a refit on
     every rating) it trains exactly ``stage.epochs`` epochs and keeps the last."""
     if not config.hgt_fanout and not isinstance(stage.model, MultiTaskGCN):
-        need = hgt_step_bytes(inp.edge_index, config.hgt_layers, config.hidden_dim)
+        nodes = {t: data.graph[t].num_nodes for t in data.graph.node_types}
+        need = hgt_step_bytes(inp.edge_index, nodes, config.hgt_layers, config.hidden_dim)
         require_memory(f"{stage.name}: a full-graph HGT step", need, config.device, "set hgt_fanout (e.g. 10)")
     gen = torch.Generator().manual_seed(config.seed)
     base_lrs = [g["lr"] for g in stage.optimizer.param_groups]

@@ -1,22 +1,18 @@
 """What lets the models train on full-size graphs (ml-25m and the complete IMDb people graph)
-without PyG's compiled samplers: sampled neighbourhoods for training steps, destination chunks for
-exact inference, and a memory check that refuses a dense model up front instead of dying in it.
+without PyG's compiled samplers: sampled neighbourhoods for training steps, and a memory check that
+refuses a dense model up front instead of dying in it (the HGT layer itself runs in destination
+chunks: :mod:`models.hgt_conv`).
 
 * :func:`sample_in_edges`: each relation keeps about ``fanout`` random incoming edges per node,
   fresh every step (GraphSAGE-style neighbour sampling on the whole node set, `"Inductive
-  Representation Learning on Large Graphs" <https://arxiv.org/abs/1706.02216>`_). HGT's memory
-  is per edge (keys, queries, values and messages of every edge are kept for the backward pass,
-  about 1.5 KB per edge and layer at 64 dimensions), so capping edges caps the step.
-* :func:`by_destination`: a layer whose output at a node depends only on the node's incoming
-  edges (HGT's attention is a softmax over them) run over chunks of destination nodes, so
-  no-grad inference over every edge never holds more than ``max_edges`` edges' tensors.
+  Representation Learning on Large Graphs" <https://arxiv.org/abs/1706.02216>`_). An HGT step
+  keeps per node and per source of each relation, plus indices per edge
+  (:func:`hgt_step_bytes`), so capping in-edges caps the step's sources and its time.
 * :func:`require_memory`: one line naming the model, the size and the memory it would need.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,7 +21,6 @@ from torch import Tensor
 from cinegraph.errors import CinegraphError
 
 EdgeDict = dict[tuple[str, str, str], Tensor]
-HGT_BYTES_PER_EDGE = 1536  # per edge and layer at hidden_dim 64: 6 float tensors of [E, 64] kept
 
 
 def available_bytes(device: torch.device | str) -> int:
@@ -49,10 +44,16 @@ def require_memory(what: str, need: float, device: torch.device | str, hint: str
         )
 
 
-def hgt_step_bytes(edge_index_dict: EdgeDict, num_layers: int, hidden_dim: int) -> int:
-    """What one full-graph HGT training step keeps for its backward pass, edges only."""
-    edges = sum(int(e.size(1)) for e in edge_index_dict.values())
-    return edges * num_layers * HGT_BYTES_PER_EDGE * hidden_dim // 64
+def hgt_step_bytes(edge_index_dict: EdgeDict, num_nodes: dict[str, int], num_layers: int, hidden_dim: int) -> int:
+    """An upper bound of what one full-graph HGT training step keeps for its backward pass
+    (:class:`~cinegraph.models.hgt_conv.ChunkedHGTConv`), per layer: six ``D``-float rows per
+    node (query, aggregate, output transforms, dropout), three per source of each relation
+    (its input, key and value) and 32 bytes of indices per edge."""
+    row = 4 * hidden_dim
+    per_layer = 6 * row * sum(num_nodes.values())
+    for (src, _, _), e in edge_index_dict.items():
+        per_layer += 32 * e.size(1) + 3 * row * min(e.size(1), num_nodes[src])
+    return num_layers * per_layer
 
 
 def sample_in_edges(edge_index_dict: EdgeDict, fanout: int, generator: torch.Generator) -> EdgeDict:
@@ -67,38 +68,4 @@ def sample_in_edges(edge_index_dict: EdgeDict, fanout: int, generator: torch.Gen
         p = (fanout / deg[edges[1]].float()).clamp(max=1.0)  # [E]
         keep = torch.rand(edges.size(1), generator=generator).to(edges.device) < p
         out[rel] = edges[:, keep]
-    return out
-
-
-def by_destination(
-    layer: Callable[[dict[str, Tensor], EdgeDict], dict[str, Tensor | None]],
-    x_dict: dict[str, Tensor],
-    edge_index_dict: EdgeDict,
-    max_edges: int,
-) -> dict[str, Tensor | None]:
-    """``layer(x_dict, edge_index_dict)`` computed over chunks of destination nodes holding about
-    ``max_edges`` incoming edges each (a node with more is a chunk of its own), outputs stitched
-    per type. Exact for layers whose output at a node reads only its incoming edges."""
-    dst_types = sorted({rel[2] for rel in edge_index_dict})
-    out: dict[str, Tensor | None] = {}
-    for t in dst_types:
-        rels = {rel: e for rel, e in edge_index_dict.items() if rel[2] == t}
-        n = x_dict[t].size(0)
-        deg = sum(torch.bincount(e[1].cpu(), minlength=n) for e in rels.values())  # [N_t]
-        cum = torch.as_tensor(deg).cumsum(0)  # [N_t]
-        total = int(cum[-1]) if n else 0
-        ends = torch.searchsorted(cum, torch.arange(max_edges, max(total, max_edges), max_edges), right=True)
-        bounds = [0, *sorted({int(b) + 1 for b in ends if 0 <= int(b) < n - 1}), n]
-        parts: list[Tensor] = []
-        for lo, hi in itertools.pairwise(bounds):
-            sub = {rel: e[:, (e[1] >= lo) & (e[1] < hi)] for rel, e in rels.items()}
-            res = layer(x_dict, sub)
-            for other, value in res.items():  # types without incoming edges: edge-free output
-                if other not in dst_types and other not in out:
-                    out[other] = value
-            part = res.get(t)
-            if part is None:  # the layer gives this type no output: neither does the whole pass
-                break
-            parts.append(part[lo:hi])
-        out[t] = torch.cat(parts) if len(parts) == len(bounds) - 1 else None
     return out

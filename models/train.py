@@ -17,12 +17,14 @@ from cinegraph.models import distributed
 from cinegraph.models.config import SELECTION_K, DataConfig, Task, TrainConfig
 from cinegraph.models.data import PreparedData, prepare_data
 from cinegraph.models.early_stopping import EpochCallback
+from cinegraph.models.ease import item_item_bytes
 from cinegraph.models.evaluate import RunResult, peak_memory_mb
 from cinegraph.models.fusion import FusedModel
 from cinegraph.models.gcn_branch import MultiTaskGCN
 from cinegraph.models.hgt_branch import MultiTaskHGT
 from cinegraph.models.loop import Stage, evaluate, fit, set_seed
 from cinegraph.models.registry import Inputs, build_gcn, build_hgt, model_args
+from cinegraph.models.scale import available_bytes
 from cinegraph.models.task_weighting import TaskWeighting
 from cinegraph.schema import MOVIE, USER
 
@@ -116,6 +118,7 @@ def finetune(
     (``"sum"``) both relative to their values right after fusing, among the epochs whose
     ranking is no worse than right after fusing (else the fused start is kept)."""
     set_seed(config.seed)
+    config = without_unfit_item_item(data, config)
     model = FusedModel(
         gcn,
         hgt,
@@ -154,6 +157,27 @@ def finetune(
     )
     ckpt = fit(stage, model_args("fused", data, config), data, inp, config, out_dir, on_epoch)
     return model, _result(name, stage, ckpt, data, inp, config)
+
+
+def without_unfit_item_item(data: PreparedData, config: TrainConfig) -> TrainConfig:
+    """``config``, or with ``item_item_rank`` 0 (said in a log line) when the residual's dense
+    EASE fit and SVD would not fit in the device's memory: at ml-25m size it needs hundreds of GB.
+    The fused model then ranks without it, and its checkpoint says so."""
+    if not config.item_item_rank:
+        return config
+    need, have = item_item_bytes(data.num_users, data.num_movies), available_bytes(config.device)
+    if need <= have:
+        return config
+    log.warning(
+        "item-item residual off: on %d users x %d movies it needs about %.1f GB, more than the %.1f GB available "
+        "on %s; the fused model ranks without it (item_item_rank 0)",
+        data.num_users,
+        data.num_movies,
+        need / 2**30,
+        have / 2**30,
+        config.device,
+    )
+    return config.model_copy(update={"item_item_rank": 0})
 
 
 def fit_content_map(model: FusedModel, data: PreparedData, inp: Inputs, config: TrainConfig) -> None:

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 
 import pyarrow as pa
 import pytest
 import torch
-from torch_geometric.nn import HGTConv
 
 from cinegraph.errors import CinegraphError
 from cinegraph.models.config import TrainConfig
 from cinegraph.models.data import DataConfig, prepare_data
 from cinegraph.models.ease import item_item_factors, train_ease
 from cinegraph.models.evaluate import evaluate_ranking
-from cinegraph.models.hgt_branch import MultiTaskHGT, _HGTConv
+from cinegraph.models.hgt_conv import ChunkedHGTConv
 from cinegraph.models.itemknn import train_itemknn
-from cinegraph.models.registry import Inputs, build_model, model_args
-from cinegraph.models.scale import by_destination, require_memory, sample_in_edges
-from cinegraph.models.train import train_fused
+from cinegraph.models.registry import Inputs
+from cinegraph.models.scale import require_memory, sample_in_edges
+from cinegraph.models.train import train_fused, without_unfit_item_item
 
 
 @pytest.fixture(scope="module")
@@ -51,33 +51,6 @@ def test_sampled_in_edges_are_a_subset_near_the_fanout(data, fanout: int) -> Non
         sample_in_edges(edges, 0, torch.Generator())
 
 
-@pytest.mark.parametrize("max_edges", [3, 40, 400])  # 400: some types fit in one chunk
-def test_destination_chunks_give_the_full_graph_output(data, max_edges: int, monkeypatch) -> None:
-    """Chunked no-grad HGT inference equals one pass over every edge, for the whole model."""
-    torch.manual_seed(0)
-    config = TrainConfig(hidden_dim=16, hgt_heads=2)
-    model = build_model(model_args("hgt", data, config)).eval()
-    assert isinstance(model, MultiTaskHGT)
-    inp = Inputs.of(data)
-    with torch.no_grad():
-        full = model(inp.x, inp.edge_index)
-        monkeypatch.setattr(_HGTConv, "max_edges_per_pass", max_edges)
-        chunked = model(inp.x, inp.edge_index)
-    assert full.keys() == chunked.keys()
-    for t in full:
-        assert torch.allclose(full[t], chunked[t], atol=1e-5), t
-    conv = model.convs[0]
-    h = {t: torch.randn(n, 16) for t, n in model.num_nodes.items()}
-    one = {r: e for r, e in inp.edge_index.items() if r[2] == "Movie"}  # Movie only receives
-    with torch.no_grad():
-        direct = HGTConv.forward(conv, h, one)
-        parts = by_destination(lambda x, e: HGTConv.forward(conv, x, e), h, one, max_edges)
-    assert direct.keys() == parts.keys()
-    for t, value in direct.items():  # types receiving nothing here still get their edge-free output
-        other = parts[t]
-        assert value is not None and other is not None and torch.allclose(value, other, atol=1e-5), t
-
-
 # Sampled HGT/fused steps and a sampled softmax: the full-size training path, on tiny data.
 SAMPLED = TrainConfig(
     hidden_dim=16,
@@ -99,6 +72,15 @@ def test_fused_training_with_sampled_edges(data) -> None:
     results = train_fused(data, SAMPLED)
     assert all(math.isfinite(r.metrics["ndcg@20"]) for r in results.values())
     assert results["fused"].config["hgt_fanout"] == 3
+
+
+def test_item_item_residual_is_left_out_where_it_cannot_fit(data, caplog) -> None:
+    assert without_unfit_item_item(data, SAMPLED) is SAMPLED  # tiny: it fits
+    huge = dataclasses.replace(data, num_users=1_000_000, num_movies=3_000_000)
+    with caplog.at_level(logging.WARNING, logger="cinegraph.models.train"):
+        config = without_unfit_item_item(huge, SAMPLED)
+    assert SAMPLED.item_item_rank == 128 and config.item_item_rank == 0
+    assert "item-item residual off: on 1000000 users x 3000000 movies it needs about" in caplog.text
 
 
 def test_require_memory_refuses_in_one_line(data) -> None:
@@ -128,7 +110,7 @@ def test_ranking_batches_agree(data) -> None:
 def test_sampled_steps_and_chunked_ranking_on_cuda(data, monkeypatch) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    monkeypatch.setattr(_HGTConv, "max_edges_per_pass", 5)  # evaluation runs in chunks on the GPU
+    monkeypatch.setattr(ChunkedHGTConv, "max_edges", 5)  # evaluation runs in chunks on the GPU
     results = train_fused(data.to("cuda"), SAMPLED.model_copy(update={"device": "cuda"}))
     assert all(math.isfinite(r.metrics["ndcg@20"]) for r in results.values())
     scores = torch.rand(data.num_users, data.num_movies, generator=torch.Generator().manual_seed(1))
