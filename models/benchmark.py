@@ -5,8 +5,6 @@ the GCN branch's propagation against PyG's LightGCN). :mod:`models.runner` runs 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import threading
 import time
@@ -22,6 +20,7 @@ from cinegraph.models.config import TrainConfig
 from cinegraph.models.data import PreparedData
 from cinegraph.models.evaluate import RunResult
 from cinegraph.models.gcn_branch import normalized_adjacency, propagate
+from cinegraph.models.scale import return_freed_memory
 from cinegraph.schema import RATED
 
 MODELS = (
@@ -41,16 +40,6 @@ MODELS = (
 PROTOCOLS = ("warm", "cold-items")
 
 
-def _release_freed_memory() -> None:
-    """Hand the memory earlier runs freed back to the system (glibc keeps freed small blocks for
-    reuse, so a later run would grow into them and measure no growth at all)."""
-    gc.collect()
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
-
-
 @contextmanager
 def peak_memory(device: str) -> Iterator[dict[str, float]]:
     """Peak memory of the enclosed run in MiB: the CUDA allocator's peak on a GPU; on CPU the
@@ -68,7 +57,8 @@ def peak_memory(device: str) -> Iterator[dict[str, float]]:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * page
 
-    _release_freed_memory()
+    gc.collect()
+    return_freed_memory(every_s=0)  # what earlier runs freed: this run then measures its own growth
     start, peak, stop = rss(), [0.0], threading.Event()
 
     def sample() -> None:

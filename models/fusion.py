@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from cinegraph.models.ease import item_item_factors
 from cinegraph.models.gcn_branch import MultiTaskGCN
 from cinegraph.models.hgt_branch import MultiTaskHGT
+from cinegraph.models.scale import return_freed_memory
 
 FusionMode = Literal["cross_attention", "concat"]
 
@@ -288,6 +289,7 @@ class FusedModel(nn.Module):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            return_freed_memory()
             losses.append(float(loss.detach()))
             if check is not None and check_every and (step % check_every == 0 or step == steps):
                 score = check()

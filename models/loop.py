@@ -26,7 +26,7 @@ from cinegraph.models.evaluate import evaluate_classification, evaluate_ranking
 from cinegraph.models.fusion import FusedModel
 from cinegraph.models.gcn_branch import MultiTaskGCN, ranking_loss
 from cinegraph.models.registry import Inputs, Model, checkpoint, outputs
-from cinegraph.models.scale import hgt_step_bytes, require_memory, sample_in_edges
+from cinegraph.models.scale import hgt_step_bytes, require_memory, return_freed_memory, sample_in_edges
 from cinegraph.models.task_weighting import TaskWeighting
 from cinegraph.schema import IN_GENRE, RATED
 
@@ -132,6 +132,7 @@ def train_epoch(
         loss.backward()
         distributed.average_gradients(params)
         stage.optimizer.step()
+        return_freed_memory()
         for k, v in {"loss": loss, **losses}.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach()) / stage.steps
     return distributed.mean(sums)
