@@ -7,11 +7,10 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cinegraph.models.ease import item_item_factors
-from cinegraph.models.gcn_branch import MultiTaskGCN
+from cinegraph.models.gcn_branch import MultiTaskGCN, ranking_loss
 from cinegraph.models.hgt_branch import MultiTaskHGT
 from cinegraph.models.scale import return_freed_memory
 
@@ -270,22 +269,21 @@ class FusedModel(nn.Module):
         opt = torch.optim.Adam(params, lr=lr)
         self.content_map.train()
         users, inverse = edges[0].unique(return_inverse=True)  # [U_e], [E]
-        scores_mask = ~observed[None, :]  # [1, M]
         losses: list[float] = []
         best, best_step, best_state = float("-inf"), steps, None
         per_step = max(1, max_scores // observed.numel())  # users whose scores fit in one step
         for step in range(1, steps + 1):
             hide = (torch.rand(observed.numel(), generator=generator) < drop).to(observed.device)  # [M]
-            step_users, rows, movies = users, inverse, edges[1]
+            step_edges = edges
             if users.numel() > per_step:
                 pick = torch.zeros(users.numel(), dtype=torch.bool)
                 pick[torch.randperm(users.numel(), generator=generator)[:per_step]] = True
-                pick = pick.to(users.device)  # [U_e]
-                keep = pick[inverse]  # [E]
-                step_users, rows, movies = users[pick], (pick.cumsum(0) - 1)[inverse[keep]], edges[1][keep]
+                step_edges = edges[:, pick.to(users.device)[inverse]]  # [2, E_s]: the sampled users' positives
             z = z_movie.index_put((hide,), self.content_map(content[hide]))  # [M, D]: only those map
-            logits = (z_user[step_users] @ z.t()).masked_fill(scores_mask, float("-inf"))  # [U_s, M]
-            loss = -F.log_softmax(logits, dim=1)[rows, movies].mean()
+            users_s, pos = step_edges
+            loss = ranking_loss(  # against every observed movie: no sampled negatives
+                z_user, z, users_s, pos, pos[:0], "softmax", temperature=1.0, l2=0.0, candidates=observed
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
