@@ -118,12 +118,16 @@ class MultiTaskHGT(nn.Module):
             before, after = need[layer - 1], need[layer]
             local = {t: self._positions(ids, self.num_nodes[t]) for t, ids in before.items()}
             rows = {t: local[t][ids] for t, ids in after.items()}  # [N''_t]: rows of this layer's outputs
+            partial = {}  # types of which only some nodes are computed: each node's output row, or -1
+            for t, ids in after.items():
+                if ids.numel() < self.num_nodes[t]:
+                    partial[t] = self._positions(ids, self.num_nodes[t])
             edges = {}
             for (src, rel, dst), e in edge_index_dict.items():
                 if dst not in after:
                     continue
-                if after[dst].numel() < self.num_nodes[dst]:  # only edges into the nodes computed
-                    row = self._positions(after[dst], self.num_nodes[dst])[e[1]]  # [E_r]
+                if dst in partial:  # only edges into the nodes computed
+                    row = partial[dst][e[1]]  # [E_r]
                     keep = row >= 0
                     e = torch.stack([e[0][keep], row[keep]])
                 if before[src].numel() < self.num_nodes[src]:
