@@ -243,6 +243,7 @@ def tune(
         def score_batch(model: str, configs: list[TrainConfig]) -> list[float]:
             return [validation_score(model, data, c) for c in configs]
 
+    budget = {"trials": trials, "timeout_s": timeout_s, "parallel": parallel}  # every model's, the same
     record_path = study_path(out_path)
     try:
         study: dict[str, Any] = json.loads(record_path.read_text()) if record_path.exists() else {}
@@ -254,14 +255,14 @@ def tune(
         "protocol": tuned.data.protocol,
         "split": "validation",
         "metric": "ndcg@20",
-        "budget": {"trials": trials, "timeout_s": timeout_s, "parallel": parallel},
+        "budget": budget,
         "models": study.get("models", {}),
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     for model in models:
         scorer = functools.partial(score_batch, model)
         params, study["models"][model] = search(model, tuned, trials, timeout_s, scorer, parallel)
-        study["models"][model]["budget"] = {"trials": trials, "timeout_s": timeout_s, "parallel": parallel}
+        study["models"][model]["budget"] = budget
         tuned = with_params(tuned, model, params)
         out_path.write_text(json.dumps(tuned.model_dump(mode="json"), indent=2) + "\n")
         record_path.write_text(json.dumps(study, indent=2) + "\n")
