@@ -116,6 +116,12 @@ class TrainConfig(BaseModel):
         title="Content map check interval",
         description="validation ndcg@20 of the fused start every this many steps; the best map is kept (0: the last)",
     )
+    content_map_patience: int = Field(
+        2,
+        ge=0,
+        title="Content map patience",
+        description="the fit stops after this many checks in a row below the best (0: never)",
+    )
     content_map_lr: float = Field(1e-2, gt=0, title="Content map learning rate", description="Adam, while fitting it")
     # --- optimisation -----------------------------------------------------------------------
     gcn_lr: float = Field(2e-2, gt=0, title="GCN learning rate", description="GCN branch pretraining")

@@ -247,6 +247,7 @@ class FusedModel(nn.Module):
         drop: float = 0.5,
         check: Callable[[], float] | None = None,
         check_every: int = 0,
+        patience: int = 0,
         max_scores: int = 2**25,
     ) -> tuple[list[float], int]:
         r"""Fit the content map so that a movie's mapped content scores like its interaction
@@ -258,8 +259,9 @@ class FusedModel(nn.Module):
         training positive ``edges`` ``[2, E]`` is ranked against the observed movies; where the
         users' score matrix passes ``max_scores`` entries, each step ranks the positives of a random
         sample of users that fits. With ``check`` (a validation score of the whole model, higher is
-        better) every ``check_every`` steps, the map of the best check is kept: past a few hundred
-        steps the map fits the observed movies at the expense of new ones. Stores ``content``
+        better) every ``check_every`` steps, the map of the best check is kept (and the fit stops
+        after ``patience`` checks in a row below the best, if positive): past a few hundred steps
+        the map fits the observed movies at the expense of new ones. Stores ``content``
         ``[M, C]``; returns the loss of each step and the step kept."""
         if self.content_map is None:
             return [], 0
@@ -270,7 +272,7 @@ class FusedModel(nn.Module):
         self.content_map.train()
         users, inverse = edges[0].unique(return_inverse=True)  # [U_e], [E]
         losses: list[float] = []
-        best, best_step, best_state = float("-inf"), steps, None
+        best, best_step, best_state, misses = float("-inf"), steps, None, 0
         per_step = max(1, max_scores // observed.numel())  # users whose scores fit in one step
         for step in range(1, steps + 1):
             hide = (torch.rand(observed.numel(), generator=generator) < drop).to(observed.device)  # [M]
@@ -293,8 +295,12 @@ class FusedModel(nn.Module):
                 score = check()
                 self.content_map.train()
                 if score > best:
-                    best, best_step = score, step
+                    best, best_step, misses = score, step, 0
                     best_state = {k: v.detach().clone() for k, v in self.content_map.state_dict().items()}
+                else:
+                    misses += 1
+                    if misses == patience:
+                        break
         if best_state is not None:
             self.content_map.load_state_dict(best_state)
         return losses, best_step

@@ -183,8 +183,9 @@ def without_unfit_item_item(data: PreparedData, config: TrainConfig) -> TrainCon
 def fit_content_map(model: FusedModel, data: PreparedData, inp: Inputs, config: TrainConfig) -> None:
     """Fit the fused model's content map (if it has one) on the pretrained branches: content from
     the HGT as if every movie were new, targets the GCN's embeddings; the step count is chosen on
-    validation ndcg@20 (checked every ``content_map_check_every`` steps) where there is a
-    validation split, else all ``content_map_steps`` are taken."""
+    validation ndcg@20 (checked every ``content_map_check_every`` steps, stopping after
+    ``content_map_patience`` checks below the best) where there is a validation split, else all
+    ``content_map_steps`` are taken."""
     if model.content_map is None:
         return
     model.eval()
@@ -207,6 +208,7 @@ def fit_content_map(model: FusedModel, data: PreparedData, inp: Inputs, config: 
         gen,
         check=check,
         check_every=config.content_map_check_every,
+        patience=config.content_map_patience,
     )
     if losses:
         log.info("content map: loss %.4f -> %.4f in %d steps, kept step %d", losses[0], losses[-1], len(losses), kept)

@@ -182,18 +182,20 @@ def test_content_map_represents_new_movies_by_their_mapped_content(max_scores: i
 
 def test_content_map_keeps_the_best_checked_step() -> None:
     """With a validation check every 4 of 10 steps (and at the last), the map of the best check
-    is the one kept, and the model is handed to each check in eval mode."""
+    is the one kept, and the model is handed to each check in eval mode; with patience the fit
+    stops early."""
     torch.manual_seed(0)
     gcn = MultiTaskGCN(U, M, G, hidden_dim=D, num_layers=2, movie_in_dim=2)
     hgt = MultiTaskHGT(META, {"User": U, "Movie": M}, {}, G, hidden_dim=D, heads=2)
     model = FusedModel(gcn, hgt, heads=2, content_map_hidden=16)
     content = torch.randn(M, 3 * D + 2)
     snapshots: list[Tensor] = []
+    scores = [0.1, 0.3, 0.2]  # best at the second check: step 8
 
     def check() -> float:
         model.eval()
         snapshots.append(model.content_map(content).detach())
-        return [0.1, 0.3, 0.2][len(snapshots) - 1]  # best at the second check: step 8
+        return scores[len(snapshots) - 1]
 
     g_user, g_movie = torch.randn(U, D), torch.randn(M, D)
     gen = torch.Generator().manual_seed(0)
@@ -203,3 +205,12 @@ def test_content_map_keeps_the_best_checked_step() -> None:
     assert len(losses) == 10 and len(snapshots) == 3 and kept == 8
     model.eval()
     assert torch.equal(model.content_map(content), snapshots[1])
+
+    snapshots.clear()  # patience 1: the fit stops at the first check below the best
+    scores[:] = [0.5, 0.1, 0.9]
+    losses, kept = model.fit_content_map(
+        content, g_user, g_movie, RATED, EVIDENCE > 0, 10, 1e-2, gen, check=check, check_every=4, patience=1
+    )
+    assert len(losses) == 8 and len(snapshots) == 2 and kept == 4
+    model.eval()
+    assert torch.equal(model.content_map(content), snapshots[0])
