@@ -211,6 +211,14 @@ class TrainConfig(BaseModel):
         title="Cold dropout",
         description="share of movies whose interactions each fine-tuning step hides (DropoutNet)",
     )
+    hgt_cold_dropout: float = Field(
+        0.3,
+        ge=0.0,
+        lt=1.0,
+        title="HGT cold dropout",
+        description="share of movies whose interactions each HGT pretraining step hides (DropoutNet), so that "
+        "the branch learns to rank new movies by their content",
+    )
     negatives: Literal["all", "observed"] = Field(
         "all",
         title="Softmax negatives",

@@ -25,6 +25,7 @@ from cinegraph.models.early_stopping import EpochCallback, early_stopping
 from cinegraph.models.evaluate import evaluate_classification, evaluate_ranking
 from cinegraph.models.fusion import FusedModel
 from cinegraph.models.gcn_branch import MultiTaskGCN, ranking_loss
+from cinegraph.models.hgt_branch import MultiTaskHGT
 from cinegraph.models.registry import Inputs, Model, checkpoint, outputs
 from cinegraph.models.scale import hgt_step_bytes, require_memory, return_freed_memory, sample_in_edges
 from cinegraph.models.task_weighting import TaskWeighting
@@ -81,13 +82,16 @@ def task_losses(
     """The weighted tasks' losses: ranking on a batch of positives with their sampled negatives,
     rating regression on sampled ratings, genres on the training movies (on a hidden half of
     them for models that read genre edges). The fused model also hides the interactions of a
-    random ``cold_dropout`` share of movies (DropoutNet). Tasks without weight are skipped."""
+    random ``cold_dropout`` share of movies, the HGT branch of an ``hgt_cold_dropout`` share
+    (DropoutNet): without it the HGT never ranks a movie without user edges in training, and ranks
+    new movies little better than popularity. Tasks without weight are skipped."""
     active, losses = stage.weighting.active, {}
     mask = data.genre_masks["train"]
     if "genre" in active and not isinstance(stage.model, MultiTaskGCN):
         inp, mask = hide_genres(inp, data, gen)
-    if isinstance(stage.model, FusedModel) and config.cold_dropout > 0:
-        drop = torch.rand(data.num_movies, generator=gen) < config.cold_dropout  # [M]
+    share = {FusedModel: config.cold_dropout, MultiTaskHGT: config.hgt_cold_dropout}.get(type(stage.model), 0.0)
+    if share > 0:
+        drop = torch.rand(data.num_movies, generator=gen) < share  # [M]
         inp = inp.dropping(drop.to(inp.evidence.device))
     if config.hgt_fanout and not isinstance(stage.model, MultiTaskGCN):
         inp = dataclasses.replace(inp, edge_index=sample_in_edges(inp.edge_index, config.hgt_fanout, gen))

@@ -142,7 +142,8 @@ def outputs(model: Model, inp: Inputs) -> Outputs:
         z_user, z_movie = model.embed(inp.adj, x_user, x_movie, inp.evidence <= 0)
         return z_user, z_movie, model.genre_logits(z_movie)
     if isinstance(model, MultiTaskHGT):
-        z_user, z_movie = model.embed(inp.x, inp.edge_index, inp.evidence <= 0)
+        cold = inp.evidence <= 0 if inp.drop is None else (inp.evidence <= 0) | inp.drop  # [M]
+        z_user, z_movie = model.embed(inp.x, inp.edge_index, cold)
         return z_user, z_movie, model.genre_logits(z_movie)
     z_user, z_movie, f_movie = model(inp.adj, inp.x, inp.edge_index, inp.evidence, inp.drop)
     return z_user, z_movie, model.genre_logits(f_movie)

@@ -12,9 +12,10 @@ from cinegraph.errors import CinegraphError
 from cinegraph.models.config import TrainConfig, load_config
 from cinegraph.models.data import DataConfig, PreparedData, prepare_data
 from cinegraph.models.loop import evaluate, lr_factor
-from cinegraph.models.registry import Inputs, load_checkpoint
+from cinegraph.models.registry import Inputs, load_checkpoint, outputs
 from cinegraph.models.runner import TRAIN_MODELS, run
 from cinegraph.models.train import pretrain, train_fused
+from cinegraph.schema import RATED
 
 TINY = {
     "hidden_dim": 16,
@@ -140,7 +141,7 @@ def test_hide_genres_removes_the_edges_of_hidden_training_movies(tiny_data: Prep
 
 
 def test_dropping_hides_the_user_edges_of_dropped_movies_only(tiny_data: PreparedData) -> None:
-    from cinegraph.schema import RATED, TAGGED
+    from cinegraph.schema import TAGGED
 
     inp = Inputs.of(tiny_data)
     drop = torch.zeros(tiny_data.num_movies, dtype=torch.bool)
@@ -153,3 +154,22 @@ def test_dropping_hides_the_user_edges_of_dropped_movies_only(tiny_data: Prepare
     others = [t for t in inp.edge_index if "User" not in (t[0], t[2])]
     assert others and all(torch.equal(inp.edge_index[t], dropped.edge_index[t]) for t in others)
     assert torch.equal(dropped.drop, drop) and inp.drop is None
+
+
+def test_hgt_represents_dropped_movies_as_new(tiny_data: PreparedData) -> None:
+    """A dropped movie reaches the HGT as a new one: no user edge and no learned embedding, so
+    its representation is its content's alone (as the pretraining's DropoutNet steps need)."""
+    torch.manual_seed(0)
+    hgt, _ = pretrain("hgt", tiny_data, TrainConfig(**{**TINY, "hgt_epochs": 1}))
+    hgt.eval()
+    inp = Inputs.of(tiny_data, hgt)
+    drop = torch.zeros(tiny_data.num_movies, dtype=torch.bool)
+    drop[inp.edge_index[RATED.triplet][1, :5]] = True
+    dropped = inp.dropping(drop)
+    cold = inp.evidence <= 0
+    with torch.no_grad():
+        _, z_movie, _ = outputs(hgt, dropped)
+        _, as_new = hgt.embed(inp.x, dropped.edge_index, cold | drop)
+        _, with_embedding = hgt.embed(inp.x, dropped.edge_index, cold)
+    assert torch.allclose(z_movie, as_new)
+    assert not torch.allclose(z_movie[drop], with_embedding[drop])
