@@ -48,6 +48,7 @@ FUSED_SPACE = (
     "item_item_lambda",
     "item_item_scale",
     "cold_dropout",
+    "hgt_cold_dropout",
     "dropout",
 )
 
@@ -66,6 +67,7 @@ def suggest(trial: optuna.trial.BaseTrial, model: str) -> dict[str, Any]:
             "item_item_lambda": trial.suggest_float("item_item_lambda", 20.0, 2000.0, log=True),
             "item_item_scale": trial.suggest_float("item_item_scale", 2.0, 100.0, log=True),
             "cold_dropout": trial.suggest_float("cold_dropout", 0.0, 0.5),
+            "hgt_cold_dropout": trial.suggest_float("hgt_cold_dropout", 0.0, 0.5),
             "dropout": trial.suggest_float("dropout", 0.0, 0.3),
         }
     if model in ("mf_bpr", "lightgcn"):
