@@ -51,7 +51,8 @@ def peak_rss() -> int:
     return int(match.group(1)) * 1024
 
 
-def _reset_peak() -> None:
+def reset_peak_rss() -> None:
+    """Set the high-water mark of :func:`peak_rss` to the current RSS (Linux; elsewhere nothing)."""
     with contextlib.suppress(OSError):
         _CLEAR_REFS.write_text("5")
 
@@ -75,7 +76,7 @@ def usage(name: str) -> Iterator[None]:
         outer[-1][0] = max(outer[-1][0], peak_rss())
     mine = [0]
     token = _open_peaks.set((*outer, mine))
-    _reset_peak()
+    reset_peak_rss()
     start = time.perf_counter()
     try:
         yield

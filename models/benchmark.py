@@ -6,7 +6,6 @@ the GCN branch's propagation against PyG's LightGCN). :mod:`models.runner` runs 
 from __future__ import annotations
 
 import gc
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from torch_geometric.nn.models import LightGCN
 
 from cinegraph.errors import CinegraphError
+from cinegraph.etl.resources import peak_rss, reset_peak_rss
 from cinegraph.models.config import TrainConfig
 from cinegraph.models.data import PreparedData
 from cinegraph.models.evaluate import RunResult
@@ -43,36 +43,22 @@ PROTOCOLS = ("warm", "cold-items")
 @contextmanager
 def peak_memory(device: str) -> Iterator[dict[str, float]]:
     """Peak memory of the enclosed run in MiB: the CUDA allocator's peak on a GPU; on CPU the
-    peak resident set sampled every 10 ms, above the resident set at the start (after what
-    earlier runs freed went back to the system)."""
+    kernel's high-water mark of the resident set, reset at the start, above the resident set at
+    the start (after what earlier runs freed went back to the system)."""
     out: dict[str, float] = {}
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
         yield out
         out["mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         return
-    page = 4096 / 2**20
-
-    def rss() -> float:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * page
-
     gc.collect()
     return_freed_memory(every_s=0)  # what earlier runs freed: this run then measures its own growth
-    start, peak, stop = rss(), [0.0], threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.01):
-            peak[0] = max(peak[0], rss())
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
+    reset_peak_rss()
+    start = peak_rss()  # the mark, just reset, is the resident set now
     try:
         yield out
     finally:
-        stop.set()
-        thread.join()
-        out["mb"] = max(peak[0], rss()) - start
+        out["mb"] = (peak_rss() - start) / 2**20
 
 
 def propagation_speed(data: PreparedData, config: TrainConfig, repeats: int = 20) -> dict:

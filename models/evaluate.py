@@ -23,8 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import resource
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from cinegraph.etl.resources import peak_rss
 from cinegraph.models.data import PreparedData
 from cinegraph.models.early_stopping import early_stopping
 from cinegraph.models.metrics import RankingMetrics, classification_metrics
@@ -64,13 +63,12 @@ class RunResult:
 
 
 def peak_memory_mb(device: torch.device | str) -> float:
-    """Peak memory in MiB: CUDA allocator peak on a GPU, else the process's peak RSS (a process
-    high-water mark, so on CPU it only grows across runs in one process)."""
+    """Peak memory in MiB: CUDA allocator peak on a GPU, else the process's RSS high-water mark
+    (since :func:`models.benchmark.peak_memory` last reset it)."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+    return peak_rss() / 2**20
 
 
 def _slice_masks(data: PreparedData, truth: Tensor) -> dict[str, tuple[bool, Tensor]]:

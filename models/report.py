@@ -208,7 +208,7 @@ def protocol_lines(protocol: str, summary: dict[str, Any]) -> list[str]:
         "Train seconds: the whole run (pretraining included for fused models; every grid "
         "point for closed-form models). Epoch seconds: mean per training epoch or grid "
         "point. Peak memory: CUDA allocator peak on a GPU; on CPU the peak resident set "
-        "above the run's start (sampled every 10 ms).\n",
+        "above the run's start (the kernel's high-water mark).\n",
     ]
     lines += _table(
         ["model", *COST, "train seconds per seed"],
