@@ -14,18 +14,12 @@ from cinegraph.models.gcn_branch import ranking_loss
 from cinegraph.models.loop import evaluate
 from cinegraph.models.registry import Inputs, load_checkpoint
 from cinegraph.models.train import finetune, pretrain
+from tests.models import tiny
 
 TINY = {
-    "hidden_dim": 16,
-    "hgt_heads": 2,
-    "fusion_heads": 2,
+    **tiny.TINY,
     "gcn_epochs": 4,
-    "hgt_epochs": 4,
     "fusion_epochs": 0,
-    "eval_every": 2,
-    "batch_size": 256,
-    "gcn_steps": 2,
-    "num_threads": 1,
     "content_map_hidden": 32,
     "content_map_steps": 60,
 }

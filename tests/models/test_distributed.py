@@ -16,19 +16,8 @@ import torch.multiprocessing as mp
 
 from cinegraph.flows.cli import main
 from cinegraph.models import distributed
+from tests.models.tiny import TINY
 
-TINY = {
-    "hidden_dim": 16,
-    "hgt_heads": 2,
-    "fusion_heads": 2,
-    "gcn_epochs": 6,
-    "hgt_epochs": 4,
-    "fusion_epochs": 4,
-    "eval_every": 2,
-    "batch_size": 256,
-    "gcn_steps": 2,
-    "num_threads": 1,
-}
 TOLERANCE = 1e-4  # validation ndcg@20 and map: only the order of floating-point sums differs
 
 

@@ -8,31 +8,19 @@ import pyarrow as pa
 import pytest
 import torch
 
-from cinegraph.models.config import TrainConfig
 from cinegraph.models.data import DataConfig, PreparedData, prepare_data
 from cinegraph.models.recommend import movie_embeddings, recommendation_table
 from cinegraph.models.registry import Inputs, load_checkpoint, outputs
 from cinegraph.models.train import finetune, pretrain, refit, serving_data, train_fused
-
-TINY = TrainConfig(
-    hidden_dim=16,
-    hgt_heads=2,
-    fusion_heads=2,
-    gcn_epochs=2,
-    hgt_epochs=2,
-    fusion_epochs=2,
-    eval_every=2,
-    batch_size=256,
-    num_threads=1,
-)
+from tests.models.tiny import QUICK
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_tables: dict[str, pa.Table]) -> tuple[dict[str, torch.nn.Module], PreparedData]:
     data = prepare_data(tiny_tables, DataConfig(), seed=0)
-    gcn, _ = pretrain("gcn", data, TINY)
-    hgt, _ = pretrain("hgt", data, TINY)
-    fused, _ = finetune(gcn, hgt, data, TINY)
+    gcn, _ = pretrain("gcn", data, QUICK)
+    hgt, _ = pretrain("hgt", data, QUICK)
+    fused, _ = finetune(gcn, hgt, data, QUICK)
     return {"gcn": gcn, "fused": fused}, data
 
 
@@ -64,7 +52,7 @@ def test_embeddings_are_the_fused_representation(trained) -> None:
     models, data = trained
     ids, emb = movie_embeddings(models["fused"], data)
     assert ids == [int(i) for i in data.movie_ids]
-    assert emb.shape == (data.num_movies, 2 * TINY.hidden_dim) and emb.dtype.name == "float32"
+    assert emb.shape == (data.num_movies, 2 * QUICK.hidden_dim) and emb.dtype.name == "float32"
     ids, emb = movie_embeddings(models["gcn"], data)
     assert emb.shape[0] == data.num_movies
 
@@ -74,11 +62,11 @@ def test_refit_learns_from_every_rating_for_the_selected_epochs(tiny_tables, tmp
     training and every rating in the model input, each stage for its epochs selected on validation."""
     evaluated = tmp_path / "evaluated"
     evaluated.mkdir()
-    train_fused(prepare_data(tiny_tables, DataConfig(), seed=0), TINY, evaluated)
+    train_fused(prepare_data(tiny_tables, DataConfig(), seed=0), QUICK, evaluated)
     selected = {
         stage: torch.load(evaluated / f"{stage}.pt", weights_only=False)["epoch"] for stage in ("gcn", "hgt", "fused")
     }
-    out = refit(tiny_tables, TINY.model_copy(update={"patience": 1}), evaluated, tmp_path / "refit")
+    out = refit(tiny_tables, QUICK.model_copy(update={"patience": 1}), evaluated, tmp_path / "refit")
     for stage, count in selected.items():  # exactly the selected epochs: patience plays no part
         assert torch.load(out / f"{stage}.pt", weights_only=False)["epoch"] == count
     data = prepare_data(tiny_tables, serving_data(DataConfig()), seed=0)
@@ -89,7 +77,7 @@ def test_refit_learns_from_every_rating_for_the_selected_epochs(tiny_tables, tmp
     assert data.train_edges.size(1) == positives
     labelled = data.genre_labels.sum(1) > 0
     assert not data.genre_masks["valid"].any() and torch.equal(data.genre_masks["train"], labelled)
-    model, _ = load_checkpoint(out / "fused.pt", data, TINY)
+    model, _ = load_checkpoint(out / "fused.pt", data, QUICK)
     table = recommendation_table(model, data, k=5)
     seen = set(zip(rated.column("src").to_pylist(), rated.column("dst").to_pylist(), strict=True))
     assert table.num_rows > 0 and not {(r["user_id"], r["movie_id"]) for r in table.to_pylist()} & seen

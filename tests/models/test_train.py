@@ -16,19 +16,7 @@ from cinegraph.models.registry import Inputs, load_checkpoint, outputs
 from cinegraph.models.runner import TRAIN_MODELS, run
 from cinegraph.models.train import pretrain, train_fused
 from cinegraph.schema import RATED
-
-TINY = {
-    "hidden_dim": 16,
-    "hgt_heads": 2,
-    "fusion_heads": 2,
-    "gcn_epochs": 6,
-    "hgt_epochs": 4,
-    "fusion_epochs": 4,
-    "eval_every": 2,
-    "batch_size": 256,
-    "gcn_steps": 2,
-    "num_threads": 1,
-}
+from tests.models.tiny import TINY
 
 
 def same(a: dict[str, float], b: dict[str, float]) -> bool:

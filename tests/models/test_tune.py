@@ -12,23 +12,12 @@ from cinegraph.flows.cli import main
 from cinegraph.models.benchmark import baseline_config
 from cinegraph.models.config import TrainConfig, load_config
 from cinegraph.models.tune import study_path, tune
-
-TINY = TrainConfig(
-    hidden_dim=16,
-    hgt_heads=2,
-    fusion_heads=2,
-    gcn_epochs=2,
-    hgt_epochs=2,
-    fusion_epochs=2,
-    eval_every=2,
-    batch_size=256,
-    num_threads=1,
-)
+from tests.models.tiny import QUICK
 
 
 def test_two_trials_of_the_fused_model_write_a_config_train_accepts(tiny_snapshot: Path, tmp_path: Path) -> None:
     out = tmp_path / "tuned.json"
-    start = TINY.model_copy(update={"hidden_dim": 32})  # a point of the search space: tried first
+    start = QUICK.model_copy(update={"hidden_dim": 32})  # a point of the search space: tried first
     fused = tune(tiny_snapshot, ["fused"], out, trials=2, config=start)["models"]["fused"]
     assert fused["trials_done"] == 2 and 0.0 <= fused["best_value"] <= 1.0
     first, second = fused["trials"]
@@ -43,7 +32,7 @@ def test_two_trials_of_the_fused_model_write_a_config_train_accepts(tiny_snapsho
 
 def test_baselines_tune_into_one_file_with_one_budget_and_a_study_record(tiny_snapshot: Path, tmp_path: Path) -> None:
     out = tmp_path / "tuned.json"
-    tune(tiny_snapshot, ["lightgcn", "ease"], out, trials=2, timeout_s=600.0, config=TINY)
+    tune(tiny_snapshot, ["lightgcn", "ease"], out, trials=2, timeout_s=600.0, config=QUICK)
     study = tune(tiny_snapshot, ["itemknn", "content_knn"], out, trials=2, config=load_config(out))
     config = load_config(out)
     assert set(config.baselines) == {"lightgcn", "ease", "itemknn", "content_knn"}
@@ -69,7 +58,7 @@ def test_baselines_tune_into_one_file_with_one_budget_and_a_study_record(tiny_sn
 
 def test_a_tuned_baseline_is_the_next_search_s_first_trial(tiny_snapshot: Path, tmp_path: Path) -> None:
     out = tmp_path / "tuned.json"
-    config = TINY.model_copy(update={"baselines": {"ease": {"lambdas": [123.0]}}})
+    config = QUICK.model_copy(update={"baselines": {"ease": {"lambdas": [123.0]}}})
     ease = tune(tiny_snapshot, ["ease"], out, trials=1, config=config)["models"]["ease"]
     assert ease["trials"][0]["params"] == {"lambda": 123.0}
 
