@@ -98,11 +98,13 @@ def epoch_budget(config: TrainConfig, models: tuple[str, ...]) -> int:
 
 @dataclass
 class SeedRun:
-    """What one seed leaves: each model's result and its wall seconds of training."""
+    """What one seed leaves: each model's result, its wall seconds of training, and the torch CPU
+    threads it trained with (a Dask worker's, not the flow's)."""
 
     seed: int
     results: dict[str, RunResult]
     seconds: dict[str, float]
+    threads: int = 1
 
 
 def run_seed(
@@ -124,7 +126,7 @@ def run_seed(
     if writes:
         folder.mkdir(parents=True, exist_ok=True)
         export_split(data, folder / "split")
-    run = SeedRun(seed, {}, {})
+    run = SeedRun(seed, {}, {}, torch.get_num_threads())
 
     def timed(name: str, fn: Callable[[], RunResult]) -> None:
         t0 = time.perf_counter()
@@ -237,7 +239,7 @@ def write_results(
         "seeds": [r.seed for r in runs],
         "histories": {name: r.history for name, r in runs[0].results.items()},  # curves of the first seed
         "device": config.device,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": runs[0].threads,
         "processes": distributed.world_size(),
         "wall_seconds": wall_seconds,
         "load_average": os.getloadavg(),

@@ -1,9 +1,12 @@
 """models/runner.py: stages and their epoch budget, one aggregation over seeds, the checks made
-before a run, and the report's metrics (MRR among them) reaching the evaluation table."""
+before a run, the report's metrics (MRR among them) reaching the evaluation table, and the threads
+the seeds trained with reaching the report."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +17,16 @@ from cinegraph.models.benchmark import MODELS
 from cinegraph.models.config import TrainConfig
 from cinegraph.models.evaluate import RunResult
 from cinegraph.models.report import HEADLINE, protocol_lines
-from cinegraph.models.runner import TRAIN_MODELS, SeedRun, aggregate, check_request, epoch_budget, setup_torch, stages
+from cinegraph.models.runner import (
+    TRAIN_MODELS,
+    SeedRun,
+    aggregate,
+    check_request,
+    epoch_budget,
+    setup_torch,
+    stages,
+    write_results,
+)
 
 
 @pytest.mark.parametrize(
@@ -57,6 +69,17 @@ def test_aggregate_keeps_nan_per_seed_and_averages_the_finite_values() -> None:
     assert ease["train_seconds"]["per_seed"] == [4.0, 4.0, 4.0] and ease["epoch_seconds"]["mean"] == 2.0
     all_nan = aggregate([_run(0, 0.2, float("nan"))])["ease"]["ndcg@20_cold_items"]
     assert math.isnan(all_nan["mean"]) and all_nan["std"] == 0.0
+
+
+def test_the_report_names_the_threads_the_seeds_trained_with(tmp_path: Path) -> None:
+    """Seeds on Dask workers train with their own thread count, not the flow process's."""
+    runs = [_run(0, 0.2, 0.1), _run(1, 0.3, 0.1)]
+    for run in runs:
+        run.threads = torch.get_num_threads() + 2
+    write_results(tmp_path, runs, config=TrainConfig(), graph="g", wall_seconds=1.0)
+    summary = json.loads((tmp_path / "warm" / "results.json").read_text())
+    assert summary["torch_threads"] == torch.get_num_threads() + 2
+    assert f"({torch.get_num_threads() + 2} torch threads" in (tmp_path / "report.md").read_text()
 
 
 def test_mrr_reaches_the_report_and_the_evaluation_table() -> None:
