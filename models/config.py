@@ -236,7 +236,10 @@ class TrainConfig(BaseModel):
     # --- run --------------------------------------------------------------------------------
     device: Literal["cpu", "cuda"] = Field("cpu", title="Device", description="cpu, or cuda (an NVIDIA GPU)")
     num_threads: int = Field(
-        1, ge=0, title="CPU threads", description="torch CPU threads (benchmark sized on 1); 0: torch default"
+        0,
+        ge=0,
+        title="CPU threads",
+        description="torch CPU threads; 0: torch's default, every core (one on a Dask worker: OMP_NUM_THREADS=1)",
     )
     seed: int = Field(0, ge=0, title="Seed", description="seeds the split, the initialisation and the sampling")
     ks: tuple[Annotated[int, Field(ge=1)], ...] = Field(

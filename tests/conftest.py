@@ -1,5 +1,5 @@
 """Shared fixtures: the real-data mirror, a real HTTP server on 127.0.0.1, the shared test Neo4j
-(NEO4J_* from `make test`) with a wiped database per test."""
+(NEO4J_* from `make test`) with a wiped database per test; one torch thread everywhere."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Tiny tensors gain nothing from intra-op threads, and on a loaded 2-core machine the threads'
+# spin-waits make each step ~10x slower: one thread, set before torch loads, so that the CLI's
+# subprocesses and Dask workers inherit it too (a config's num_threads 0 keeps torch's default).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from neo4j import Driver
 
 from cinegraph.errors import CinegraphError

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-import torch
 
 from cinegraph import schema as s
 
@@ -93,13 +92,6 @@ def make_tables(num_users: int = 40, num_movies: int = 60, num_persons: int = 12
 @pytest.fixture(scope="session")
 def tiny_tables() -> dict[str, pa.Table]:
     return make_tables()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def single_torch_thread() -> None:
-    """Tiny tensors gain nothing from intra-op threads, and on a loaded 2-core machine the
-    threads' spin-waits make each step ~10x slower."""
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
