@@ -14,6 +14,7 @@ import contextvars
 import logging
 import re
 import resource
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,7 +48,8 @@ def peak_rss() -> int:
     except OSError:
         match = None
     if match is None:  # not Linux: ru_maxrss is kB on Linux, bytes on macOS; never reset
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return maxrss if sys.platform == "darwin" else maxrss * 1024
     return int(match.group(1)) * 1024
 
 
