@@ -104,7 +104,7 @@ class SeedRun:
     seed: int
     results: dict[str, RunResult]
     seconds: dict[str, float]
-    threads: int = 1
+    threads: int
 
 
 def run_seed(
@@ -126,7 +126,7 @@ def run_seed(
     if writes:
         folder.mkdir(parents=True, exist_ok=True)
         export_split(data, folder / "split")
-    run = SeedRun(seed, {}, {}, torch.get_num_threads())
+    run = SeedRun(seed, {}, {}, threads=torch.get_num_threads())
 
     def timed(name: str, fn: Callable[[], RunResult]) -> None:
         t0 = time.perf_counter()

@@ -56,7 +56,7 @@ def _run(seed: int, ndcg: float, cold: float) -> SeedRun:
         epoch_seconds=2.0,
         peak_mem_mb=10.0,
     )
-    return SeedRun(seed, {"ease": result}, {"ease": 4.0})
+    return SeedRun(seed, {"ease": result}, {"ease": 4.0}, threads=1)
 
 
 def test_aggregate_keeps_nan_per_seed_and_averages_the_finite_values() -> None:
@@ -129,6 +129,7 @@ def test_a_train_report_has_verdicts_against_the_branches_only() -> None:
         0,
         {n: result(n, v) for n, v in (("fused", 0.3), ("gcn_branch", 0.2), ("hgt_branch", 0.1))},
         dict.fromkeys(("fused", "gcn_branch", "hgt_branch"), 1.0),
+        threads=1,
     )
     summary = {
         "models": aggregate([run]),
