@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from cinegraph.models.data import PreparedData
-from cinegraph.models.ease import interaction_matrix
 from cinegraph.models.evaluate import RunResult, select_on_validation
+from cinegraph.models.neighbours import BLOCK_ENTRIES, NeighbourhoodModel, csr_rows, top_neighbours
 from cinegraph.models.scale import require_memory
 from cinegraph.schema import GENRE, IN_GENRE, MOVIE, PERSON
 
@@ -68,19 +68,20 @@ def content_blocks(data: PreparedData) -> dict[str, Tensor]:
     }
 
 
-class ContentKNN(nn.Module):
+class ContentKNN(NeighbourhoodModel):
     r"""Content-based neighbourhood recommender (the item-based scheme of Sarwar et al.,
     `WWW 2001 <https://doi.org/10.1145/371920.372071>`_, with content similarity in place of
     co-rating, as in Lops et al., `"Content-based Recommender Systems: State of the Art and
     Trends" <https://doi.org/10.1007/978-0-387-85820-3_3>`_).
 
     .. math::
-        s_{ji} = \sum_b w_b \cos(\mathbf{f}^b_j, \mathbf{f}^b_i), \qquad
-        \hat{y}_{ui} = \sum_{j \in \mathcal{I}_u \cap \mathcal{N}_k(i)} s_{ji}
+        s_{ij} = \sum_b w_b \cos(\mathbf{f}^b_i, \mathbf{f}^b_j), \qquad
+        \hat{y}_{ui} = \sum_{j \in \mathcal{I}_u \cap \mathcal{N}_k(i)} s_{ij}
 
     with content blocks :math:`b` (genres, people, tags, movie features) and
     :math:`\mathcal{N}_k(i)` the :math:`k` movies with training positives most similar to
     :math:`i` (itself excluded). A movie never rated still gets neighbours, hence scores.
+    Sparse throughout (:mod:`models.neighbours`), so it fits ml-25m.
 
     Args:
         num_users (int): number of users :math:`U`.
@@ -93,47 +94,63 @@ class ContentKNN(nn.Module):
         - **scores:** users :math:`(B)` -> scores :math:`(B, M)`
     """
 
-    x: Tensor  # a buffer (see __init__), set by fit
-    weight: Tensor  # a buffer (see __init__), set by fit
-
     def __init__(self, num_users: int, num_movies: int, weights: dict[str, float], k: int) -> None:
-        super().__init__()
         unknown = sorted(set(weights) - set(BLOCKS))
         if unknown or k < 1:
             raise ValueError(f"weights={weights} (blocks {BLOCKS}) and k={k} (>= 1)")
-        self.num_users, self.num_movies, self.weights, self.k = num_users, num_movies, weights, k
-        self.register_buffer("x", torch.zeros(0, 0), persistent=False)  # [U, A]
-        self.register_buffer("weight", torch.zeros(0, 0))  # [M, A] row i: neighbours of i
-
-    def reset_parameters(self) -> None:
-        self.weight = torch.zeros(0, 0, device=self.weight.device)
+        super().__init__(num_users, num_movies, k)
+        self.weights = weights
 
     @torch.no_grad()
-    def fit(self, edges: Tensor, block_sims: dict[str, Tensor]) -> ContentKNN:
-        """``block_sims``: :func:`block_similarities` of the same edges."""
-        active = edges[1].unique()  # [A] movies someone liked
-        self.x = interaction_matrix(edges, self.num_users, self.num_movies)[:, active]
-        sim = sum(w * block_sims[b] for b, w in self.weights.items() if w)  # [M, A]
-        sim = sim.clone() if isinstance(sim, Tensor) else torch.zeros_like(block_sims[BLOCKS[0]])
-        sim[active, torch.arange(active.numel(), device=sim.device)] = 0.0  # not its own neighbour
-        top = sim.topk(min(self.k, active.numel()), dim=1)  # [M, k]
-        self.weight = torch.zeros_like(sim).scatter_(1, top.indices, top.values)
+    def fit(
+        self, edges: Tensor, blocks: dict[str, Tensor], neighbours: tuple[Tensor, Tensor] | None = None
+    ) -> ContentKNN:
+        """``blocks``: :func:`content_blocks`; ``neighbours``: :func:`content_neighbours` of
+        these edges and blocks for this weighting with at least ``k`` per movie, when already
+        computed for a grid of ``k``."""
+        if neighbours is None:
+            neighbours = content_neighbours(blocks, edges[1].unique(), (self.weights,), self.k)[0]
+        self.set_neighbours(edges, neighbours, rows=torch.arange(self.num_movies, device=edges.device))
         return self
-
-    def scores(self, users: Tensor) -> Tensor:
-        return self.x[users] @ self.weight.t()  # [B, M]
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.num_users}, {self.num_movies}, k={self.k})"
 
 
-def block_similarities(blocks: dict[str, Tensor], active: Tensor) -> dict[str, Tensor]:
-    """Cosine of every movie to every liked movie, per block: ``{name: [M, A]}``."""
-    out = {}
-    for name, f in blocks.items():
-        dense = f.index_select(0, active).to_dense() if f.is_sparse else f[active]  # [A, F_b]
-        out[name] = torch.sparse.mm(f, dense.t().contiguous()) if f.is_sparse else f @ dense.t()
-    return out
+def content_neighbours(
+    blocks: dict[str, Tensor], active: Tensor, weightings: tuple[dict[str, float], ...], k: int
+) -> dict[int, tuple[Tensor, Tensor]]:
+    """For the weighting at each position of ``weightings``, every movie's ``k`` most similar
+    liked movies (``active``, as columns; :func:`top_neighbours`). The per-block cosines, the
+    costly products, are shared by all weightings."""
+    num_movies = next(iter(blocks.values())).size(0)
+    csr = {name: f.to_sparse_csr() for name, f in blocks.items() if f.is_sparse}  # [M, F_b]
+    liked_t = {
+        name: f.index_select(0, active).t().coalesce().to_sparse_csr() for name, f in blocks.items() if f.is_sparse
+    }
+    column = torch.full((num_movies,), -1, dtype=torch.long, device=active.device)
+    column[active] = torch.arange(active.numel(), device=active.device)  # liked movie -> column
+
+    def similarity(start: int, end: int) -> dict[int, Tensor]:
+        cos = {  # [b, A] per block
+            name: (csr_rows(csr[name], start, end) @ liked_t[name]).to_dense()
+            if f.is_sparse
+            else f[start:end] @ f[active].t()
+            for name, f in blocks.items()
+        }
+        own = column[start:end]
+        row = torch.arange(end - start, device=active.device)[own >= 0]
+        out = {}
+        for i, weights in enumerate(weightings):
+            sim = torch.zeros(end - start, active.numel(), device=active.device)
+            for name, w in weights.items():
+                if w:
+                    sim += w * cos[name]
+            sim[row, own[own >= 0]] = 0.0  # a movie is not its own neighbour
+            out[i] = sim
+        return out
+
+    return top_neighbours(similarity, num_movies, active.numel(), k)
 
 
 def train_content_knn(
@@ -145,17 +162,21 @@ def train_content_knn(
     """ContentKNN over the model input's content, weighting and k chosen on validation ndcg@20;
     deterministic (``seed`` only labels the run)."""
     config = config or ContentKNNConfig()
-    u, m, a = data.num_users, data.num_movies, int(data.train_edges[1].unique().numel())
-    need = 4 * (u * m + u * a + (len(BLOCKS) + 3) * m * a)  # dense X, one [M, A] per block, sum, top-k
-    require_memory(f"content_knn on {m:,} movies x {a:,} rated movies (dense similarities)", need, device)
+    u, m, e = data.num_users, data.num_movies, data.train_edges.size(1)
+    a, k_max, w = int(data.train_edges[1].unique().numel()), max(config.ks), len(config.weightings)
+    # the content blocks, the interactions, a block of cosines per content block and one
+    # combined, the kept neighbours, a batch of 1,024 users' scores
+    need = 8 * u + 48 * e + 4 * (len(BLOCKS) + 2) * BLOCK_ENTRIES + 12 * w * m * k_max + 8 * 1024 * m
+    require_memory(f"content_knn on {m:,} movies x {a:,} rated movies (top-{k_max} content)", need, device)
     data = data.to(device)
-    sims = block_similarities(content_blocks(data), data.train_edges[1].unique())
+    blocks = content_blocks(data)
+    tops = content_neighbours(blocks, data.train_edges[1].unique(), config.weightings, k_max)
 
     def fit(params: dict) -> Callable[[Tensor], Tensor]:
-        model = ContentKNN(data.num_users, data.num_movies, **params).to(device)
-        return model.fit(data.train_edges, sims).scores
+        model = ContentKNN(u, m, **params).to(device)
+        return model.fit(data.train_edges, blocks, tops[config.weightings.index(params["weights"])]).scores
 
-    grid = [{"weights": w, "k": k} for w in config.weightings for k in config.ks]
+    grid = [{"weights": weights, "k": k} for weights in config.weightings for k in config.ks]
     return select_on_validation(
         fit, grid, data, name="content_knn", seed=seed, device=device, config=config.model_dump()
     )

@@ -28,7 +28,7 @@ class EASEConfig(BaseModel):
 
 def interaction_matrix(edges: Tensor, num_users: int, num_movies: int) -> Tensor:
     """Binary ``[U, M]`` float matrix of (user, movie) pairs ``[2, E]`` (dense: ml-latest-small
-    and ml-1m fit easily; the item-item models need an ``[M, M]`` matrix anyway)."""
+    and ml-1m fit easily; EASE needs a dense ``[M, M]`` matrix anyway)."""
     x = torch.zeros(num_users, num_movies, device=edges.device)
     x[edges[0], edges[1]] = 1.0
     return x

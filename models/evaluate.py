@@ -89,7 +89,7 @@ def _slice_masks(data: PreparedData, truth: Tensor) -> dict[str, tuple[bool, Ten
     }
 
 
-class _UserRows:
+class UserRows:
     """Pairs ``[2, E]`` (user, movie) grouped by user (CSR), so a batch of users finds its own
     pairs in time proportional to their number, not to ``E``: a full-size ranking scans 25M seen
     pairs once instead of once per batch."""
@@ -155,8 +155,8 @@ def evaluate_ranking(
     if not slices:
         slice_masks = {"": slice_masks[""]}
     new_only = ~data.cold_items.to(device)  # [M] movies out of a new-items ranking
-    seen = _UserRows(data.seen_edges.cpu(), data.num_users)
-    held = _UserRows(truth, data.num_users)
+    seen = UserRows(data.seen_edges.cpu(), data.num_users)
+    held = UserRows(truth, data.num_users)
     order = truth[0].argsort(stable=True)  # the grouping of ``held``
     keeps = {name: mask[order] for name, (_, mask) in slice_masks.items()}
     users = truth[0, slice_masks[""][1]].unique()

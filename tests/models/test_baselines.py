@@ -6,8 +6,10 @@ import json
 
 import pytest
 import torch
+from torch import Tensor
 from torch_geometric.nn.models import LightGCN
 
+from cinegraph.models import neighbours
 from cinegraph.models.content_knn import ContentKNN, ContentKNNConfig, content_blocks, train_content_knn
 from cinegraph.models.data import DataConfig, bpr_triples, prepare_data
 from cinegraph.models.ease import EASE, EASEConfig, train_ease
@@ -190,6 +192,40 @@ def test_itemknn_scores_sum_the_shrunk_cosine_of_liked_neighbours(data) -> None:
         want = sum(s for s, j in sims if j in liked[u])
         assert model.scores(torch.tensor([u]))[0, target] == pytest.approx(want, abs=1e-5)
     assert repr(model) == "ItemKNN(40, 60, k=3, shrink=2.0)"
+
+
+def _dense_neighbour_scores(sim: Tensor, active: Tensor, edges: Tensor, num_users: int, k: int) -> Tensor:
+    """Reference: each movie's k most similar liked movies (rows of the dense ``[M, A]`` ``sim``),
+    scores summed over the user's liked ones, all dense."""
+    x = torch.zeros(num_users, active.numel())
+    x[edges[0], torch.searchsorted(active, edges[1])] = 1.0
+    top = sim.topk(k, dim=1)
+    return x @ torch.zeros_like(sim).scatter_(1, top.indices, top.values).t()  # [U, M]
+
+
+@pytest.mark.parametrize("block_entries", [1, 100, 2**25])  # one row per block, a few rows, one block
+def test_neighbourhood_models_match_dense_similarities(data, monkeypatch, block_entries: int) -> None:
+    monkeypatch.setattr(neighbours, "BLOCK_ENTRIES", block_entries)
+    edges, users = data.train_edges, torch.arange(data.num_users)
+    active = edges[1].unique()
+    x = torch.zeros(data.num_users, data.num_movies)
+    x[edges[0], edges[1]] = 1.0
+    gram = x.t()[active] @ x[:, active]  # [A, A]
+    norm = gram.diagonal().sqrt()
+    cos = (gram / (norm[:, None] * norm[None, :] + 5.0)).fill_diagonal_(0.0)
+    item_sim = torch.zeros(data.num_movies, active.numel()).index_copy_(0, active, cos)  # unrated: no neighbour
+    want = _dense_neighbour_scores(item_sim, active, edges, data.num_users, k=4)
+    got = ItemKNN(data.num_users, data.num_movies, k=4, shrink=5.0).fit(edges).scores(users)
+    assert torch.allclose(got, want, atol=1e-5)
+
+    blocks = content_blocks(data)
+    weights = {"genre": 0.5, "people": 1.0, "numeric": 0.25}
+    content_sim = sum(w * (f.to_dense() @ f.to_dense()[active].t()) for b, w in weights.items() for f in [blocks[b]])
+    assert isinstance(content_sim, Tensor)
+    content_sim[active, torch.arange(active.numel())] = 0.0
+    want = _dense_neighbour_scores(content_sim, active, edges, data.num_users, k=6)
+    got = ContentKNN(data.num_users, data.num_movies, weights, k=6).fit(edges, blocks).scores(users)
+    assert torch.allclose(got, want, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,93 @@
+"""Item neighbourhood models at any catalogue size: a movie's score for a user is the sum of its
+similarities to the movies the user liked, over its ``k`` nearest liked movies.
+
+A dense ``[M, A]`` similarity (movies x liked movies) is 14 GB at ml-25m's 62k x 59k, and the
+dense interaction matrix 40 GB. Here similarities are computed a block of rows at a time from
+sparse products, only each row's top ``k`` is kept (sparse ``[M, A]``), and a batch of users is
+scored with one sparse-dense product: memory is a block plus ``M x k`` plus the interactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from cinegraph.models.evaluate import UserRows
+
+K = TypeVar("K", bound=Hashable)
+BLOCK_ENTRIES = 2**25  # similarity entries per block and variant (128 MB of float32)
+
+
+def block_rows(num_cols: int) -> int:
+    """Rows per similarity block, so a block holds about ``BLOCK_ENTRIES`` entries."""
+    return max(1, BLOCK_ENTRIES // max(num_cols, 1))
+
+
+def binary_csr(index: Tensor, size: tuple[int, int]) -> Tensor:
+    """Sparse CSR 0/1 matrix of the (row, col) pairs ``[2, E]``; a repeated pair counts once."""
+    coo = torch.sparse_coo_tensor(index, torch.ones(index.size(1), device=index.device), size).coalesce()
+    return torch.sparse_coo_tensor(coo.indices(), torch.ones_like(coo.values()), size).to_sparse_csr()
+
+
+def csr_rows(x: Tensor, start: int, end: int) -> Tensor:
+    """Rows ``start:end`` of the sparse CSR matrix ``x``, as CSR."""
+    crow = x.crow_indices()
+    lo, hi = int(crow[start]), int(crow[end])
+    return torch.sparse_csr_tensor(
+        crow[start : end + 1] - lo, x.col_indices()[lo:hi], x.values()[lo:hi], (end - start, x.size(1))
+    )
+
+
+def top_neighbours(
+    similarity: Callable[[int, int], dict[K, Tensor]], num_rows: int, num_cols: int, k: int
+) -> dict[K, tuple[Tensor, Tensor]]:
+    """Each row's ``k`` largest similarities and their columns ``([N, k], [N, k])``, largest
+    first, for every similarity matrix that ``similarity(start, end)`` returns a dense block
+    ``[end - start, num_cols]`` of (variants sharing one costly product are computed together)."""
+    step = block_rows(num_cols)
+    parts: dict[K, list[tuple[Tensor, Tensor]]] = {}
+    for start in range(0, num_rows, step):
+        for key, block in similarity(start, min(start + step, num_rows)).items():
+            top = block.topk(min(k, num_cols), dim=1)
+            parts.setdefault(key, []).append((top.values, top.indices))
+    return {key: (torch.cat([v for v, _ in p]), torch.cat([i for _, i in p])) for key, p in parts.items()}
+
+
+class NeighbourhoodModel(nn.Module):
+    r"""Scores :math:`\hat{y}_{ui} = \sum_{j \in \mathcal{I}_u \cap \mathcal{N}_k(i)} s_{ij}`
+    over the user's liked movies :math:`\mathcal{I}_u` among the :math:`A` that have training
+    positives, from a sparse ``[M, A]`` weight whose row :math:`i` holds the :math:`k` most similar
+    liked movies :math:`\mathcal{N}_k(i)` of movie :math:`i`. Subclasses compute the similarity."""
+
+    weight: Tensor  # a buffer (see __init__), set by fit
+
+    def __init__(self, num_users: int, num_movies: int, k: int) -> None:
+        super().__init__()
+        self.num_users, self.num_movies, self.k = num_users, num_movies, k
+        self.register_buffer("weight", torch.zeros(0, 0), persistent=False)  # [M, A], sparse CSR
+        self.liked: UserRows | None = None  # (user, liked movie's column in weight) by user
+
+    def reset_parameters(self) -> None:
+        self.weight, self.liked = torch.zeros(0, 0, device=self.weight.device), None
+
+    def set_neighbours(self, edges: Tensor, top: tuple[Tensor, Tensor], rows: Tensor) -> None:
+        """Keep the first ``k`` of ``top`` (:func:`top_neighbours` of the liked movies
+        ``edges[1].unique()``, as columns), row ``r`` of ``top`` becoming movie ``rows[r]``."""
+        active, column = edges[1].unique(return_inverse=True)
+        values, cols = top[0][:, : self.k], top[1][:, : self.k]
+        keep = values != 0  # a zero similarity adds nothing to a score
+        index = torch.stack([rows[:, None].expand_as(cols)[keep], cols[keep]])
+        size = (self.num_movies, active.numel())
+        self.weight = torch.sparse_coo_tensor(index, values[keep], size).coalesce().to_sparse_csr()
+        self.liked = UserRows(torch.stack([edges[0], column]).cpu(), self.num_users)
+
+    def scores(self, users: Tensor) -> Tensor:
+        if self.liked is None:
+            raise RuntimeError(f"{self.__class__.__name__}.scores before fit")
+        rows, cols = self.liked.rows(users.cpu()).to(self.weight.device)
+        x = torch.zeros(self.weight.size(1), users.numel(), device=self.weight.device)  # [A, B]
+        x[cols, rows] = 1.0
+        return torch.sparse.mm(self.weight, x).t().contiguous()  # [B, M]
