@@ -43,7 +43,7 @@ GB = 2**30
 
 
 def _child(
-    model: str, snapshot: Path, epochs: int, device: str, fanout: int, valid_users: int | None
+    model: str, snapshot: Path, epochs: int, device: str, fanout: int, valid_users: int | None, bpr_batch: int
 ) -> dict[str, Any]:
     """Prepare the data and train ``model`` for ``epochs`` epochs in this process. Progress and
     CPU seconds go to stderr (the model's log), so a run stopped early still shows how far it got."""
@@ -119,8 +119,8 @@ def _child(
     else:
         fn, cls = baselines()[model]
         short: dict[str, dict[str, Any]] = {
-            "mf_bpr": {"max_epochs": epochs, "eval_every": epochs},
-            "lightgcn": {"max_epochs": epochs, "eval_every": epochs},
+            "mf_bpr": {"max_epochs": epochs, "eval_every": epochs, "batch_size": bpr_batch},
+            "lightgcn": {"max_epochs": epochs, "eval_every": epochs, "batch_size": bpr_batch},
             "ease": {"lambdas": (200.0,)},
             "itemknn": {"ks": (80,), "shrinks": (5.0,)},
             "content_knn": {"weightings": ({"genre": 1.0, "people": 1.0, "tags": 1.0, "numeric": 0.5},), "ks": (100,)},
@@ -140,6 +140,7 @@ def _child(
         "peak_rss_mb": peak_memory_mb("cpu"),
         "cuda_peak_mb": peak_memory_mb(device) if device.startswith("cuda") else None,
         "valid_ndcg20": result.valid_metrics.get("ndcg@20"),
+        "bpr_batch": bpr_batch if model in ("mf_bpr", "lightgcn") else None,
     }
 
 
@@ -252,6 +253,8 @@ def run_model(model: str, snapshot: Path, args: argparse.Namespace) -> dict[str,
         args.device,
         "--hgt-fanout",
         str(args.hgt_fanout),
+        "--bpr-batch",
+        str(args.bpr_batch),
         *(["--valid-users", str(args.valid_users)] if args.valid_users else []),
     ]
     budget, log_dir = args.budget_gb * GB, args.work
@@ -372,8 +375,9 @@ def report(results: dict[str, dict[str, Any]], machine: str) -> str:
                     f"{r['load_start']:.1f} | {r['error']} |"
                 )
                 continue
+            batch = f" (batch {r['bpr_batch']:,})" if r.get("bpr_batch") else ""
             lines.append(
-                f"| {name} | {_s(r['epoch_s'])} | {r['epochs'] or '–'} | {_s(r['eval_s'])} | "
+                f"| {name}{batch} | {_s(r['epoch_s'])} | {r['epochs'] or '–'} | {_s(r['eval_s'])} | "
                 f"{_s(r['total_s'])} | {_s(r.get('cpu_s'))} | "
                 f"{_mb(r['peak_rss_mb'])} | {_mb(r['cuda_peak_mb'])} | {r['load_start']:.1f}–"
                 f"{r['load_end']:.1f} | {r['valid_ndcg20']:.4f} |"
@@ -393,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--valid-users", type=int, default=None, help="DataConfig.valid_users: users ranked by each validation"
     )
+    parser.add_argument(
+        "--bpr-batch",
+        type=int,
+        default=4096,
+        help="triples per MF-BPR and LightGCN step (each LightGCN step propagates the whole graph)",
+    )
     parser.add_argument("--budget-gb", type=float, default=16.0, help="kill a model whose RSS passes this")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train_scale.md")
@@ -405,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.child.startswith("probe:"):
             print(json.dumps(_probe(args.child.removeprefix("probe:"), args.epochs, args.device)), flush=True)
         else:
-            row = _child(args.child, args.snapshot, args.epochs, args.device, args.hgt_fanout, args.valid_users)
+            row = _child(
+                args.child, args.snapshot, args.epochs, args.device, args.hgt_fanout, args.valid_users, args.bpr_batch
+            )
             print(json.dumps(row), flush=True)
         return 0
     models = [m for m in args.models.split(",") if m]

@@ -26,6 +26,8 @@ def test_train_scale_main(tmp_path: Path) -> None:
         "1",
         "--work",
         str(tmp_path / "work"),
+        "--bpr-batch",
+        "512",
         "--models",
         ",".join(sorted(models)),
         "--out",
@@ -47,7 +49,9 @@ def test_train_scale_main(tmp_path: Path) -> None:
         assert 0 < row["epoch_s"] <= row["total_s"] and row["peak_rss_mb"] > 100, name
         assert row["cpu_s"] > 0 and row["prepare_cpu_s"] > 0, name
         assert 0.0 <= row["valid_ndcg20"] <= 1.0, name
-        assert f"| {name} | " in text
+        assert row["bpr_batch"] == (512 if name == "mf_bpr" else None), name
+        cell = f"{name} (batch 512)" if name == "mf_bpr" else name
+        assert f"| {cell} | " in text, name
     # a budget no model fits in: each child is killed and says so in its row
     proc = subprocess.run(
         [*cmd[:-8], "--models", "popularity", "--out", str(out), "--budget-gb", "0.05"],
