@@ -12,7 +12,14 @@ from torch import Tensor
 
 from cinegraph.models.data import PreparedData
 from cinegraph.models.evaluate import RunResult, select_on_validation
-from cinegraph.models.neighbours import BLOCK_ENTRIES, NeighbourhoodModel, csr_rows, top_neighbours
+from cinegraph.models.neighbours import (
+    BLOCK_ENTRIES,
+    NeighbourhoodModel,
+    csr_rows,
+    row_blocks,
+    row_products,
+    top_neighbours,
+)
 from cinegraph.models.scale import require_memory
 from cinegraph.schema import GENRE, IN_GENRE, MOVIE, PERSON
 
@@ -150,7 +157,8 @@ def content_neighbours(
             out[i] = sim
         return out
 
-    return top_neighbours(similarity, num_movies, active.numel(), k)
+    products = sum((row_products(csr[name], liked_t[name]) for name in csr), torch.zeros(num_movies, dtype=torch.long))
+    return top_neighbours(similarity, row_blocks(num_movies, active.numel(), products), active.numel(), k)
 
 
 def train_content_knn(
@@ -164,9 +172,9 @@ def train_content_knn(
     config = config or ContentKNNConfig()
     u, m, e = data.num_users, data.num_movies, data.train_edges.size(1)
     a, k_max, w = int(data.train_edges[1].unique().numel()), max(config.ks), len(config.weightings)
-    # the content blocks, the interactions, a block of cosines per content block and one
+    # the content blocks, the interactions, a block of cosines per content block (and the partial products) and one
     # combined, the kept neighbours, a batch of 1,024 users' scores
-    need = 8 * u + 48 * e + 4 * (len(BLOCKS) + 2) * BLOCK_ENTRIES + 12 * w * m * k_max + 8 * 1024 * m
+    need = 8 * u + 48 * e + (4 * (len(BLOCKS) + 2) + 24) * BLOCK_ENTRIES + 12 * w * m * k_max + 8 * 1024 * m
     require_memory(f"content_knn on {m:,} movies x {a:,} rated movies (top-{k_max} content)", need, device)
     data = data.to(device)
     blocks = content_blocks(data)

@@ -12,7 +12,15 @@ from torch import Tensor
 
 from cinegraph.models.data import PreparedData
 from cinegraph.models.evaluate import RunResult, select_on_validation
-from cinegraph.models.neighbours import BLOCK_ENTRIES, NeighbourhoodModel, binary_csr, csr_rows, top_neighbours
+from cinegraph.models.neighbours import (
+    BLOCK_ENTRIES,
+    NeighbourhoodModel,
+    binary_csr,
+    csr_rows,
+    row_blocks,
+    row_products,
+    top_neighbours,
+)
 from cinegraph.models.scale import require_memory
 
 log = logging.getLogger(__name__)
@@ -51,7 +59,7 @@ def item_neighbours(
             out[shrink] = sim
         return out
 
-    return top_neighbours(similarity, a, a, k)
+    return top_neighbours(similarity, row_blocks(a, a, row_products(x_t, x)), a, k)
 
 
 class ItemKNN(NeighbourhoodModel):
@@ -111,10 +119,14 @@ def train_itemknn(
     u, m, e = data.num_users, data.num_movies, data.train_edges.size(1)
     a, k_max = int(data.train_edges[1].unique().numel()), max(config.ks)
     shrinks = tuple(dict.fromkeys(config.shrinks))
-    # interactions both ways, a block of counts and one per shrink, the kept neighbours, a
+    # interactions both ways, a block of counts (and its partial products) and one per shrink, the kept neighbours, a
     # batch of 1,024 users' scores
     need = (
-        8 * (2 * u + a) + 48 * e + 4 * (len(shrinks) + 2) * BLOCK_ENTRIES + 12 * len(shrinks) * a * k_max + 8 * 1024 * m
+        8 * (2 * u + a)
+        + 48 * e
+        + (4 * (len(shrinks) + 2) + 24) * BLOCK_ENTRIES
+        + 12 * len(shrinks) * a * k_max
+        + 8 * 1024 * m
     )
     require_memory(f"itemknn on {u:,} users x {a:,} rated movies (top-{k_max} item-item)", need, device)
     data = data.to(device)

@@ -21,9 +21,17 @@ K = TypeVar("K", bound=Hashable)
 BLOCK_ENTRIES = 2**25  # similarity entries per block and variant (128 MB of float32)
 
 
-def block_rows(num_cols: int) -> int:
-    """Rows per similarity block, so a block holds about ``BLOCK_ENTRIES`` entries."""
-    return max(1, BLOCK_ENTRIES // max(num_cols, 1))
+def row_blocks(num_rows: int, num_cols: int, products: Tensor | None = None) -> list[tuple[int, int]]:
+    """Consecutive row ranges ``(start, end)`` of a ``[num_rows, num_cols]`` similarity, each
+    holding about ``BLOCK_ENTRIES`` dense entries, and also about ``BLOCK_ENTRIES`` partial
+    products where ``products`` (``[num_rows]``) says how many a row's sparse product forms
+    (its memory: a popular movie's row multiplies every rating of its users)."""
+    cost = torch.full((num_rows,), float(max(num_cols, 1)), dtype=torch.float64)
+    if products is not None:
+        cost += products.double().cpu()
+    block = ((cost.cumsum(0) - cost) // BLOCK_ENTRIES).long()  # [N] non-decreasing block ids
+    ends = torch.unique_consecutive(block, return_counts=True)[1].cumsum(0).tolist()
+    return list(zip([0, *ends[:-1]], ends, strict=True))
 
 
 def binary_csr(index: Tensor, size: tuple[int, int]) -> Tensor:
@@ -41,16 +49,26 @@ def csr_rows(x: Tensor, start: int, end: int) -> Tensor:
     )
 
 
+def row_products(left: Tensor, right: Tensor) -> Tensor:
+    """``[N]``: the partial products each row of the CSR product ``left @ right`` forms (over the
+    row's entries, the lengths of the matching ``right`` rows), which is that row's working memory."""
+    lengths = right.crow_indices().diff()  # [K]
+    rows = torch.repeat_interleave(torch.arange(left.size(0), device=left.device), left.crow_indices().diff())
+    return torch.zeros(left.size(0), dtype=torch.long, device=left.device).index_add_(
+        0, rows, lengths[left.col_indices()]
+    )
+
+
 def top_neighbours(
-    similarity: Callable[[int, int], dict[K, Tensor]], num_rows: int, num_cols: int, k: int
+    similarity: Callable[[int, int], dict[K, Tensor]], blocks: list[tuple[int, int]], num_cols: int, k: int
 ) -> dict[K, tuple[Tensor, Tensor]]:
     """Each row's ``k`` largest similarities and their columns ``([N, k], [N, k])``, largest
     first, for every similarity matrix that ``similarity(start, end)`` returns a dense block
-    ``[end - start, num_cols]`` of (variants sharing one costly product are computed together)."""
-    step = block_rows(num_cols)
+    ``[end - start, num_cols]`` of, over the row ``blocks`` of :func:`row_blocks` (variants
+    sharing one costly product are computed together)."""
     parts: dict[K, list[tuple[Tensor, Tensor]]] = {}
-    for start in range(0, num_rows, step):
-        for key, block in similarity(start, min(start + step, num_rows)).items():
+    for start, end in blocks:
+        for key, block in similarity(start, end).items():
             top = block.topk(min(k, num_cols), dim=1)
             parts.setdefault(key, []).append((top.values, top.indices))
     return {key: (torch.cat([v for v, _ in p]), torch.cat([i for _, i in p])) for key, p in parts.items()}
