@@ -26,12 +26,16 @@ def row_blocks(num_rows: int, num_cols: int, products: Tensor | None = None) -> 
     holding about ``BLOCK_ENTRIES`` dense entries, and also about ``BLOCK_ENTRIES`` partial
     products where ``products`` (``[num_rows]``) says how many a row's sparse product forms
     (its memory: a popular movie's row multiplies every rating of its users)."""
-    cost = torch.full((num_rows,), float(max(num_cols, 1)), dtype=torch.float64)
+    cost = torch.full((num_rows,), max(num_cols, 1), dtype=torch.long)
     if products is not None:
-        cost += products.double().cpu()
-    block = ((cost.cumsum(0) - cost) // BLOCK_ENTRIES).long()  # [N] non-decreasing block ids
-    ends = torch.unique_consecutive(block, return_counts=True)[1].cumsum(0).tolist()
-    return list(zip([0, *ends[:-1]], ends, strict=True))
+        cost += products.cpu()
+    blocks, start, total = [], 0, 0
+    for row, row_cost in enumerate(cost.tolist()):
+        if total + row_cost > BLOCK_ENTRIES and row > start:  # a row over budget is a block alone
+            blocks.append((start, row))
+            start, total = row, 0
+        total += row_cost
+    return [*blocks, (start, num_rows)] if num_rows else blocks
 
 
 def binary_csr(index: Tensor, size: tuple[int, int]) -> Tensor:
