@@ -4,7 +4,8 @@ similarities to the movies the user liked, over its ``k`` nearest liked movies.
 A dense ``[M, A]`` similarity (movies x liked movies) is 14 GB at ml-25m's 62k x 59k, and the
 dense interaction matrix 40 GB. Here similarities are computed a block of rows at a time from
 sparse products, only each row's top ``k`` is kept (sparse ``[M, A]``), and a batch of users is
-scored with one sparse-dense product: memory is a block plus ``M x k`` plus the interactions.
+scored with one sparse-sparse product, whose work is the batch's liked movies times their
+reverse neighbours (not ``B x M x k``): memory is a block plus ``M x k`` plus the interactions.
 """
 
 from __future__ import annotations
@@ -81,16 +82,17 @@ def top_neighbours(
 class NeighbourhoodModel(nn.Module):
     r"""Scores :math:`\hat{y}_{ui} = \sum_{j \in \mathcal{I}_u \cap \mathcal{N}_k(i)} s_{ij}`
     over the user's liked movies :math:`\mathcal{I}_u` among the :math:`A` that have training
-    positives, from a sparse ``[M, A]`` weight whose row :math:`i` holds the :math:`k` most similar
-    liked movies :math:`\mathcal{N}_k(i)` of movie :math:`i`. Subclasses compute the similarity."""
+    positives, from a sparse ``[A, M]`` weight whose column :math:`i` holds the :math:`k` most
+    similar liked movies :math:`\mathcal{N}_k(i)` of movie :math:`i` (row :math:`j`: the movies
+    :math:`j` is a neighbour of). Subclasses compute the similarity."""
 
     weight: Tensor  # a buffer (see __init__), set by fit
 
     def __init__(self, num_users: int, num_movies: int, k: int) -> None:
         super().__init__()
         self.num_users, self.num_movies, self.k = num_users, num_movies, k
-        self.register_buffer("weight", torch.zeros(0, 0), persistent=False)  # [M, A], sparse CSR
-        self.liked: UserRows | None = None  # (user, liked movie's column in weight) by user
+        self.register_buffer("weight", torch.zeros(0, 0), persistent=False)  # [A, M], sparse CSR
+        self.liked: UserRows | None = None  # (user, liked movie's row in weight) by user
 
     def reset_parameters(self) -> None:
         self.weight, self.liked = torch.zeros(0, 0, device=self.weight.device), None
@@ -101,15 +103,16 @@ class NeighbourhoodModel(nn.Module):
         active, column = edges[1].unique(return_inverse=True)
         values, cols = top[0][:, : self.k], top[1][:, : self.k]
         keep = values != 0  # a zero similarity adds nothing to a score
-        index = torch.stack([rows[:, None].expand_as(cols)[keep], cols[keep]])
-        size = (self.num_movies, active.numel())
+        index = torch.stack([cols[keep], rows[:, None].expand_as(cols)[keep]])
+        size = (active.numel(), self.num_movies)
         self.weight = torch.sparse_coo_tensor(index, values[keep], size).coalesce().to_sparse_csr()
         self.liked = UserRows(torch.stack([edges[0], column]).cpu(), self.num_users)
 
     def scores(self, users: Tensor) -> Tensor:
         if self.liked is None:
             raise RuntimeError(f"{self.__class__.__name__}.scores before fit")
-        rows, cols = self.liked.rows(users.cpu()).to(self.weight.device)
-        x = torch.zeros(self.weight.size(1), users.numel(), device=self.weight.device)  # [A, B]
-        x[cols, rows] = 1.0
-        return torch.sparse.mm(self.weight, x).t().contiguous()  # [B, M]
+        liked = binary_csr(self.liked.rows(users.cpu()).to(self.weight.device), (users.numel(), self.weight.size(0)))
+        out = torch.empty(users.numel(), self.num_movies, device=self.weight.device)
+        for start, end in row_blocks(users.numel(), self.num_movies, row_products(liked, self.weight)):
+            out[start:end] = (csr_rows(liked, start, end) @ self.weight).to_dense()  # [b, A] @ [A, M]
+        return out
