@@ -178,9 +178,11 @@ def train_content_knn(
     require_memory(f"content_knn on {m:,} movies x {a:,} rated movies (top-{k_max} content)", need, device)
     data = data.to(device)
     blocks = content_blocks(data)
-    tops = content_neighbours(blocks, data.train_edges[1].unique(), config.weightings, k_max)
+    tops: dict[int, tuple[Tensor, Tensor]] = {}
 
     def fit(params: dict) -> Callable[[Tensor], Tensor]:
+        if not tops:  # the similarities every grid point shares, timed with the first
+            tops.update(content_neighbours(blocks, data.train_edges[1].unique(), config.weightings, k_max))
         model = ContentKNN(u, m, **params).to(device)
         return model.fit(data.train_edges, blocks, tops[config.weightings.index(params["weights"])]).scores
 

@@ -130,9 +130,11 @@ def train_itemknn(
     )
     require_memory(f"itemknn on {u:,} users x {a:,} rated movies (top-{k_max} item-item)", need, device)
     data = data.to(device)
-    tops = item_neighbours(data.train_edges, u, shrinks, k_max)
+    tops: dict[float, tuple[Tensor, Tensor]] = {}
 
     def fit(params: dict) -> Callable[[Tensor], Tensor]:
+        if not tops:  # the similarity every grid point shares, timed with the first
+            tops.update(item_neighbours(data.train_edges, u, shrinks, k_max))
         model = ItemKNN(u, m, **params).to(device)
         return model.fit(data.train_edges, tops[params["shrink"]]).scores
 
