@@ -15,9 +15,9 @@ from cinegraph.models.evaluate import RunResult, select_on_validation
 from cinegraph.models.neighbours import (
     BLOCK_ENTRIES,
     NeighbourhoodModel,
-    csr_rows,
     row_blocks,
     row_products,
+    rows_times,
     top_neighbours,
 )
 from cinegraph.models.scale import require_memory
@@ -133,16 +133,14 @@ def content_neighbours(
     num_movies = next(iter(blocks.values())).size(0)
     csr = {name: f.to_sparse_csr() for name, f in blocks.items() if f.is_sparse}  # [M, F_b]
     liked_t = {
-        name: f.index_select(0, active).t().coalesce().to_sparse_csr() for name, f in blocks.items() if f.is_sparse
-    }
+        name: f.index_select(0, active).t().coalesce() for name, f in blocks.items() if f.is_sparse
+    }  # [F_b, A], COO
     column = torch.full((num_movies,), -1, dtype=torch.long, device=active.device)
     column[active] = torch.arange(active.numel(), device=active.device)  # liked movie -> column
 
     def similarity(start: int, end: int) -> dict[int, Tensor]:
         cos = {  # [b, A] per block
-            name: (csr_rows(csr[name], start, end) @ liked_t[name]).to_dense()
-            if f.is_sparse
-            else f[start:end] @ f[active].t()
+            name: rows_times(csr[name], start, end, liked_t[name]) if f.is_sparse else f[start:end] @ f[active].t()
             for name, f in blocks.items()
         }
         own = column[start:end]

@@ -15,10 +15,10 @@ from cinegraph.models.evaluate import RunResult, select_on_validation
 from cinegraph.models.neighbours import (
     BLOCK_ENTRIES,
     NeighbourhoodModel,
-    binary_csr,
-    csr_rows,
+    binary,
     row_blocks,
     row_products,
+    rows_times,
     top_neighbours,
 )
 from cinegraph.models.scale import require_memory
@@ -44,12 +44,12 @@ def item_neighbours(
     counts, the one costly product, are shared by all shrinks."""
     active, column = edges[1].unique(return_inverse=True)
     a = active.numel()
-    x = binary_csr(torch.stack([edges[0], column]), (num_users, a))  # [U, A]
-    x_t = binary_csr(torch.stack([column, edges[0]]), (a, num_users))  # [A, U]
+    x = binary(torch.stack([edges[0], column]), (num_users, a))  # [U, A], COO
+    x_t = binary(torch.stack([column, edges[0]]), (a, num_users)).to_sparse_csr()  # [A, U]
     norm = x_t.crow_indices().diff().float().sqrt()  # [A] norms of the binary columns
 
     def similarity(start: int, end: int) -> dict[float, Tensor]:
-        gram = (csr_rows(x_t, start, end) @ x).to_dense()  # [b, A] co-occurrence counts
+        gram = rows_times(x_t, start, end, x)  # [b, A] co-occurrence counts
         denom = norm[start:end, None] * norm[None, :]
         own = torch.arange(end - start, device=gram.device), torch.arange(start, end, device=gram.device)
         out = {}

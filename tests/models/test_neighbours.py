@@ -8,7 +8,7 @@ from itertools import pairwise
 import torch
 
 from cinegraph.models import neighbours
-from cinegraph.models.neighbours import binary_csr, csr_rows, row_blocks, row_products
+from cinegraph.models.neighbours import binary, row_blocks, row_products, rows_times
 
 
 def test_row_blocks_cover_the_rows_and_bound_entries_and_products(monkeypatch) -> None:
@@ -28,9 +28,9 @@ def test_row_products_count_the_partial_products_of_a_sparse_product() -> None:
     g = torch.Generator().manual_seed(0)
     left_index = torch.stack([torch.randint(0, 6, (30,), generator=g), torch.randint(0, 9, (30,), generator=g)])
     right_index = torch.stack([torch.randint(0, 9, (40,), generator=g), torch.randint(0, 5, (40,), generator=g)])
-    left, right = binary_csr(left_index, (6, 9)), binary_csr(right_index, (9, 5))
+    left, right = binary(left_index, (6, 9)).to_sparse_csr(), binary(right_index, (9, 5))
     dense_left, dense_right = left.to_dense(), right.to_dense()
     want = [int(sum(dense_right[j].sum() for j in torch.nonzero(row).flatten())) for row in dense_left]
     assert row_products(left, right).tolist() == want
-    assert torch.equal(csr_rows(left, 2, 5).to_dense(), dense_left[2:5])
+    assert torch.equal(rows_times(left, 2, 5, right), dense_left[2:5] @ dense_right)
     assert dense_left.max() == 1.0  # a repeated pair counts once
