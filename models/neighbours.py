@@ -4,8 +4,9 @@ similarities to the movies the user liked, over its ``k`` nearest liked movies.
 A dense ``[M, A]`` similarity (movies x liked movies) is 14 GB at ml-25m's 62k x 59k, and the
 dense interaction matrix 40 GB. Here similarities are computed a block of rows at a time from
 sparse products, only each row's top ``k`` is kept (sparse ``[M, A]``), and a batch of users is
-scored with one sparse-sparse product, whose work is the batch's liked movies times their
-reverse neighbours (not ``B x M x k``): memory is a block plus ``M x k`` plus the interactions.
+scored by sparse products of their liked movies with the movies those are neighbours of (work:
+the liked movies times their reverse neighbours, not ``B x M x k``), in sub-batches bounded like
+the blocks: memory is a block plus ``M x k`` plus the interactions.
 """
 
 from __future__ import annotations
