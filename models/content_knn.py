@@ -132,15 +132,15 @@ def content_neighbours(
     costly products, are shared by all weightings."""
     num_movies = next(iter(blocks.values())).size(0)
     csr = {name: f.to_sparse_csr() for name, f in blocks.items() if f.is_sparse}  # [M, F_b]
-    liked_t = {
-        name: f.index_select(0, active).t().coalesce() for name, f in blocks.items() if f.is_sparse
-    }  # [F_b, A], COO
+    liked_t = {  # [F_b, A]: sparse COO, or dense for a dense block
+        name: f.index_select(0, active).t().coalesce() if f.is_sparse else f[active].t() for name, f in blocks.items()
+    }
     column = torch.full((num_movies,), -1, dtype=torch.long, device=active.device)
     column[active] = torch.arange(active.numel(), device=active.device)  # liked movie -> column
 
     def similarity(start: int, end: int) -> dict[int, Tensor]:
         cos = {  # [b, A] per block
-            name: rows_times(csr[name], start, end, liked_t[name]) if f.is_sparse else f[start:end] @ f[active].t()
+            name: rows_times(csr[name], start, end, liked_t[name]) if f.is_sparse else f[start:end] @ liked_t[name]
             for name, f in blocks.items()
         }
         own = column[start:end]
