@@ -8,8 +8,8 @@ empty database of the local server (``cinegraph neo4j start``, whose home we kno
 1. the snapshot is validated exactly as the transactional loader does (DuckDB over the Parquet);
 2. DuckDB writes the importer's CSV files (one header file and one data file per type, streamed);
 3. the server shuts its databases down (its JVM stays up: :func:`graph_store.server.offline`), the
-   importer builds the database in a staging home beside the server's, and only a complete import
-   replaces the (empty) database; the server reopens its databases either way;
+   importer, run in that JVM, builds the database in a staging home beside the server's, and only a
+   complete import replaces the (empty) database; the server reopens its databases either way;
 4. the loader's constraints and indexes are created, the few values CSV cannot carry are written
    through Bolt (empty lists, a list of one empty string, list elements holding the array delimiter),
    and the ``(:Snapshot)`` node is written last, as the transactional loader writes it.
@@ -65,7 +65,6 @@ log = logging.getLogger(__name__)
 
 ARRAY_DELIMITER = "\x1f"  # ASCII unit separator: never in titles, names or tags
 PATCH_BATCH_SIZE = 5_000
-DEFAULT_IMPORT_HEAP_MB = 1024
 DEFAULT_IMPORT_OFF_HEAP = "2G"  # the importer's caches; its default (90 % of RAM) would starve a shared machine
 _NOT_EMPTY = _q("MATCH (n) RETURN count(n) > 0 AS used LIMIT 1")
 
@@ -131,7 +130,6 @@ def bulk_load(
     *,
     database: str = "neo4j",
     progress: bool = True,
-    import_heap_mb: int = DEFAULT_IMPORT_HEAP_MB,
     off_heap: str = DEFAULT_IMPORT_OFF_HEAP,
 ) -> BulkReport:
     """Load ``snapshot_dir`` into the empty ``database`` of the server running under ``home``.
@@ -179,7 +177,6 @@ def bulk_load(
                             f"--max-off-heap-memory={off_heap}",
                             f"--report-file={Path(staging) / 'import.report'}",
                         ],
-                        heap_mb=import_heap_mb,
                         progress=progress,
                     )
                     server.install_database(home, Path(staging), database)

@@ -7,10 +7,10 @@ the database over Bolt, which accepts WebSocket on the Bolt port).
 Home layout: ``HOME/neo4j.pid`` (pid, port, browser port and memory settings of the running JVM),
 ``HOME/neo4j.log`` (its stdout and stderr), ``HOME/import.log`` (the last offline import's output),
 ``HOME/db/`` (Neo4j's own data and logs, kept across restarts; a database's store is
-``db/data/databases/<name>`` and its transaction logs ``db/data/transactions/<name>``). The offline
-importer (:func:`run_import`) builds a database in a staging home inside ``HOME`` while the server
-keeps its databases shut (:func:`offline`: the JVM stays up, so reopening them is not a cold
-start), and :func:`install_database` swaps it in.
+``db/data/databases/<name>`` and its transaction logs ``db/data/transactions/<name>``). While the
+server keeps its databases shut (:func:`offline`: the JVM stays up, so reopening them is not a cold
+start), the offline importer (:func:`run_import`) runs in that JVM and builds a database in a
+staging home inside ``HOME``, and :func:`install_database` swaps it in.
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ log = logging.getLogger(__name__)
 
 SERVER_DIR = Path(__file__).resolve().parent / "neo4j_server"
 MAIN_CLASS = "cinegraph.EmbeddedNeo4j"
-ADMIN_CLASS = "org.neo4j.cli.AdminTool"  # neo4j-admin, from the same Neo4j jars as the server
 PID_FILE, LOG_FILE, DB_DIR = "neo4j.pid", "neo4j.log", "db"
 IMPORT_LOG = "import.log"  # output of the last offline import
 HOST = "127.0.0.1"
 READY_MARKER = b"READY bolt://"  # printed by EmbeddedNeo4j.java when it accepts clients
 OFFLINE_MARKER = b"OFFLINE"  # printed once its databases are shut down for an offline request
 OFFLINE_REQUEST = "offline.request"  # in HOME/db: while it exists the server keeps its databases shut
+ADMIN_REQUEST, ADMIN_DONE = "admin.request", "admin.done"  # in HOME/db: a neo4j-admin command run while offline
 DEFAULT_PORT = 7687
 DEFAULT_BROWSER_PORT = 7474  # Neo4j's own HTTP port; 0 serves no Browser
 DEFAULT_HEAP_MB = 1024
@@ -290,57 +290,54 @@ def staging_home(home: Path) -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="import-", dir=home)
 
 
-def run_import(
-    home: Path,
-    staging: Path,
-    database: str,
-    arguments: Sequence[str],
-    *,
-    heap_mb: int = DEFAULT_HEAP_MB,
-    progress: bool = True,
-) -> None:
+def run_import(home: Path, staging: Path, database: str, arguments: Sequence[str], *, progress: bool = True) -> None:
     """``neo4j-admin database import full <database> ARGUMENTS`` into the staging home ``staging``
-    of ``home``; its output goes to ``HOME/import.log`` (and to stderr with ``progress``)."""
-    log_path = Path(home).resolve() / IMPORT_LOG
-    classpath = build()
-    java = shutil.which("java")
-    if java is None:
-        raise CinegraphError("java not found on PATH: Java 17 is needed to run Neo4j")
+    of ``home``, run by the server of ``home`` in its own JVM while its databases are shut
+    (:func:`offline`): the importer starts warm instead of in a JVM of its own. Its output goes to
+    ``HOME/import.log`` (and to stderr with ``progress``)."""
+    state = status(home)
+    db_dir = state.home / DB_DIR
+    if not state.running or not (db_dir / OFFLINE_REQUEST).exists():
+        raise CinegraphError(f"--home {state.home}: the server must be running and offline to import")
+    log_path = state.home / IMPORT_LOG
     neo4j_home = Path(staging).resolve() / DB_DIR
     neo4j_home.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        java,
-        f"-Xmx{heap_mb}m",
-        "-XX:+UseG1GC",
-        "-XX:+ExitOnOutOfMemoryError",
-        "-cp",
-        classpath,
-        ADMIN_CLASS,
-        "database",
-        "import",
-        "full",
-        database,
-        *arguments,
-    ]
-    env = {k: v for k, v in os.environ.items() if k not in ("NEO4J_CONF", "NEO4J_PASSWORD")}
-    env["NEO4J_HOME"] = str(neo4j_home)
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=neo4j_home
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log_file.write(line)
-            if progress:
-                sys.stderr.write(line.decode(errors="replace"))
-        returncode = proc.wait()
+    lines = [str(log_path), str(neo4j_home), "database", "import", "full", database, *arguments]
+    if any("\n" in line or "\r" in line for line in lines):
+        raise CinegraphError(f"--home {state.home}: an import argument holds a line break")
+    done = db_dir / ADMIN_DONE
+    done.unlink(missing_ok=True)
+    log_path.write_bytes(b"")
+    partial = db_dir / (ADMIN_REQUEST + ".tmp")
+    partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(partial, db_dir / ADMIN_REQUEST)  # the server reads the request whole or not at all
+    shown = 0
+    while not done.exists():
+        if state.pid is None or not _alive(state.pid):
+            raise CinegraphError(f"Neo4j (pid {state.pid}) exited during the import; see {state.home / LOG_FILE}")
+        if progress:
+            shown = _echo(log_path, shown)
+        time.sleep(0.05)
+    if progress:
+        _echo(log_path, shown)
+    returncode = int(done.read_text().strip() or "1")
+    done.unlink()
     if returncode != 0:
-        lines = log_path.read_text(errors="replace").strip().splitlines()
+        text = log_path.read_text(errors="replace").strip().splitlines()
         reason = next(
-            (ln.strip() for ln in reversed(lines) if "rror" in ln or "xception" in ln),
-            lines[-1] if lines else "no output",
+            (ln.strip() for ln in reversed(text) if "rror" in ln or "xception" in ln),
+            text[-1] if text else "no output",
         )
         raise CinegraphError(f"neo4j-admin import failed (status {returncode}): {reason}; see {log_path}")
+
+
+def _echo(path: Path, offset: int) -> int:
+    """Copy what ``path`` gained past ``offset`` to stderr; returns the new offset."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        chunk = f.read()
+    sys.stderr.write(chunk.decode(errors="replace"))
+    return offset + len(chunk)
 
 
 def install_database(home: Path, staging: Path, database: str) -> None:

@@ -86,9 +86,26 @@ def test_offline_closes_and_reopens_the_databases_in_the_same_jvm(private_home: 
         driver.execute_query("MATCH (p:Probe) DELETE p", database_="neo4j")
     assert server.stop(private_home) is True  # a server that went offline once still stops cleanly
     assert (private_home / server.LOG_FILE).read_text().rstrip().endswith("STOPPED")
-    (private_home / server.DB_DIR / server.OFFLINE_REQUEST).touch()  # left by a client that died offline
-    start_private(private_home)  # the server ignores the stale request and opens its databases
+    for left in (server.OFFLINE_REQUEST, server.ADMIN_REQUEST):  # left by a client that died offline
+        (private_home / server.DB_DIR / left).write_text("database\n")
+    start_private(private_home)  # the server ignores the stale requests and opens its databases
     assert not (private_home / server.DB_DIR / server.OFFLINE_REQUEST).exists()
+    assert not (private_home / server.DB_DIR / server.ADMIN_REQUEST).exists()
+
+
+def test_import_runs_in_the_offline_server_and_its_failure_is_one_line(private_home: Path, tmp_path: Path) -> None:
+    with pytest.raises(CinegraphError, match="running and offline"):  # the server would never pick it up
+        server.run_import(private_home, tmp_path / "staging", "neo4j", [], progress=False)
+    before = server.status(private_home)
+    missing = tmp_path / "missing.csv"
+    with server.staging_home(private_home) as staging, server.offline(private_home):
+        with pytest.raises(CinegraphError, match=r"neo4j-admin import failed \(status [1-9]\d*\): .*missing\.csv"):
+            server.run_import(private_home, Path(staging), "neo4j", [f"--nodes=Probe={missing}"], progress=False)
+    assert server.status(private_home).pid == before.pid  # the failed command did not take the JVM down
+    assert not (private_home / server.DB_DIR / server.ADMIN_REQUEST).exists()
+    assert not (private_home / server.DB_DIR / server.ADMIN_DONE).exists()
+    with open_driver(private_settings(private_home)) as driver:
+        assert driver.execute_query("RETURN 1 AS one", database_="neo4j").records[0]["one"] == 1
 
 
 def test_port_in_use_is_one_line(tmp_path: Path) -> None:

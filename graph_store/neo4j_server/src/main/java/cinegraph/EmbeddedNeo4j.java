@@ -1,14 +1,20 @@
 package cinegraph;
 
 import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 
+import org.neo4j.cli.AdminTool;
+import org.neo4j.cli.ExecutionContext;
 import org.neo4j.configuration.GraphDatabaseSettings;
 import org.neo4j.configuration.connectors.BoltConnector;
 import org.neo4j.configuration.connectors.BoltConnectorInternalSettings;
@@ -18,6 +24,7 @@ import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
 import org.neo4j.graphdb.GraphDatabaseService;
 import org.neo4j.graphdb.Result;
 import org.neo4j.graphdb.Transaction;
+import org.neo4j.io.fs.DefaultFileSystemAbstraction;
 import org.neo4j.kernel.internal.Version;
 
 /**
@@ -36,11 +43,19 @@ import org.neo4j.kernel.internal.Version;
  * exists the databases are shut down (one line {@code OFFLINE} says so) and the process waits; once
  * the file is removed they are opened again from disk and {@code READY ...} is printed again. The
  * JVM, its loaded classes and the Browser stay up, which spares a cold start after a bulk import.
+ *
+ * <p>While offline the server also runs {@code neo4j-admin} commands in this JVM, which spares the
+ * importer a cold start of its own: a file {@code HOME/admin.request} holds the command's log file, its
+ * Neo4j home and its arguments, one per line; the command's output goes to the log file, and its exit
+ * status to {@code HOME/admin.done} (written whole, then the request is removed).
  */
 public final class EmbeddedNeo4j {
     /** While this file exists in HOME the databases stay shut down (see the class comment). */
     static final String OFFLINE_REQUEST = "offline.request";
-    private static final long POLL_MS = 100;
+    /** A neo4j-admin command to run while offline, and where its exit status goes (see the class comment). */
+    static final String ADMIN_REQUEST = "admin.request";
+    static final String ADMIN_DONE = "admin.done";
+    private static final long POLL_MS = 20;
 
     private EmbeddedNeo4j() {}
 
@@ -61,7 +76,9 @@ public final class EmbeddedNeo4j {
 
         Path importDir = Files.createDirectories(home.resolve("import"));
         Path offlineRequest = home.resolve(OFFLINE_REQUEST);
-        Files.deleteIfExists(offlineRequest);  // left by a client that died while the server was offline
+        for (String left : List.of(OFFLINE_REQUEST, ADMIN_REQUEST, ADMIN_DONE)) {
+            Files.deleteIfExists(home.resolve(left));  // left by a client that died while the server was offline
+        }
         CountDownLatch stopping = new CountDownLatch(1);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -106,7 +123,10 @@ public final class EmbeddedNeo4j {
                 dbms.shutdown();
                 System.out.println("OFFLINE");
                 System.out.flush();
-                stop = waitWhile(stopping, () -> Files.exists(offlineRequest));
+                stop = waitWhile(stopping, () -> {
+                    runAdminRequest(home);
+                    return Files.exists(offlineRequest);
+                });
                 if (!stop) {
                     continue;
                 }
@@ -117,6 +137,42 @@ public final class EmbeddedNeo4j {
                 dbms.shutdown();
             }
             return;
+        }
+    }
+
+    /** Run the pending {@code admin.request} of {@code home}, if any (see the class comment). */
+    private static void runAdminRequest(Path home) {
+        Path request = home.resolve(ADMIN_REQUEST);
+        if (!Files.exists(request)) {
+            return;
+        }
+        int status;
+        try {
+            List<String> lines = Files.readAllLines(request, StandardCharsets.UTF_8);
+            Path adminHome = Path.of(lines.get(1));
+            String[] args = lines.subList(2, lines.size()).toArray(String[]::new);
+            try (PrintStream log = new PrintStream(Files.newOutputStream(Path.of(lines.get(0))), true, StandardCharsets.UTF_8)) {
+                try {
+                    ExecutionContext ctx = new ExecutionContext(
+                            adminHome, adminHome.resolve("conf"), log, log, new DefaultFileSystemAbstraction());
+                    status = AdminTool.execute(ctx, args);
+                } catch (RuntimeException | Error e) {  // the command's own failure, reported like neo4j-admin's
+                    e.printStackTrace(log);
+                    status = 1;
+                }
+            }
+        } catch (IOException | IndexOutOfBoundsException e) {
+            System.err.println("cannot run " + request + ": " + e);
+            status = 2;
+        }
+        try {
+            Path done = home.resolve(ADMIN_DONE);
+            Path partial = home.resolve(ADMIN_DONE + ".tmp");
+            Files.writeString(partial, Integer.toString(status), StandardCharsets.UTF_8);
+            Files.move(partial, done, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            Files.deleteIfExists(request);
+        } catch (IOException e) {
+            System.err.println("cannot write " + home.resolve(ADMIN_DONE) + ": " + e);
         }
     }
 
@@ -132,9 +188,10 @@ public final class EmbeddedNeo4j {
                 .setConfig(GraphDatabaseSettings.shutdown_transaction_end_timeout, Duration.ofSeconds(5))
                 // keep a test or laptop install small: transaction logs are pruned to ~100 MB
                 .setConfig(GraphDatabaseSettings.keep_logical_logs, "100M size")
-                // close idle Bolt connections at once on shutdown instead of waiting 5 s twice
+                // close idle Bolt connections and their threads at once on shutdown: going offline for an
+                // import would otherwise wait 5 s twice (1 s twice with a thread pool wait of 1 s)
                 .setConfig(BoltConnectorInternalSettings.connection_shutdown_wait_time, Duration.ofSeconds(0))
-                .setConfig(BoltConnectorInternalSettings.thread_pool_shutdown_wait_time, Duration.ofSeconds(1))
+                .setConfig(BoltConnectorInternalSettings.thread_pool_shutdown_wait_time, Duration.ZERO)
                 .build();
     }
 
