@@ -313,15 +313,31 @@ class FusedModel(nn.Module):
         evidence: Tensor,
         drop: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        ut, mt = self.hgt.user_type, self.hgt.movie_type
         cold = evidence <= 0 if drop is None else (evidence <= 0) | drop  # [M]
-        g_user, g_movie = self.gcn.split(self.gcn(adj, x_dict.get(ut), x_dict.get(mt), cold))  # [U, Tg, D], [M, Tg, D]
+        return self.fuse(self.branches(adj, x_dict, edge_index_dict, cold), evidence, cold)
+
+    def branches(
+        self, adj: Tensor, x_dict: dict[str, Tensor], edge_index_dict: dict[tuple[str, str, str], Tensor], cold: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Both branches' layer views of users and movies, the ``cold`` ones ``[M]`` as new:
+        GCN ``[U, Tg, D]``, ``[M, Tg, D]``, HGT ``[U, Th, D]``, ``[M, Th, D]``. The costly half
+        of a forward pass; :meth:`fuse` does the rest."""
+        ut, mt = self.hgt.user_type, self.hgt.movie_type
+        g_user, g_movie = self.gcn.split(self.gcn(adj, x_dict.get(ut), x_dict.get(mt), cold))
+        h = self.hgt(x_dict, edge_index_dict, cold, (ut, mt))  # {type: [N_t, Th, D]}
+        return g_user, g_movie, h[ut], h[mt]
+
+    def fuse(
+        self, views: tuple[Tensor, Tensor, Tensor, Tensor], evidence: Tensor, cold: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The forward pass from the :meth:`branches` ``views``: a check of the content map
+        while the branches stay fixed reuses them."""
+        g_user, g_movie, h_user, h_movie = views
         if self.content_map is not None:  # a new movie's interaction views: its mapped content
             mapped = self.content_map(self.content)[:, None, :].expand_as(g_movie)  # [M, Tg, D]
             g_movie = torch.where(cold[:, None, None], mapped, g_movie)
-        h = self.hgt(x_dict, edge_index_dict, cold, (ut, mt))  # {type: [N_t, Th, D]}
-        f_user = self.user_fusion(g_user, h[ut])  # [U, 2D]
-        f_movie = self.movie_fusion(g_movie, h[mt])  # [M, 2D]
+        f_user = self.user_fusion(g_user, h_user)  # [U, 2D]
+        f_movie = self.movie_fusion(g_movie, h_movie)  # [M, 2D]
         d = self.gcn.hidden_dim
         n = evidence.float().masked_fill(cold, 0.0).log1p()[:, None]  # [M, 1]
         gate = 2.0 * torch.sigmoid(self.evidence_gate(n))  # [M, D]

@@ -18,7 +18,7 @@ from cinegraph.models.config import SELECTION_K, DataConfig, Task, TrainConfig
 from cinegraph.models.data import PreparedData, prepare_data
 from cinegraph.models.early_stopping import EpochCallback
 from cinegraph.models.ease import item_item_bytes
-from cinegraph.models.evaluate import RunResult, peak_memory_mb
+from cinegraph.models.evaluate import RunResult, evaluate_ranking, peak_memory_mb
 from cinegraph.models.fusion import FusedModel
 from cinegraph.models.gcn_branch import MultiTaskGCN
 from cinegraph.models.hgt_branch import MultiTaskHGT
@@ -196,7 +196,17 @@ def fit_content_map(model: FusedModel, data: PreparedData, inp: Inputs, config: 
     gen = torch.Generator().manual_seed(config.seed)
     check = None
     if data.valid_edges.numel() and config.content_map_check_every:
-        check = lambda: evaluate(model, data, inp, "valid", (SELECTION_K,))[f"ndcg@{SELECTION_K}"]  # noqa: E731
+        cold = inp.evidence <= 0
+        with torch.no_grad():  # the branches stay fixed while the map is fit: their views serve every check
+            views = model.branches(inp.adj, inp.x, inp.edge_index, cold)
+
+        @torch.no_grad()
+        def check() -> float:
+            model.eval()
+            z_user, z_movie, _ = model.fuse(views, inp.evidence, cold)
+            ranking = evaluate_ranking(lambda u: z_user[u] @ z_movie.t(), data, "valid", (SELECTION_K,))
+            return ranking[f"ndcg@{SELECTION_K}"]
+
     losses, kept = model.fit_content_map(
         content,
         z_user,

@@ -176,6 +176,10 @@ def test_content_map_represents_new_movies_by_their_mapped_content(max_scores: i
     mapped = model.content_map(content)[~warm]  # [1, D]: movie 4
     assert torch.allclose(z_user @ z_movie[~warm].t(), g_user @ mapped.t(), atol=1e-5)
     assert mapped.abs().sum() > 0
+    drop = torch.tensor([False, True, False, False, False, False])
+    cold = (EVIDENCE == 0) | drop
+    reused = model.fuse(model.branches(adj, x, edges, cold), EVIDENCE, cold)  # what a check of the map computes
+    assert all(torch.equal(a, b) for a, b in zip(reused, model(adj, x, edges, EVIDENCE, drop), strict=True))
     with pytest.raises(ValueError, match="content_map_hidden=-1"):
         FusedModel(gcn, hgt, content_map_hidden=-1)
 
