@@ -284,7 +284,8 @@ def render(
         "",
         "Bulk phases (s): "
         + ", ".join(f"{k} {v:.1f}" for k, v in fast.phases.items())
-        + " (the rest: closing the databases for the import, drivers, counts). Rows whose lists CSV cannot "
+        + " (csv: DuckDB writing them while the server closes its databases; the rest: the empty check, "
+        + "drivers, counts, the Snapshot node). Rows whose lists CSV cannot "
         + "carry, written through Bolt: "
         + f"{sum(fast.patched.values()):,}.",
         "",

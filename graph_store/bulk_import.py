@@ -6,7 +6,8 @@ order of magnitude faster, but only into a database nobody is using. So for the 
 empty database of the local server (``cinegraph neo4j start``, whose home we know):
 
 1. the snapshot is validated exactly as the transactional loader does (DuckDB over the Parquet);
-2. DuckDB writes the importer's CSV files (one header file and one data file per type, streamed);
+2. DuckDB writes the importer's CSV files (one header file and one data file per type, streamed)
+   while
 3. the server shuts its databases down (its JVM stays up: :func:`graph_store.server.offline`), the
    importer, run in that JVM, builds the database in a staging home beside the server's, and only a
    complete import replaces the (empty) database; the server reopens its databases either way;
@@ -30,6 +31,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,7 +155,6 @@ def bulk_load(
         try:
             t = time.perf_counter()
             collapsed = validate_snapshot(con, snapshot_dir)
-            digests = table_digests(con)
             phases["validate"] = time.perf_counter() - t
             with driver_factory() as driver:
                 if not database_is_empty(driver, database):
@@ -161,12 +162,15 @@ def bulk_load(
                         f"database {database!r} is not empty: the bulk import only fills an empty database; "
                         "run `cinegraph load` without --initial to sync it"
                     )
-            with server.staging_home(home) as staging:
+            # DuckDB writes the CSV files while the server shuts its databases, then digests the tables
+            # while the importer runs (outside the GIL; one thread at a time uses ``con``).
+            with server.staging_home(home) as staging, ThreadPoolExecutor(1) as duckdb_thread:
                 t = time.perf_counter()
-                csv_dir = Path(staging) / "csv"
-                arguments = _write_csv(con, csv_dir, progress)
-                phases["csv"] = time.perf_counter() - t
+                csv_job = duckdb_thread.submit(_write_csv, con, Path(staging) / "csv", progress)
+                digest_job = duckdb_thread.submit(table_digests, con)
                 with server.offline(home):
+                    arguments = csv_job.result()
+                    phases["csv"] = time.perf_counter() - t  # and going offline, at the same time
                     t = time.perf_counter()
                     server.run_import(
                         home,
@@ -183,6 +187,7 @@ def bulk_load(
                     phases["import"] = time.perf_counter() - t
                     t = time.perf_counter()
                 phases["reopen"] = time.perf_counter() - t
+                digests = digest_job.result()
             with driver_factory() as driver:
                 t = time.perf_counter()
                 ensure_schema(driver, database)
