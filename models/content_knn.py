@@ -14,6 +14,7 @@ from cinegraph.models.data import PreparedData
 from cinegraph.models.evaluate import RunResult, select_on_validation
 from cinegraph.models.neighbours import (
     BLOCK_ENTRIES,
+    LikedMovies,
     NeighbourhoodModel,
     row_blocks,
     row_products,
@@ -110,14 +111,19 @@ class ContentKNN(NeighbourhoodModel):
 
     @torch.no_grad()
     def fit(
-        self, edges: Tensor, blocks: dict[str, Tensor], neighbours: tuple[Tensor, Tensor] | None = None
+        self,
+        edges: Tensor,
+        blocks: dict[str, Tensor],
+        neighbours: tuple[Tensor, Tensor] | None = None,
+        liked: LikedMovies | None = None,
     ) -> ContentKNN:
         """``blocks``: :func:`content_blocks`; ``neighbours``: :func:`content_neighbours` of
-        these edges and blocks for this weighting with at least ``k`` per movie, when already
-        computed for a grid of ``k``."""
+        these edges and blocks for this weighting with at least ``k`` per movie, and ``liked``
+        their :class:`LikedMovies`, when already computed for a grid."""
+        liked = liked or LikedMovies(edges, self.num_users)
         if neighbours is None:
-            neighbours = content_neighbours(blocks, edges[1].unique(), (self.weights,), self.k)[0]
-        self.set_neighbours(edges, neighbours, rows=torch.arange(self.num_movies, device=edges.device))
+            neighbours = content_neighbours(blocks, liked.movies, (self.weights,), self.k)[0]
+        self.set_neighbours(liked, neighbours, rows=torch.arange(self.num_movies, device=edges.device))
         return self
 
     def __repr__(self) -> str:
@@ -177,12 +183,15 @@ def train_content_knn(
     data = data.to(device)
     blocks = content_blocks(data)
     tops: dict[int, tuple[Tensor, Tensor]] = {}
+    liked: list[LikedMovies] = []
 
     def fit(params: dict) -> Callable[[Tensor], Tensor]:
-        if not tops:  # the similarities every grid point shares, timed with the first
-            tops.update(content_neighbours(blocks, data.train_edges[1].unique(), config.weightings, k_max))
+        if not tops:  # what every grid point shares, timed with the first
+            liked.append(LikedMovies(data.train_edges, u))
+            tops.update(content_neighbours(blocks, liked[0].movies, config.weightings, k_max))
         model = ContentKNN(u, m, **params).to(device)
-        return model.fit(data.train_edges, blocks, tops[config.weightings.index(params["weights"])]).scores
+        weighting = config.weightings.index(params["weights"])
+        return model.fit(data.train_edges, blocks, tops[weighting], liked[0]).scores
 
     grid = [{"weights": weights, "k": k} for weights in config.weightings for k in config.ks]
     return select_on_validation(

@@ -14,6 +14,7 @@ from cinegraph.models.data import PreparedData
 from cinegraph.models.evaluate import RunResult, select_on_validation
 from cinegraph.models.neighbours import (
     BLOCK_ENTRIES,
+    LikedMovies,
     NeighbourhoodModel,
     binary,
     row_blocks,
@@ -95,12 +96,15 @@ class ItemKNN(NeighbourhoodModel):
         self.shrink = shrink
 
     @torch.no_grad()
-    def fit(self, edges: Tensor, neighbours: tuple[Tensor, Tensor] | None = None) -> ItemKNN:
+    def fit(
+        self, edges: Tensor, neighbours: tuple[Tensor, Tensor] | None = None, liked: LikedMovies | None = None
+    ) -> ItemKNN:
         """``neighbours``: :func:`item_neighbours` of these edges for this shrink with at least
-        ``k`` per movie, when already computed for a grid of ``k``."""
+        ``k`` per movie, and ``liked`` their :class:`LikedMovies`, when already computed for a grid."""
         if neighbours is None:
             neighbours = item_neighbours(edges, self.num_users, (self.shrink,), self.k)[self.shrink]
-        self.set_neighbours(edges, neighbours, rows=edges[1].unique())
+        liked = liked or LikedMovies(edges, self.num_users)
+        self.set_neighbours(liked, neighbours, rows=liked.movies)
         return self
 
     def __repr__(self) -> str:
@@ -131,12 +135,14 @@ def train_itemknn(
     require_memory(f"itemknn on {u:,} users x {a:,} rated movies (top-{k_max} item-item)", need, device)
     data = data.to(device)
     tops: dict[float, tuple[Tensor, Tensor]] = {}
+    liked: list[LikedMovies] = []
 
     def fit(params: dict) -> Callable[[Tensor], Tensor]:
-        if not tops:  # the similarity every grid point shares, timed with the first
+        if not tops:  # what every grid point shares, timed with the first
             tops.update(item_neighbours(data.train_edges, u, shrinks, k_max))
+            liked.append(LikedMovies(data.train_edges, u))
         model = ItemKNN(u, m, **params).to(device)
-        return model.fit(data.train_edges, tops[params["shrink"]]).scores
+        return model.fit(data.train_edges, tops[params["shrink"]], liked[0]).scores
 
     grid = [{"k": k, "shrink": h} for h in config.shrinks for k in config.ks]
     return select_on_validation(fit, grid, data, name="itemknn", seed=seed, device=device, config=config.model_dump())

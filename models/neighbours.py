@@ -85,6 +85,16 @@ def top_neighbours(
     return {key: (torch.cat([v for v, _ in p]), torch.cat([i for _, i in p])) for key, p in parts.items()}
 
 
+class LikedMovies:
+    """The training positives ``[2, E]`` by user, each movie numbered among the ``A`` movies with
+    positives (``movies``: ``edges[1].unique()``, the rows of a :class:`NeighbourhoodModel`'s
+    weight). Built once per training set, it serves every grid point of a model."""
+
+    def __init__(self, edges: Tensor, num_users: int) -> None:
+        self.movies, column = edges[1].unique(return_inverse=True)  # [A], [E]
+        self.by_user = UserRows(torch.stack([edges[0], column]).cpu(), num_users)
+
+
 class NeighbourhoodModel(nn.Module):
     r"""Scores :math:`\hat{y}_{ui} = \sum_{j \in \mathcal{I}_u \cap \mathcal{N}_k(i)} s_{ij}`
     over the user's liked movies :math:`\mathcal{I}_u` among the :math:`A` that have training
@@ -98,26 +108,25 @@ class NeighbourhoodModel(nn.Module):
         super().__init__()
         self.num_users, self.num_movies, self.k = num_users, num_movies, k
         self.register_buffer("weight", torch.zeros(0, 0), persistent=False)  # [A, M], sparse COO
-        self.liked: UserRows | None = None  # (user, liked movie's row in weight) by user
+        self.liked: LikedMovies | None = None
 
     def reset_parameters(self) -> None:
         self.weight, self.liked = torch.zeros(0, 0, device=self.weight.device), None
 
-    def set_neighbours(self, edges: Tensor, top: tuple[Tensor, Tensor], rows: Tensor) -> None:
-        """Keep the first ``k`` of ``top`` (:func:`top_neighbours` of the liked movies
-        ``edges[1].unique()``, as columns), row ``r`` of ``top`` becoming movie ``rows[r]``."""
-        active, column = edges[1].unique(return_inverse=True)
+    def set_neighbours(self, liked: LikedMovies, top: tuple[Tensor, Tensor], rows: Tensor) -> None:
+        """Keep the first ``k`` of ``top`` (:func:`top_neighbours` of the ``liked`` movies, as
+        columns), row ``r`` of ``top`` becoming movie ``rows[r]``."""
         values, cols = top[0][:, : self.k], top[1][:, : self.k]
         keep = values != 0  # a zero similarity adds nothing to a score
         index = torch.stack([cols[keep], rows[:, None].expand_as(cols)[keep]])
-        size = (active.numel(), self.num_movies)
+        size = (liked.movies.numel(), self.num_movies)
         self.weight = torch.sparse_coo_tensor(index, values[keep], size).coalesce()
-        self.liked = UserRows(torch.stack([edges[0], column]).cpu(), self.num_users)
+        self.liked = liked
 
     def scores(self, users: Tensor) -> Tensor:
         if self.liked is None:
             raise RuntimeError(f"{self.__class__.__name__}.scores before fit")
-        pairs = self.liked.rows(users.cpu()).to(self.weight.device)
+        pairs = self.liked.by_user.rows(users.cpu()).to(self.weight.device)
         liked = binary(pairs, (users.numel(), self.weight.size(0))).to_sparse_csr()  # [B, A]
         out = torch.empty(users.numel(), self.num_movies, device=self.weight.device)
         for start, end in row_blocks(users.numel(), self.num_movies, row_products(liked, self.weight)):
