@@ -176,11 +176,7 @@ def bulk_load(
                         home,
                         Path(staging),
                         database,
-                        [
-                            *arguments,
-                            f"--max-off-heap-memory={off_heap}",
-                            f"--report-file={Path(staging) / 'import.report'}",
-                        ],
+                        [*arguments, f"--max-off-heap-memory={off_heap}"],
                         progress=progress,
                     )
                     server.install_database(home, Path(staging), database)

@@ -294,7 +294,8 @@ def run_import(home: Path, staging: Path, database: str, arguments: Sequence[str
     """``neo4j-admin database import full <database> ARGUMENTS`` into the staging home ``staging``
     of ``home``, run by the server of ``home`` in its own JVM while its databases are shut
     (:func:`offline`): the importer starts warm instead of in a JVM of its own. Its output goes to
-    ``HOME/import.log`` (and to stderr with ``progress``)."""
+    ``HOME/import.log`` (and to stderr with ``progress``), its report to ``STAGING/import.report``
+    (by default it would land in the server's working directory)."""
     state = status(home)
     db_dir = state.home / DB_DIR
     if not state.running or not (db_dir / OFFLINE_REQUEST).exists():
@@ -302,7 +303,8 @@ def run_import(home: Path, staging: Path, database: str, arguments: Sequence[str
     log_path = state.home / IMPORT_LOG
     neo4j_home = Path(staging).resolve() / DB_DIR
     neo4j_home.mkdir(parents=True, exist_ok=True)
-    lines = [str(log_path), str(neo4j_home), "database", "import", "full", database, *arguments]
+    report = f"--report-file={Path(staging).resolve() / 'import.report'}"
+    lines = [str(log_path), str(neo4j_home), "database", "import", "full", database, report, *arguments]
     if any("\n" in line or "\r" in line for line in lines):
         raise CinegraphError(f"--home {state.home}: an import argument holds a line break")
     done = db_dir / ADMIN_DONE

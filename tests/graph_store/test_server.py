@@ -101,6 +101,11 @@ def test_import_runs_in_the_offline_server_and_its_failure_is_one_line(private_h
     with server.staging_home(private_home) as staging, server.offline(private_home):
         with pytest.raises(CinegraphError, match=r"neo4j-admin import failed \(status [1-9]\d*\): .*missing\.csv"):
             server.run_import(private_home, Path(staging), "neo4j", [f"--nodes=Probe={missing}"], progress=False)
+        probe = tmp_path / "probe.csv"
+        probe.write_text("id:ID,text\n1,imported\n")
+        server.run_import(private_home, Path(staging), "neo4j", [f"--nodes=Probe={probe}"], progress=False)
+        assert (Path(staging) / "import.report").exists()  # not in the server's working directory
+        assert "IMPORT DONE" in (private_home / server.IMPORT_LOG).read_text()
     assert server.status(private_home).pid == before.pid  # the failed command did not take the JVM down
     assert not (private_home / server.DB_DIR / server.ADMIN_REQUEST).exists()
     assert not (private_home / server.DB_DIR / server.ADMIN_DONE).exists()
