@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -166,8 +166,8 @@ def bulk_load(
             # while the importer runs (outside the GIL; one thread at a time uses ``con``).
             with server.staging_home(home) as staging, ThreadPoolExecutor(1) as duckdb_thread:
                 t = time.perf_counter()
-                csv_job = duckdb_thread.submit(_write_csv, con, Path(staging) / "csv", progress)
-                digest_job = duckdb_thread.submit(table_digests, con)
+                csv_job = duckdb_thread.submit(_write_csv, con, Path(staging) / "csv", collapsed, progress)
+                digest_job = duckdb_thread.submit(table_digests, con, collapsed)
                 with server.offline(home):
                     arguments = csv_job.result()
                     phases["csv"] = time.perf_counter() - t  # and going offline, at the same time
@@ -189,7 +189,7 @@ def bulk_load(
                 ensure_schema(driver, database)
                 phases["schema"] = time.perf_counter() - t
                 t = time.perf_counter()
-                patched = _patch_lists(con, driver, database, progress)
+                patched = _patch_lists(con, driver, database, collapsed, progress)
                 phases["patch"] = time.perf_counter() - t
                 report = LoadReport(sha[:16], database, PATCH_BATCH_SIZE)
                 for nt in NODE_TYPES:
@@ -278,11 +278,11 @@ def _node_csv(nt: NodeType) -> tuple[str, LiteralString]:
     )
 
 
-def _edge_csv(et: EdgeType) -> tuple[str, LiteralString]:
+def _edge_csv(et: EdgeType, collapse: bool) -> tuple[str, LiteralString]:
     header = ",".join([":START_ID", ":END_ID", *(f"{p.name}:{_csv_type(p)}" for p in et.properties)])
     values = ", ".join(["s.id", "d.id", *(_value(p) for p in et.properties)])
     return header, _q(
-        f"SELECT {values} FROM ({edge_rows_sql(et)}) e "
+        f"SELECT {values} FROM ({edge_rows_sql(et, collapse=collapse)}) e "
         f"JOIN {_id_table(et.src.label)} s ON e.{SRC} = s.key JOIN {_id_table(et.dst.label)} d ON e.{DST} = d.key"
     )
 
@@ -296,8 +296,9 @@ def _multiline(con: duckdb.DuckDBPyConnection, view: str, columns: list[str]) ->
     return bool(row and row[0])
 
 
-def _write_csv(con: duckdb.DuckDBPyConnection, out: Path, progress: bool) -> list[str]:
-    """One header and one data file per type under ``out``; returns the importer's arguments."""
+def _write_csv(con: duckdb.DuckDBPyConnection, out: Path, collapsed: Mapping[str, int], progress: bool) -> list[str]:
+    """One header and one data file per type under ``out`` (``collapsed``: the repeats counted by
+    :func:`validate_snapshot`); returns the importer's arguments."""
     out.mkdir(parents=True)
     _number_nodes(con)
     arguments: list[str] = []
@@ -317,7 +318,7 @@ def _write_csv(con: duckdb.DuckDBPyConnection, out: Path, progress: bool) -> lis
             "--relationships",
             et.rel,
             et.rel,
-            *_edge_csv(et),
+            *_edge_csv(et, collapsed[et.rel] > 0),
             [p.name for p in et.properties if not pa.types.is_integer(p.type)],
         )
         for et in EDGE_TYPES
@@ -353,7 +354,9 @@ def _columns(con: duckdb.DuckDBPyConnection, view: str) -> list[str]:
 # --- what CSV cannot carry --------------------------------------------------------------------
 
 
-def _patch_lists(con: duckdb.DuckDBPyConnection, driver: Driver, database: str, progress: bool) -> dict[str, int]:
+def _patch_lists(
+    con: duckdb.DuckDBPyConnection, driver: Driver, database: str, collapsed: Mapping[str, int], progress: bool
+) -> dict[str, int]:
     """Write the rows with lists that had no CSV form through Bolt, with the loader's upserts."""
     patched: dict[str, int] = {}
     for nt in NODE_TYPES:
@@ -366,7 +369,7 @@ def _patch_lists(con: duckdb.DuckDBPyConnection, driver: Driver, database: str, 
         lists = _list_properties(et.properties)
         if lists:
             where = " OR ".join(f"coalesce({_unrepresentable(p.name)}, false)" for p in lists)
-            sql = f"SELECT * FROM ({edge_rows_sql(et)}) WHERE {where}"
+            sql = f"SELECT * FROM ({edge_rows_sql(et, collapse=collapsed[et.rel] > 0)}) WHERE {where}"
             patched[et.rel] = _upsert_rows(con, driver, database, sql, EDGE_UPSERT[et.rel], et, progress)
     return {k: v for k, v in patched.items() if v}
 

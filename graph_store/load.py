@@ -43,7 +43,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,14 +228,14 @@ def snapshot_props(manifest: dict[str, Any], sha: str, digests: dict[str, str]) 
     }
 
 
-def table_digests(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def table_digests(con: duckdb.DuckDBPyConnection, collapsed: Mapping[str, int]) -> dict[str, str]:
     """A digest of each table's content as the graph would hold it (edges after collapsing repeated
     identities), independent of row order: its columns, row count and the sum of the rows' hashes.
     A different DuckDB hash only costs a full diff, never a wrong skip. Run after
-    :func:`validate_snapshot` (node keys unique)."""
+    :func:`validate_snapshot` (node keys unique), with the repeats it counted."""
     digests: dict[str, str] = {}
     tables = [(nt.label, nt.columns, f"SELECT * FROM {view_name(nt.label)}") for nt in NODE_TYPES]
-    tables += [(et.rel, et.columns, edge_rows_sql(et)) for et in EDGE_TYPES]
+    tables += [(et.rel, et.columns, edge_rows_sql(et, collapse=collapsed[et.rel] > 0)) for et in EDGE_TYPES]
     for name, columns, rows in tables:
         n, total = con.execute(f"SELECT count(*), sum(hash({', '.join(columns)})::HUGEINT) FROM ({rows})").fetchall()[0]
         digests[name] = f"{','.join(columns)}:{n}:{total or 0}"
@@ -279,7 +279,7 @@ def load_snapshot(
         closing(snapshot_duckdb(snapshot_dir, Path(tmp), memory_limit=memory_limit)) as con,
     ):
         collapsed = validate_snapshot(con, snapshot_dir)
-        digests = table_digests(con)
+        digests = table_digests(con, collapsed)
         ensure_schema(driver, database)
         held_sha, held = held_digests(driver, database)
         holds_it = held_sha == sha
@@ -291,7 +291,8 @@ def load_snapshot(
         for nt in NODE_TYPES:
             report.nodes[nt.label] = TypeSync(skipped=True) if nt.label in same else _sync_nodes(writer, nt)
         for et in EDGE_TYPES:
-            report.edges[et.rel] = TypeSync(skipped=True) if et.rel in same else _sync_edges(writer, et)
+            repeats = collapsed[et.rel] > 0
+            report.edges[et.rel] = TypeSync(skipped=True) if et.rel in same else _sync_edges(writer, et, repeats)
             report.edges[et.rel].collapsed = collapsed[et.rel]
         for nt in reversed(NODE_TYPES):  # after the edges, so DETACH only meets edges of vanished nodes
             if nt.label not in same:
@@ -488,7 +489,8 @@ def _element_id(row: dict[str, Any]) -> Any:
     return row["id"]
 
 
-def _sync_edges(writer: _BatchWriter, et: EdgeType) -> TypeSync:
+def _sync_edges(writer: _BatchWriter, et: EdgeType, repeats: bool) -> TypeSync:
+    """Sync one relationship type; ``repeats``: the snapshot repeats some identity of ``et``."""
     started = time.perf_counter()
     names = [p.name for p in et.properties]
     held, wanted = f"held_{et.rel}", f"wanted_{et.rel}"
@@ -501,7 +503,7 @@ def _sync_edges(writer: _BatchWriter, et: EdgeType) -> TypeSync:
         ]
     )
     writer.read_into(EDGE_READ[et.rel], held, read_schema, _count(writer, EDGE_COUNT[et.rel]), f"read {et.rel}")
-    writer.con.execute(f"CREATE TEMP TABLE {wanted} AS {edge_rows_sql(et)}")
+    writer.con.execute(f"CREATE TEMP TABLE {wanted} AS {edge_rows_sql(et, collapse=repeats)}")
     identity = [SRC, DST, *et.identity]
     on, on_kept = _same(identity, "w", "h"), _same(identity, "w", "k")
     # The first copy of each identity that the snapshot still wants is kept; every other copy goes.
@@ -552,14 +554,16 @@ def _sync_edges(writer: _BatchWriter, et: EdgeType) -> TypeSync:
 # --- validation -------------------------------------------------------------------------------
 
 
-def edge_rows_sql(et: EdgeType) -> LiteralString:
+def edge_rows_sql(et: EdgeType, *, collapse: bool) -> LiteralString:
     """The snapshot's rows of ``et`` (view of :func:`snapshot_duckdb`), one per identity: where rows
-    repeat an identity, the last one in the file wins."""
+    repeat an identity, the last one in the file wins. ``collapse=False`` when
+    :func:`validate_snapshot` found no repeats: the rows are then taken as they are, without the
+    window over every row (at full size most of the time spent writing or digesting RATED)."""
+    rows = f"SELECT {', '.join(et.columns)} FROM {view_name(et.rel)}"
+    if not collapse:
+        return _q(rows)
     identity = ", ".join([SRC, DST, *et.identity])
-    return _q(
-        f"SELECT {', '.join(et.columns)} FROM {view_name(et.rel)} "
-        f"QUALIFY row_number() OVER (PARTITION BY {identity} ORDER BY file_row_number DESC) = 1"
-    )
+    return _q(f"{rows} QUALIFY row_number() OVER (PARTITION BY {identity} ORDER BY file_row_number DESC) = 1")
 
 
 def validate_snapshot(con: duckdb.DuckDBPyConnection, snapshot_dir: Path) -> dict[str, int]:
