@@ -202,11 +202,20 @@ class LoadReport:
 
 
 def ensure_schema(driver: Driver, database: str = "neo4j") -> None:
-    """Create the uniqueness constraints and indexes (idempotent) and wait until they are online,
-    so that every MERGE below is an index seek."""
-    for statement in [*schema.constraint_statements(), *schema.index_statements()]:
+    """Create the indexes and uniqueness constraints (idempotent) and wait until they are online,
+    so that every MERGE below is an index seek. The indexes go first and in one transaction: Neo4j
+    fills them in one pass over the nodes, in the background while each constraint (created one at
+    a time, each waiting for its own index) is built."""
+    with driver.session(database=database) as session:
+        session.execute_write(_run_all, [_q(s) for s in schema.index_statements()])
+    for statement in schema.constraint_statements():
         driver.execute_query(_q(statement), database_=database)
     driver.execute_query(_q("CALL db.awaitIndexes(300)"), database_=database)
+
+
+def _run_all(tx: ManagedTransaction, statements: list[LiteralString]) -> None:
+    for statement in statements:
+        tx.run(statement).consume()
 
 
 def snapshot_identity(snapshot_dir: Path) -> tuple[dict[str, Any], str]:
