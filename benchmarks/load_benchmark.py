@@ -11,6 +11,9 @@
 * The results write-back: top-20 RECOMMENDED edges for every user (written, then replaced) and a
   64-d embedding per movie with its vector index.
 
+``--first-load-only`` runs the first two (the paths side by side) and nothing else: at full size the
+rest adds half an hour.
+
 Writes a Markdown report (default ``benchmarks/results/load.md``).
 
     .venv/bin/python benchmarks/load_benchmark.py --snapshot out/snapshot
@@ -82,13 +85,14 @@ class Variant:
 # --- first loads --------------------------------------------------------------------------------
 
 
-def transactional(settings: Neo4jSettings, snapshot: Path) -> tuple[LoadReport, LoadReport]:
-    """The first load into the empty database, then the same snapshot again with every table read
-    back and compared (a no-op; without ``verify`` it skips every table, see refresh_benchmark.py)."""
+def transactional(settings: Neo4jSettings, snapshot: Path, *, reload: bool) -> tuple[LoadReport, LoadReport | None]:
+    """The first load into the empty database, then (``reload``) the same snapshot again with every
+    table read back and compared (a no-op; without ``verify`` it skips every table, see
+    refresh_benchmark.py)."""
     with open_driver(settings) as driver:
         first = load_snapshot(driver, snapshot, progress=False)
-        again = load_snapshot(driver, snapshot, progress=False, verify=True)
-    log.info("transactional: %.1fs, reload %.1fs", first.seconds, again.seconds)
+        again = load_snapshot(driver, snapshot, progress=False, verify=True) if reload else None
+    log.info("transactional: %.1fs, reload %s", first.seconds, f"{again.seconds:.1f}s" if again else "not run")
     return first, again
 
 
@@ -248,7 +252,7 @@ def render(
     snapshot: Path,
     machine: list[str],
     first: LoadReport,
-    again: LoadReport,
+    again: LoadReport | None,
     fast: BulkReport,
     importer_s: float,
     study: list[tuple[Variant, float]],
@@ -256,6 +260,7 @@ def render(
     written: dict[str, tuple[int, float]],
     load_end: str,
 ) -> str:
+    """The report; ``again`` None: only the first load ran (``--first-load-only``)."""
     nodes = sum(s.total for s in first.nodes.values())
     rels = sum(s.total for s in first.edges.values())
     rated = first.edges[schema.RATED.rel]
@@ -289,6 +294,10 @@ def render(
         + "carry, written through Bolt: "
         + f"{sum(fast.patched.values()):,}.",
         "",
+    ]
+    if again is None:
+        return "\n".join(lines)
+    lines += [
         "## Second load of the same snapshot, `--verify`",
         "",
         f"{again.seconds:.1f} s, {again.written} rows written "
@@ -320,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         "--rust-ext", type=Path, help="a `pip install --target DIR --no-deps neo4j-rust-ext` folder, for its variant"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "load.md")
+    parser.add_argument(
+        "--first-load-only", action="store_true", help="only the first load, both paths (for full-size snapshots)"
+    )
     parser.add_argument("--time-variant", help=argparse.SUPPRESS)  # internal: one study variant, in a subprocess
     parser.add_argument("--rows-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--uri", help=argparse.SUPPRESS)
@@ -345,9 +357,13 @@ def main(argv: list[str] | None = None) -> int:
             _, settings = private_server(stack, BENCH_PASSWORD)
             with open_driver(settings) as driver:
                 machine = machine_lines(driver, private=True)
-            first, again = transactional(settings, snapshot)
-            study = [(v, run_variant(settings, rows_file, v, args.rust_ext)) for v in variants]
-            written = write_back(settings, snapshot)
+            first, again = transactional(settings, snapshot, reload=not args.first_load_only)
+            study = (
+                []
+                if args.first_load_only
+                else [(v, run_variant(settings, rows_file, v, args.rust_ext)) for v in variants]
+            )
+            written = {} if args.first_load_only else write_back(settings, snapshot)
         with ExitStack() as stack:  # a fresh server for the bulk import
             home, settings = private_server(stack, BENCH_PASSWORD)
             fast, importer_s = bulk(home, settings, snapshot)

@@ -43,3 +43,17 @@ def test_load_benchmark_main(tmp_path: Path) -> None:
     assert "0 rows written (the diff reads the graph back" in text
     # 3 users x 4 movies (fewer movies than the top 20), then the same run replaced.
     assert "| RECOMMENDED, first write | 12 |" in text and "| RECOMMENDED, replacing the run | 12 |" in text
+
+
+@pytest.mark.neo4j
+@pytest.mark.slow
+def test_load_benchmark_first_load_only(tmp_path: Path) -> None:
+    snapshot = write_test_snapshot(tmp_path / "snapshot", small_tables())
+    out = tmp_path / "load.md"
+    script = str(ROOT / "benchmarks" / "load_benchmark.py")
+    args = [sys.executable, script, "--snapshot", str(snapshot), "--first-load-only", "--out", str(out)]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert "Bulk vs transactional, end to end: **" in text
+    assert "## Second load" not in text and "## RATED" not in text and "## Results write-back" not in text
