@@ -242,6 +242,11 @@ def _value(p: Property) -> str:
     return p.name
 
 
+def _is_text(p: Property) -> bool:
+    """Whether ``p`` holds strings (alone or in a list), which may hold line breaks."""
+    return pa.types.is_string(p.type) or (pa.types.is_list(p.type) and pa.types.is_string(p.type.value_type))
+
+
 def _list_properties(props: tuple[Property, ...]) -> list[Property]:
     return [p for p in props if pa.types.is_list(p.type)]
 
@@ -309,7 +314,7 @@ def _write_csv(con: duckdb.DuckDBPyConnection, out: Path, collapsed: Mapping[str
             nt.label,
             nt.label,
             *_node_csv(nt),
-            [nt.key, *(p.name for p in nt.properties if not pa.types.is_integer(p.type))],
+            [p.name for p in (Property(nt.key, nt.key_type), *nt.properties) if _is_text(p)],
         )
         for nt in NODE_TYPES
     ]
@@ -319,7 +324,7 @@ def _write_csv(con: duckdb.DuckDBPyConnection, out: Path, collapsed: Mapping[str
             et.rel,
             et.rel,
             *_edge_csv(et, collapsed[et.rel] > 0),
-            [p.name for p in et.properties if not pa.types.is_integer(p.type)],
+            [p.name for p in et.properties if _is_text(p)],
         )
         for et in EDGE_TYPES
     ]

@@ -325,12 +325,21 @@ def run_import(home: Path, staging: Path, database: str, arguments: Sequence[str
     returncode = int(done.read_text().strip() or "1")
     done.unlink()
     if returncode != 0:
-        text = log_path.read_text(errors="replace").strip().splitlines()
-        reason = next(
-            (ln.strip() for ln in reversed(text) if "rror" in ln or "xception" in ln),
-            text[-1] if text else "no output",
-        )
+        reason = _import_failure(log_path.read_text(errors="replace"))
         raise CinegraphError(f"neo4j-admin import failed (status {returncode}): {reason}; see {log_path}")
+
+
+def _import_failure(output: str) -> str:
+    """The importer's reason for failing, in one line: what it printed after its closing summary
+    when it got that far (the cause, then a generic "Error importing csv file."), else its last
+    error line (arguments it refused before starting)."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    summary = max((i for i, ln in enumerate(lines) if ln.startswith("Peak memory usage")), default=None)
+    if summary is not None:
+        said = [ln for ln in lines[summary + 1 :] if not ln.startswith(("WARNING", "Run with '--verbose'"))]
+        if said:
+            return " ".join(said)
+    return next((ln for ln in reversed(lines) if "rror" in ln or "xception" in ln), lines[-1] if lines else "no output")
 
 
 def _echo(path: Path, offset: int) -> int:

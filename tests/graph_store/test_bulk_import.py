@@ -83,6 +83,7 @@ def _hostile_tables() -> dict[str, pa.Table]:
         {"src": "nm0000001", "dst": 200, "characters": [""], "ordering": 1},
         {"src": "nm0000001", "dst": 201, "characters": [], "ordering": 2},
         {"src": "nm0000001", "dst": 202, "characters": HOSTILE, "ordering": 3},
+        {"src": "nm0000001", "dst": 100, "characters": ["line one\nline two", "x"], "ordering": 4},  # CSV can carry it
     ]
     tables["ACTED_IN"] = edge_table(schema.ACTED_IN, acted)
     return tables

@@ -101,6 +101,10 @@ def test_import_runs_in_the_offline_server_and_its_failure_is_one_line(private_h
     with server.staging_home(private_home) as staging, server.offline(private_home):
         with pytest.raises(CinegraphError, match=r"neo4j-admin import failed \(status [1-9]\d*\): .*missing\.csv"):
             server.run_import(private_home, Path(staging), "neo4j", [f"--nodes=Probe={missing}"], progress=False)
+        broken = tmp_path / "broken.csv"  # a quoted line break, but the importer was not told to expect one
+        broken.write_text('id:ID,text\n1,"two\nlines"\n')
+        with pytest.raises(CinegraphError, match=r"failed \(status [1-9]\d*\): Detected field which spanned multiple"):
+            server.run_import(private_home, Path(staging), "neo4j", [f"--nodes=Probe={broken}"], progress=False)
         probe = tmp_path / "probe.csv"
         probe.write_text("id:ID,text\n1,imported\n")
         server.run_import(private_home, Path(staging), "neo4j", [f"--nodes=Probe={probe}"], progress=False)
