@@ -244,7 +244,7 @@ def _value(p: Property) -> str:
 
 def _is_text(p: Property) -> bool:
     """Whether ``p`` holds strings (alone or in a list), which may hold line breaks."""
-    return pa.types.is_string(p.type) or (pa.types.is_list(p.type) and pa.types.is_string(p.type.value_type))
+    return _csv_type(p) in ("string", "string[]")
 
 
 def _list_properties(props: tuple[Property, ...]) -> list[Property]:
@@ -283,11 +283,11 @@ def _node_csv(nt: NodeType) -> tuple[str, LiteralString]:
     )
 
 
-def _edge_csv(et: EdgeType, collapse: bool) -> tuple[str, LiteralString]:
+def _edge_csv(et: EdgeType, collapsed: Mapping[str, int]) -> tuple[str, LiteralString]:
     header = ",".join([":START_ID", ":END_ID", *(f"{p.name}:{_csv_type(p)}" for p in et.properties)])
     values = ", ".join(["s.id", "d.id", *(_value(p) for p in et.properties)])
     return header, _q(
-        f"SELECT {values} FROM ({edge_rows_sql(et, collapse=collapse)}) e "
+        f"SELECT {values} FROM ({edge_rows_sql(et, collapsed)}) e "
         f"JOIN {_id_table(et.src.label)} s ON e.{SRC} = s.key JOIN {_id_table(et.dst.label)} d ON e.{DST} = d.key"
     )
 
@@ -323,7 +323,7 @@ def _write_csv(con: duckdb.DuckDBPyConnection, out: Path, collapsed: Mapping[str
             "--relationships",
             et.rel,
             et.rel,
-            *_edge_csv(et, collapsed[et.rel] > 0),
+            *_edge_csv(et, collapsed),
             [p.name for p in et.properties if _is_text(p)],
         )
         for et in EDGE_TYPES
@@ -374,7 +374,7 @@ def _patch_lists(
         lists = _list_properties(et.properties)
         if lists:
             where = " OR ".join(f"coalesce({_unrepresentable(p.name)}, false)" for p in lists)
-            sql = f"SELECT * FROM ({edge_rows_sql(et, collapse=collapsed[et.rel] > 0)}) WHERE {where}"
+            sql = f"SELECT * FROM ({edge_rows_sql(et, collapsed)}) WHERE {where}"
             patched[et.rel] = _upsert_rows(con, driver, database, sql, EDGE_UPSERT[et.rel], et, progress)
     return {k: v for k, v in patched.items() if v}
 

@@ -244,7 +244,7 @@ def table_digests(con: duckdb.DuckDBPyConnection, collapsed: Mapping[str, int]) 
     :func:`validate_snapshot` (node keys unique), with the repeats it counted."""
     digests: dict[str, str] = {}
     tables = [(nt.label, nt.columns, f"SELECT * FROM {view_name(nt.label)}") for nt in NODE_TYPES]
-    tables += [(et.rel, et.columns, edge_rows_sql(et, collapse=collapsed[et.rel] > 0)) for et in EDGE_TYPES]
+    tables += [(et.rel, et.columns, edge_rows_sql(et, collapsed)) for et in EDGE_TYPES]
     for name, columns, rows in tables:
         n, total = con.execute(f"SELECT count(*), sum(hash({', '.join(columns)})::HUGEINT) FROM ({rows})").fetchall()[0]
         digests[name] = f"{','.join(columns)}:{n}:{total or 0}"
@@ -300,8 +300,7 @@ def load_snapshot(
         for nt in NODE_TYPES:
             report.nodes[nt.label] = TypeSync(skipped=True) if nt.label in same else _sync_nodes(writer, nt)
         for et in EDGE_TYPES:
-            repeats = collapsed[et.rel] > 0
-            report.edges[et.rel] = TypeSync(skipped=True) if et.rel in same else _sync_edges(writer, et, repeats)
+            report.edges[et.rel] = TypeSync(skipped=True) if et.rel in same else _sync_edges(writer, et, collapsed)
             report.edges[et.rel].collapsed = collapsed[et.rel]
         for nt in reversed(NODE_TYPES):  # after the edges, so DETACH only meets edges of vanished nodes
             if nt.label not in same:
@@ -498,8 +497,8 @@ def _element_id(row: dict[str, Any]) -> Any:
     return row["id"]
 
 
-def _sync_edges(writer: _BatchWriter, et: EdgeType, repeats: bool) -> TypeSync:
-    """Sync one relationship type; ``repeats``: the snapshot repeats some identity of ``et``."""
+def _sync_edges(writer: _BatchWriter, et: EdgeType, collapsed: Mapping[str, int]) -> TypeSync:
+    """Sync one relationship type (``collapsed``: as for :func:`edge_rows_sql`)."""
     started = time.perf_counter()
     names = [p.name for p in et.properties]
     held, wanted = f"held_{et.rel}", f"wanted_{et.rel}"
@@ -512,7 +511,7 @@ def _sync_edges(writer: _BatchWriter, et: EdgeType, repeats: bool) -> TypeSync:
         ]
     )
     writer.read_into(EDGE_READ[et.rel], held, read_schema, _count(writer, EDGE_COUNT[et.rel]), f"read {et.rel}")
-    writer.con.execute(f"CREATE TEMP TABLE {wanted} AS {edge_rows_sql(et, collapse=repeats)}")
+    writer.con.execute(f"CREATE TEMP TABLE {wanted} AS {edge_rows_sql(et, collapsed)}")
     identity = [SRC, DST, *et.identity]
     on, on_kept = _same(identity, "w", "h"), _same(identity, "w", "k")
     # The first copy of each identity that the snapshot still wants is kept; every other copy goes.
@@ -563,13 +562,13 @@ def _sync_edges(writer: _BatchWriter, et: EdgeType, repeats: bool) -> TypeSync:
 # --- validation -------------------------------------------------------------------------------
 
 
-def edge_rows_sql(et: EdgeType, *, collapse: bool) -> LiteralString:
+def edge_rows_sql(et: EdgeType, collapsed: Mapping[str, int]) -> LiteralString:
     """The snapshot's rows of ``et`` (view of :func:`snapshot_duckdb`), one per identity: where rows
-    repeat an identity, the last one in the file wins. ``collapse=False`` when
-    :func:`validate_snapshot` found no repeats: the rows are then taken as they are, without the
-    window over every row (at full size most of the time spent writing or digesting RATED)."""
+    repeat an identity, the last one in the file wins. ``collapsed``: the repeats per type counted by
+    :func:`validate_snapshot`; a type without any is taken as it is, without the window over every
+    row (at full size most of the time spent writing or digesting RATED)."""
     rows = f"SELECT {', '.join(et.columns)} FROM {view_name(et.rel)}"
-    if not collapse:
+    if not collapsed[et.rel]:
         return _q(rows)
     identity = ", ".join([SRC, DST, *et.identity])
     return _q(f"{rows} QUALIFY row_number() OVER (PARTITION BY {identity} ORDER BY file_row_number DESC) = 1")
