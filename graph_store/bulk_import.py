@@ -45,9 +45,7 @@ from tqdm import tqdm
 from cinegraph.errors import CinegraphError
 from cinegraph.graph_store import server
 from cinegraph.graph_store.load import (
-    EDGE_COUNT,
     EDGE_UPSERT,
-    NODE_COUNT,
     NODE_UPSERT,
     SNAPSHOT_WRITE,
     LoadReport,
@@ -55,6 +53,7 @@ from cinegraph.graph_store.load import (
     _q,
     edge_rows_sql,
     ensure_schema,
+    graph_counts,
     snapshot_identity,
     snapshot_props,
     table_digests,
@@ -192,11 +191,12 @@ def bulk_load(
                 patched = _patch_lists(con, driver, database, collapsed, progress)
                 phases["patch"] = time.perf_counter() - t
                 report = LoadReport(sha[:16], database, PATCH_BATCH_SIZE)
+                nodes, edges = graph_counts(driver, database)
                 for nt in NODE_TYPES:
-                    n = driver.execute_query(NODE_COUNT[nt.label], database_=database).records[0]["n"]
+                    n = nodes[nt.label]
                     report.nodes[nt.label] = TypeSync(upserted=n, total=n)
                 for et in EDGE_TYPES:
-                    n = driver.execute_query(EDGE_COUNT[et.rel], database_=database).records[0]["n"]
+                    n = edges[et.rel]
                     report.edges[et.rel] = TypeSync(upserted=n, total=n, collapsed=collapsed[et.rel])
                 props = snapshot_props(manifest, sha, digests)
                 driver.execute_query(SNAPSHOT_WRITE, {"props": props}, database_=database)

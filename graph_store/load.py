@@ -145,6 +145,11 @@ EDGE_CREATE = {et.rel: _edge_create(et) for et in EDGE_TYPES}
 EDGE_READ = {et.rel: _edge_read(et) for et in EDGE_TYPES}
 EDGE_DELETE = {et.rel: _edge_delete(et) for et in EDGE_TYPES}
 EDGE_COUNT = {et.rel: _count_edges(et) for et in EDGE_TYPES}
+# Every label's and relationship type's count from the count store: a procedure call has no query
+# to plan (16 count queries, or one with 16 subqueries, take 0.6-0.8 s to plan in a fresh server).
+GRAPH_COUNTS = _q(
+    "CALL db.stats.retrieve('GRAPH COUNTS') YIELD data RETURN data.nodes AS nodes, data.relationships AS edges"
+)
 SNAPSHOT_READ = _q(
     f"MATCH (s:{SNAPSHOT.label}) "
     f"RETURN s.{SNAPSHOT.key} AS id, s.sha256 AS sha256, s.{SNAPSHOT_TABLES} AS {SNAPSHOT_TABLES}"
@@ -199,6 +204,18 @@ class LoadReport:
 
 
 # --- public API -------------------------------------------------------------------------------
+
+
+def graph_counts(driver: Driver, database: str = "neo4j") -> tuple[dict[str, int], dict[str, int]]:
+    """How many nodes of each label and relationships of each type ``database`` holds."""
+    record = driver.execute_query(GRAPH_COUNTS, database_=database).records[0]
+    nodes = {n["label"]: n["count"] for n in record["nodes"] if "label" in n}
+    edges = {
+        r["relationshipType"]: r["count"]
+        for r in record["edges"]
+        if "relationshipType" in r and "startLabel" not in r and "endLabel" not in r
+    }
+    return {nt.label: nodes.get(nt.label, 0) for nt in NODE_TYPES}, {et.rel: edges.get(et.rel, 0) for et in EDGE_TYPES}
 
 
 def ensure_schema(driver: Driver, database: str = "neo4j") -> None:
@@ -306,10 +323,11 @@ def load_snapshot(
             if nt.label not in same:
                 _delete_nodes(writer, nt, report.nodes[nt.label])
 
+    nodes, edges = graph_counts(driver, database)
     for nt in NODE_TYPES:
-        report.nodes[nt.label].total = driver.execute_query(NODE_COUNT[nt.label], database_=database).records[0]["n"]
+        report.nodes[nt.label].total = nodes[nt.label]
     for et in EDGE_TYPES:
-        report.edges[et.rel].total = driver.execute_query(EDGE_COUNT[et.rel], database_=database).records[0]["n"]
+        report.edges[et.rel].total = edges[et.rel]
     for sync in [*report.nodes.values(), *report.edges.values()]:
         if sync.skipped:
             sync.unchanged = sync.total

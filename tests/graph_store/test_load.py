@@ -128,6 +128,8 @@ def test_newer_snapshot_upserts_and_deletes(graph: Driver, small_snapshot: Path,
     assert (report.nodes["User"].deleted, report.edges["RATED"].deleted) == (1, 1)
     assert (report.edges["RATED"].upserted, report.edges["TAGGED"].deleted) == (2, 2)
     assert report.edges["KNOWN_FOR"].unchanged == 2 and report.edges["KNOWN_FOR"].upserted == 0
+    totals = {k: s.total for k, s in [*report.nodes.items(), *report.edges.items()]}
+    assert totals == {name: newer[name].num_rows if name in newer else 0 for name in totals}  # after the deletes
     created = graph.execute_query(f"MATCH (s:{schema.SNAPSHOT.label}) RETURN s.created_at AS c", database_="neo4j")
     assert [r["c"] for r in created.records] == ["2026-02-01T00:00:00Z"]
 
