@@ -351,19 +351,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cinegraph-load-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
         snapshot = bench_snapshot(args.snapshot, args.mirror, tmp)
-        rows_file = rated_rows(snapshot, args.study_rows, tmp / "rated.parquet")
-        study_rows = pq.read_metadata(rows_file).num_rows
+        full = not args.first_load_only  # the reload, the RATED study and the write-back too
+        rows_file = rated_rows(snapshot, args.study_rows, tmp / "rated.parquet") if full else None
+        study_rows = pq.read_metadata(rows_file).num_rows if rows_file else 0
         with ExitStack() as stack:  # the transactional loader's server, then the study and the write-back on it
             _, settings = private_server(stack, BENCH_PASSWORD)
             with open_driver(settings) as driver:
                 machine = machine_lines(driver, private=True)
-            first, again = transactional(settings, snapshot, reload=not args.first_load_only)
-            study = (
-                []
-                if args.first_load_only
-                else [(v, run_variant(settings, rows_file, v, args.rust_ext)) for v in variants]
-            )
-            written = {} if args.first_load_only else write_back(settings, snapshot)
+            first, again = transactional(settings, snapshot, reload=full)
+            study = [(v, run_variant(settings, rows_file, v, args.rust_ext)) for v in variants] if rows_file else []
+            written = write_back(settings, snapshot) if full else {}
         with ExitStack() as stack:  # a fresh server for the bulk import
             home, settings = private_server(stack, BENCH_PASSWORD)
             fast, importer_s = bulk(home, settings, snapshot)
