@@ -127,24 +127,14 @@ def _edge_delete(et: EdgeType) -> LiteralString:
     return _q(f"UNWIND $ids AS id MATCH ()-[r:{et.rel}]->() WHERE elementId(r) = id DELETE r")
 
 
-def _count_nodes(nt: NodeType) -> LiteralString:
-    return _q(f"MATCH (n:{nt.label}) RETURN count(n) AS n")
-
-
-def _count_edges(et: EdgeType) -> LiteralString:
-    return _q(f"MATCH ()-[r:{et.rel}]->() RETURN count(r) AS n")
-
-
 NODE_UPSERT = {nt.label: _node_upsert(nt) for nt in NODE_TYPES}
 NODE_CREATE = {nt.label: _node_create(nt) for nt in NODE_TYPES}
 NODE_READ = {nt.label: _node_read(nt) for nt in NODE_TYPES}
 NODE_DELETE = {nt.label: _node_delete(nt) for nt in NODE_TYPES}
-NODE_COUNT = {nt.label: _count_nodes(nt) for nt in NODE_TYPES}
 EDGE_UPSERT = {et.rel: _edge_upsert(et) for et in EDGE_TYPES}
 EDGE_CREATE = {et.rel: _edge_create(et) for et in EDGE_TYPES}
 EDGE_READ = {et.rel: _edge_read(et) for et in EDGE_TYPES}
 EDGE_DELETE = {et.rel: _edge_delete(et) for et in EDGE_TYPES}
-EDGE_COUNT = {et.rel: _count_edges(et) for et in EDGE_TYPES}
 # Every label's and relationship type's count from the count store: a procedure call has no query
 # to plan (16 count queries, or one with 16 subqueries, take 0.6-0.8 s to plan in a fresh server).
 GRAPH_COUNTS = _q(
@@ -311,13 +301,19 @@ def load_snapshot(
         holds_it = held_sha == sha
         same = set() if verify else {name for name, digest in digests.items() if held.get(name) == digest}
         writer = _BatchWriter(driver, database, batch_size, progress, con)
+        # What each read will stream (for its progress bar): a type's count only changes in its own sync.
+        held_nodes, held_edges = graph_counts(driver, database)
         if not holds_it:
             # The graph is about to change: it no longer holds any one snapshot until this load ends.
             driver.execute_query(SNAPSHOT_CLEAR, database_=database)
         for nt in NODE_TYPES:
-            report.nodes[nt.label] = TypeSync(skipped=True) if nt.label in same else _sync_nodes(writer, nt)
+            report.nodes[nt.label] = (
+                TypeSync(skipped=True) if nt.label in same else _sync_nodes(writer, nt, held_nodes[nt.label])
+            )
         for et in EDGE_TYPES:
-            report.edges[et.rel] = TypeSync(skipped=True) if et.rel in same else _sync_edges(writer, et, collapsed)
+            report.edges[et.rel] = (
+                TypeSync(skipped=True) if et.rel in same else _sync_edges(writer, et, collapsed, held_edges[et.rel])
+            )
             report.edges[et.rel].collapsed = collapsed[et.rel]
         for nt in reversed(NODE_TYPES):  # after the edges, so DETACH only meets edges of vanished nodes
             if nt.label not in same:
@@ -454,18 +450,12 @@ def _same(columns: Sequence[str], a: str, b: str) -> str:
     return " AND ".join(f"{a}.{c} = {b}.{c}" for c in columns)
 
 
-def _count(writer: _BatchWriter, query: LiteralString) -> int:
-    return int(writer.driver.execute_query(query, database_=writer.database).records[0]["n"])
-
-
-def _sync_nodes(writer: _BatchWriter, nt: NodeType) -> TypeSync:
-    """Create and update; the keys the graph holds but the snapshot lacks stay in ``gone_<label>``,
-    deleted last by :func:`_delete_nodes`."""
+def _sync_nodes(writer: _BatchWriter, nt: NodeType, held_rows: int) -> TypeSync:
+    """Create and update (``held_rows``: the graph's ``nt`` nodes); the keys the graph holds but the
+    snapshot lacks stay in ``gone_<label>``, deleted last by :func:`_delete_nodes`."""
     started = time.perf_counter()
     held, snap, gone = f"held_{nt.label}", view_name(nt.label), f"gone_{nt.label}"
-    writer.read_into(
-        NODE_READ[nt.label], held, nt.arrow_schema(), _count(writer, NODE_COUNT[nt.label]), f"read {nt.label}"
-    )
+    writer.read_into(NODE_READ[nt.label], held, nt.arrow_schema(), held_rows, f"read {nt.label}")
     names = [p.name for p in nt.properties]
     cols = ", ".join(f"s.{c}" for c in nt.columns)
     changed = writer.write(
@@ -515,8 +505,9 @@ def _element_id(row: dict[str, Any]) -> Any:
     return row["id"]
 
 
-def _sync_edges(writer: _BatchWriter, et: EdgeType, collapsed: Mapping[str, int]) -> TypeSync:
-    """Sync one relationship type (``collapsed``: as for :func:`edge_rows_sql`)."""
+def _sync_edges(writer: _BatchWriter, et: EdgeType, collapsed: Mapping[str, int], held_rows: int) -> TypeSync:
+    """Sync one relationship type (``collapsed``: as for :func:`edge_rows_sql`; ``held_rows``: the
+    graph's ``et`` relationships)."""
     started = time.perf_counter()
     names = [p.name for p in et.properties]
     held, wanted = f"held_{et.rel}", f"wanted_{et.rel}"
@@ -528,7 +519,7 @@ def _sync_edges(writer: _BatchWriter, et: EdgeType, collapsed: Mapping[str, int]
             *(pa.field(p.name, p.type) for p in et.properties),
         ]
     )
-    writer.read_into(EDGE_READ[et.rel], held, read_schema, _count(writer, EDGE_COUNT[et.rel]), f"read {et.rel}")
+    writer.read_into(EDGE_READ[et.rel], held, read_schema, held_rows, f"read {et.rel}")
     writer.con.execute(f"CREATE TEMP TABLE {wanted} AS {edge_rows_sql(et, collapsed)}")
     identity = [SRC, DST, *et.identity]
     on, on_kept = _same(identity, "w", "h"), _same(identity, "w", "k")
